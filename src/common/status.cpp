@@ -1,0 +1,1 @@
+#include "storepulse/common/status.hpp"

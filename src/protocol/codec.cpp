@@ -1,0 +1,564 @@
+#include "storepulse/protocol/codec.hpp"
+
+#include <fmt/format.h>
+#include <simdjson.h>
+
+#include <cmath>
+
+namespace storepulse::protocol {
+
+namespace od = simdjson::ondemand;
+
+namespace {
+
+struct NameEntry {
+  std::string_view name;
+  EventName id;
+};
+constexpr NameEntry kEventNames[] = {
+    {"Card Swiped", EventName::kCardSwiped},
+    {"Order Completed", EventName::kOrderCompleted},
+    {"Order Refunded", EventName::kOrderRefunded},
+    {"Product Viewed", EventName::kProductViewed},
+    {"Product Added", EventName::kProductAdded},
+    {"Product Removed", EventName::kProductRemoved},
+    {"Cart Viewed", EventName::kCartViewed},
+    {"Checkout Started", EventName::kCheckoutStarted},
+    {"Promotion Viewed", EventName::kPromotionViewed},
+    {"Promotion Clicked", EventName::kPromotionClicked},
+    {"Product Reserved", EventName::kProductReserved},
+};
+
+Status bad_field(std::string_view field, std::string_view what) {
+  return Status(ErrorCode::kBadField, fmt::format("{}: {}", field, what));
+}
+
+constexpr double kMaxMoney = 1e10;  // 100 million in currency units, in cents
+
+// Reads an optional string field into `out`; a non-string or over-long value is an error.
+Status read_string(od::object& obj, std::string_view key, std::string_view path, std::string& out,
+                   std::size_t max_len) {
+  auto field = obj.find_field_unordered(key);
+  if (field.error() == simdjson::NO_SUCH_FIELD) return Status::ok();
+  if (field.error()) return Status(ErrorCode::kBadJson, fmt::format("{}: malformed JSON", path));
+  if (field.is_null()) return Status::ok();
+  std::string_view sv;
+  if (field.get_string().get(sv)) return bad_field(path, "expected a string");
+  if (sv.size() > max_len) return bad_field(path, fmt::format("longer than {} bytes", max_len));
+  out.assign(sv);
+  return Status::ok();
+}
+
+// Reads an optional number (in currency units) into cents.
+Status read_money(od::object& obj, std::string_view key, std::string_view path, Money& out,
+                  bool& present) {
+  present = false;
+  auto field = obj.find_field_unordered(key);
+  if (field.error() == simdjson::NO_SUCH_FIELD) return Status::ok();
+  if (field.error()) return Status(ErrorCode::kBadJson, fmt::format("{}: malformed JSON", path));
+  if (field.is_null()) return Status::ok();
+  double v;
+  if (field.get_double().get(v)) return bad_field(path, "expected a number");
+  if (!std::isfinite(v) || std::fabs(v * 100) > kMaxMoney) return bad_field(path, "out of range");
+  if (v < 0) return bad_field(path, "must not be negative");
+  out = static_cast<Money>(std::llround(v * 100));
+  present = true;
+  return Status::ok();
+}
+
+Status read_product(od::value val, std::string path, const DecodeLimits& lim, Product& p) {
+  od::object obj;
+  if (val.get_object().get(obj)) return bad_field(path, "expected an object");
+  Status s;
+  if (!(s = read_string(obj, "productId", path + ".productId", p.product_id, lim.max_string)))
+    return s;
+  if (!(s = read_string(obj, "sku", path + ".sku", p.sku, lim.max_string))) return s;
+  if (!(s = read_string(obj, "name", path + ".name", p.name, lim.max_string))) return s;
+  if (!(s = read_string(obj, "category", path + ".category", p.category, lim.max_string))) return s;
+  if (!(s = read_string(obj, "brand", path + ".brand", p.brand, lim.max_string))) return s;
+  if (!(s = read_string(obj, "size", path + ".size", p.size, lim.max_string))) return s;
+  if (!(s = read_string(obj, "promo", path + ".promo", p.promo, lim.max_string))) return s;
+  bool present = false;
+  if (!(s = read_money(obj, "price", path + ".price", p.price, present))) return s;
+  auto q = obj.find_field_unordered("quantity");
+  if (q.error() == simdjson::SUCCESS && !q.is_null()) {
+    double qd;
+    if (q.get_double().get(qd)) return bad_field(path + ".quantity", "expected a number");
+    if (qd != std::floor(qd) || qd < 1 || qd > 100000)
+      return bad_field(path + ".quantity", "must be a whole number from 1 to 100000");
+    p.quantity = static_cast<std::int32_t>(qd);
+  } else if (q.error() && q.error() != simdjson::NO_SUCH_FIELD) {
+    return Status(ErrorCode::kBadJson, path + ".quantity: malformed JSON");
+  }
+  if (p.product_id.empty() && p.sku.empty() && p.name.empty())
+    return bad_field(path, "needs productId, sku or name");
+  return Status::ok();
+}
+
+Status read_traits_object(od::object& t_obj, const DecodeLimits& lim, Traits& t) {
+  Status s;
+  if (!(s = read_string(t_obj, "firstName", "traits.firstName", t.first_name, lim.max_string)))
+    return s;
+  if (!(s = read_string(t_obj, "lastName", "traits.lastName", t.last_name, lim.max_string)))
+    return s;
+  if (!(s = read_string(t_obj, "birthday", "traits.birthday", t.birthday, lim.max_string))) return s;
+  if (!t.birthday.empty() && parse_birthday_mmdd(t.birthday) == 0)
+    return bad_field("traits.birthday", "expected a date YYYY-MM-DD");
+  if (!(s = read_string(t_obj, "gender", "traits.gender", t.gender, lim.max_string))) return s;
+  if (!(s = read_string(t_obj, "phone", "traits.phone", t.phone, lim.max_string))) return s;
+  if (!(s = read_string(t_obj, "email", "traits.email", t.email, lim.max_string))) return s;
+  if (!(s = read_string(t_obj, "postalCode", "traits.postalCode", t.postal_code, lim.max_string)))
+    return s;
+  if (!(s = read_string(t_obj, "homeStore", "traits.homeStore", t.home_store, lim.max_string)))
+    return s;
+  auto opt = t_obj.find_field_unordered("smsOptIn");
+  if (opt.error() == simdjson::SUCCESS && !opt.is_null()) {
+    bool b;
+    if (opt.get_bool().get(b)) return bad_field("traits.smsOptIn", "expected true or false");
+    t.sms_opt_in = b;
+  } else if (opt.error() && opt.error() != simdjson::NO_SUCH_FIELD) {
+    return Status(ErrorCode::kBadJson, "traits.smsOptIn: malformed JSON");
+  }
+  return Status::ok();
+}
+
+}  // namespace
+
+std::string_view event_type_name(EventType t) {
+  switch (t) {
+    case EventType::kTrack: return "track";
+    case EventType::kIdentify: return "identify";
+    case EventType::kPage: return "page";
+    case EventType::kAlias: return "alias";
+  }
+  return "track";
+}
+
+std::string_view event_name_str(EventName n) {
+  for (const auto& e : kEventNames)
+    if (e.id == n) return e.name;
+  return "";
+}
+
+std::optional<EventName> event_name_from(std::string_view s) {
+  for (const auto& e : kEventNames)
+    if (e.name == s) return e.id;
+  return std::nullopt;
+}
+
+std::string_view channel_name(Channel c) {
+  switch (c) {
+    case Channel::kPos: return "pos";
+    case Channel::kWeb: return "web";
+    case Channel::kApp: return "app";
+    case Channel::kUnknown: return "unknown";
+  }
+  return "unknown";
+}
+
+std::optional<Channel> channel_from(std::string_view s) {
+  if (s == "pos") return Channel::kPos;
+  if (s == "web") return Channel::kWeb;
+  if (s == "app") return Channel::kApp;
+  return std::nullopt;
+}
+
+std::size_t decode_padding() { return simdjson::SIMDJSON_PADDING; }
+
+struct EventDecoder::Parser {
+  od::parser p{1 << 20};
+};
+
+EventDecoder::EventDecoder(DecodeLimits limits) : limits_(limits), parser_(new Parser) {}
+EventDecoder::~EventDecoder() { delete parser_; }
+
+Status EventDecoder::decode(std::string_view json, TimeUs now, Event& out) {
+  return decode_impl(json, now, out, nullptr, nullptr);
+}
+
+Result<MessageKind> EventDecoder::decode_message(std::string_view json, TimeUs now, Event& ev,
+                                                 RecommendRequest& req) {
+  MessageKind kind = MessageKind::kEvent;
+  Status s = decode_impl(json, now, ev, &req, &kind);
+  if (!s) return s;
+  return kind;
+}
+
+Status EventDecoder::decode_impl(std::string_view json, TimeUs now, Event& out,
+                                 RecommendRequest* req, MessageKind* kind) {
+  out = Event{};
+  const auto& lim = limits_;
+  if (json.size() > parser_->p.max_capacity())
+    return Status(ErrorCode::kTooLarge, "message larger than the parser capacity");
+  od::document doc;
+  if (parser_->p.iterate(json.data(), json.size(), json.size() + simdjson::SIMDJSON_PADDING)
+          .get(doc))
+    return Status(ErrorCode::kBadJson, "not valid JSON");
+  od::object obj;
+  if (doc.get_object().get(obj)) return Status(ErrorCode::kBadJson, "expected a JSON object");
+
+  Status s;
+  // messageId first, so that later errors can name it.
+  if (!(s = read_string(obj, "messageId", "messageId", out.message_id, 128))) return s;
+
+  std::string type;
+  if (!(s = read_string(obj, "type", "type", type, 32))) return s;
+  if (type.empty()) return bad_field("type", "missing (track, identify, page, alias or recommend)");
+
+  if (type == "recommend") {
+    if (!req) return Status(ErrorCode::kUnknownEvent, "type: recommend is only accepted on /v1/web");
+    if (!(s = read_string(obj, "userId", "userId", req->user_id, 128))) return s;
+    if (!(s = read_string(obj, "anonymousId", "anonymousId", req->anonymous_id, 128))) return s;
+    auto lf = obj.find_field_unordered("limit");
+    if (lf.error() == simdjson::SUCCESS) {
+      std::int64_t l;
+      if (lf.get_int64().get(l) || l < 1 || l > 50)
+        return bad_field("limit", "expected a whole number from 1 to 50");
+      req->limit = static_cast<int>(l);
+    }
+    auto ctx = obj.find_field_unordered("context");
+    if (ctx.error() == simdjson::SUCCESS) {
+      od::object c;
+      if (ctx.get_object().get(c)) return bad_field("context", "expected an object");
+      if (!(s = read_string(c, "productId", "context.productId", req->product_id, 128))) return s;
+    }
+    if (req->user_id.empty() && req->anonymous_id.empty())
+      return bad_field("userId", "recommend needs userId or anonymousId");
+    *kind = MessageKind::kRecommend;
+    return Status::ok();
+  }
+
+  if (type == "track") out.type = EventType::kTrack;
+  else if (type == "identify") out.type = EventType::kIdentify;
+  else if (type == "page") out.type = EventType::kPage;
+  else if (type == "alias") out.type = EventType::kAlias;
+  else
+    return Status(ErrorCode::kUnknownEvent,
+                  fmt::format("type: unknown type '{}' (track, identify, page, alias)", type));
+
+  if (out.message_id.empty()) return bad_field("messageId", "missing");
+  if (!(s = read_string(obj, "userId", "userId", out.user_id, 128))) return s;
+  if (!(s = read_string(obj, "anonymousId", "anonymousId", out.anonymous_id, 128))) return s;
+  if (!(s = read_string(obj, "previousId", "previousId", out.previous_id, 128))) return s;
+  if (out.type == EventType::kAlias) {
+    if (out.user_id.empty()) return bad_field("userId", "alias needs userId");
+    if (out.previous_id.empty()) return bad_field("previousId", "alias needs previousId");
+    if (out.previous_id == out.user_id)
+      return bad_field("previousId", "must differ from userId");
+  } else if (out.user_id.empty() && out.anonymous_id.empty()) {
+    return bad_field("userId", "needs userId or anonymousId");
+  }
+
+  std::string ts;
+  if (!(s = read_string(obj, "timestamp", "timestamp", ts, 64))) return s;
+  if (ts.empty()) {
+    out.timestamp = now;
+  } else {
+    auto t = parse_iso8601(ts);
+    if (!t) return bad_field("timestamp", "expected an ISO-8601 time such as 2026-11-26T10:00:00Z");
+    if (*t > now + lim.max_future_us) return bad_field("timestamp", "too far in the future");
+    if (*t < now - lim.max_past_us) return bad_field("timestamp", "too far in the past");
+    out.timestamp = *t;
+  }
+
+  if (out.type == EventType::kTrack) {
+    std::string name;
+    if (!(s = read_string(obj, "event", "event", name, 128))) return s;
+    if (name.empty()) return bad_field("event", "missing for type track");
+    auto n = event_name_from(name);
+    if (!n) return Status(ErrorCode::kUnknownEvent, fmt::format("event: unknown event '{}'", name));
+    out.name = *n;
+  }
+
+  // context
+  auto ctx = obj.find_field_unordered("context");
+  if (ctx.error() == simdjson::SUCCESS && !ctx.is_null()) {
+    od::object c;
+    if (ctx.get_object().get(c)) return bad_field("context", "expected an object");
+    std::string ch;
+    if (!(s = read_string(c, "channel", "context.channel", ch, 16))) return s;
+    if (!ch.empty()) {
+      auto cv = channel_from(ch);
+      if (!cv) return bad_field("context.channel", "expected pos, web or app");
+      out.channel = *cv;
+    }
+    if (!(s = read_string(c, "storeId", "context.storeId", out.store_id, 64))) return s;
+    if (!(s = read_string(c, "terminalId", "context.terminalId", out.terminal_id, 64))) return s;
+    if (!(s = read_string(c, "timezone", "context.timezone", out.timezone, 64))) return s;
+    auto camp = c.find_field_unordered("campaign");
+    if (camp.error() == simdjson::SUCCESS && !camp.is_null()) {
+      // Segment sends campaign as an object {name, source, medium}; accept a string too.
+      od::json_type jt;
+      if (camp.type().get(jt)) return Status(ErrorCode::kBadJson, "context.campaign: malformed JSON");
+      if (jt == od::json_type::string) {
+        std::string_view sv;
+        if (camp.get_string().get(sv) || sv.size() > 128)
+          return bad_field("context.campaign", "expected a short string");
+        out.campaign.assign(sv);
+      } else if (jt == od::json_type::object) {
+        od::object co;
+        if (camp.get_object().get(co)) return bad_field("context.campaign", "expected an object");
+        if (!(s = read_string(co, "name", "context.campaign.name", out.campaign, 128))) return s;
+      } else {
+        return bad_field("context.campaign", "expected a string or an object");
+      }
+    }
+  } else if (ctx.error() && ctx.error() != simdjson::NO_SUCH_FIELD) {
+    return Status(ErrorCode::kBadJson, "context: malformed JSON");
+  }
+
+  // traits (identify; also accepted on any event)
+  auto tf = obj.find_field_unordered("traits");
+  if (tf.error() == simdjson::SUCCESS && !tf.is_null()) {
+    od::object t;
+    if (tf.get_object().get(t)) return bad_field("traits", "expected an object");
+    if (!(s = read_traits_object(t, lim, out.traits))) return s;
+  } else if (tf.error() && tf.error() != simdjson::NO_SUCH_FIELD) {
+    return Status(ErrorCode::kBadJson, "traits: malformed JSON");
+  }
+
+  // properties
+  auto pf = obj.find_field_unordered("properties");
+  if (pf.error() == simdjson::SUCCESS && !pf.is_null()) {
+    od::object p;
+    if (pf.get_object().get(p)) return bad_field("properties", "expected an object");
+    if (!(s = read_string(p, "orderId", "properties.orderId", out.order_id, 128))) return s;
+    if (!(s = read_string(p, "currency", "properties.currency", out.currency, 8))) return s;
+    if (!(s = read_string(p, "promotionId", "properties.promotionId", out.promotion_id, 128)))
+      return s;
+    if (!(s = read_string(p, "url", "properties.url", out.url, lim.max_string))) return s;
+    bool present = false;
+    if (!(s = read_money(p, "total", "properties.total", out.total, out.has_total))) return s;
+    if (!(s = read_money(p, "discount", "properties.discount", out.discount, present))) return s;
+
+    auto prods = p.find_field_unordered("products");
+    if (prods.error() == simdjson::SUCCESS && !prods.is_null()) {
+      od::array arr;
+      if (prods.get_array().get(arr)) return bad_field("properties.products", "expected an array");
+      std::size_t i = 0;
+      for (auto item : arr) {
+        od::value v;
+        if (item.get(v)) return Status(ErrorCode::kBadJson, "properties.products: malformed JSON");
+        if (i >= lim.max_products)
+          return bad_field("properties.products",
+                           fmt::format("more than {} products", lim.max_products));
+        Product prod;
+        if (!(s = read_product(v, fmt::format("properties.products[{}]", i), lim, prod))) return s;
+        out.products.push_back(std::move(prod));
+        ++i;
+      }
+    } else if (prods.error() && prods.error() != simdjson::NO_SUCH_FIELD) {
+      return Status(ErrorCode::kBadJson, "properties.products: malformed JSON");
+    } else if (out.name == EventName::kProductViewed || out.name == EventName::kProductAdded ||
+               out.name == EventName::kProductRemoved ||
+               out.name == EventName::kProductReserved) {
+      // Single-product events carry the product's fields in properties itself.
+      Product prod;
+      if (!(s = read_string(p, "productId", "properties.productId", prod.product_id, 128)))
+        return s;
+      if (!(s = read_string(p, "sku", "properties.sku", prod.sku, 128))) return s;
+      if (!(s = read_string(p, "name", "properties.name", prod.name, lim.max_string))) return s;
+      if (!(s = read_string(p, "category", "properties.category", prod.category, lim.max_string)))
+        return s;
+      if (!(s = read_string(p, "brand", "properties.brand", prod.brand, lim.max_string))) return s;
+      if (!(s = read_string(p, "size", "properties.size", prod.size, 64))) return s;
+      if (!(s = read_money(p, "price", "properties.price", prod.price, present))) return s;
+      auto q = p.find_field_unordered("quantity");
+      if (q.error() == simdjson::SUCCESS && !q.is_null()) {
+        double qd;
+        if (q.get_double().get(qd) || qd != std::floor(qd) || qd < 1 || qd > 100000)
+          return bad_field("properties.quantity", "must be a whole number from 1 to 100000");
+        prod.quantity = static_cast<std::int32_t>(qd);
+      }
+      if (!prod.product_id.empty() || !prod.sku.empty() || !prod.name.empty())
+        out.products.push_back(std::move(prod));
+    }
+  } else if (pf.error() && pf.error() != simdjson::NO_SUCH_FIELD) {
+    return Status(ErrorCode::kBadJson, "properties: malformed JSON");
+  }
+
+  // Per-event requirements.
+  switch (out.name) {
+    case EventName::kOrderCompleted:
+    case EventName::kOrderRefunded:
+      if (!out.has_total) {
+        if (out.products.empty())
+          return bad_field("properties.total", "missing (and no products to sum)");
+        out.total = out.products_value() - out.discount;
+        if (out.total < 0) return bad_field("properties.discount", "larger than the products' value");
+        out.has_total = true;
+      }
+      break;
+    case EventName::kProductViewed:
+    case EventName::kProductAdded:
+    case EventName::kProductRemoved:
+    case EventName::kProductReserved:
+      if (out.products.empty()) return bad_field("properties.productId", "missing");
+      break;
+    default: break;
+  }
+
+  return Status::ok();
+}
+
+void append_json_string(std::string& out, std::string_view s) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out.push_back('"');
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      case '\b': out += "\\b"; break;
+      case '\f': out += "\\f"; break;
+      default:
+        if (c < 0x20) {
+          out += "\\u00";
+          out.push_back(kHex[c >> 4]);
+          out.push_back(kHex[c & 15]);
+        } else {
+          out.push_back(static_cast<char>(c));
+        }
+    }
+  }
+  out.push_back('"');
+}
+
+std::string encode_ack(std::string_view message_id) {
+  std::string out = R"({"type":"ack","messageId":)";
+  append_json_string(out, message_id);
+  out.push_back('}');
+  return out;
+}
+
+std::string encode_actions(std::string_view message_id, const std::vector<Action>& actions) {
+  std::string out = R"({"type":"actions","messageId":)";
+  append_json_string(out, message_id);
+  out += R"(,"actions":[)";
+  bool first = true;
+  for (const auto& a : actions) {
+    if (!first) out.push_back(',');
+    first = false;
+    out += R"({"rule":)";
+    append_json_string(out, a.rule);
+    out += R"(,"channel":)";
+    append_json_string(out, a.channel);
+    out += R"(,"text":)";
+    append_json_string(out, a.text);
+    if (!a.offer_json.empty()) {
+      out += R"(,"offer":)";
+      out += a.offer_json;
+    }
+    out.push_back('}');
+  }
+  out += "]}";
+  return out;
+}
+
+std::string encode_error(std::string_view message_id, ErrorCode code, std::string_view detail) {
+  std::string out = R"({"type":"error","messageId":)";
+  if (message_id.empty()) out += "null";
+  else append_json_string(out, message_id);
+  out += R"(,"code":)";
+  append_json_string(out, error_code_name(code));
+  out += R"(,"detail":)";
+  append_json_string(out, detail);
+  out.push_back('}');
+  return out;
+}
+
+namespace {
+void money_field(std::string& out, std::string_view key, Money m) {
+  out += fmt::format(",\"{}\":{}.{:02d}", key, m / 100, m % 100);
+}
+void str_field(std::string& out, std::string_view key, std::string_view v, bool& first) {
+  if (v.empty()) return;
+  if (!first) out.push_back(',');
+  first = false;
+  append_json_string(out, key);
+  out.push_back(':');
+  append_json_string(out, v);
+}
+}  // namespace
+
+std::string encode_event(const Event& ev) {
+  std::string out = "{";
+  bool first = true;
+  str_field(out, "type", event_type_name(ev.type), first);
+  str_field(out, "messageId", ev.message_id, first);
+  str_field(out, "timestamp", format_iso8601(ev.timestamp), first);
+  str_field(out, "userId", ev.user_id, first);
+  str_field(out, "anonymousId", ev.anonymous_id, first);
+  str_field(out, "previousId", ev.previous_id, first);
+  if (ev.type == EventType::kTrack) str_field(out, "event", event_name_str(ev.name), first);
+  out += ",\"context\":{";
+  bool cfirst = true;
+  if (ev.channel != Channel::kUnknown) str_field(out, "channel", channel_name(ev.channel), cfirst);
+  str_field(out, "storeId", ev.store_id, cfirst);
+  str_field(out, "terminalId", ev.terminal_id, cfirst);
+  str_field(out, "campaign", ev.campaign, cfirst);
+  str_field(out, "timezone", ev.timezone, cfirst);
+  out.push_back('}');
+  if (!ev.traits.empty()) {
+    const auto& t = ev.traits;
+    out += ",\"traits\":{";
+    bool tfirst = true;
+    str_field(out, "firstName", t.first_name, tfirst);
+    str_field(out, "lastName", t.last_name, tfirst);
+    str_field(out, "birthday", t.birthday, tfirst);
+    str_field(out, "gender", t.gender, tfirst);
+    str_field(out, "phone", t.phone, tfirst);
+    str_field(out, "email", t.email, tfirst);
+    str_field(out, "postalCode", t.postal_code, tfirst);
+    str_field(out, "homeStore", t.home_store, tfirst);
+    if (t.sms_opt_in) {
+      if (!tfirst) out.push_back(',');
+      out += *t.sms_opt_in ? "\"smsOptIn\":true" : "\"smsOptIn\":false";
+    }
+    out.push_back('}');
+  }
+  if (ev.type == EventType::kTrack || ev.type == EventType::kPage) {
+    out += ",\"properties\":{";
+    bool pfirst = true;
+    str_field(out, "orderId", ev.order_id, pfirst);
+    str_field(out, "currency", ev.currency, pfirst);
+    str_field(out, "promotionId", ev.promotion_id, pfirst);
+    str_field(out, "url", ev.url, pfirst);
+    std::string tail;
+    if (ev.has_total) {
+      money_field(tail, "total", ev.total);
+      money_field(tail, "discount", ev.discount);
+    }
+    if (!ev.products.empty()) {
+      tail += ",\"products\":[";
+      bool f = true;
+      for (const auto& p : ev.products) {
+        if (!f) tail.push_back(',');
+        f = false;
+        tail.push_back('{');
+        bool pf = true;
+        str_field(tail, "productId", p.product_id, pf);
+        str_field(tail, "sku", p.sku, pf);
+        str_field(tail, "name", p.name, pf);
+        str_field(tail, "category", p.category, pf);
+        str_field(tail, "brand", p.brand, pf);
+        str_field(tail, "size", p.size, pf);
+        str_field(tail, "promo", p.promo, pf);
+        if (pf) tail += "\"quantity\":" + std::to_string(p.quantity);
+        else tail += ",\"quantity\":" + std::to_string(p.quantity);
+        money_field(tail, "price", p.price);
+        tail.push_back('}');
+      }
+      tail.push_back(']');
+    }
+    if (pfirst && !tail.empty()) tail.erase(0, 1);  // no leading comma
+    out += tail;
+    out.push_back('}');
+  }
+  out.push_back('}');
+  return out;
+}
+
+}  // namespace storepulse::protocol

@@ -1,0 +1,117 @@
+#include <catch2/catch.hpp>
+
+#include "storepulse/protocol/codec.hpp"
+
+using namespace storepulse;
+using namespace storepulse::protocol;
+
+namespace {
+const TimeUs kNow = *parse_iso8601("2026-11-26T12:00:00Z");
+
+Status decode(std::string json, Event& ev) {
+  static EventDecoder dec;
+  json.reserve(json.size() + decode_padding());
+  return dec.decode(json, kNow, ev);
+}
+}  // namespace
+
+TEST_CASE("decodes an Order Completed with products into fixed-point money") {
+  Event ev;
+  auto s = decode(R"({"type":"track","event":"Order Completed","messageId":"m1","userId":"C1",
+    "timestamp":"2026-11-26T10:00:00Z","context":{"channel":"pos","storeId":"S1"},
+    "properties":{"orderId":"o1","total":59.90,"discount":5,"products":[
+      {"productId":"p1","category":"Dresses","brand":"Acme","price":32.45,"quantity":2,"size":"M"}]}})",
+                  ev);
+  REQUIRE(s.is_ok());
+  CHECK(ev.type == EventType::kTrack);
+  CHECK(ev.name == EventName::kOrderCompleted);
+  CHECK(ev.channel == Channel::kPos);
+  CHECK(ev.total == 5990);
+  CHECK(ev.discount == 500);
+  REQUIRE(ev.products.size() == 1);
+  CHECK(ev.products[0].price == 3245);
+  CHECK(ev.products[0].quantity == 2);
+  CHECK(ev.products[0].size == "M");
+  CHECK(ev.timestamp == *parse_iso8601("2026-11-26T10:00:00Z"));
+  CHECK(ev.customer_key() == "C1");
+}
+
+TEST_CASE("errors name the offending field and code") {
+  Event ev;
+  struct Case {
+    const char* json;
+    ErrorCode code;
+    const char* detail_part;
+  };
+  const Case cases[] = {
+      {"not json", ErrorCode::kBadJson, ""},
+      {"[1,2]", ErrorCode::kBadJson, "object"},
+      {R"({"type":"track","messageId":"m","userId":"u","event":"Teleported"})",
+       ErrorCode::kUnknownEvent, "Teleported"},
+      {R"({"type":"shout","messageId":"m","userId":"u"})", ErrorCode::kUnknownEvent, "shout"},
+      {R"({"type":"track","messageId":"m","event":"Card Swiped"})", ErrorCode::kBadField, "userId"},
+      {R"({"type":"track","userId":"u","event":"Card Swiped"})", ErrorCode::kBadField, "messageId"},
+      {R"({"type":"track","messageId":"m","userId":"u","event":"Order Completed","properties":{"total":"ten"}})",
+       ErrorCode::kBadField, "properties.total"},
+      {R"({"type":"track","messageId":"m","userId":"u","event":"Order Completed","properties":{"total":-1}})",
+       ErrorCode::kBadField, "negative"},
+      {R"({"type":"track","messageId":"m","userId":"u","event":"Order Completed","properties":{"products":[{"productId":"p","price":1,"quantity":0}]}})",
+       ErrorCode::kBadField, "products[0].quantity"},
+      {R"({"type":"identify","messageId":"m","userId":"u","traits":{"birthday":"1990-02-30"}})",
+       ErrorCode::kBadField, "traits.birthday"},
+      {R"({"type":"track","messageId":"m","userId":"u","event":"Card Swiped","timestamp":"2031-01-01T00:00:00Z"})",
+       ErrorCode::kBadField, "future"},
+      {R"({"type":"track","messageId":"m","userId":"u","event":"Card Swiped","timestamp":"yesterday"})",
+       ErrorCode::kBadField, "timestamp"},
+      {R"({"type":"alias","messageId":"m","userId":"u"})", ErrorCode::kBadField, "previousId"},
+      {R"({"type":"track","messageId":"m","userId":"u","event":"Card Swiped","context":{"channel":"fax"}})",
+       ErrorCode::kBadField, "context.channel"},
+  };
+  for (const auto& c : cases) {
+    INFO(c.json);
+    auto s = decode(c.json, ev);
+    REQUIRE_FALSE(s.is_ok());
+    CHECK(s.code() == c.code);
+    CHECK(s.detail().find(c.detail_part) != std::string::npos);
+  }
+}
+
+TEST_CASE("order total defaults to products minus discount") {
+  Event ev;
+  REQUIRE(decode(R"({"type":"track","messageId":"m","userId":"u","event":"Order Completed",
+     "properties":{"discount":1,"products":[{"sku":"a","price":2.5,"quantity":2}]}})",
+                 ev)
+              .is_ok());
+  CHECK(ev.total == 400);
+}
+
+TEST_CASE("missing timestamp takes the receive time") {
+  Event ev;
+  REQUIRE(decode(R"({"type":"track","messageId":"m","anonymousId":"a","event":"Cart Viewed"})", ev)
+              .is_ok());
+  CHECK(ev.timestamp == kNow);
+  CHECK(ev.customer_key() == "a");
+}
+
+TEST_CASE("encode_event round-trips through the decoder") {
+  Event ev;
+  REQUIRE(decode(R"({"type":"identify","messageId":"id-1","userId":"C9","timestamp":"2026-01-02T03:04:05Z",
+     "traits":{"firstName":"Ana \"Q\"","birthday":"1990-04-12","phone":"+100","smsOptIn":true}})",
+                 ev)
+              .is_ok());
+  Event back;
+  REQUIRE(decode(encode_event(ev), back).is_ok());
+  CHECK(back.traits.first_name == "Ana \"Q\"");
+  CHECK(back.traits.birthday == "1990-04-12");
+  CHECK(back.traits.sms_opt_in == true);
+  CHECK(back.timestamp == ev.timestamp);
+}
+
+TEST_CASE("replies are well-formed JSON with escaped text") {
+  CHECK(encode_ack("m\"1") == R"({"type":"ack","messageId":"m\"1"})");
+  CHECK(encode_error("", ErrorCode::kBadJson, "x") ==
+        R"({"type":"error","messageId":null,"code":"bad_json","detail":"x"})");
+  std::vector<Action> a{{"birthday", "pos", "Happy birthday\n", R"({"code":"BDAY"})"}};
+  CHECK(encode_actions("m", a) ==
+        R"({"type":"actions","messageId":"m","actions":[{"rule":"birthday","channel":"pos","text":"Happy birthday\n","offer":{"code":"BDAY"}}]})");
+}
