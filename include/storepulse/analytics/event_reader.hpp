@@ -1,0 +1,35 @@
+#pragma once
+// Reading recorded events for analysis: NDJSON files (optionally gzip) decoded
+// with the wire decoder, so analytics see exactly what the engine would see.
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include "storepulse/common/status.hpp"
+#include "storepulse/protocol/event.hpp"
+
+namespace storepulse::analytics {
+
+struct EventLog {
+  std::vector<protocol::Event> events;  // sorted by timestamp (stable)
+  std::size_t lines = 0;                // non-empty lines read
+  std::size_t bad_lines = 0;            // lines skipped (lenient mode only)
+  std::vector<std::string> first_errors;  // "file:line: detail", at most 10
+};
+
+struct EventReadOptions {
+  /// Strict: the first undecodable line fails the read with file:line in the message.
+  /// Lenient: bad lines are counted and the first few reported.
+  bool strict = true;
+  bool progress = true;
+};
+
+/// Reads an NDJSON event file (plain or .gz). Historic data (e.g. 1997) is
+/// accepted: the event-time guard of the live decoder does not apply here.
+Result<EventLog> read_event_file(const std::string& path, const EventReadOptions& opts = {});
+
+/// Hook for the server's journal (store stage). Until the journal format exists
+/// this returns kUnavailable "--journal: not supported yet".
+Result<EventLog> read_journal_dir(const std::string& dir, const EventReadOptions& opts = {});
+
+}  // namespace storepulse::analytics
