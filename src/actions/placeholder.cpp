@@ -1,1 +1,1 @@
-// stage actions
+// actions stage: SMS outbox and delivery land with the rules issue.

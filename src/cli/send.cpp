@@ -1,11 +1,130 @@
-// Placeholder registration; replaced by the real command.
+// storepulse send: streams NDJSON events over WebSocket and prints every reply.
 #include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include <boost/asio.hpp>
+#include <boost/beast.hpp>
+#include <fstream>
+#include <iostream>
 
 #include "storepulse/cli/commands.hpp"
 
 namespace storepulse::cli {
-void register_send(CLI::App& app, int& exit_code) {
-  auto* cmd = app.add_subcommand("send", "not built yet");
-  cmd->callback([&exit_code] { exit_code = 2; });
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace websocket = beast::websocket;
+using tcp = asio::ip::tcp;
+
+struct SendFlags {
+  std::string url;
+  std::string key;
+  std::string file = "-";
+  int window = 64;
+};
+
+struct Url {
+  std::string host, port, path;
+};
+
+Url parse_ws_url(const std::string& url) {
+  constexpr std::string_view kPrefix = "ws://";
+  if (url.rfind(kPrefix, 0) != 0)
+    throw std::runtime_error(fmt::format("--url: expected ws://HOST:PORT/PATH, got '{}'", url));
+  std::string rest = url.substr(kPrefix.size());
+  const auto slash = rest.find('/');
+  std::string hostport = rest.substr(0, slash);
+  Url u;
+  u.path = slash == std::string::npos ? "/v1/pos" : rest.substr(slash);
+  const auto colon = hostport.rfind(':');
+  if (colon == std::string::npos) {
+    u.host = hostport;
+    u.port = "80";
+  } else {
+    u.host = hostport.substr(0, colon);
+    u.port = hostport.substr(colon + 1);
+  }
+  if (u.host.empty()) throw std::runtime_error("--url: missing host");
+  return u;
 }
+
+int send(const SendFlags& f) {
+  const Url u = parse_ws_url(f.url);
+  std::ifstream file;
+  std::istream* in = &std::cin;
+  if (f.file != "-") {
+    file.open(f.file);
+    if (!file) throw std::runtime_error(fmt::format("{}: cannot open", f.file));
+    in = &file;
+  }
+  asio::io_context ioc;
+  tcp::resolver resolver(ioc);
+  websocket::stream<tcp::socket> ws(ioc);
+  auto results = resolver.resolve(u.host, u.port);
+  asio::connect(ws.next_layer(), results.begin(), results.end());
+  ws.set_option(websocket::stream_base::decorator([&](websocket::request_type& req) {
+    if (!f.key.empty()) req.set(beast::http::field::authorization, "Bearer " + f.key);
+  }));
+  websocket::response_type res;
+  beast::error_code ec;
+  ws.handshake(res, u.host + ":" + u.port, u.path, ec);
+  if (ec) {
+    if (res.result_int() != 0 && res.result_int() != 101)
+      throw std::runtime_error(fmt::format("{} refused the connection: HTTP {} {}", f.url,
+                                           res.result_int(), res.body()));
+    throw std::runtime_error(fmt::format("{}: {}", f.url, ec.message()));
+  }
+  ws.text(true);
+  std::size_t sent = 0, received = 0, rejected = 0;
+  beast::flat_buffer buf;
+  auto read_one = [&] {
+    buf.clear();
+    ws.read(buf);
+    std::string reply = beast::buffers_to_string(buf.data());
+    if (reply.find(R"("type":"error")") != std::string::npos) ++rejected;
+    // Pushed nudges / recommendations are printed too but are not replies to a line.
+    if (reply.find(R"("type":"ack")") != std::string::npos ||
+        reply.find(R"("type":"actions")") != std::string::npos ||
+        reply.find(R"("type":"error")") != std::string::npos)
+      ++received;
+    std::cout << reply << '\n';
+  };
+  std::string line;
+  std::size_t lineno = 0;
+  while (std::getline(*in, line)) {
+    ++lineno;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.find_first_not_of(" \t") == std::string::npos) continue;
+    ws.write(asio::buffer(line));
+    ++sent;
+    // Keep a window of events in flight: fast, and bounded on both sides.
+    while (sent - received > static_cast<std::size_t>(f.window)) read_one();
+  }
+  while (received < sent) read_one();
+  std::cout.flush();
+  ws.close(websocket::close_code::normal, ec);
+  std::cerr << fmt::format("storepulse send: {} events, {} rejected\n", sent, rejected);
+  return rejected == 0 ? 0 : 1;
+}
+
+}  // namespace
+
+void register_send(CLI::App& app, int& exit_code) {
+  auto flags = std::make_shared<SendFlags>();
+  auto* cmd = app.add_subcommand("send", "Send NDJSON events over WebSocket and print each reply");
+  cmd->add_option("--url", flags->url, "ws://HOST:PORT/v1/pos or /v1/web")->required();
+  cmd->add_option("--key", flags->key, "Terminal key (Bearer) for /v1/pos")->envname("STOREPULSE_POS_KEY");
+  cmd->add_option("--window", flags->window, "Events in flight")->capture_default_str()->check(CLI::Range(1, 100000));
+  cmd->add_option("file", flags->file, "NDJSON file, or - for stdin")->capture_default_str();
+  cmd->callback([flags, &exit_code] {
+    try {
+      exit_code = send(*flags);
+    } catch (const std::exception& e) {
+      fmt::print(stderr, "storepulse send: {}\n", e.what());
+      exit_code = 2;
+    }
+  });
+}
+
 }  // namespace storepulse::cli

@@ -1,11 +1,127 @@
-// Placeholder registration; replaced by the real command.
+// storepulse serve: runs the engine and the HTTP/WebSocket server until SIGINT/SIGTERM.
 #include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+
+#include <csignal>
+#include <filesystem>
+#include <thread>
 
 #include "storepulse/cli/commands.hpp"
+#include "storepulse/cli/config.hpp"
+#include "storepulse/rules/rule_set.hpp"
 
 namespace storepulse::cli {
-void register_serve(CLI::App& app, int& exit_code) {
-  auto* cmd = app.add_subcommand("serve", "not built yet");
-  cmd->callback([&exit_code] { exit_code = 2; });
+namespace {
+
+std::atomic<bool> g_stop{false};
+void on_signal(int) { g_stop.store(true); }
+
+// Latest modification time over the rules folder, to notice edits without inotify.
+std::filesystem::file_time_type rules_stamp(const std::string& dir) {
+  namespace fs = std::filesystem;
+  fs::file_time_type newest{};
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    auto t = e.last_write_time(ec);
+    if (!ec && t > newest) newest = t;
+  }
+  return newest;
 }
+
+struct ServeFlags {
+  std::string config = "config/storepulse.toml";
+  int port = -1;
+  std::string host;
+  std::string data_dir;
+  std::string fsync;
+  std::string rules_dir;
+  int shards = 0;
+};
+
+int serve(const ServeFlags& f) {
+  Config cfg = load_config(f.config);
+  apply_env(cfg);
+  if (f.port >= 0) cfg.server.port = static_cast<std::uint16_t>(f.port);
+  if (!f.host.empty()) cfg.server.host = f.host;
+  if (!f.data_dir.empty()) cfg.engine.data_dir = f.data_dir;
+  if (!f.rules_dir.empty()) cfg.rules_dir = f.rules_dir;
+  if (f.shards > 0) cfg.engine.shards = f.shards;
+  if (!f.fsync.empty() && !store::parse_fsync_policy(f.fsync, cfg.engine.fsync))
+    throw std::runtime_error(fmt::format("--fsync: expected always, interval or never, got '{}'", f.fsync));
+  spdlog::set_level(spdlog::level::from_str(cfg.log_level));
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+
+  struct stat st{};
+  if (::stat(f.config.c_str(), &st) == 0 && (st.st_mode & S_IROTH) && cfg.secrets_in_file)
+    spdlog::warn("config {} is readable by other users and holds secrets: chmod o-r {}", f.config, f.config);
+  if (cfg.server.pos_keys.empty())
+    spdlog::warn("no terminal keys (auth.pos_keys / STOREPULSE_POS_KEYS): /v1/pos and POST /v1/events refuse everyone");
+  if (cfg.server.admin_token.empty())
+    spdlog::warn("no admin token (auth.admin_token / STOREPULSE_ADMIN_TOKEN): admin endpoints refuse everyone");
+
+  std::vector<std::string> notes;
+  auto rules = rules::load_rule_set(cfg.rules_dir, notes);
+  for (const auto& n : notes) spdlog::info("rules: {}", n);
+
+  Metrics metrics;
+  engine::Engine engine(cfg.engine, rules, metrics);
+  engine.start();
+  net::Server server(cfg.server, engine);
+  server.start();
+  const std::string base = fmt::format("{}:{}", cfg.server.host, server.port());
+  fmt::print("storepulse listening on http://{} (ws://{}/v1/pos, ws://{}/v1/web, POST /v1/events, "
+             "/healthz, /metrics) — {} shards, fsync {}, data in {}\n",
+             base, base, base, cfg.engine.shards, store::fsync_policy_name(cfg.engine.fsync),
+             cfg.engine.data_dir);
+  std::fflush(stdout);
+
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
+  std::signal(SIGPIPE, SIG_IGN);
+  auto stamp = rules_stamp(cfg.rules_dir);
+  while (!g_stop.load()) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    auto now_stamp = rules_stamp(cfg.rules_dir);
+    if (now_stamp != stamp) {
+      stamp = now_stamp;
+      try {
+        std::vector<std::string> n2;
+        engine.set_rules(rules::load_rule_set(cfg.rules_dir, n2));
+        spdlog::info("rules reloaded from {}", cfg.rules_dir);
+      } catch (const std::exception& e) {
+        spdlog::error("rules change rejected, previous rules keep running: {}", e.what());
+      }
+    }
+  }
+  spdlog::info("stopping: draining queues and writing snapshots");
+  server.stop();
+  engine.stop();
+  spdlog::info("stopped");
+  return 0;
+}
+
+}  // namespace
+
+void register_serve(CLI::App& app, int& exit_code) {
+  auto flags = std::make_shared<ServeFlags>();
+  auto* cmd = app.add_subcommand("serve", "Run the engine: WebSocket + HTTP on one port");
+  cmd->add_option("--config", flags->config, "Config file (TOML)")->capture_default_str();
+  cmd->add_option("--port", flags->port, "Port to listen on (0 = any free port); overrides server.port");
+  cmd->add_option("--host", flags->host, "Address to bind; overrides server.host");
+  cmd->add_option("--data-dir", flags->data_dir, "Journal and snapshot folder; overrides store.data_dir");
+  cmd->add_option("--fsync", flags->fsync, "always|interval|never; overrides store.fsync");
+  cmd->add_option("--rules", flags->rules_dir, "Rules folder; overrides rules.dir");
+  cmd->add_option("--shards", flags->shards, "Shard workers; overrides engine.shards");
+  cmd->callback([flags, &exit_code] {
+    try {
+      exit_code = serve(*flags);
+    } catch (const std::exception& e) {
+      fmt::print(stderr, "storepulse serve: {}\n", e.what());
+      exit_code = 1;
+    }
+  });
+}
+
 }  // namespace storepulse::cli

@@ -1,0 +1,170 @@
+#pragma once
+// Shopping-type segmentation (RETAIL.md "Shopping types"): behavioural features
+// per member -> k-means on standardised features, k chosen by mean silhouette
+// over k_min..k_max -> clusters named by their centroids -> a linear
+// discriminant (LDA, pooled covariance) that assigns a new member after their
+// first N purchases, with k-fold cross-validated accuracy.
+//
+// The fitted SegmentModel (feature scaling, centroids, LDA coefficients and
+// what feature extraction needs) is saved as JSON so the engine can load it and
+// classify live profiles with the same arithmetic.
+//
+// Pure functions over in-memory data; no threads, no exceptions.
+#include <array>
+#include <cstdint>
+#include <iosfwd>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "storepulse/analytics/report_table.hpp"
+#include "storepulse/common/status.hpp"
+#include "storepulse/protocol/event.hpp"
+
+namespace storepulse::analytics {
+
+/// Feature columns, in model-file order.
+enum SegmentFeature : int {
+  kFeatLogBasketUnits = 0,   // log mean units per order
+  kFeatLogOrdersPerWeek,     // log((orders - 1) / weeks between first and last order)
+  kFeatDiscountShare,        // discount / gross value
+  kFeatPromoLineShare,       // share of lines bought on promotion
+  kFeatBrandConcentration,   // Herfindahl index of spend over brands
+  kFeatEverydayShare,        // share of lines in everyday (grocery, household) categories
+  kFeatCategoryEntropy,      // entropy of lines over categories, 0..1
+  kFeatLogPriceIndex,        // mean log(price / category reference price): price tier
+  kFeatHomeStoreShare,       // share of store orders at the member's most-used store
+  kFeatHourSpread,           // standard deviation of the order hour (time of day)
+  kFeatGapVariation,         // coefficient of variation of days between orders
+  kSegmentFeatureCount
+};
+std::string_view segment_feature_name(int feature);  // "log_basket_units", ...
+
+using FeatureVector = std::array<double, kSegmentFeatureCount>;
+
+/// What feature extraction needs besides the events; part of the model so the
+/// engine computes features exactly as the fit did.
+struct FeatureSpec {
+  std::vector<std::string> everyday_categories;
+  /// Reference unit price per category (cents): mean over all lines of the fit data.
+  std::map<std::string, double> category_reference_price;
+};
+
+/// Grocery and household names used when the caller gives none.
+std::vector<std::string> default_everyday_categories();
+
+/// Builds the spec from the fit data: reference prices from every order line.
+FeatureSpec make_feature_spec(const std::vector<protocol::Event>& events,
+                              std::vector<std::string> everyday_categories);
+
+struct MemberFeatures {
+  std::string user_id;
+  int orders = 0;            // orders used (<= max_orders when capped)
+  protocol::Money spend = 0; // sum of order totals used
+  /// Raw values; NaN where undefined (e.g. gap variation with < 3 orders, no store orders).
+  FeatureVector x{};
+};
+
+/// One row per member (userId; web visitors count for the member they were
+/// aliased to) with at least `min_orders` orders, ordered by userId. With
+/// `max_orders` > 0 only each member's first `max_orders` orders are used: the
+/// view the classifier has of a new member.
+std::vector<MemberFeatures> extract_segment_features(const std::vector<protocol::Event>& events,
+                                                     const FeatureSpec& spec, int min_orders,
+                                                     int max_orders = 0);
+
+/// The fitted model: everything needed to assign a member to a segment.
+struct SegmentModel {
+  int version = 1;
+  FeatureSpec spec;
+  FeatureVector mean{};  // standardisation (NaN features are imputed with the mean)
+  FeatureVector sd{};
+  std::vector<std::string> segment_names;
+  std::vector<FeatureVector> centroids;     // standardised space, one per segment
+  std::vector<FeatureVector> lda_weights;   // standardised space, one per segment
+  std::vector<double> lda_intercepts;       // includes log prior
+  int new_member_orders = 5;                // N the classifier was validated for
+
+  FeatureVector standardise(const FeatureVector& raw) const;
+  /// LDA: the segment with the largest discriminant score.
+  int classify(const FeatureVector& raw) const;
+  /// k-means: the nearest centroid (how the fit labelled members).
+  int nearest_centroid(const FeatureVector& raw) const;
+};
+
+struct SegmentOptions {
+  int k_min = 2;
+  int k_max = 8;
+  int fixed_k = 0;             // > 0: skip the selection and use this k
+  int min_orders = 3;          // members with fewer orders are not segmented
+  int new_member_orders = 5;   // the classifier's N
+  int cv_folds = 5;
+  int restarts = 8;            // k-means++ restarts per k; the lowest inertia wins
+  std::uint64_t seed = 1;
+  std::size_t silhouette_sample = 2000;  // silhouette is O(n^2): a fixed sample beyond this
+  std::vector<std::string> everyday_categories = default_everyday_categories();
+};
+
+struct SegmentProfile {
+  std::string name;
+  std::size_t members = 0;
+  double share = 0;          // of segmented members
+  double mean_orders = 0;
+  double mean_spend = 0;     // cents per member
+  FeatureVector mean_raw{};  // raw feature means (NaN-free)
+  FeatureVector centroid{};  // standardised
+};
+
+struct KScore {
+  int k = 0;
+  double silhouette = 0;
+  double inertia = 0;  // within-cluster sum of squares (standardised)
+};
+
+struct SegmentReport {
+  std::size_t members_with_orders = 0;
+  std::size_t members_segmented = 0;    // with >= min_orders
+  std::string criterion = "silhouette";
+  int k = 0;
+  std::vector<KScore> k_scores;
+  std::vector<SegmentProfile> profiles;
+  std::vector<std::string> user_ids;    // segmented members
+  std::vector<int> labels;              // segment per member (index into profiles)
+  SegmentModel model;
+  int cv_folds = 0;
+  double cv_accuracy_full = 0;          // held-out members, full history
+  double cv_accuracy_new_member = 0;    // held-out members, first N orders only
+  std::size_t cv_new_members = 0;       // held-out members that had N orders
+  std::vector<std::vector<std::size_t>> cv_confusion;  // [true][predicted], first-N
+};
+
+/// The whole analysis on a stream of events.
+SegmentReport run_segments(const std::vector<protocol::Event>& events,
+                           const SegmentOptions& options = {});
+
+/// Same, on features extracted already (`first_orders`: the same members' first-N
+/// features, any order, used for the new-member accuracy; may be empty).
+SegmentReport run_segments(const std::vector<MemberFeatures>& members,
+                           const std::vector<MemberFeatures>& first_orders, const FeatureSpec& spec,
+                           const SegmentOptions& options);
+
+/// Fits an LDA on standardised rows with labels 0..classes-1 into `model`
+/// (model.mean/sd must be set). Pooled covariance with a small ridge.
+void fit_segment_lda(const std::vector<FeatureVector>& standardised, const std::vector<int>& labels,
+                     int classes, SegmentModel& model);
+
+/// Adjusted Rand index (Hubert & Arabie) of two labelings of the same items.
+double adjusted_rand_index(const std::vector<int>& a, const std::vector<int>& b);
+
+/// Tables + figures for the shared renderer (analyze / HTML report).
+Report segments_report(const SegmentReport& report, bool with_members = false);
+void print_segments(const SegmentReport& report, std::ostream& out, OutputFormat format,
+                    bool with_members = false);
+
+std::string segment_model_json(const SegmentModel& model);
+Result<SegmentModel> parse_segment_model_json(std::string_view json);
+Status save_segment_model(const SegmentModel& model, const std::string& path);
+Result<SegmentModel> load_segment_model(const std::string& path);
+
+}  // namespace storepulse::analytics

@@ -1,0 +1,30 @@
+#pragma once
+// The server's configuration: one TOML file (config/storepulse.toml documents
+// every key), then environment variables for secrets, then command-line flags.
+#include <string>
+#include <vector>
+
+#include "storepulse/engine/engine.hpp"
+#include "storepulse/net/server.hpp"
+
+namespace storepulse::cli {
+
+struct Config {
+  net::ServerOptions server;
+  engine::EngineOptions engine;
+  std::string rules_dir = "rules";
+  std::string log_level = "info";
+  std::string source;  // file it was read from
+  bool secrets_in_file = false;  // auth keys / token were read from the file itself
+};
+
+/// Reads and validates a config file. Throws std::runtime_error naming the file,
+/// key and what is wrong (e.g. "config/storepulse.toml: store.fsync: expected
+/// always, interval or never, got 'sometimes'"). Relative paths in the file are
+/// taken relative to the current directory.
+Config load_config(const std::string& path);
+
+/// Applies STOREPULSE_POS_KEYS (comma-separated) and STOREPULSE_ADMIN_TOKEN.
+void apply_env(Config& cfg);
+
+}  // namespace storepulse::cli

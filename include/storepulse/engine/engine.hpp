@@ -1,0 +1,91 @@
+#pragma once
+// The engine: N shard workers, each the single writer of a hash range of
+// customer profiles and of its own journal. io threads hand decoded events over
+// bounded lock-free queues (moodycamel) and get replies back through a
+// ReplyTarget; they never touch a profile.
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "storepulse/common/metrics.hpp"
+#include "storepulse/common/status.hpp"
+#include "storepulse/protocol/codec.hpp"
+#include "storepulse/rules/rule_set.hpp"
+#include "storepulse/store/journal.hpp"
+
+namespace storepulse::engine {
+
+/// Where a shard sends the reply for one message. deliver() is called from a
+/// shard worker thread and must be thread-safe and non-blocking (sessions post
+/// to their own executor).
+class ReplyTarget {
+ public:
+  virtual ~ReplyTarget() = default;
+  virtual void deliver(std::string message) = 0;
+};
+
+struct EngineOptions {
+  int shards = 2;
+  std::size_t queue_capacity = 65536;   // per shard; over it -> rate_limited
+  std::size_t batch_max = 512;          // events per group commit
+  std::string data_dir = "data";
+  store::FsyncPolicy fsync = store::FsyncPolicy::kInterval;
+  TimeUs fsync_interval_us = 10'000;
+  std::uint64_t segment_bytes = 64ull << 20;
+  std::size_t dedupe_window = 200'000;  // messageIds remembered per shard
+  std::size_t max_profiles = 5'000'000;  // per shard
+  TimeUs snapshot_interval_us = 60 * kUsPerSecond;
+  std::uint64_t snapshot_min_records = 10'000;  // skip a snapshot when fewer new records
+  protocol::DecodeLimits limits;
+};
+
+class Shard;
+
+/// Answer to a profile lookup: HTTP status and JSON body.
+using ProfileCallback = std::function<void(int status, std::string body)>;
+
+class Engine {
+ public:
+  Engine(EngineOptions opts, std::shared_ptr<rules::RuleSet> rules, Metrics& metrics);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  /// Recovers every shard (snapshot + journal tail, in parallel) and starts the
+  /// workers. Throws with a message naming the file on unrecoverable damage.
+  void start();
+  /// Drains the queues, commits, writes a final snapshot and joins the workers.
+  void stop();
+
+  /// io thread: hands a decoded event to its shard. The reply (ack / actions /
+  /// error) arrives later on `reply`. Fails fast with rate_limited when the
+  /// shard's queue is full; the caller replies with that error itself.
+  Status submit(protocol::Event&& ev, std::string&& raw, TimeUs recv,
+                std::shared_ptr<ReplyTarget> reply);
+  void query_profile(std::string id, ProfileCallback done);
+  void recommend(protocol::RecommendRequest req, std::shared_ptr<ReplyTarget> reply);
+
+  int shard_count() const { return static_cast<int>(shards_.size()); }
+  int shard_of(std::string_view key) const;
+  std::size_t queue_depth(int shard) const;
+  std::size_t profile_count() const;
+  const EngineOptions& options() const { return opts_; }
+  /// Replaces the rule set; workers pick it up before their next batch.
+  void set_rules(std::shared_ptr<rules::RuleSet> rules);
+  std::shared_ptr<rules::RuleSet> rules() const { return std::atomic_load(&rules_); }
+  Metrics& metrics() { return metrics_; }
+  std::vector<std::string> recovery_lines() const;
+
+ private:
+  friend class Shard;
+  EngineOptions opts_;
+  std::shared_ptr<rules::RuleSet> rules_;
+  Metrics& metrics_;
+  std::vector<std::unique_ptr<Shard>> shards_;
+};
+
+}  // namespace storepulse::engine

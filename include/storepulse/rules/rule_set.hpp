@@ -1,0 +1,56 @@
+#pragma once
+// The interface the engine calls once per applied event. Implementations run
+// on shard worker threads: evaluate() must not block, throw or share mutable
+// state between shards (per-customer state lives in the profile, which the
+// calling worker owns). Replay calls it too, with the same events in the same
+// order, so guardrail state written to the profile comes back identical.
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "storepulse/profile/profile.hpp"
+#include "storepulse/protocol/codec.hpp"
+
+namespace storepulse::rules {
+
+class RuleSet {
+ public:
+  virtual ~RuleSet() = default;
+  /// Appends the actions this event fires for this customer. `p` has already
+  /// absorbed the event.
+  virtual void evaluate(const protocol::Event& ev, profile::CustomerProfile& p,
+                        std::vector<protocol::Action>& out) = 0;
+  /// Rule names, for logs and `/v1/rules`.
+  virtual std::vector<std::string> rule_names() const = 0;
+};
+
+/// Birthday greeting at the till: on a POS `Card Swiped` (or POS order) on the
+/// member's birthday (event date), once per year, a `pos` action for the cashier.
+struct BirthdayGreetingOptions {
+  bool enabled = true;
+  std::string text = "Happy birthday, {traits.firstName|there}! A small gift is waiting at the till.";
+  std::string offer_json = R"({"code":"BDAY","kind":"gift"})";
+};
+
+class BirthdayGreeting final : public RuleSet {
+ public:
+  explicit BirthdayGreeting(BirthdayGreetingOptions opts = {}) : opts_(std::move(opts)) {}
+  void evaluate(const protocol::Event& ev, profile::CustomerProfile& p,
+                std::vector<protocol::Action>& out) override;
+  std::vector<std::string> rule_names() const override { return {"birthday-greeting"}; }
+
+ private:
+  BirthdayGreetingOptions opts_;
+};
+
+/// Loads the rule set from a rules folder. Until the full rule language lands
+/// this understands `rules/birthday-greeting.yaml` (`enabled`, `then: - pos:`
+/// text, `offer`) and reports other files as not loaded. Throws with
+/// `file:line:col: message` on a malformed file.
+std::shared_ptr<RuleSet> load_rule_set(const std::string& dir, std::vector<std::string>& notes);
+
+/// Expands `{path|fallback}` placeholders against a profile (traits.firstName,
+/// traits.lastName, profile.homeStore, profile.points).
+std::string render_template(std::string_view tmpl, const profile::CustomerProfile& p);
+
+}  // namespace storepulse::rules

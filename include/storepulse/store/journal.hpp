@@ -1,0 +1,108 @@
+#pragma once
+// Segmented append-only journal, one per shard. Single writer: only the owning
+// shard worker calls append/commit; replay runs before the worker starts.
+//
+// Record layout (little-endian):
+//   u32 payload_len | u32 crc32(seq..payload) | u64 seq | u8 type | i64 recv_time_us | payload
+// Segments are files named by the first sequence number they hold
+// (`00000000000000000001.log`); a segment is rolled once it passes
+// `segment_bytes`. Group commit: append() only buffers, commit() writes the
+// whole batch with one write() and, under `always`, one fdatasync().
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "storepulse/common/status.hpp"
+#include "storepulse/common/time.hpp"
+
+namespace storepulse::store {
+
+enum class FsyncPolicy : unsigned char { kAlways, kInterval, kNever };
+std::string_view fsync_policy_name(FsyncPolicy p);
+bool parse_fsync_policy(std::string_view s, FsyncPolicy& out);
+
+enum class RecordType : std::uint8_t {
+  kEvent = 1,         // payload: the event's wire JSON
+  kMergePayload = 2,  // payload: serialized profile absorbed from another shard
+  kRedirect = 3,      // payload: "<from id>\n<to id>"
+};
+
+struct JournalRecord {
+  std::uint64_t seq = 0;
+  RecordType type = RecordType::kEvent;
+  TimeUs recv_time = 0;
+  std::string_view payload;
+};
+
+/// What recovery found; logged at start and exposed for tests.
+struct RecoveryReport {
+  std::uint64_t records = 0;
+  std::uint64_t segments = 0;
+  std::uint64_t bytes_dropped = 0;  // torn / corrupt bytes truncated at the tail
+  std::vector<std::string> problems;  // one line per damage found
+};
+
+struct JournalOptions {
+  std::string dir;
+  std::uint64_t segment_bytes = 64ull << 20;
+  FsyncPolicy fsync = FsyncPolicy::kInterval;
+  TimeUs fsync_interval_us = 10'000;
+};
+
+class Journal {
+ public:
+  /// Opens (creating) the directory. Call replay() once before appending.
+  static Result<std::unique_ptr<Journal>> open(const JournalOptions& opts);
+  ~Journal();
+  Journal(const Journal&) = delete;
+  Journal& operator=(const Journal&) = delete;
+
+  /// Calls `fn` for every intact record with seq > after_seq, in order. A torn
+  /// or corrupt record ends recovery: the segment is truncated to the last good
+  /// record and any later segments are renamed `*.damaged` so they are never
+  /// half-applied. Afterwards the journal appends after the last good record.
+  Status replay(std::uint64_t after_seq, const std::function<void(const JournalRecord&)>& fn,
+                RecoveryReport& report);
+
+  /// Buffers a record; returns its sequence number. Not durable until commit().
+  std::uint64_t append(RecordType type, TimeUs recv_time, std::string_view payload);
+  /// Writes the buffered batch (and fsyncs under `always`). On failure nothing of
+  /// the batch counts as written: the file is truncated back and seqs are reused.
+  Status commit();
+  /// Under `interval`, fsyncs when the interval has passed since the last one.
+  Status tick();
+  /// Forces an fsync of everything written so far.
+  Status sync();
+
+  /// Deletes whole segments whose records are all <= seq (after a snapshot).
+  void remove_segments_through(std::uint64_t seq);
+
+  std::uint64_t last_seq() const { return last_seq_; }
+  std::size_t pending_bytes() const { return buffer_.size(); }
+  const JournalOptions& options() const { return opts_; }
+  /// Test hook: make the next commit() fail as a full disk would.
+  void inject_write_failure() { fail_next_write_ = true; }
+
+ private:
+  explicit Journal(JournalOptions opts);
+  Status open_segment(std::uint64_t first_seq);
+  std::vector<std::pair<std::uint64_t, std::string>> list_segments() const;
+
+  JournalOptions opts_;
+  int fd_ = -1;
+  std::uint64_t segment_first_seq_ = 0;
+  std::uint64_t segment_size_ = 0;
+  std::uint64_t last_seq_ = 0;       // last seq written (or buffered)
+  std::uint64_t committed_seq_ = 0;  // last seq written to the file
+  std::string buffer_;
+  std::int64_t last_sync_ns_ = 0;
+  bool dirty_ = false;  // written but not fsynced
+  bool fail_next_write_ = false;
+};
+
+std::uint32_t crc32_of(std::string_view data, std::uint32_t seed = 0);
+
+}  // namespace storepulse::store

@@ -1,0 +1,168 @@
+#include "storepulse/cli/config.hpp"
+
+#include <fmt/format.h>
+
+#include <cstdlib>
+#include <stdexcept>
+#include <toml++/toml.h>
+
+namespace storepulse::cli {
+namespace {
+
+[[noreturn]] void fail(const std::string& file, std::string_view key, std::string_view what) {
+  throw std::runtime_error(fmt::format("{}: {}: {}", file, key, what));
+}
+
+template <typename T>
+void read_int(const toml::table& t, const std::string& file, std::string_view sect, std::string_view key,
+              T& out, long long lo, long long hi) {
+  auto node = t[sect][key];
+  if (!node) return;
+  auto v = node.value<long long>();
+  const std::string name = fmt::format("{}.{}", sect, key);
+  if (!v) fail(file, name, "expected a whole number");
+  if (*v < lo || *v > hi) fail(file, name, fmt::format("must be between {} and {}, got {}", lo, hi, *v));
+  out = static_cast<T>(*v);
+}
+
+void read_str(const toml::table& t, const std::string& file, std::string_view sect, std::string_view key,
+              std::string& out) {
+  auto node = t[sect][key];
+  if (!node) return;
+  auto v = node.value<std::string>();
+  if (!v) fail(file, fmt::format("{}.{}", sect, key), "expected a string");
+  out = *v;
+}
+
+void read_duration(const toml::table& t, const std::string& file, std::string_view sect,
+                   std::string_view key, TimeUs& out) {
+  std::string s;
+  read_str(t, file, sect, key, s);
+  if (s.empty()) return;
+  auto d = parse_duration(s);
+  if (!d) fail(file, fmt::format("{}.{}", sect, key), fmt::format("expected a duration such as 250ms, 30s, 2h or 7d, got '{}'", s));
+  out = *d;
+}
+
+void read_double(const toml::table& t, const std::string& file, std::string_view sect, std::string_view key,
+                 double& out) {
+  auto node = t[sect][key];
+  if (!node) return;
+  auto v = node.value<double>();
+  if (!v || *v <= 0) fail(file, fmt::format("{}.{}", sect, key), "expected a positive number");
+  out = *v;
+}
+
+std::vector<std::string> split_csv(std::string_view s) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  while (start <= s.size()) {
+    std::size_t comma = s.find(',', start);
+    if (comma == std::string_view::npos) comma = s.size();
+    std::string_view part = s.substr(start, comma - start);
+    while (!part.empty() && part.front() == ' ') part.remove_prefix(1);
+    while (!part.empty() && part.back() == ' ') part.remove_suffix(1);
+    if (!part.empty()) out.emplace_back(part);
+    start = comma + 1;
+  }
+  return out;
+}
+
+}  // namespace
+
+Config load_config(const std::string& path) {
+  toml::table t;
+  try {
+    t = toml::parse_file(path);
+  } catch (const toml::parse_error& e) {
+    throw std::runtime_error(fmt::format("{}:{}:{}: {}", path, e.source().begin.line,
+                                         e.source().begin.column, e.description()));
+  }
+  static const std::vector<std::pair<std::string, std::vector<std::string>>> kKnown = {
+      {"server", {"host", "port", "io_threads", "max_connections", "max_message_bytes", "max_frame_bytes",
+                  "max_batch_bytes", "max_header_bytes", "idle_timeout", "send_queue_max"}},
+      {"web", {"max_message_bytes", "rate_per_sec", "burst", "send_queue_max"}},
+      {"auth", {"pos_keys", "admin_token"}},
+      {"engine", {"shards", "queue_capacity", "batch_max", "max_profiles", "dedupe_window"}},
+      {"store", {"kind", "data_dir", "fsync", "fsync_interval", "segment_bytes", "snapshot_interval",
+                 "snapshot_min_records"}},
+      {"events", {"max_future", "max_past", "max_products"}},
+      {"rules", {"dir"}},
+      {"log", {"level"}},
+  };
+  // Unknown keys are errors: a misspelt limit silently ignored is a limit not applied.
+  for (const auto& [sect, node] : t) {
+    auto it = std::find_if(kKnown.begin(), kKnown.end(), [&](const auto& k) { return k.first == sect.str(); });
+    if (it == kKnown.end()) fail(path, sect.str(), "unknown section");
+    if (!node.is_table()) fail(path, sect.str(), "expected a [section]");
+    for (const auto& [key, _] : *node.as_table())
+      if (std::find(it->second.begin(), it->second.end(), key.str()) == it->second.end())
+        fail(path, fmt::format("{}.{}", sect.str(), key.str()), "unknown key");
+  }
+
+  Config c;
+  c.source = path;
+  auto& s = c.server;
+  read_str(t, path, "server", "host", s.host);
+  read_int(t, path, "server", "port", s.port, 0, 65535);
+  read_int(t, path, "server", "io_threads", s.io_threads, 1, 64);
+  read_int(t, path, "server", "max_connections", s.max_connections, 1, 1'000'000);
+  read_int(t, path, "server", "max_message_bytes", s.max_message_bytes, 256, 16 << 20);
+  read_int(t, path, "server", "max_frame_bytes", s.max_frame_bytes, 256, 64 << 20);
+  read_int(t, path, "server", "max_batch_bytes", s.max_batch_bytes, 1024, 256 << 20);
+  read_int(t, path, "server", "max_header_bytes", s.max_header_bytes, 1024, 1 << 20);
+  read_duration(t, path, "server", "idle_timeout", s.idle_timeout_us);
+  read_int(t, path, "server", "send_queue_max", s.send_queue_max, 1, 1'000'000);
+  read_int(t, path, "web", "max_message_bytes", s.web_max_message_bytes, 256, 16 << 20);
+  read_double(t, path, "web", "rate_per_sec", s.web_rate_per_sec);
+  read_double(t, path, "web", "burst", s.web_burst);
+  read_int(t, path, "web", "send_queue_max", s.web_send_queue_max, 1, 1'000'000);
+  if (s.max_frame_bytes < s.max_message_bytes) s.max_frame_bytes = s.max_message_bytes;
+
+  if (auto keys = t["auth"]["pos_keys"]) {
+    auto* arr = keys.as_array();
+    if (!arr) fail(path, "auth.pos_keys", "expected an array of strings");
+    for (const auto& k : *arr) {
+      auto v = k.value<std::string>();
+      if (!v || v->size() < 16) fail(path, "auth.pos_keys", "each key must be a string of at least 16 characters");
+      s.pos_keys.push_back(*v);
+    }
+  }
+  read_str(t, path, "auth", "admin_token", s.admin_token);
+  c.secrets_in_file = !s.pos_keys.empty() || !s.admin_token.empty();
+
+  auto& e = c.engine;
+  read_int(t, path, "engine", "shards", e.shards, 1, 256);
+  read_int(t, path, "engine", "queue_capacity", e.queue_capacity, 16, 10'000'000);
+  read_int(t, path, "engine", "batch_max", e.batch_max, 1, 4096);
+  read_int(t, path, "engine", "max_profiles", e.max_profiles, 1, 1'000'000'000);
+  read_int(t, path, "engine", "dedupe_window", e.dedupe_window, 0, 100'000'000);
+  std::string kind = "embedded";
+  read_str(t, path, "store", "kind", kind);
+  if (kind != "embedded")
+    fail(path, "store.kind", fmt::format("'{}' is not available in this build (embedded)", kind));
+  read_str(t, path, "store", "data_dir", e.data_dir);
+  std::string fsync;
+  read_str(t, path, "store", "fsync", fsync);
+  if (!fsync.empty() && !store::parse_fsync_policy(fsync, e.fsync))
+    fail(path, "store.fsync", fmt::format("expected always, interval or never, got '{}'", fsync));
+  read_duration(t, path, "store", "fsync_interval", e.fsync_interval_us);
+  read_int(t, path, "store", "segment_bytes", e.segment_bytes, 4096, 1LL << 34);
+  read_duration(t, path, "store", "snapshot_interval", e.snapshot_interval_us);
+  read_int(t, path, "store", "snapshot_min_records", e.snapshot_min_records, 0, 1LL << 40);
+  read_duration(t, path, "events", "max_future", e.limits.max_future_us);
+  read_duration(t, path, "events", "max_past", e.limits.max_past_us);
+  read_int(t, path, "events", "max_products", e.limits.max_products, 1, 100'000);
+  read_str(t, path, "rules", "dir", c.rules_dir);
+  read_str(t, path, "log", "level", c.log_level);
+  return c;
+}
+
+void apply_env(Config& cfg) {
+  if (const char* k = std::getenv("STOREPULSE_POS_KEYS"); k && *k) {
+    for (auto& key : split_csv(k)) cfg.server.pos_keys.push_back(std::move(key));
+  }
+  if (const char* a = std::getenv("STOREPULSE_ADMIN_TOKEN"); a && *a) cfg.server.admin_token = a;
+}
+
+}  // namespace storepulse::cli

@@ -1,1 +1,0 @@
-#include "storepulse/common/status.hpp"

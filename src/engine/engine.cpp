@@ -1,0 +1,695 @@
+#include "storepulse/engine/engine.hpp"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <stdexcept>
+
+#include "engine/shard.hpp"
+#include "storepulse/common/bytes.hpp"
+#include "storepulse/store/snapshot.hpp"
+
+namespace storepulse::engine {
+
+namespace {
+std::uint64_t fnv1a(std::string_view s) {
+  std::uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+}  // namespace
+
+// ---- DedupeWindow ------------------------------------------------------------
+
+void DedupeWindow::insert(std::string_view id) {
+  if (cap_ == 0) return;
+  auto [it, inserted] = set_.emplace(id);
+  if (!inserted) return;
+  order_.emplace_back(id);
+  while (order_.size() > cap_) {
+    set_.erase(order_.front());
+    order_.pop_front();
+  }
+}
+
+// ---- Engine ------------------------------------------------------------------
+
+Engine::Engine(EngineOptions opts, std::shared_ptr<rules::RuleSet> rules, Metrics& metrics)
+    : opts_(std::move(opts)), rules_(std::move(rules)), metrics_(metrics) {
+  if (opts_.shards < 1 || opts_.shards > 256)
+    throw std::runtime_error("engine.shards must be between 1 and 256");
+  for (int i = 0; i < opts_.shards; ++i) shards_.push_back(std::make_unique<Shard>(*this, i));
+}
+
+Engine::~Engine() { stop(); }
+
+void Engine::start() {
+  namespace fs = std::filesystem;
+  fs::create_directories(opts_.data_dir);
+  // Routing depends on the shard count: refuse to start on data laid out for another.
+  const std::string meta = opts_.data_dir + "/storepulse.meta";
+  if (std::ifstream in{meta}) {
+    int shards = 0;
+    std::string key;
+    in >> key >> shards;
+    if (key == "shards" && shards != opts_.shards)
+      throw std::runtime_error(fmt::format(
+          "{} was written with {} shards but the config says {}: set engine.shards = {} "
+          "(changing the shard count needs an export/import)",
+          opts_.data_dir, shards, opts_.shards, shards));
+  } else {
+    std::ofstream out{meta};
+    out << "shards " << opts_.shards << "\n";
+  }
+  std::vector<std::thread> recoverers;
+  std::vector<std::string> errors(shards_.size());
+  for (std::size_t i = 0; i < shards_.size(); ++i) {
+    recoverers.emplace_back([this, i, &errors] {
+      try {
+        shards_[i]->recover();
+      } catch (const std::exception& e) {
+        errors[i] = e.what();
+      }
+    });
+  }
+  for (auto& t : recoverers) t.join();
+  for (const auto& e : errors)
+    if (!e.empty()) throw std::runtime_error(e);
+  for (auto& s : shards_) s->start();
+  for (auto& s : shards_) s->resend_pending_links();
+}
+
+void Engine::stop() {
+  for (auto& s : shards_) s->stop();
+}
+
+int Engine::shard_of(std::string_view key) const {
+  return static_cast<int>(fnv1a(key) % shards_.size());
+}
+
+std::size_t Engine::queue_depth(int shard) const { return shards_[static_cast<std::size_t>(shard)]->depth(); }
+
+std::size_t Engine::profile_count() const {
+  std::size_t n = 0;
+  for (const auto& s : shards_) n += s->profile_count();
+  return n;
+}
+
+void Engine::set_rules(std::shared_ptr<rules::RuleSet> rules) { std::atomic_store(&rules_, std::move(rules)); }
+
+std::vector<std::string> Engine::recovery_lines() const {
+  std::vector<std::string> out;
+  for (const auto& s : shards_)
+    out.insert(out.end(), s->recovery_lines().begin(), s->recovery_lines().end());
+  return out;
+}
+
+Status Engine::submit(protocol::Event&& ev, std::string&& raw, TimeUs recv,
+                      std::shared_ptr<ReplyTarget> reply) {
+  auto w = std::make_unique<Work>();
+  w->kind = Work::Kind::kEvent;
+  w->recv = recv;
+  w->enq_ns = mono_ns();
+  w->raw = std::move(raw);
+  w->event = std::move(ev);
+  w->reply = std::move(reply);
+  const int s = shard_of(w->event.customer_key());
+  if (!shards_[static_cast<std::size_t>(s)]->push(std::move(w), true))
+    return Status(ErrorCode::kRateLimited, fmt::format("shard {} queue is full; retry later", s));
+  return Status::ok();
+}
+
+void Engine::query_profile(std::string id, ProfileCallback done) {
+  auto w = std::make_unique<Work>();
+  w->kind = Work::Kind::kProfileQuery;
+  w->target = std::move(id);
+  w->profile_done = std::move(done);
+  const int s = shard_of(w->target);
+  shards_[static_cast<std::size_t>(s)]->push(std::move(w), false);
+}
+
+void Engine::recommend(protocol::RecommendRequest req, std::shared_ptr<ReplyTarget> reply) {
+  auto w = std::make_unique<Work>();
+  w->kind = Work::Kind::kRecommend;
+  w->target = req.user_id.empty() ? req.anonymous_id : req.user_id;
+  w->rec = std::move(req);
+  w->reply = std::move(reply);
+  const int s = shard_of(w->target);
+  if (!shards_[static_cast<std::size_t>(s)]->push(std::move(w), true)) {
+    // Queue full: the caller still gets exactly one reply.
+    // (w was moved; rebuild a minimal error through the reply we kept.)
+  }
+}
+
+// ---- Shard -------------------------------------------------------------------
+
+Shard::Shard(Engine& engine, int index)
+    : engine_(engine),
+      index_(index),
+      dir_(fmt::format("{}/shard-{:03}", engine.opts_.data_dir, index)),
+      queue_(engine.opts_.queue_capacity + 1024),
+      dedupe_(engine.opts_.dedupe_window) {}
+
+Shard::~Shard() { stop(); }
+
+bool Shard::push(std::unique_ptr<Work> w, bool bounded) {
+  // Client work is bounded by queue_capacity; internal work (links, merges,
+  // forwards, lookups) is always accepted so cross-shard steps are never lost.
+  if (bounded && depth_.load(std::memory_order_relaxed) >= engine_.opts_.queue_capacity) {
+    if (w->reply) {
+      engine_.metrics_.count_error(ErrorCode::kRateLimited);
+      w->reply->deliver(protocol::encode_error(w->event.message_id, ErrorCode::kRateLimited,
+                                               "server busy: shard queue is full; retry later"));
+    }
+    return false;
+  }
+  depth_.fetch_add(1, std::memory_order_relaxed);
+  queue_.enqueue(std::move(w));
+  return true;
+}
+
+std::string Shard::event_payload(std::string_view key, std::string_view raw) {
+  std::string out;
+  ByteWriter w(out);
+  w.str(key);
+  out.append(raw);
+  return out;
+}
+
+profile::CustomerProfile* Shard::find(std::string_view key) {
+  auto it = profiles_.find(std::string(key));
+  return it == profiles_.end() ? nullptr : it->second.get();
+}
+
+profile::CustomerProfile& Shard::get_or_create(std::string_view key) {
+  auto [it, inserted] = profiles_.try_emplace(std::string(key));
+  if (inserted) {
+    it->second = std::make_unique<profile::CustomerProfile>();
+    it->second->user_id.assign(key);
+    profile_count_.store(profiles_.size(), std::memory_order_relaxed);
+  }
+  return *it->second;
+}
+
+void Shard::recover() {
+  const auto t0 = mono_ns();
+  std::uint64_t seq = 0;
+  std::string body;
+  auto snap = store::read_snapshot(dir_, seq, body);
+  if (!snap.is_ok())
+    throw std::runtime_error(fmt::format(
+        "shard {}: {} (move it aside to recover from the journal alone, if the journal is complete)",
+        index_, snap.status().detail()));
+  if (*snap) decode_snapshot(body);
+  snapshot_seq_ = seq;
+  store::JournalOptions jo;
+  jo.dir = dir_;
+  jo.fsync = engine_.opts_.fsync;
+  jo.fsync_interval_us = engine_.opts_.fsync_interval_us;
+  jo.segment_bytes = engine_.opts_.segment_bytes;
+  auto j = store::Journal::open(jo);
+  if (!j.is_ok()) throw std::runtime_error(j.status().detail());
+  journal_ = std::move(j.value());
+  rules_ = engine_.rules();
+  protocol::DecodeLimits replay_limits = engine_.opts_.limits;
+  protocol::EventDecoder dec(replay_limits);
+  store::RecoveryReport rep;
+  Status s = journal_->replay(
+      seq, [&](const store::JournalRecord& r) { apply_recovered(r, dec); }, rep);
+  if (!s) throw std::runtime_error(fmt::format("shard {}: {}", index_, s.detail()));
+  for (const auto& p : rep.problems) {
+    spdlog::warn("shard {}: journal damage: {}", index_, p);
+    recovery_lines_.push_back(fmt::format("shard {}: {}", index_, p));
+  }
+  const double ms = static_cast<double>(mono_ns() - t0) / 1e6;
+  auto line = fmt::format(
+      "shard {}: recovered {} profiles from snapshot@{} + {} journal records in {:.1f} ms",
+      index_, profiles_.size(), seq, journal_->last_seq() - seq, ms);
+  spdlog::info("{}", line);
+  recovery_lines_.push_back(line);
+  last_snapshot_ns_ = mono_ns();
+  profile_count_.store(profiles_.size());
+}
+
+void Shard::apply_recovered(const store::JournalRecord& rec, protocol::EventDecoder& dec) {
+  ByteReader r(rec.payload);
+  switch (rec.type) {
+    case store::RecordType::kEvent: {
+      const std::string key = r.str();
+      std::string raw(rec.payload.substr(r.pos()));
+      raw.reserve(raw.size() + protocol::decode_padding());
+      protocol::Event ev;
+      // Journal records passed validation when received; the receive time makes
+      // the event-time guard and default timestamp come out the same again.
+      if (!dec.decode(raw, rec.recv_time, ev).is_ok()) {
+        spdlog::warn("shard {}: journal record {} no longer decodes; skipped", index_, rec.seq);
+        return;
+      }
+      dedupe_.insert(ev.message_id);
+      auto& p = get_or_create(key);
+      profile::apply_event(p, ev);
+      actions_scratch_.clear();
+      apply_and_link(p, ev);
+      if (rules_) rules_->evaluate(ev, p, actions_scratch_);
+      record_popularity(ev);
+      break;
+    }
+    case store::RecordType::kMergePayload: {
+      const std::string target = r.str();
+      const std::string other = r.str();
+      profile::CustomerProfile o;
+      if (!profile::deserialize_profile(r.str_view(), o)) return;
+      auto& p = get_or_create(target);
+      auto it = std::find_if(p.links.begin(), p.links.end(),
+                             [&](const auto& l) { return l.other_id == other; });
+      if (it != p.links.end() && it->absorbed) return;
+      profile::merge_profile(p, o);
+      if (it == p.links.end()) p.links.push_back({other, o.last_seen, "alias", true});
+      else it->absorbed = true;
+      break;
+    }
+    case store::RecordType::kRedirect: {
+      const std::string from = r.str();
+      const std::string to = r.str();
+      get_or_create(from).merged_into = to;
+      break;
+    }
+  }
+}
+
+void Shard::apply_and_link(profile::CustomerProfile& p, const protocol::Event& ev) {
+  // alias (previousId -> userId), or any event that carries both ids, links the
+  // visitor's profile to the member's. The visitor's shard is asked for its data.
+  std::string_view other;
+  std::string_view via;
+  if (ev.type == protocol::EventType::kAlias) {
+    other = ev.previous_id;
+    via = "alias";
+  } else if (!ev.user_id.empty() && !ev.anonymous_id.empty() && ev.anonymous_id != ev.user_id) {
+    other = ev.anonymous_id;
+    via = "identify";
+  }
+  if (other.empty()) return;
+  for (const auto& l : p.links)
+    if (l.other_id == other) return;
+  if (p.links.size() >= profile::CustomerProfile::kMaxLinks) return;
+  p.links.push_back({std::string(other), ev.timestamp, std::string(via), false});
+}
+
+void Shard::resend_pending_links() {
+  // Called once after start (recovery done): ask for any visitor data whose merge
+  // was cut short, and after each live link. Merges are idempotent.
+  std::vector<std::unique_ptr<Work>> out;
+  for (const auto& [key, p] : profiles_) {
+    for (const auto& l : p->links) {
+      if (l.absorbed) continue;
+      auto w = std::make_unique<Work>();
+      w->kind = Work::Kind::kLinkRequest;
+      w->target = key;
+      w->other = l.other_id;
+      out.push_back(std::move(w));
+    }
+  }
+  for (auto& w : out) {
+    const int s = engine_.shard_of(w->other);
+    engine_.shards_[static_cast<std::size_t>(s)]->push(std::move(w), false);
+  }
+}
+
+void Shard::record_popularity(const protocol::Event& ev) {
+  if (ev.name != protocol::EventName::kOrderCompleted) return;
+  constexpr std::size_t kMaxCategories = 2000, kMaxProducts = 5000;
+  for (const auto& prod : ev.products) {
+    if (prod.category.empty() || prod.product_id.empty()) continue;
+    auto cit = popularity_.find(prod.category);
+    if (cit == popularity_.end()) {
+      if (popularity_.size() >= kMaxCategories) continue;
+      cit = popularity_.emplace(prod.category, std::unordered_map<std::string, std::uint32_t>{}).first;
+    }
+    auto pit = cit->second.find(prod.product_id);
+    if (pit == cit->second.end()) {
+      if (cit->second.size() >= kMaxProducts) continue;
+      pit = cit->second.emplace(prod.product_id, 0).first;
+      if (product_names_.size() < kMaxCategories * 10) product_names_[prod.product_id] = prod.name;
+    }
+    pit->second += static_cast<std::uint32_t>(prod.quantity);
+  }
+}
+
+void Shard::start() {
+  thread_ = std::thread([this] { run(); });
+}
+
+void Shard::stop() {
+  if (!thread_.joinable()) return;
+  stopping_.store(true);
+  thread_.join();
+  if (snapshot_thread_.joinable()) snapshot_thread_.join();
+}
+
+void Shard::run() {
+  const std::size_t batch_max = std::max<std::size_t>(1, engine_.opts_.batch_max);
+  std::vector<std::unique_ptr<Work>> items(batch_max);
+  for (;;) {
+    // BlockingConcurrentQueue spins briefly before parking on its semaphore,
+    // so a busy shard never sleeps and an idle one costs no CPU.
+    const std::size_t n = queue_.wait_dequeue_bulk_timed(items.data(), batch_max, 2000);
+    if (n > 0) {
+      depth_.fetch_sub(n, std::memory_order_relaxed);
+      rules_ = engine_.rules();
+      process_batch(items.data(), n);
+      for (std::size_t i = 0; i < n; ++i) items[i].reset();
+    }
+    if (Status s = journal_->tick(); !s) spdlog::error("shard {}: {}", index_, s.detail());
+    maybe_snapshot(false);
+    if (n == 0 && stopping_.load() && depth_.load() == 0) break;
+  }
+  if (Status s = journal_->sync(); !s) spdlog::error("shard {}: {}", index_, s.detail());
+  maybe_snapshot(true);
+}
+
+void Shard::process_batch(std::unique_ptr<Work>* items, std::size_t n) {
+  enum class Step : std::uint8_t { kSkip, kApply, kDuplicate, kMerge, kRedirect, kRead };
+  Step steps[4096];
+  Step* step = n <= 4096 ? steps : new Step[n];
+  Metrics& m = engine_.metrics_;
+
+  // Phase 1: decide, dedupe and journal (buffered).
+  for (std::size_t i = 0; i < n; ++i) {
+    Work& w = *items[i];
+    step[i] = Step::kSkip;
+    switch (w.kind) {
+      case Work::Kind::kEvent:
+      case Work::Kind::kForward: {
+        if (w.kind == Work::Kind::kEvent) w.target.assign(w.event.customer_key());
+        if (auto* p = find(w.target); p && !p->merged_into.empty()) {
+          // This id was merged into a member who lives elsewhere: the member's
+          // shard journals and applies it, and replies.
+          w.kind = Work::Kind::kForward;
+          w.target = p->merged_into;
+          const int s = engine_.shard_of(w.target);
+          engine_.shards_[static_cast<std::size_t>(s)]->push(std::move(items[i]), false);
+          items[i] = std::make_unique<Work>();
+          break;
+        }
+        if (dedupe_.contains(w.event.message_id)) {
+          step[i] = Step::kDuplicate;
+          break;
+        }
+        if (!find(w.target) && profiles_.size() >= engine_.opts_.max_profiles) {
+          m.count_error(ErrorCode::kUnavailable);
+          if (w.reply)
+            w.reply->deliver(protocol::encode_error(w.event.message_id, ErrorCode::kUnavailable,
+                                                    "profile capacity of this node reached"));
+          break;
+        }
+        dedupe_.insert(w.event.message_id);
+        journal_->append(store::RecordType::kEvent, w.recv, event_payload(w.target, w.raw));
+        step[i] = Step::kApply;
+        break;
+      }
+      case Work::Kind::kMergePayload: {
+        std::string payload;
+        ByteWriter bw(payload);
+        bw.str(w.target);
+        bw.str(w.other);
+        bw.str(w.payload);
+        journal_->append(store::RecordType::kMergePayload, 0, payload);
+        step[i] = Step::kMerge;
+        break;
+      }
+      case Work::Kind::kLinkRequest: {
+        auto* p = find(w.other);
+        if (p && !p->merged_into.empty()) {
+          step[i] = Step::kRedirect;  // already redirected: just resend the data
+          break;
+        }
+        std::string payload;
+        ByteWriter bw(payload);
+        bw.str(w.other);
+        bw.str(w.target);
+        journal_->append(store::RecordType::kRedirect, 0, payload);
+        step[i] = Step::kRedirect;
+        break;
+      }
+      case Work::Kind::kProfileQuery:
+      case Work::Kind::kRecommend: step[i] = Step::kRead; break;
+    }
+  }
+
+  // Phase 2: group commit. Nothing is applied or acked unless it is durable.
+  Status committed = journal_->commit();
+  if (committed) m.journal_commits.fetch_add(1, std::memory_order_relaxed);
+  else spdlog::error("shard {}: journal commit failed: {}", index_, committed.detail());
+
+  // Phase 3: apply in arrival order, evaluate rules, reply.
+  for (std::size_t i = 0; i < n; ++i) {
+    Work& w = *items[i];
+    switch (step[i]) {
+      case Step::kSkip: break;
+      case Step::kDuplicate:
+        m.duplicates.fetch_add(1, std::memory_order_relaxed);
+        if (w.reply) w.reply->deliver(protocol::encode_ack(w.event.message_id));
+        break;
+      case Step::kApply: {
+        if (!committed) {
+          dedupe_.clear_one(w.event.message_id);
+          m.count_error(ErrorCode::kUnavailable);
+          if (w.reply)
+            w.reply->deliver(protocol::encode_error(w.event.message_id, ErrorCode::kUnavailable,
+                                                    "journal write failed: " + committed.detail()));
+          break;
+        }
+        auto& p = get_or_create(w.target);
+        profile::apply_event(p, w.event);
+        const std::size_t links_before = p.links.size();
+        apply_and_link(p, w.event);
+        if (p.links.size() > links_before) {
+          auto lw = std::make_unique<Work>();
+          lw->kind = Work::Kind::kLinkRequest;
+          lw->target = w.target;
+          lw->other = p.links.back().other_id;
+          const int s = engine_.shard_of(lw->other);
+          engine_.shards_[static_cast<std::size_t>(s)]->push(std::move(lw), false);
+        }
+        actions_scratch_.clear();
+        if (rules_) rules_->evaluate(w.event, p, actions_scratch_);
+        record_popularity(w.event);
+        m.count_event(static_cast<int>(w.event.type), static_cast<int>(w.event.channel));
+        if (w.reply) {
+          if (actions_scratch_.empty()) {
+            w.reply->deliver(protocol::encode_ack(w.event.message_id));
+          } else {
+            m.actions.fetch_add(actions_scratch_.size(), std::memory_order_relaxed);
+            w.reply->deliver(protocol::encode_actions(w.event.message_id, actions_scratch_));
+          }
+        }
+        if (w.enq_ns) m.event_latency.record_ns(mono_ns() - w.enq_ns);
+        break;
+      }
+      case Step::kMerge: {
+        if (!committed) {
+          push(std::move(items[i]), false);  // retry in a later batch
+          items[i] = std::make_unique<Work>();
+          break;
+        }
+        profile::CustomerProfile o;
+        if (!profile::deserialize_profile(w.payload, o)) break;
+        auto& p = get_or_create(w.target);
+        auto it = std::find_if(p.links.begin(), p.links.end(),
+                               [&](const auto& l) { return l.other_id == w.other; });
+        if (it != p.links.end() && it->absorbed) break;
+        profile::merge_profile(p, o);
+        if (it == p.links.end()) p.links.push_back({w.other, o.last_seen, "alias", true});
+        else it->absorbed = true;
+        break;
+      }
+      case Step::kRedirect: {
+        if (!committed) {
+          push(std::move(items[i]), false);
+          items[i] = std::make_unique<Work>();
+          break;
+        }
+        auto& o = get_or_create(w.other);
+        if (!o.merged_into.empty() && o.merged_into != w.target) {
+          spdlog::warn("shard {}: {} is already merged into {}; link to {} ignored", index_,
+                       w.other, o.merged_into, w.target);
+          break;
+        }
+        o.merged_into = w.target;
+        auto mw = std::make_unique<Work>();
+        mw->kind = Work::Kind::kMergePayload;
+        mw->target = w.target;
+        mw->other = w.other;
+        profile::serialize_profile(o, mw->payload);
+        const int s = engine_.shard_of(w.target);
+        engine_.shards_[static_cast<std::size_t>(s)]->push(std::move(mw), false);
+        break;
+      }
+      case Step::kRead:
+        if (w.kind == Work::Kind::kProfileQuery) handle_query(w);
+        else handle_recommend(w);
+        break;
+    }
+  }
+  if (step != steps) delete[] step;
+}
+
+void Shard::handle_query(Work& w) {
+  auto* p = find(w.target);
+  if (!p) {
+    std::string body = R"({"error":"not_found","detail":)";
+    protocol::append_json_string(body, "no profile for " + w.target);
+    body += "}";
+    w.profile_done(404, std::move(body));
+    return;
+  }
+  if (!p->merged_into.empty()) {
+    engine_.query_profile(p->merged_into, std::move(w.profile_done));
+    return;
+  }
+  w.profile_done(200, profile::profile_to_json(*p, wall_clock_us()));
+}
+
+void Shard::handle_recommend(Work& w) {
+  const auto* p = find(w.target);
+  if (p && !p->merged_into.empty()) {
+    auto fw = std::make_unique<Work>(std::move(w));
+    fw->target = p->merged_into;
+    const int s = engine_.shard_of(fw->target);
+    engine_.shards_[static_cast<std::size_t>(s)]->push(std::move(fw), false);
+    return;
+  }
+  struct Item {
+    std::string id, category;
+    double score;
+  };
+  std::vector<Item> items;
+  std::string reason;
+  auto in_cart = [&](const std::string& id) {
+    if (!p) return false;
+    for (const auto& c : p->cart)
+      if (c.product_id == id) return true;
+    return false;
+  };
+  auto add_from = [&](const std::string& cat, double weight) {
+    auto it = popularity_.find(cat);
+    if (it == popularity_.end()) return;
+    for (const auto& [pid, count] : it->second) {
+      if (pid == w.rec.product_id || in_cart(pid)) continue;
+      items.push_back({pid, cat, weight * count});
+    }
+  };
+  std::vector<const profile::CategoryStat*> cats;
+  if (p)
+    for (const auto& c : p->categories) cats.push_back(&c);
+  std::sort(cats.begin(), cats.end(), [](auto a, auto b) { return a->affinity > b->affinity; });
+  if (cats.size() > 3) cats.resize(3);
+  for (const auto* c : cats) add_from(c->name, 1.0 + c->affinity / 100.0);
+  if (!cats.empty()) reason = "top categories: " + cats[0]->name;
+  if (items.empty()) {
+    reason = "popular now";
+    for (const auto& [cat, _] : popularity_) add_from(cat, 1.0);
+  }
+  std::sort(items.begin(), items.end(), [](const Item& a, const Item& b) {
+    return a.score != b.score ? a.score > b.score : a.id < b.id;
+  });
+  // De-duplicate (a product can appear under several top categories).
+  std::vector<Item> top;
+  for (auto& it : items) {
+    if (static_cast<int>(top.size()) >= w.rec.limit) break;
+    if (std::any_of(top.begin(), top.end(), [&](const Item& t) { return t.id == it.id; })) continue;
+    top.push_back(std::move(it));
+  }
+  std::string out = R"({"type":"recommendations","items":[)";
+  for (std::size_t i = 0; i < top.size(); ++i) {
+    if (i) out.push_back(',');
+    out += R"({"productId":)";
+    protocol::append_json_string(out, top[i].id);
+    out += R"(,"name":)";
+    auto nit = product_names_.find(top[i].id);
+    protocol::append_json_string(out, nit == product_names_.end() ? top[i].id : nit->second);
+    out += R"(,"category":)";
+    protocol::append_json_string(out, top[i].category);
+    out += fmt::format(R"(,"score":{:.3f}}})", top[i].score);
+  }
+  out += R"(],"reason":)";
+  protocol::append_json_string(out, reason);
+  out += "}";
+  if (w.reply) w.reply->deliver(std::move(out));
+}
+
+std::string Shard::encode_snapshot() const {
+  std::string body;
+  ByteWriter w(body);
+  w.u64(profiles_.size());
+  std::string buf;
+  for (const auto& [key, p] : profiles_) {
+    buf.clear();
+    profile::serialize_profile(*p, buf);
+    w.str(buf);
+  }
+  w.u64(dedupe_.size());
+  for (const auto& id : dedupe_.order()) w.str(id);
+  return body;
+}
+
+void Shard::decode_snapshot(const std::string& body) {
+  ByteReader r(body);
+  const std::uint64_t n = r.u64();
+  for (std::uint64_t i = 0; i < n && r.ok(); ++i) {
+    auto p = std::make_unique<profile::CustomerProfile>();
+    if (!profile::deserialize_profile(r.str_view(), *p))
+      throw std::runtime_error(fmt::format("shard {}: profile {} in snapshot is malformed", index_, i));
+    std::string key = p->user_id;
+    profiles_[key] = std::move(p);
+  }
+  const std::uint64_t d = r.u64();
+  for (std::uint64_t i = 0; i < d && r.ok(); ++i) dedupe_.insert(r.str_view());
+  if (!r.ok()) throw std::runtime_error(fmt::format("shard {}: snapshot body is truncated", index_));
+}
+
+void Shard::maybe_snapshot(bool force) {
+  const std::uint64_t done = snapshot_done_seq_.load();
+  if (done > snapshot_seq_) {
+    journal_->remove_segments_through(done);
+    snapshot_seq_ = done;
+    engine_.metrics_.snapshots.fetch_add(1, std::memory_order_relaxed);
+  }
+  if (snapshot_busy_.load()) {
+    if (!force) return;
+    if (snapshot_thread_.joinable()) snapshot_thread_.join();
+  }
+  const std::uint64_t seq = journal_->last_seq();
+  if (seq <= snapshot_seq_) return;
+  if (!force) {
+    if (mono_ns() - last_snapshot_ns_ < engine_.opts_.snapshot_interval_us * 1000) return;
+    if (seq - snapshot_seq_ < engine_.opts_.snapshot_min_records) return;
+  }
+  last_snapshot_ns_ = mono_ns();
+  // Serialising here, between batches, makes the snapshot exactly the state at
+  // `seq`; the slow part (write + fsync) runs on a helper thread.
+  std::string body = encode_snapshot();
+  if (snapshot_thread_.joinable()) snapshot_thread_.join();
+  if (force) {
+    if (Status s = store::write_snapshot(dir_, seq, body); !s)
+      spdlog::error("shard {}: snapshot failed: {}", index_, s.detail());
+    else snapshot_seq_ = seq;
+    return;
+  }
+  snapshot_busy_.store(true);
+  snapshot_thread_ = std::thread([this, seq, body = std::move(body)] {
+    if (Status s = store::write_snapshot(dir_, seq, body); !s)
+      spdlog::error("shard {}: snapshot failed: {}", index_, s.detail());
+    else snapshot_done_seq_.store(seq);
+    snapshot_busy_.store(false);
+  });
+}
+
+}  // namespace storepulse::engine

@@ -1,0 +1,125 @@
+#pragma once
+// One shard: a worker thread that owns a hash range of profiles, their dedupe
+// window and a journal. Everything below `// worker-owned` is touched only by
+// that thread (and by recovery, before it starts).
+#include <blockingconcurrentqueue.h>
+
+#include <atomic>
+#include <deque>
+#include <memory>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "storepulse/engine/engine.hpp"
+#include "storepulse/profile/profile.hpp"
+#include "storepulse/store/journal.hpp"
+
+namespace storepulse::engine {
+
+struct Work {
+  enum class Kind : std::uint8_t {
+    kEvent,         // from an io thread: journal, apply, reply
+    kForward,       // an event for an id that was merged into a profile on this shard
+    kProfileQuery,  // GET /v1/profiles/{id}
+    kRecommend,     // web recommend request
+    kLinkRequest,   // "give me profile `other` and route it to `target` from now on"
+    kMergePayload,  // serialized profile of `other`, to fold into `target`
+  };
+  Kind kind = Kind::kEvent;
+  protocol::Event event;
+  std::string raw;
+  TimeUs recv = 0;
+  std::int64_t enq_ns = 0;
+  std::string target;  // profile key this work applies to
+  std::string other;   // linked id (link / merge)
+  std::string payload;  // merge: serialized profile
+  std::shared_ptr<ReplyTarget> reply;
+  ProfileCallback profile_done;
+  protocol::RecommendRequest rec;
+};
+
+/// Bounded FIFO of messageIds seen; re-sent ids are acked without applying.
+class DedupeWindow {
+ public:
+  explicit DedupeWindow(std::size_t cap) : cap_(cap) {}
+  bool contains(std::string_view id) const { return set_.count(std::string(id)) != 0; }
+  void insert(std::string_view id);
+  std::size_t size() const { return order_.size(); }
+  const std::deque<std::string>& order() const { return order_; }
+  /// Forgets one id (its event was not made durable after all).
+  void clear_one(std::string_view id) {
+    set_.erase(std::string(id));
+    if (!order_.empty() && order_.back() == id) order_.pop_back();
+  }
+  void clear() {
+    set_.clear();
+    order_.clear();
+  }
+
+ private:
+  std::size_t cap_;
+  std::unordered_set<std::string> set_;
+  std::deque<std::string> order_;
+};
+
+class Shard {
+ public:
+  Shard(Engine& engine, int index);
+  ~Shard();
+
+  void recover();  // before start(); throws on unrecoverable damage
+  void start();
+  void stop();
+
+  bool push(std::unique_ptr<Work> w, bool bounded);
+  std::size_t depth() const { return depth_.load(std::memory_order_relaxed); }
+  std::size_t profile_count() const { return profile_count_.load(std::memory_order_relaxed); }
+  const std::vector<std::string>& recovery_lines() const { return recovery_lines_; }
+  /// After recovery: links whose other side's data never arrived (crash in between).
+  void resend_pending_links();
+
+ private:
+  void run();
+  void process_batch(std::unique_ptr<Work>* items, std::size_t n);
+  void handle_query(Work& w);
+  void handle_recommend(Work& w);
+  void handle_link_request(Work& w);
+  void apply_recovered(const store::JournalRecord& rec, protocol::EventDecoder& dec);
+  profile::CustomerProfile* find(std::string_view key);
+  profile::CustomerProfile& get_or_create(std::string_view key);
+  void apply_and_link(profile::CustomerProfile& p, const protocol::Event& ev);
+  void record_popularity(const protocol::Event& ev);
+  void maybe_snapshot(bool force);
+  std::string encode_snapshot() const;
+  void decode_snapshot(const std::string& body);
+  static std::string event_payload(std::string_view key, std::string_view raw);
+
+  Engine& engine_;
+  int index_;
+  std::string dir_;
+  moodycamel::BlockingConcurrentQueue<std::unique_ptr<Work>> queue_;
+  std::atomic<std::size_t> depth_{0};
+  std::atomic<std::size_t> profile_count_{0};
+  std::atomic<bool> stopping_{false};
+  std::thread thread_;
+  std::vector<std::string> recovery_lines_;
+
+  // worker-owned
+  std::unique_ptr<store::Journal> journal_;
+  std::unordered_map<std::string, std::unique_ptr<profile::CustomerProfile>> profiles_;
+  DedupeWindow dedupe_;
+  std::unordered_map<std::string, std::unordered_map<std::string, std::uint32_t>> popularity_;
+  std::unordered_map<std::string, std::string> product_names_;
+  std::shared_ptr<rules::RuleSet> rules_;
+  std::uint64_t snapshot_seq_ = 0;
+  std::int64_t last_snapshot_ns_ = 0;
+  std::thread snapshot_thread_;
+  std::atomic<bool> snapshot_busy_{false};
+  std::atomic<std::uint64_t> snapshot_done_seq_{0};
+  std::vector<protocol::Action> actions_scratch_;
+};
+
+}  // namespace storepulse::engine

@@ -1,0 +1,58 @@
+#include "net/metrics_text.hpp"
+
+#include <fmt/format.h>
+
+#include "storepulse/protocol/event.hpp"
+
+namespace storepulse::net {
+
+std::string render_metrics(engine::Engine& engine) {
+  Metrics& m = engine.metrics();
+  std::string o;
+  o += "# HELP storepulse_events_total Events applied, by type and channel.\n";
+  o += "# TYPE storepulse_events_total counter\n";
+  for (int t = 0; t < Metrics::kTypes; ++t) {
+    for (int c = 0; c < Metrics::kChannels; ++c) {
+      o += fmt::format("storepulse_events_total{{type=\"{}\",channel=\"{}\"}} {}\n",
+                       protocol::event_type_name(static_cast<protocol::EventType>(t)),
+                       protocol::channel_name(static_cast<protocol::Channel>(c)),
+                       m.events[static_cast<std::size_t>(t * Metrics::kChannels + c)].load());
+    }
+  }
+  o += "# HELP storepulse_errors_total Error replies, by wire code.\n";
+  o += "# TYPE storepulse_errors_total counter\n";
+  for (ErrorCode c : kAllWireErrors)
+    o += fmt::format("storepulse_errors_total{{code=\"{}\"}} {}\n", error_code_name(c),
+                     m.errors[static_cast<std::size_t>(c)].load());
+  o += "# HELP storepulse_queue_depth Work items waiting for each shard.\n";
+  o += "# TYPE storepulse_queue_depth gauge\n";
+  for (int s = 0; s < engine.shard_count(); ++s)
+    o += fmt::format("storepulse_queue_depth{{shard=\"{}\"}} {}\n", s, engine.queue_depth(s));
+  o += "# HELP storepulse_event_latency_seconds Hand-off to reply, per event (shard queue + journal + apply + rules).\n";
+  o += "# TYPE storepulse_event_latency_seconds histogram\n";
+  std::uint64_t cum = 0;
+  for (std::size_t i = 0; i < LatencyHistogram::kBoundsUs.size(); ++i) {
+    cum += m.event_latency.bucket(i);
+    o += fmt::format("storepulse_event_latency_seconds_bucket{{le=\"{}\"}} {}\n",
+                     LatencyHistogram::kBoundsUs[i] / 1e6, cum);
+  }
+  cum += m.event_latency.bucket(LatencyHistogram::kBoundsUs.size());
+  o += fmt::format("storepulse_event_latency_seconds_bucket{{le=\"+Inf\"}} {}\n", cum);
+  o += fmt::format("storepulse_event_latency_seconds_sum {}\n",
+                   static_cast<double>(m.event_latency.sum_ns()) / 1e9);
+  o += fmt::format("storepulse_event_latency_seconds_count {}\n", cum);
+  auto gauge = [&](std::string_view name, std::string_view help, std::string_view type, auto v) {
+    o += fmt::format("# HELP {} {}\n# TYPE {} {}\n{} {}\n", name, help, name, type, name, v);
+  };
+  gauge("storepulse_duplicates_total", "Re-sent messageIds acked without applying.", "counter", m.duplicates.load());
+  gauge("storepulse_actions_total", "Actions sent in replies.", "counter", m.actions.load());
+  gauge("storepulse_connections", "Open connections.", "gauge", m.connections.load());
+  gauge("storepulse_connections_total", "Accepted connections.", "counter", m.connections_total.load());
+  gauge("storepulse_slow_readers_closed_total", "Connections closed for not reading replies.", "counter", m.slow_readers_closed.load());
+  gauge("storepulse_journal_commits_total", "Group commits.", "counter", m.journal_commits.load());
+  gauge("storepulse_snapshots_total", "Snapshots written.", "counter", m.snapshots.load());
+  gauge("storepulse_profiles", "Profiles in memory.", "gauge", engine.profile_count());
+  return o;
+}
+
+}  // namespace storepulse::net

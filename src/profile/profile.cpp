@@ -1,0 +1,485 @@
+#include "storepulse/profile/profile.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "storepulse/common/bytes.hpp"
+#include "storepulse/protocol/codec.hpp"
+
+namespace storepulse::profile {
+
+using protocol::EventName;
+using protocol::EventType;
+
+namespace {
+
+constexpr double kHalfLifeDays = 90.0;
+
+double decay(double value, TimeUs from, TimeUs to) {
+  if (from == 0 || to <= from) return value;
+  const double days = static_cast<double>(to - from) / static_cast<double>(kUsPerDay);
+  return value * std::exp2(-days / kHalfLifeDays);
+}
+
+// Adds spend to a bounded stat list; when full, the weakest affinity is replaced,
+// so memory per profile stays fixed however many categories a shopper touches.
+void add_stat(std::vector<CategoryStat>& stats, std::size_t cap, std::string_view name, Money spend,
+              TimeUs when) {
+  if (name.empty()) return;
+  auto it = std::find_if(stats.begin(), stats.end(), [&](const auto& s) { return s.name == name; });
+  if (it == stats.end()) {
+    if (stats.size() >= cap) {
+      it = std::min_element(stats.begin(), stats.end(),
+                            [](const auto& a, const auto& b) { return a.affinity < b.affinity; });
+      *it = CategoryStat{};
+    } else {
+      stats.emplace_back();
+      it = stats.end() - 1;
+    }
+    it->name.assign(name);
+  }
+  it->affinity = decay(it->affinity, it->last, when) + static_cast<double>(spend) / 100.0;
+  it->spend += spend;
+  it->last = std::max(it->last, when);
+}
+
+void merge_traits(protocol::Traits& into, const protocol::Traits& from) {
+  auto take = [](std::string& a, const std::string& b) {
+    if (!b.empty()) a = b;
+  };
+  take(into.first_name, from.first_name);
+  take(into.last_name, from.last_name);
+  take(into.birthday, from.birthday);
+  take(into.gender, from.gender);
+  take(into.phone, from.phone);
+  take(into.email, from.email);
+  take(into.postal_code, from.postal_code);
+  take(into.home_store, from.home_store);
+  if (from.sms_opt_in) into.sms_opt_in = from.sms_opt_in;
+}
+
+void apply_traits(CustomerProfile& p, const protocol::Traits& t) {
+  merge_traits(p.traits, t);
+  if (!t.birthday.empty()) p.birthday_mmdd = parse_birthday_mmdd(t.birthday);
+  if (t.sms_opt_in) p.sms_consent = *t.sms_opt_in;
+}
+
+void cart_add(CustomerProfile& p, const protocol::Product& prod) {
+  std::string_view key = prod.product_id.empty() ? std::string_view(prod.sku) : prod.product_id;
+  for (auto& item : p.cart) {
+    if (item.product_id == key) {
+      item.quantity += prod.quantity;
+      if (prod.price) item.price = prod.price;
+      return;
+    }
+  }
+  if (p.cart.size() >= CustomerProfile::kMaxCart) return;
+  p.cart.push_back(CartItem{std::string(key), prod.name, prod.category, prod.price, prod.quantity});
+}
+
+void cart_remove(CustomerProfile& p, const protocol::Product& prod) {
+  std::string_view key = prod.product_id.empty() ? std::string_view(prod.sku) : prod.product_id;
+  for (auto it = p.cart.begin(); it != p.cart.end(); ++it) {
+    if (it->product_id == key) {
+      it->quantity -= prod.quantity;
+      if (it->quantity <= 0) p.cart.erase(it);
+      return;
+    }
+  }
+}
+
+void record_size(CustomerProfile& p, const protocol::Product& prod, TimeUs when) {
+  if (prod.size.empty()) return;
+  for (auto& s : p.sizes) {
+    if (s.category == prod.category) {
+      if (when >= s.when) {
+        s.size = prod.size;
+        s.when = when;
+      }
+      return;
+    }
+  }
+  if (p.sizes.size() >= CustomerProfile::kMaxSizes) {
+    auto oldest = std::min_element(p.sizes.begin(), p.sizes.end(),
+                                   [](const auto& a, const auto& b) { return a.when < b.when; });
+    *oldest = SizeRecord{prod.category, prod.size, when};
+    return;
+  }
+  p.sizes.push_back(SizeRecord{prod.category, prod.size, when});
+}
+
+}  // namespace
+
+Money CustomerProfile::cart_value() const {
+  Money v = 0;
+  for (const auto& i : cart) v += i.price * i.quantity;
+  return v;
+}
+
+double CustomerProfile::discount_share() const {
+  const Money gross = monetary + discount_total;
+  return gross > 0 ? static_cast<double>(discount_total) / static_cast<double>(gross) : 0.0;
+}
+
+const CategoryStat* CustomerProfile::category(std::string_view name) const {
+  for (const auto& c : categories)
+    if (c.name == name) return &c;
+  return nullptr;
+}
+
+void apply_event(CustomerProfile& p, const protocol::Event& ev) {
+  if (p.first_seen == 0 || ev.timestamp < p.first_seen) p.first_seen = ev.timestamp;
+  p.last_seen = std::max(p.last_seen, ev.timestamp);
+  if (!ev.traits.empty()) apply_traits(p, ev.traits);
+
+  switch (ev.name) {
+    case EventName::kCardSwiped: ++p.swipes; break;
+    case EventName::kOrderCompleted: {
+      ++p.orders;
+      if (ev.channel == protocol::Channel::kPos) ++p.orders_pos;
+      else if (ev.channel == protocol::Channel::kWeb || ev.channel == protocol::Channel::kApp)
+        ++p.orders_web;
+      p.monetary += ev.total;
+      p.discount_total += ev.discount;
+      p.points += ev.total / 100;
+      if (p.first_order == 0 || ev.timestamp < p.first_order) p.first_order = ev.timestamp;
+      p.last_order = std::max(p.last_order, ev.timestamp);
+      for (const auto& prod : ev.products) {
+        const Money line = prod.price * prod.quantity;
+        add_stat(p.categories, CustomerProfile::kMaxCategories, prod.category, line, ev.timestamp);
+        add_stat(p.brands, CustomerProfile::kMaxBrands, prod.brand, line, ev.timestamp);
+        record_size(p, prod, ev.timestamp);
+      }
+      // A purchase in any channel settles the online cart: its items are no longer waiting.
+      p.cart.clear();
+      p.cart_updated = ev.timestamp;
+      break;
+    }
+    case EventName::kOrderRefunded:
+      ++p.refunds;
+      p.monetary -= ev.total;
+      p.points = std::max<std::int64_t>(0, p.points - ev.total / 100);
+      for (const auto& prod : ev.products)
+        add_stat(p.categories, CustomerProfile::kMaxCategories, prod.category,
+                 -prod.price * prod.quantity, ev.timestamp);
+      break;
+    case EventName::kProductAdded:
+      for (const auto& prod : ev.products) cart_add(p, prod);
+      p.cart_updated = ev.timestamp;
+      break;
+    case EventName::kProductRemoved:
+      for (const auto& prod : ev.products) cart_remove(p, prod);
+      p.cart_updated = ev.timestamp;
+      break;
+    case EventName::kProductViewed: ++p.web_views; break;
+    default: break;
+  }
+  if (ev.type == EventType::kPage) ++p.web_views;
+}
+
+void merge_profile(CustomerProfile& p, const CustomerProfile& o) {
+  if (o.first_seen && (p.first_seen == 0 || o.first_seen < p.first_seen)) p.first_seen = o.first_seen;
+  p.last_seen = std::max(p.last_seen, o.last_seen);
+  if (o.first_order && (p.first_order == 0 || o.first_order < p.first_order))
+    p.first_order = o.first_order;
+  p.last_order = std::max(p.last_order, o.last_order);
+  // The member's own traits win; the visitor's fill the gaps.
+  protocol::Traits t = o.traits;
+  merge_traits(t, p.traits);
+  p.traits = t;
+  if (!p.birthday_mmdd) p.birthday_mmdd = o.birthday_mmdd;
+  if (p.traits.sms_opt_in) p.sms_consent = *p.traits.sms_opt_in;
+  p.orders += o.orders;
+  p.orders_pos += o.orders_pos;
+  p.orders_web += o.orders_web;
+  p.refunds += o.refunds;
+  p.swipes += o.swipes;
+  p.web_views += o.web_views;
+  p.monetary += o.monetary;
+  p.discount_total += o.discount_total;
+  p.points += o.points;
+  for (const auto& c : o.categories)
+    add_stat(p.categories, CustomerProfile::kMaxCategories, c.name, c.spend, c.last);
+  for (const auto& b : o.brands) add_stat(p.brands, CustomerProfile::kMaxBrands, b.name, b.spend, b.last);
+  if (o.cart_updated > p.cart_updated) {
+    p.cart = o.cart;
+    p.cart_updated = o.cart_updated;
+  }
+  for (const auto& s : o.sizes) {
+    protocol::Product pr;
+    pr.category = s.category;
+    pr.size = s.size;
+    record_size(p, pr, s.when);
+  }
+}
+
+std::string profile_to_json(const CustomerProfile& p, TimeUs now) {
+  using protocol::append_json_string;
+  std::string o = "{\"userId\":";
+  append_json_string(o, p.user_id);
+  o += ",\"linkedIds\":[";
+  for (std::size_t i = 0; i < p.links.size(); ++i) {
+    if (i) o.push_back(',');
+    append_json_string(o, p.links[i].other_id);
+  }
+  o += "],\"merges\":[";
+  for (std::size_t i = 0; i < p.links.size(); ++i) {
+    const auto& m = p.links[i];
+    if (i) o.push_back(',');
+    o += "{\"id\":";
+    append_json_string(o, m.other_id);
+    o += ",\"via\":";
+    append_json_string(o, m.via);
+    o += fmt::format(",\"at\":\"{}\",\"absorbed\":{}}}", format_iso8601(m.when),
+                     m.absorbed ? "true" : "false");
+  }
+  o += "],\"traits\":{";
+  bool first = true;
+  auto trait = [&](std::string_view k, const std::string& v) {
+    if (v.empty()) return;
+    if (!first) o.push_back(',');
+    first = false;
+    append_json_string(o, k);
+    o.push_back(':');
+    append_json_string(o, v);
+  };
+  const auto& t = p.traits;
+  trait("firstName", t.first_name);
+  trait("lastName", t.last_name);
+  trait("birthday", t.birthday);
+  trait("gender", t.gender);
+  trait("phone", t.phone);
+  trait("email", t.email);
+  trait("postalCode", t.postal_code);
+  trait("homeStore", t.home_store);
+  if (t.sms_opt_in) {
+    if (!first) o.push_back(',');
+    o += *t.sms_opt_in ? "\"smsOptIn\":true" : "\"smsOptIn\":false";
+  }
+  o += "},\"consent\":{\"sms\":";
+  o += p.sms_consent ? "true" : "false";
+  o += "}";
+  const long long recency =
+      p.last_order ? std::max<long long>(0, (now - p.last_order) / kUsPerDay) : -1;
+  o += fmt::format(",\"rfm\":{{\"recencyDays\":{},\"frequency\":{},\"monetary\":{:.2f}}}",
+                   recency < 0 ? std::string("null") : std::to_string(recency), p.orders,
+                   static_cast<double>(p.monetary) / 100.0);
+  o += fmt::format(",\"channels\":{{\"pos\":{},\"web\":{}}}", p.orders_pos, p.orders_web);
+  o += ",\"categories\":{";
+  for (std::size_t i = 0; i < p.categories.size(); ++i) {
+    if (i) o.push_back(',');
+    append_json_string(o, p.categories[i].name);
+    o += fmt::format(":{:.2f}", static_cast<double>(p.categories[i].spend) / 100.0);
+  }
+  o += "},\"brands\":{";
+  for (std::size_t i = 0; i < p.brands.size(); ++i) {
+    if (i) o.push_back(',');
+    append_json_string(o, p.brands[i].name);
+    o += fmt::format(":{:.2f}", static_cast<double>(p.brands[i].spend) / 100.0);
+  }
+  o += fmt::format("}},\"discountShare\":{:.4f}", p.discount_share());
+  o += ",\"cart\":{\"items\":[";
+  for (std::size_t i = 0; i < p.cart.size(); ++i) {
+    const auto& c = p.cart[i];
+    if (i) o.push_back(',');
+    o += "{\"productId\":";
+    append_json_string(o, c.product_id);
+    o += ",\"name\":";
+    append_json_string(o, c.name);
+    o += ",\"category\":";
+    append_json_string(o, c.category);
+    o += fmt::format(",\"price\":{:.2f},\"quantity\":{}}}", static_cast<double>(c.price) / 100.0,
+                     c.quantity);
+  }
+  o += fmt::format("],\"value\":{:.2f}}}", static_cast<double>(p.cart_value()) / 100.0);
+  o += ",\"sizes\":[";
+  for (std::size_t i = 0; i < p.sizes.size(); ++i) {
+    if (i) o.push_back(',');
+    o += "{\"category\":";
+    append_json_string(o, p.sizes[i].category);
+    o += ",\"size\":";
+    append_json_string(o, p.sizes[i].size);
+    o += fmt::format(",\"at\":\"{}\"}}", format_iso8601(p.sizes[i].when));
+  }
+  o += fmt::format("],\"points\":{},\"swipes\":{},\"refunds\":{},\"webViews\":{}", p.points,
+                   p.swipes, p.refunds, p.web_views);
+  o += ",\"segment\":";
+  if (p.segment.empty()) o += "null";
+  else append_json_string(o, p.segment);
+  o += fmt::format(",\"clv\":{:.2f},\"pAlive\":{:.4f}", p.clv, p.p_alive);
+  if (p.first_seen) o += fmt::format(",\"firstSeen\":\"{}\"", format_iso8601(p.first_seen));
+  if (p.last_seen) o += fmt::format(",\"lastSeen\":\"{}\"", format_iso8601(p.last_seen));
+  o += ",\"contacts\":[";
+  for (std::size_t i = 0; i < p.contacts.size(); ++i) {
+    if (i) o.push_back(',');
+    o += "{\"rule\":";
+    append_json_string(o, p.contacts[i].rule);
+    o += ",\"channel\":";
+    append_json_string(o, p.contacts[i].channel);
+    o += fmt::format(",\"at\":\"{}\"}}", format_iso8601(p.contacts[i].when));
+  }
+  o += "]}";
+  return o;
+}
+
+namespace {
+constexpr std::uint32_t kProfileFormat = 1;
+
+void write_stats(ByteWriter& w, const std::vector<CategoryStat>& v) {
+  w.u32(static_cast<std::uint32_t>(v.size()));
+  for (const auto& s : v) {
+    w.str(s.name);
+    w.i64(s.spend);
+    w.f64(s.affinity);
+    w.i64(s.last);
+  }
+}
+void read_stats(ByteReader& r, std::vector<CategoryStat>& v, std::size_t cap) {
+  const std::uint32_t n = r.u32();
+  if (n > cap) return;
+  v.resize(n);
+  for (auto& s : v) {
+    s.name = r.str();
+    s.spend = r.i64();
+    s.affinity = r.f64();
+    s.last = r.i64();
+  }
+}
+void write_traits(ByteWriter& w, const protocol::Traits& t) {
+  w.str(t.first_name);
+  w.str(t.last_name);
+  w.str(t.birthday);
+  w.str(t.gender);
+  w.str(t.phone);
+  w.str(t.email);
+  w.str(t.postal_code);
+  w.str(t.home_store);
+  w.u8(t.sms_opt_in ? (*t.sms_opt_in ? 2 : 1) : 0);
+}
+void read_traits(ByteReader& r, protocol::Traits& t) {
+  t.first_name = r.str();
+  t.last_name = r.str();
+  t.birthday = r.str();
+  t.gender = r.str();
+  t.phone = r.str();
+  t.email = r.str();
+  t.postal_code = r.str();
+  t.home_store = r.str();
+  const auto o = r.u8();
+  if (o) t.sms_opt_in = (o == 2);
+}
+}  // namespace
+
+void serialize_profile(const CustomerProfile& p, std::string& out) {
+  ByteWriter w(out);
+  w.u32(kProfileFormat);
+  w.str(p.user_id);
+  w.str(p.merged_into);
+  w.u32(static_cast<std::uint32_t>(p.links.size()));
+  for (const auto& l : p.links) {
+    w.str(l.other_id);
+    w.i64(l.when);
+    w.str(l.via);
+    w.u8(l.absorbed);
+  }
+  write_traits(w, p.traits);
+  w.u32(static_cast<std::uint32_t>(p.birthday_mmdd));
+  w.u8(p.sms_consent);
+  for (TimeUs t : {p.first_seen, p.last_seen, p.last_order, p.first_order}) w.i64(t);
+  for (std::uint32_t c : {p.orders, p.orders_pos, p.orders_web, p.refunds, p.swipes, p.web_views})
+    w.u32(c);
+  w.i64(p.monetary);
+  w.i64(p.discount_total);
+  w.i64(p.points);
+  write_stats(w, p.categories);
+  write_stats(w, p.brands);
+  w.u32(static_cast<std::uint32_t>(p.cart.size()));
+  for (const auto& c : p.cart) {
+    w.str(c.product_id);
+    w.str(c.name);
+    w.str(c.category);
+    w.i64(c.price);
+    w.u32(static_cast<std::uint32_t>(c.quantity));
+  }
+  w.i64(p.cart_updated);
+  w.u32(static_cast<std::uint32_t>(p.sizes.size()));
+  for (const auto& s : p.sizes) {
+    w.str(s.category);
+    w.str(s.size);
+    w.i64(s.when);
+  }
+  w.u32(static_cast<std::uint32_t>(p.contacts.size()));
+  for (const auto& c : p.contacts) {
+    w.str(c.rule);
+    w.str(c.channel);
+    w.i64(c.when);
+  }
+  w.str(p.segment);
+  w.f64(p.clv);
+  w.f64(p.p_alive);
+  w.u32(static_cast<std::uint32_t>(p.last_birthday_greeting_year));
+}
+
+bool deserialize_profile(std::string_view in, CustomerProfile& p) {
+  ByteReader r(in);
+  if (r.u32() != kProfileFormat) return false;
+  p = CustomerProfile{};
+  p.user_id = r.str();
+  p.merged_into = r.str();
+  const std::uint32_t nl = r.u32();
+  if (nl > CustomerProfile::kMaxLinks * 4) return false;
+  p.links.resize(nl);
+  for (auto& l : p.links) {
+    l.other_id = r.str();
+    l.when = r.i64();
+    l.via = r.str();
+    l.absorbed = r.u8() != 0;
+  }
+  read_traits(r, p.traits);
+  p.birthday_mmdd = static_cast<int>(r.u32());
+  p.sms_consent = r.u8() != 0;
+  for (TimeUs* t : {&p.first_seen, &p.last_seen, &p.last_order, &p.first_order}) *t = r.i64();
+  for (std::uint32_t* c : {&p.orders, &p.orders_pos, &p.orders_web, &p.refunds, &p.swipes, &p.web_views})
+    *c = r.u32();
+  p.monetary = r.i64();
+  p.discount_total = r.i64();
+  p.points = r.i64();
+  read_stats(r, p.categories, CustomerProfile::kMaxCategories);
+  read_stats(r, p.brands, CustomerProfile::kMaxBrands);
+  const std::uint32_t nc = r.u32();
+  if (nc > CustomerProfile::kMaxCart) return false;
+  p.cart.resize(nc);
+  for (auto& c : p.cart) {
+    c.product_id = r.str();
+    c.name = r.str();
+    c.category = r.str();
+    c.price = r.i64();
+    c.quantity = static_cast<std::int32_t>(r.u32());
+  }
+  p.cart_updated = r.i64();
+  const std::uint32_t ns = r.u32();
+  if (ns > CustomerProfile::kMaxSizes) return false;
+  p.sizes.resize(ns);
+  for (auto& s : p.sizes) {
+    s.category = r.str();
+    s.size = r.str();
+    s.when = r.i64();
+  }
+  const std::uint32_t nk = r.u32();
+  if (nk > CustomerProfile::kMaxContacts) return false;
+  p.contacts.resize(nk);
+  for (auto& c : p.contacts) {
+    c.rule = r.str();
+    c.channel = r.str();
+    c.when = r.i64();
+  }
+  p.segment = r.str();
+  p.clv = r.f64();
+  p.p_alive = r.f64();
+  p.last_birthday_greeting_year = static_cast<int>(r.u32());
+  return r.ok() && r.at_end();
+}
+
+}  // namespace storepulse::profile

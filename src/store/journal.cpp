@@ -1,0 +1,306 @@
+#include "storepulse/store/journal.hpp"
+
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fmt/format.h>
+
+#include "storepulse/common/bytes.hpp"
+
+namespace fs = std::filesystem;
+
+namespace storepulse::store {
+namespace {
+constexpr std::size_t kHeader = 4 + 4 + 8 + 1 + 8;
+constexpr std::uint32_t kMaxPayload = 16u << 20;
+
+std::string segment_name(std::uint64_t first_seq) { return fmt::format("{:020}.log", first_seq); }
+
+Status io_error(std::string_view what, const std::string& path) {
+  return Status(ErrorCode::kUnavailable, fmt::format("{} {}: {}", what, path, std::strerror(errno)));
+}
+
+bool read_file(const std::string& path, std::string& out) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  out.clear();
+  char buf[1 << 16];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      ::close(fd);
+      return false;
+    }
+    if (n == 0) break;
+    out.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  return true;
+}
+}  // namespace
+
+std::uint32_t crc32_of(std::string_view data, std::uint32_t seed) {
+  return static_cast<std::uint32_t>(
+      ::crc32(seed, reinterpret_cast<const Bytef*>(data.data()), static_cast<uInt>(data.size())));
+}
+
+std::string_view fsync_policy_name(FsyncPolicy p) {
+  switch (p) {
+    case FsyncPolicy::kAlways: return "always";
+    case FsyncPolicy::kInterval: return "interval";
+    case FsyncPolicy::kNever: return "never";
+  }
+  return "interval";
+}
+
+bool parse_fsync_policy(std::string_view s, FsyncPolicy& out) {
+  if (s == "always") out = FsyncPolicy::kAlways;
+  else if (s == "interval") out = FsyncPolicy::kInterval;
+  else if (s == "never") out = FsyncPolicy::kNever;
+  else return false;
+  return true;
+}
+
+Journal::Journal(JournalOptions opts) : opts_(std::move(opts)) {}
+
+Journal::~Journal() {
+  if (fd_ >= 0) {
+    if (dirty_) ::fdatasync(fd_);
+    ::close(fd_);
+  }
+}
+
+Result<std::unique_ptr<Journal>> Journal::open(const JournalOptions& opts) {
+  std::error_code ec;
+  fs::create_directories(opts.dir, ec);
+  if (ec)
+    return Status(ErrorCode::kUnavailable,
+                  fmt::format("cannot create journal directory {}: {}", opts.dir, ec.message()));
+  return std::unique_ptr<Journal>(new Journal(opts));
+}
+
+std::vector<std::pair<std::uint64_t, std::string>> Journal::list_segments() const {
+  std::vector<std::pair<std::uint64_t, std::string>> segs;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(opts_.dir, ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.size() != 24 || name.substr(20) != ".log") continue;
+    std::uint64_t first = 0;
+    bool digits = true;
+    for (std::size_t i = 0; i < 20; ++i) {
+      if (name[i] < '0' || name[i] > '9') digits = false;
+      else first = first * 10 + static_cast<std::uint64_t>(name[i] - '0');
+    }
+    if (digits) segs.emplace_back(first, e.path().string());
+  }
+  std::sort(segs.begin(), segs.end());
+  return segs;
+}
+
+Status Journal::replay(std::uint64_t after_seq,
+                       const std::function<void(const JournalRecord&)>& fn,
+                       RecoveryReport& report) {
+  auto segs = list_segments();
+  std::uint64_t expect = 0;  // next expected seq (0 = unknown yet)
+  std::string data;
+  bool damaged = false;
+  std::size_t i = 0;
+  for (; i < segs.size() && !damaged; ++i) {
+    const auto& [first, path] = segs[i];
+    if (expect != 0 && first != expect) {
+      report.problems.push_back(fmt::format(
+          "segment {} starts at record {} but record {} was expected: a segment is missing; "
+          "recovery stops at record {}",
+          path, first, expect, expect - 1));
+      damaged = true;
+      break;
+    }
+    if (!read_file(path, data)) return io_error("cannot read", path);
+    ++report.segments;
+    std::size_t off = 0;
+    std::uint64_t seq = first;
+    while (off < data.size()) {
+      bool bad = false;
+      std::string why;
+      if (data.size() - off < kHeader) {
+        bad = true;
+        why = "torn record header";
+      } else {
+        ByteReader r(std::string_view(data).substr(off, kHeader));
+        const std::uint32_t len = r.u32();
+        const std::uint32_t crc = r.u32();
+        const std::uint64_t rseq = r.u64();
+        const auto type = static_cast<RecordType>(r.u8());
+        const TimeUs recv = r.i64();
+        if (len > kMaxPayload || data.size() - off - kHeader < len) {
+          bad = true;
+          why = "torn record (length past the end of the segment)";
+        } else if (crc32_of(std::string_view(data).substr(off + 8, kHeader - 8 + len)) != crc) {
+          bad = true;
+          why = "checksum mismatch";
+        } else if (rseq != seq) {
+          bad = true;
+          why = fmt::format("record {} found where {} was expected", rseq, seq);
+        } else {
+          if (rseq > after_seq)
+            fn(JournalRecord{rseq, type, recv,
+                             std::string_view(data).substr(off + kHeader, len)});
+          ++report.records;
+          off += kHeader + len;
+          ++seq;
+          continue;
+        }
+      }
+      if (bad) {
+        const std::uint64_t dropped = data.size() - off;
+        report.bytes_dropped += dropped;
+        report.problems.push_back(fmt::format(
+            "{} at byte {} of {} ({}): truncated to the last good record {}, {} bytes dropped",
+            why, off, path, segment_name(first), seq - 1, dropped));
+        if (::truncate(path.c_str(), static_cast<off_t>(off)) != 0)
+          return io_error("cannot truncate", path);
+        damaged = true;
+        break;
+      }
+    }
+    expect = seq;
+    segment_first_seq_ = first;
+    segment_size_ = off;
+    last_seq_ = seq - 1;
+  }
+  // Segments after the damage would be applied on top of a gap: set them aside.
+  for (std::size_t j = i; j < segs.size(); ++j) {
+    const std::string aside = segs[j].second + ".damaged";
+    std::error_code ec;
+    fs::rename(segs[j].second, aside, ec);
+    report.problems.push_back(fmt::format("segment {} set aside as {} (after the damage)",
+                                          segs[j].second, aside));
+  }
+  if (segs.empty() || segment_first_seq_ == 0) {
+    last_seq_ = std::max(last_seq_, after_seq);
+    committed_seq_ = last_seq_;
+    return open_segment(last_seq_ + 1);
+  }
+  if (last_seq_ < after_seq) {
+    // The snapshot is ahead of the journal (segments already removed): start fresh after it.
+    last_seq_ = after_seq;
+    committed_seq_ = last_seq_;
+    return open_segment(last_seq_ + 1);
+  }
+  committed_seq_ = last_seq_;
+  const std::string path = opts_.dir + "/" + segment_name(segment_first_seq_);
+  fd_ = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+  if (fd_ < 0) return io_error("cannot open", path);
+  return Status::ok();
+}
+
+Status Journal::open_segment(std::uint64_t first_seq) {
+  if (fd_ >= 0) {
+    if (dirty_ && ::fdatasync(fd_) != 0) return io_error("cannot fsync", opts_.dir);
+    ::close(fd_);
+    fd_ = -1;
+  }
+  const std::string path = opts_.dir + "/" + segment_name(first_seq);
+  fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+  if (fd_ < 0) return io_error("cannot create", path);
+  // The new file's directory entry must be durable too, or a crash can lose it.
+  int dfd = ::open(opts_.dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
+  }
+  segment_first_seq_ = first_seq;
+  segment_size_ = 0;
+  dirty_ = false;
+  return Status::ok();
+}
+
+std::uint64_t Journal::append(RecordType type, TimeUs recv_time, std::string_view payload) {
+  const std::uint64_t seq = ++last_seq_;
+  const std::size_t at = buffer_.size();
+  ByteWriter w(buffer_);
+  w.u32(static_cast<std::uint32_t>(payload.size()));
+  w.u32(0);  // crc, filled below
+  w.u64(seq);
+  w.u8(static_cast<std::uint8_t>(type));
+  w.i64(recv_time);
+  buffer_.append(payload.data(), payload.size());
+  const std::uint32_t crc = crc32_of(std::string_view(buffer_).substr(at + 8));
+  std::memcpy(buffer_.data() + at + 4, &crc, 4);
+  return seq;
+}
+
+Status Journal::commit() {
+  if (buffer_.empty()) return Status::ok();
+  auto rollback = [&](Status s) {
+    // Undo a partial write so the file never holds half a batch we did not ack.
+    if (fd_ >= 0) {
+      if (::ftruncate(fd_, static_cast<off_t>(segment_size_)) != 0) {
+        spdlog::error("journal: cannot truncate after failed write: {}", std::strerror(errno));
+      }
+    }
+    buffer_.clear();
+    last_seq_ = committed_seq_;
+    return s;
+  };
+  if (fail_next_write_) {
+    fail_next_write_ = false;
+    errno = ENOSPC;
+    return rollback(io_error("cannot write", opts_.dir));
+  }
+  const char* p = buffer_.data();
+  std::size_t left = buffer_.size();
+  while (left > 0) {
+    ssize_t n = ::write(fd_, p, left);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return rollback(io_error("cannot write journal in", opts_.dir));
+    }
+    p += n;
+    left -= static_cast<std::size_t>(n);
+  }
+  segment_size_ += buffer_.size();
+  buffer_.clear();
+  committed_seq_ = last_seq_;
+  dirty_ = true;
+  if (opts_.fsync == FsyncPolicy::kAlways) {
+    Status s = sync();
+    if (!s) return s;
+  }
+  if (segment_size_ >= opts_.segment_bytes) return open_segment(last_seq_ + 1);
+  return Status::ok();
+}
+
+Status Journal::sync() {
+  if (!dirty_ || fd_ < 0) return Status::ok();
+  if (::fdatasync(fd_) != 0) return io_error("cannot fsync journal in", opts_.dir);
+  dirty_ = false;
+  last_sync_ns_ = mono_ns();
+  return Status::ok();
+}
+
+Status Journal::tick() {
+  if (opts_.fsync != FsyncPolicy::kInterval || !dirty_) return Status::ok();
+  if (mono_ns() - last_sync_ns_ < opts_.fsync_interval_us * 1000) return Status::ok();
+  return sync();
+}
+
+void Journal::remove_segments_through(std::uint64_t seq) {
+  auto segs = list_segments();
+  for (std::size_t i = 0; i + 1 < segs.size(); ++i) {
+    // Segment i holds [first_i, first_{i+1} - 1]; never remove the open one.
+    if (segs[i + 1].first - 1 <= seq && segs[i].first != segment_first_seq_) {
+      std::error_code ec;
+      fs::remove(segs[i].second, ec);
+    }
+  }
+}
+
+}  // namespace storepulse::store

@@ -1,0 +1,182 @@
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <cstdio>
+#include <map>
+#include <sstream>
+
+#include "storepulse/analytics/segments.hpp"
+#include "storepulse/analytics/simulator.hpp"
+
+using namespace storepulse;
+using namespace storepulse::analytics;
+using protocol::Event;
+
+namespace {
+
+struct SimulatedData {
+  std::vector<Event> events;
+  std::map<std::string, ShoppingType> truth;
+};
+
+// 1500 members over 90 days: enough for stable clusters, fast enough for a unit test.
+const SimulatedData& simulated() {
+  static const SimulatedData kData = [] {
+    SimulatedData d;
+    SimulatorConfig cfg;
+    cfg.customers = 1500;
+    cfg.days = 90;
+    cfg.seed = 2026;
+    ShopperSimulator sim(cfg);
+    Event ev;
+    while (sim.next(ev)) d.events.push_back(ev);
+    for (const auto& t : sim.truth()) d.truth[t.user_id] = t.type;
+    return d;
+  }();
+  return kData;
+}
+
+const SegmentReport& fitted() {
+  static const SegmentReport kReport = run_segments(simulated().events, SegmentOptions{});
+  return kReport;
+}
+
+int type_index_of(std::string_view segment_name) {
+  auto t = shopping_type_from(segment_name);
+  return t ? static_cast<int>(*t) : -1;
+}
+
+}  // namespace
+
+TEST_CASE("segments: adjusted Rand index is 1 for equal partitions and ~0 for unrelated ones") {
+  CHECK(adjusted_rand_index({0, 0, 1, 1, 2, 2}, {5, 5, 3, 3, 9, 9}) == Approx(1.0));
+  // Hubert & Arabie's example value for this pair, computed by hand:
+  // contingency [[1,1],[1,1]] -> index 0, expected 2*2/6, max 2 -> ARI = -0.5.
+  CHECK(adjusted_rand_index({0, 0, 1, 1}, {0, 1, 0, 1}) == Approx(-0.5));
+}
+
+TEST_CASE("segments: LDA separates two well-apart groups exactly") {
+  std::vector<FeatureVector> z;
+  std::vector<int> labels;
+  for (int i = 0; i < 40; ++i) {
+    FeatureVector v{};
+    for (std::size_t j = 0; j < v.size(); ++j) v[j] = std::sin(i * 1.3 + static_cast<double>(j)) * 0.3;
+    v[0] += i % 2 ? 2.0 : -2.0;
+    z.push_back(v);
+    labels.push_back(i % 2);
+  }
+  SegmentModel m;
+  m.sd.fill(1.0);
+  fit_segment_lda(z, labels, 2, m);
+  for (std::size_t i = 0; i < z.size(); ++i) CHECK(m.classify(z[i]) == labels[i]);
+}
+
+TEST_CASE("segments: clusters recover the simulator's hidden shopping types") {
+  const auto& rep = fitted();
+  const auto& truth = simulated().truth;
+  REQUIRE(rep.members_segmented > 1000);
+  std::vector<int> cluster, type;
+  for (std::size_t i = 0; i < rep.user_ids.size(); ++i) {
+    cluster.push_back(rep.labels[i]);
+    type.push_back(static_cast<int>(truth.at(rep.user_ids[i])));
+  }
+  double ari = adjusted_rand_index(cluster, type);
+  std::printf("segments: k=%d (silhouette), ARI vs true types = %.4f over %zu members\n", rep.k,
+              ari, cluster.size());
+  CHECK(rep.k == 4);
+  CHECK(ari >= 0.8);
+
+  // Names come from centroids; each named segment should mostly hold its type.
+  for (std::size_t c = 0; c < rep.profiles.size(); ++c) {
+    int named = type_index_of(rep.profiles[c].name);
+    REQUIRE(named >= 0);
+    std::size_t same = 0, all = 0;
+    for (std::size_t i = 0; i < cluster.size(); ++i)
+      if (cluster[i] == static_cast<int>(c)) {
+        ++all;
+        if (type[i] == named) ++same;
+      }
+    double purity = static_cast<double>(same) / static_cast<double>(all);
+    std::printf("segments:   %-17s %4zu members, %.1f%% of them truly %s\n",
+                rep.profiles[c].name.c_str(), all, 100 * purity, rep.profiles[c].name.c_str());
+    CHECK(purity > 0.8);
+  }
+}
+
+TEST_CASE("segments: the discriminant assigns held-out new members after N purchases") {
+  const auto& data = simulated();
+  const auto& rep = fitted();
+  std::printf("segments: LDA %d-fold CV accuracy vs clusters: full history %.4f, "
+              "first %d orders %.4f (%zu members)\n",
+              rep.cv_folds, rep.cv_accuracy_full, rep.model.new_member_orders,
+              rep.cv_accuracy_new_member, rep.cv_new_members);
+  CHECK(rep.cv_accuracy_full > 0.9);
+  CHECK(rep.cv_accuracy_new_member > 0.8);
+
+  // End to end against the truth: fit on half the members (by id), classify the
+  // other half from their first N orders, compare with their hidden type.
+  SegmentOptions opt;
+  FeatureSpec spec = make_feature_spec(data.events, opt.everyday_categories);
+  auto all = extract_segment_features(data.events, spec, opt.min_orders);
+  auto first = extract_segment_features(data.events, spec, opt.new_member_orders,
+                                        opt.new_member_orders);
+  std::vector<MemberFeatures> train;
+  std::map<std::string, bool> held_out;
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    if (i % 2 == 0) train.push_back(all[i]);
+    else held_out[all[i].user_id] = true;
+  }
+  SegmentReport half = run_segments(train, {}, spec, opt);
+  REQUIRE(half.k >= 2);
+  std::size_t right = 0, n = 0;
+  for (const auto& f : first) {
+    if (!held_out.count(f.user_id)) continue;
+    int seg = half.model.classify(f.x);
+    ++n;
+    if (type_index_of(half.model.segment_names[static_cast<std::size_t>(seg)]) ==
+        static_cast<int>(data.truth.at(f.user_id)))
+      ++right;
+  }
+  double acc = static_cast<double>(right) / static_cast<double>(n);
+  std::printf("segments: LDA accuracy vs true type, held-out members after %d orders: %.4f (%zu)\n",
+              opt.new_member_orders, acc, n);
+  CHECK(n > 300);
+  CHECK(acc >= 0.8);
+}
+
+TEST_CASE("segments: the model file round-trips and classifies identically") {
+  const auto& rep = fitted();
+  std::string path = "segments_model_test.json";
+  REQUIRE(save_segment_model(rep.model, path).is_ok());
+  auto loaded = load_segment_model(path);
+  REQUIRE(loaded.is_ok());
+  std::remove(path.c_str());
+  const SegmentModel& m = loaded.value();
+  CHECK(m.segment_names == rep.model.segment_names);
+  CHECK(m.spec.category_reference_price.size() == rep.model.spec.category_reference_price.size());
+  auto feats = extract_segment_features(simulated().events, m.spec, 3);
+  std::size_t same = 0;
+  for (const auto& f : feats)
+    if (m.classify(f.x) == rep.model.classify(f.x) &&
+        m.nearest_centroid(f.x) == rep.model.nearest_centroid(f.x))
+      ++same;
+  CHECK(same == feats.size());
+
+  CHECK_FALSE(parse_segment_model_json("{}").is_ok());
+  CHECK_FALSE(parse_segment_model_json("not json").is_ok());
+  CHECK_FALSE(load_segment_model("/nonexistent/segments.json").is_ok());
+}
+
+TEST_CASE("segments: the report renders a profile table in every format") {
+  const auto& rep = fitted();
+  for (auto fmt : {OutputFormat::kTable, OutputFormat::kCsv, OutputFormat::kJson}) {
+    std::ostringstream os;
+    print_segments(rep, os, fmt);
+    std::string s = os.str();
+    for (const auto& p : rep.profiles) CHECK(s.find(p.name) != std::string::npos);
+    CHECK(s.find("silhouette") != std::string::npos);
+  }
+  std::ostringstream table;
+  print_segments(rep, table, OutputFormat::kTable);
+  std::printf("%s\n", table.str().c_str());
+}
