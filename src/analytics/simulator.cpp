@@ -254,10 +254,50 @@ constexpr TypeProfile kTypeProfiles[kShoppingTypeCount] = {
     {1.6, 1.0, 1, {0.35, 0.45, 0.20}, 0.10, 0.20, 0.98, 0.25, 15.0, 0.2, 1.2, 0.01},
 };
 
+// Category weights of a pure type, normalised to sum 1.
+std::array<double, kCategoryCount> type_category_weights(ShoppingType t) {
+  std::array<double, kCategoryCount> w{};
+  double sum = 0;
+  for (int c = 0; c < kCategoryCount; ++c) {
+    Group g = kCategories[c].group;
+    double v = 1.0;
+    switch (t) {
+      case ShoppingType::kPriceSensitive: v = 1.0; break;
+      case ShoppingType::kSupermarket: v = g == Group::kFresh ? 3.0 : g == Group::kPantry ? 4.0 : 0.12; break;
+      case ShoppingType::kBrandLoyal: v = g == Group::kNonFood ? 0.4 : 0.15; break;
+      case ShoppingType::kNearbyResident: v = g == Group::kFresh ? 5.0 : g == Group::kPantry ? 1.2 : 0.08; break;
+    }
+    w[static_cast<std::size_t>(c)] = v;
+    sum += v;
+  }
+  for (auto& v : w) v /= sum;
+  return w;
+}
+
+// A profile `mix` of the way from `a` to `b` (rates blend geometrically).
+TypeProfile blend_profiles(const TypeProfile& a, const TypeProfile& b, double mix) {
+  auto lin = [mix](double x, double y) { return (1 - mix) * x + mix * y; };
+  TypeProfile p = a;
+  p.trip_gap_days = std::exp(lin(std::log(a.trip_gap_days), std::log(b.trip_gap_days)));
+  p.extra_lines = lin(a.extra_lines + a.base_lines, b.extra_lines + b.base_lines) - a.base_lines;
+  if (p.extra_lines < 0) {
+    p.base_lines = std::max(1, a.base_lines + static_cast<int>(std::floor(p.extra_lines)));
+    p.extra_lines = lin(a.extra_lines + a.base_lines, b.extra_lines + b.base_lines) - p.base_lines;
+  }
+  for (int i = 0; i < 3; ++i) p.tier_pref[i] = lin(a.tier_pref[i], b.tier_pref[i]);
+  p.promo_seek = lin(a.promo_seek, b.promo_seek);
+  p.brand_loyalty = lin(a.brand_loyalty, b.brand_loyalty);
+  p.home_store_share = lin(a.home_store_share, b.home_store_share);
+  p.refund_rate = lin(a.refund_rate, b.refund_rate);
+  return p;
+}
+
 struct Shopper {
   int index = 0;
   bool member = true;
   ShoppingType type = ShoppingType::kPriceSensitive;
+  TypeProfile profile{};  // the type's profile, blended with another type for mixed shoppers
+  double mix = 0;         // how far the behaviour leans to another type (0 = pure)
   SimRng rng{0};
   std::string user_id;
   std::string anonymous_id;
@@ -404,30 +444,30 @@ struct ShopperSimulator::Impl {
     s.web_user = member ? rng.chance(tp.web_share) : true;
     s.home_store = rng.below(cfg.stores);
     s.distance_km = tp.distance_km_lo + (tp.distance_km_hi - tp.distance_km_lo) * rng.uniform();
-    // Individual variation around the type, small enough that types stay apart.
-    s.trip_gap_days = tp.trip_gap_days * rng.lognormal_factor(0.2);
-    s.web_gap_days = tp.web_gap_days * rng.lognormal_factor(0.3);
-    s.lines_factor = rng.lognormal_factor(0.15);
     s.slot_weekday = rng.below(7);
     constexpr double kSlots[] = {9.5, 10.5, 11.5, 17.5, 18.5, 19.5};
     s.slot_hour = kSlots[rng.below(6)];
 
+    // Real shoppers are not pure types: about a third lean part-way towards
+    // another type, which blurs the clusters the way real data does.
+    int other = static_cast<int>(s.type);
+    if (rng.chance(0.35)) {
+      other = (static_cast<int>(s.type) + 1 + rng.below(kShoppingTypeCount - 1)) % kShoppingTypeCount;
+      s.mix = 0.15 + 0.3 * rng.uniform();
+    }
+    s.profile = blend_profiles(tp, kTypeProfiles[other], s.mix);
+    // Individual variation around the (blended) type.
+    s.trip_gap_days = s.profile.trip_gap_days * rng.lognormal_factor(0.3);
+    s.web_gap_days = tp.web_gap_days * rng.lognormal_factor(0.3);
+    s.lines_factor = rng.lognormal_factor(0.25);
+    auto own_w = type_category_weights(s.type);
+    auto other_w = type_category_weights(static_cast<ShoppingType>(other));
     for (int c = 0; c < kCategoryCount; ++c) {
-      Group g = kCategories[c].group;
-      double w = 1.0;
-      switch (s.type) {
-        case ShoppingType::kPriceSensitive: w = 1.0; break;
-        case ShoppingType::kSupermarket:
-          w = g == Group::kFresh ? 3.0 : g == Group::kPantry ? 4.0 : 0.12;
-          break;
-        case ShoppingType::kBrandLoyal: w = g == Group::kNonFood ? 0.4 : 0.15; break;
-        case ShoppingType::kNearbyResident:
-          w = g == Group::kFresh ? 5.0 : g == Group::kPantry ? 1.2 : 0.08;
-          break;
-      }
-      s.category_weight[static_cast<std::size_t>(c)] = w * rng.lognormal_factor(0.3);
+      auto cc = static_cast<std::size_t>(c);
+      s.category_weight[cc] =
+          ((1 - s.mix) * own_w[cc] + s.mix * other_w[cc]) * rng.lognormal_factor(0.3);
       // A favourite brand per category; brand-loyal shoppers favour a premium one.
-      s.favourite_brand[static_cast<std::size_t>(c)] =
+      s.favourite_brand[cc] =
           s.type == ShoppingType::kBrandLoyal ? 4 + rng.below(2) : rng.below(kBrandsPerCategory);
     }
     if (s.type == ShoppingType::kBrandLoyal) {
@@ -435,7 +475,7 @@ struct ShopperSimulator::Impl {
       int n = 2 + rng.below(2);
       for (int k = 0; k < n; ++k) {
         int c = 8 + rng.below(kCategoryCount - 8);
-        s.category_weight[static_cast<std::size_t>(c)] = 6.0;
+        s.category_weight[static_cast<std::size_t>(c)] += (1 - s.mix) * 0.6;
       }
     }
     s.adult_size = std::string(kAdultSizes[rng.below(5)]);
@@ -593,7 +633,7 @@ struct ShopperSimulator::Impl {
 
   Line pick_line(Shopper& s, TimeUs t) {
     auto& rng = s.rng;
-    const TypeProfile& tp = kTypeProfiles[static_cast<int>(s.type)];
+    const TypeProfile& tp = s.profile;
     const Catalog& cat = catalog();
     int c = rng.weighted(s.category_weight);
     int product = -1;
@@ -630,7 +670,7 @@ struct ShopperSimulator::Impl {
   }
 
   int basket_lines(Shopper& s) {
-    const TypeProfile& tp = kTypeProfiles[static_cast<int>(s.type)];
+    const TypeProfile& tp = s.profile;
     double extra = tp.extra_lines * s.lines_factor;
     return tp.base_lines + s.rng.poisson(extra);
   }
@@ -659,7 +699,7 @@ struct ShopperSimulator::Impl {
     ev.discount = discount;
     ev.total = gross - discount;
     ev.has_total = true;
-    const TypeProfile& tp = kTypeProfiles[static_cast<int>(s.type)];
+    const TypeProfile& tp = s.profile;
     if (!lines.empty() && s.rng.chance(tp.refund_rate)) {
       // A refund of one line some days later.
       std::size_t k = static_cast<std::size_t>(s.rng.below(static_cast<int>(lines.size())));
@@ -681,7 +721,7 @@ struct ShopperSimulator::Impl {
 
   void store_trip(Shopper& s, TimeUs t) {
     auto& rng = s.rng;
-    const TypeProfile& tp = kTypeProfiles[static_cast<int>(s.type)];
+    const TypeProfile& tp = s.profile;
     int store = rng.chance(tp.home_store_share) || cfg.stores == 1
                     ? s.home_store
                     : (s.home_store + 1 + rng.below(cfg.stores - 1)) % cfg.stores;

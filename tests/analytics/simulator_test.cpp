@@ -200,6 +200,8 @@ TEST_CASE("simulate: hidden types shape behaviour the way RETAIL.md describes") 
   }
   for (T other : {T::kPriceSensitive, T::kBrandLoyal, T::kNearbyResident}) {
     CHECK(basket(T::kSupermarket) > 2 * basket(other));
+  }
+  for (T other : {T::kPriceSensitive, T::kSupermarket, T::kBrandLoyal}) {
     CHECK(trips(T::kNearbyResident) > 1.5 * trips(other));
   }
   for (T other : {T::kPriceSensitive, T::kSupermarket, T::kNearbyResident}) {
