@@ -1,0 +1,169 @@
+#include <catch2/catch.hpp>
+
+#include <fmt/format.h>
+
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#include "storepulse/engine/engine.hpp"
+#include "support/events.hpp"
+#include "support/temp_dir.hpp"
+
+using namespace storepulse;
+using namespace std::chrono_literals;
+
+namespace {
+
+class Collector : public engine::ReplyTarget {
+ public:
+  void deliver(std::string m) override {
+    std::lock_guard<std::mutex> lk(mu_);
+    replies_.push_back(std::move(m));
+    cv_.notify_all();
+  }
+  std::vector<std::string> wait_for(std::size_t n) {
+    std::unique_lock<std::mutex> lk(mu_);
+    REQUIRE(cv_.wait_for(lk, 10s, [&] { return replies_.size() >= n; }));
+    return replies_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::string> replies_;
+};
+
+struct Harness {
+  explicit Harness(const std::string& dir, int shards = 4) {
+    engine::EngineOptions o;
+    o.shards = shards;
+    o.data_dir = dir;
+    o.fsync = store::FsyncPolicy::kAlways;
+    o.snapshot_interval_us = 50'000;
+    o.snapshot_min_records = 5;
+    engine = std::make_unique<engine::Engine>(o, std::make_shared<rules::BirthdayGreeting>(), metrics);
+    engine->start();
+  }
+  void send(const std::string& json) {
+    std::string raw = json;
+    auto ev = test::decode_event(json);
+    REQUIRE(engine->submit(std::move(ev), std::move(raw), wall_clock_us(), replies).is_ok());
+  }
+  std::pair<int, std::string> profile(const std::string& id) {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::optional<std::pair<int, std::string>> got;
+    engine->query_profile(id, [&](int st, std::string body) {
+      std::lock_guard<std::mutex> lk(mu);
+      got.emplace(st, std::move(body));
+      cv.notify_all();
+    });
+    std::unique_lock<std::mutex> lk(mu);
+    REQUIRE(cv.wait_for(lk, 10s, [&] { return got.has_value(); }));
+    return *got;
+  }
+  Metrics metrics;
+  std::unique_ptr<engine::Engine> engine;
+  std::shared_ptr<Collector> replies = std::make_shared<Collector>();
+};
+
+std::string order(int i, const std::string& user, double total) {
+  return fmt::format(R"({{"type":"track","event":"Order Completed","messageId":"ord-{}","userId":"{}",
+    "context":{{"channel":"pos"}},"properties":{{"total":{},"products":[{{"productId":"p{}","category":"Food","price":{},"quantity":1}}]}}}})",
+                     i, user, total, i % 5, total);
+}
+
+bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+
+}  // namespace
+
+TEST_CASE("every event gets exactly one reply and a re-sent messageId is applied once") {
+  test::TempDir dir;
+  Harness h(dir.str());
+  for (int i = 0; i < 20; ++i) h.send(order(i, "C" + std::to_string(i % 4), 10));
+  h.send(order(3, "C3", 10));  // duplicate of ord-3
+  auto replies = h.replies->wait_for(21);
+  CHECK(replies.size() == 21);
+  int acks = 0;
+  for (auto& r : replies) acks += contains(r, R"("type":"ack")");
+  CHECK(acks == 21);
+  auto [st, body] = h.profile("C3");
+  CHECK(st == 200);
+  CHECK(contains(body, R"("frequency":5)"));
+  CHECK(h.metrics.duplicates.load() == 1);
+  CHECK(h.profile("nobody").first == 404);
+}
+
+TEST_CASE("alias merges a visitor's profile from another shard into the member's") {
+  test::TempDir dir;
+  Harness h(dir.str(), 8);
+  // Pick a visitor id that lives on another shard than the member.
+  std::string visitor = "v0";
+  for (int i = 0; h.engine->shard_of(visitor) == h.engine->shard_of("M1"); ++i) visitor = "v" + std::to_string(i);
+  h.send(R"({"type":"track","event":"Product Added","messageId":"a1","anonymousId":")" + visitor +
+         R"(","properties":{"productId":"boots","name":"Boots","category":"Shoes","price":80}})");
+  h.send(R"({"type":"identify","messageId":"i1","userId":"M1","traits":{"firstName":"Mia"}})");
+  h.replies->wait_for(2);
+  h.send(R"({"type":"alias","messageId":"al1","userId":"M1","previousId":")" + visitor + R"("})");
+  h.replies->wait_for(3);
+  // Later visitor events route to the member.
+  for (int tries = 0; tries < 100; ++tries) {
+    if (contains(h.profile("M1").second, R"("absorbed":true)")) break;
+    std::this_thread::sleep_for(20ms);
+  }
+  h.send(R"({"type":"track","event":"Product Viewed","messageId":"pv1","anonymousId":")" + visitor +
+         R"(","properties":{"productId":"hat"}})");
+  h.replies->wait_for(4);
+  auto body = h.profile("M1").second;
+  CHECK(contains(body, R"("linkedIds":[")" + visitor + "\"]"));
+  CHECK(contains(body, R"("absorbed":true)"));
+  CHECK(contains(body, R"("productId":"boots")"));
+  CHECK(contains(body, R"("webViews":1)"));
+  CHECK(contains(body, R"("firstName":"Mia")"));
+  // Looking the visitor up finds the member.
+  CHECK(contains(h.profile(visitor).second, R"("userId":"M1")"));
+}
+
+TEST_CASE("state and dedupe survive a restart on the same data folder") {
+  test::TempDir dir;
+  {
+    Harness h(dir.str());
+    for (int i = 0; i < 200; ++i) h.send(order(i, "C" + std::to_string(i % 10), 1));
+    h.replies->wait_for(200);
+    std::this_thread::sleep_for(120ms);  // let a background snapshot happen mid-stream
+    for (int i = 200; i < 260; ++i) h.send(order(i, "C" + std::to_string(i % 10), 1));
+    h.replies->wait_for(260);
+  }
+  Harness h(dir.str());
+  for (int i = 0; i < 10; ++i) CHECK(contains(h.profile("C" + std::to_string(i)).second, R"("frequency":26)"));
+  h.send(order(5, "C5", 1));  // re-sent after restart
+  h.replies->wait_for(1);
+  CHECK(contains(h.profile("C5").second, R"("frequency":26)"));
+  CHECK(h.metrics.duplicates.load() == 1);
+}
+
+TEST_CASE("a full shard queue sheds with rate_limited instead of growing") {
+  test::TempDir dir;
+  engine::EngineOptions o;
+  o.shards = 1;
+  o.data_dir = dir.str();
+  o.queue_capacity = 16;
+  o.fsync = store::FsyncPolicy::kAlways;
+  Metrics m;
+  engine::Engine e(o, nullptr, m);
+  e.start();
+  auto c = std::make_shared<Collector>();
+  int limited = 0;
+  for (int i = 0; i < 2000; ++i) {
+    auto json = order(i, "C1", 1);
+    std::string raw = json;
+    if (!e.submit(test::decode_event(json), std::move(raw), wall_clock_us(), c).is_ok()) ++limited;
+  }
+  auto replies = c->wait_for(2000);
+  int errors = 0;
+  for (auto& r : replies) errors += contains(r, R"("code":"rate_limited")");
+  CHECK(limited > 0);
+  CHECK(errors == limited);
+  CHECK(e.queue_depth(0) <= 16);
+}
