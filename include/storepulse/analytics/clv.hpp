@@ -1,0 +1,107 @@
+#pragma once
+// Customer-lifetime value: BG/NBD (Fader, Hardie & Lee 2005) and Pareto/NBD
+// (Schmittlein et al. 1987) purchase models, Gamma-Gamma spend model, fitted by
+// maximum likelihood (Nelder-Mead on log-parameters, no external optimiser).
+// Time unit: weeks by default, as in the published CDNOW fits.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "storepulse/analytics/order_book.hpp"
+#include "storepulse/analytics/report_table.hpp"
+#include "storepulse/common/status.hpp"
+
+namespace storepulse::analytics {
+
+/// One customer's calibration-period summary ("RFM in model form").
+struct ClvCustomer {
+  std::string id;
+  double x = 0;     // repeat purchase days (same-day purchases merged)
+  double t_x = 0;   // time of last purchase since first, in time units
+  double T = 0;     // time from first purchase to the end of calibration
+  double zbar = 0;  // mean value of the repeat purchase days (currency units), 0 when x = 0
+  std::int64_t holdout_days = 0;  // purchase days after the calibration end
+};
+
+struct ClvSummaryOptions {
+  TimeUs calibration_end = 0;  // inclusive: purchases on this day belong to calibration
+  double time_unit_days = 7.0;
+};
+
+/// Customers whose first purchase is on or before the calibration end.
+std::vector<ClvCustomer> summarize_for_clv(const OrderBook& book, const ClvSummaryOptions& opts);
+
+/// Reads a lifetimes summary CSV: `ID,x,t_x,T,zbar` or `ID,frequency,recency,T[,monetary_value]`.
+Result<std::vector<ClvCustomer>> read_clv_summary_csv(const std::string& path);
+
+struct BgNbdParams {
+  double r = 0, alpha = 0, a = 0, b = 0;
+  double log_likelihood = 0;
+};
+struct ParetoNbdParams {
+  double r = 0, alpha = 0, s = 0, beta = 0;
+  double log_likelihood = 0;
+};
+struct GammaGammaParams {
+  double p = 0, q = 0, v = 0;
+  double log_likelihood = 0;
+  std::size_t subjects = 0;  // customers with x > 0
+};
+
+/// Gauss hypergeometric 2F1(a, b; c; z) for |z| < 1 (power series).
+double hyp2f1(double a, double b, double c, double z);
+
+double bgnbd_log_likelihood(const BgNbdParams& p, const std::vector<ClvCustomer>& c);
+double pareto_nbd_log_likelihood(const ParetoNbdParams& p, const std::vector<ClvCustomer>& c);
+double gamma_gamma_log_likelihood(const GammaGammaParams& p, const std::vector<ClvCustomer>& c);
+
+BgNbdParams fit_bgnbd(const std::vector<ClvCustomer>& customers);
+ParetoNbdParams fit_pareto_nbd(const std::vector<ClvCustomer>& customers);
+GammaGammaParams fit_gamma_gamma(const std::vector<ClvCustomer>& customers);
+
+double bgnbd_p_alive(const BgNbdParams& p, double x, double t_x, double T);
+/// Expected purchases in the next `t` time units for a customer with (x, t_x, T).
+double bgnbd_expected_purchases(const BgNbdParams& p, double t, double x, double t_x, double T);
+double pareto_nbd_p_alive(const ParetoNbdParams& p, double x, double t_x, double T);
+double pareto_nbd_expected_purchases(const ParetoNbdParams& p, double t, double x, double t_x,
+                                     double T);
+/// E[spend per purchase | x, zbar] under Gamma-Gamma.
+double gamma_gamma_expected_spend(const GammaGammaParams& p, double x, double zbar);
+
+struct ClvOptions {
+  double horizon_time_units = 39;     // expected purchases reported for this horizon
+  int clv_months = 12;                // CLV horizon in months
+  double monthly_discount_rate = 0.01;
+  double margin = 1.0;                // share of spend that is profit
+  double time_units_per_month = 4.345;  // weeks per month (lifetimes' factor)
+  bool pareto_nbd = true;
+};
+
+struct ClvCustomerResult {
+  double p_alive = 0;
+  double expected_purchases = 0;  // in horizon_time_units
+  double expected_spend = 0;      // per purchase
+  double clv = 0;                 // discounted, over clv_months
+};
+
+struct ClvModel {
+  BgNbdParams bgnbd;
+  ParetoNbdParams pareto_nbd;  // zero when not fitted
+  GammaGammaParams gamma_gamma;
+  std::size_t subjects = 0;
+  double time_unit_days = 7;
+  TimeUs calibration_end = 0;
+};
+
+ClvCustomerResult score_customer(const ClvModel& m, const ClvCustomer& c, const ClvOptions& o);
+
+/// Fits everything; the per-customer results are in `results` (same order as customers).
+ClvModel fit_clv(const std::vector<ClvCustomer>& customers, const ClvOptions& o);
+
+Report clv_report(const ClvModel& m, const std::vector<ClvCustomer>& customers,
+                  const std::vector<ClvCustomerResult>& results, const ClvOptions& o);
+
+/// Model file the engine loads to score live profiles.
+std::string clv_model_json(const ClvModel& m, const ClvOptions& o);
+
+}  // namespace storepulse::analytics

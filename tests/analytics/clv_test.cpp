@@ -1,0 +1,128 @@
+#include <catch2/catch.hpp>
+
+#include <chrono>
+
+#include "storepulse/analytics/clv.hpp"
+#include "storepulse/analytics/importers.hpp"
+
+using namespace storepulse;
+using namespace storepulse::analytics;
+
+namespace {
+const std::string kCdnow = std::string(STOREPULSE_SHARED_DIR) + "/data/cdnow/";
+
+const std::vector<ClvCustomer>& summary() {
+  static auto s = [] {
+    auto r = read_clv_summary_csv(kCdnow + "cdnow_customers_summary_with_transactions.csv");
+    REQUIRE(r.is_ok());
+    return *r;
+  }();
+  return s;
+}
+
+// 1e-3 relative, the tolerance CLVTools' tests use for the same fit.
+void check_rel(double got, double want, double tol = 1e-3) {
+  INFO("got " << got << " want " << want);
+  CHECK(std::fabs(got - want) <= tol * std::fabs(want));
+}
+}  // namespace
+
+TEST_CASE("hypergeometric 2F1 against closed forms") {
+  // 2F1(1,1;2;z) = -ln(1-z)/z
+  CHECK(hyp2f1(1, 1, 2, 0.5) == Approx(-std::log(0.5) / 0.5).epsilon(1e-12));
+  // 2F1(a,b;b;z) = (1-z)^-a
+  CHECK(hyp2f1(2.5, 3, 3, 0.3) == Approx(std::pow(0.7, -2.5)).epsilon(1e-12));
+}
+
+TEST_CASE("CDNOW summary: BG/NBD fit matches the published parameters and log-likelihood") {
+  const auto& s = summary();
+  REQUIRE(s.size() == 2357);
+  auto t0 = std::chrono::steady_clock::now();
+  auto p = fit_bgnbd(s);
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  check_rel(p.r, 0.2425945);
+  check_rel(p.alpha, 4.4136019);
+  check_rel(p.a, 0.7929199);
+  check_rel(p.b, 2.4258881);
+  check_rel(p.log_likelihood, -9582.429);
+  CHECK(secs < 1.0);
+}
+
+TEST_CASE("CDNOW: BG/NBD conditional expectation from the paper (x=2, t_x=30.43, T=38.86 -> 1.226)") {
+  BgNbdParams p{0.2425945, 4.4136019, 0.7929199, 2.4258881, 0};
+  CHECK(bgnbd_expected_purchases(p, 39, 2, 30.43, 38.86) == Approx(1.226).margin(0.0005));
+  // a customer without repeat purchases is alive with certainty under BG/NBD
+  CHECK(bgnbd_p_alive(p, 0, 0, 38.86) == 1.0);
+  CHECK(bgnbd_p_alive(p, 2, 5, 38.86) < bgnbd_p_alive(p, 2, 35, 38.86));
+}
+
+TEST_CASE("CDNOW summary: Gamma-Gamma fit on the 946 repeaters") {
+  auto g = fit_gamma_gamma(summary());
+  CHECK(g.subjects == 946);
+  check_rel(g.p, 6.2488);
+  check_rel(g.q, 3.7446);
+  check_rel(g.v, 15.4477);
+  check_rel(g.log_likelihood, -4055.92);
+}
+
+TEST_CASE("CDNOW summary: Pareto/NBD fit matches the published figures") {
+  auto p = fit_pareto_nbd(summary());
+  // published to 3 decimals (r = 0.553, α = 10.578, s = 0.606, β = 11.669, LL = -9595.0):
+  // allow the quoting precision on top of 1e-3 relative
+  check_rel(p.r, 0.553, 2e-3);
+  check_rel(p.alpha, 10.578, 1e-3);
+  check_rel(p.s, 0.606, 2e-3);
+  check_rel(p.beta, 11.669, 1e-3);
+  check_rel(p.log_likelihood, -9595.0, 1e-4);
+}
+
+TEST_CASE("CDNOW sample transactions -> summary (same-day merged) -> same fits") {
+  OrderBook book;
+  std::vector<protocol::Event> evs;
+  auto r = import_cdnow(kCdnow + "CDNOW_sample.txt", [&](const protocol::Event& e) { evs.push_back(e); });
+  REQUIRE(r.is_ok());
+  book = build_order_book(evs);
+  ClvSummaryOptions so;
+  so.calibration_end = *parse_iso8601("1997-09-30");
+  auto cs = summarize_for_clv(book, so);
+  REQUIRE(cs.size() == 2357);
+  double xs = 0, zero = 0;
+  std::int64_t hold = 0;
+  for (const auto& c : cs) {
+    xs += c.x;
+    zero += c.x == 0;
+    hold += c.holdout_days;
+  }
+  CHECK(xs == 2457);
+  CHECK(zero == 1411);
+  CHECK(hold == 1882);
+  auto p = fit_bgnbd(cs);
+  check_rel(p.r, 0.2425945);
+  check_rel(p.alpha, 4.4136019);
+  check_rel(p.a, 0.7929199);
+  check_rel(p.b, 2.4258881);
+  check_rel(p.log_likelihood, -9582.429);
+  auto g = fit_gamma_gamma(cs);
+  check_rel(g.p, 6.2488);
+  check_rel(g.q, 3.7446);
+  check_rel(g.v, 15.4477);
+}
+
+TEST_CASE("CLV scoring: discounting lowers value, a lapsed customer is worth less") {
+  ClvModel m;
+  m.bgnbd = {0.2425945, 4.4136019, 0.7929199, 2.4258881, 0};
+  m.gamma_gamma = {6.2488, 3.7446, 15.4477, 0, 0};
+  ClvOptions o;
+  ClvCustomer active{"a", 5, 37, 38.86, 30, 0};
+  ClvCustomer lapsed{"b", 5, 8, 38.86, 30, 0};
+  auto ra = score_customer(m, active, o);
+  auto rb = score_customer(m, lapsed, o);
+  CHECK(ra.p_alive > rb.p_alive);
+  CHECK(ra.clv > rb.clv);
+  o.monthly_discount_rate = 0;
+  CHECK(score_customer(m, active, o).clv > ra.clv);
+  // Gamma-Gamma: E[M] shrinks zbar toward the population mean p v / (q - 1)
+  double pop = 6.2488 * 15.4477 / (3.7446 - 1);
+  CHECK(ra.expected_spend > std::min(30.0, pop));
+  CHECK(ra.expected_spend < std::max(30.0, pop));
+}
