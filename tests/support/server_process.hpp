@@ -1,0 +1,188 @@
+#pragma once
+// Starts the real `storepulse serve` binary on a free loopback port, and small
+// synchronous WebSocket / HTTP clients to talk to it.
+#include <catch2/catch.hpp>
+#include <fmt/format.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <boost/asio.hpp>
+#include <boost/beast.hpp>
+#include <chrono>
+#include <cstdio>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace storepulse::test {
+
+inline constexpr const char* kPosKey = "test-terminal-key-0001";
+inline constexpr const char* kAdminToken = "test-admin-token-0001";
+
+class ServerProcess {
+ public:
+  explicit ServerProcess(std::string data_dir, std::vector<std::string> extra = {})
+      : data_dir_(std::move(data_dir)), extra_(std::move(extra)) {
+    start();
+  }
+  ~ServerProcess() { stop(); }
+
+  void start() {
+    int out[2];
+    REQUIRE(::pipe(out) == 0);
+    pid_ = ::fork();
+    REQUIRE(pid_ >= 0);
+    if (pid_ == 0) {
+      ::dup2(out[1], 1);
+      ::close(out[0]);
+      ::close(out[1]);
+      ::setenv("STOREPULSE_POS_KEYS", kPosKey, 1);
+      ::setenv("STOREPULSE_ADMIN_TOKEN", kAdminToken, 1);
+      std::vector<std::string> args = {STOREPULSE_BINARY, "serve",
+                                       "--config", std::string(STOREPULSE_SOURCE_DIR) + "/config/storepulse.toml",
+                                       "--rules", std::string(STOREPULSE_SOURCE_DIR) + "/rules",
+                                       "--port", "0", "--data-dir", data_dir_};
+      args.insert(args.end(), extra_.begin(), extra_.end());
+      std::vector<char*> argv;
+      for (auto& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      ::execv(argv[0], argv.data());
+      ::_exit(127);
+    }
+    ::close(out[1]);
+    out_ = ::fdopen(out[0], "r");
+    char line[1024];
+    port_ = 0;
+    while (std::fgets(line, sizeof line, out_)) {
+      std::string s(line);
+      auto at = s.find("listening on http://127.0.0.1:");
+      if (at != std::string::npos) {
+        port_ = static_cast<unsigned short>(std::stoi(s.substr(at + 30)));
+        break;
+      }
+    }
+    REQUIRE(port_ != 0);
+  }
+
+  /// SIGKILL: no drain, no final snapshot.
+  void kill9() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGKILL);
+    reap();
+  }
+  /// SIGTERM and wait: the graceful path.
+  void stop() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGTERM);
+    reap();
+  }
+  unsigned short port() const { return port_; }
+
+ private:
+  void reap() {
+    int st;
+    ::waitpid(pid_, &st, 0);
+    pid_ = -1;
+    if (out_) {
+      std::fclose(out_);
+      out_ = nullptr;
+    }
+  }
+  std::string data_dir_;
+  std::vector<std::string> extra_;
+  pid_t pid_ = -1;
+  FILE* out_ = nullptr;
+  unsigned short port_ = 0;
+};
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace websocket = beast::websocket;
+
+/// Synchronous WebSocket client with a receive timeout.
+class WsClient {
+ public:
+  /// Returns the HTTP status of a refused upgrade in `refused_status`.
+  WsClient(unsigned short port, const std::string& path, const std::string& key = "")
+      : ws_(ioc_) {
+    asio::ip::tcp::endpoint ep(asio::ip::make_address("127.0.0.1"), port);
+    ws_.next_layer().connect(ep);
+    timeval tv{10, 0};
+    ::setsockopt(ws_.next_layer().native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    ws_.set_option(websocket::stream_base::decorator([key](websocket::request_type& req) {
+      if (!key.empty()) req.set(http::field::authorization, "Bearer " + key);
+    }));
+    ws_.read_message_max(64 << 20);
+    websocket::response_type res;
+    beast::error_code ec;
+    ws_.handshake(res, "127.0.0.1", path, ec);
+    status_ = res.result_int();
+    ok_ = !ec;
+  }
+  bool ok() const { return ok_; }
+  int status() const { return status_; }
+  void send(const std::string& msg, bool text = true) {
+    ws_.text(text);
+    ws_.write(asio::buffer(msg));
+  }
+  /// Next message, or nullopt on close/timeout.
+  std::optional<std::string> read() {
+    beast::flat_buffer b;
+    beast::error_code ec;
+    ws_.read(b, ec);
+    if (ec) {
+      last_error_ = ec;
+      return std::nullopt;
+    }
+    return beast::buffers_to_string(b.data());
+  }
+  std::string request(const std::string& msg) {
+    send(msg);
+    auto r = read();
+    REQUIRE(r);
+    return *r;
+  }
+  beast::error_code last_error() const { return last_error_; }
+  websocket::stream<asio::ip::tcp::socket>& stream() { return ws_; }
+
+ private:
+  asio::io_context ioc_;
+  websocket::stream<asio::ip::tcp::socket> ws_;
+  int status_ = 0;
+  bool ok_ = false;
+  beast::error_code last_error_;
+};
+
+struct HttpReply {
+  int status = 0;
+  std::string body;
+};
+
+inline HttpReply http_request(unsigned short port, http::verb verb, const std::string& target,
+                              const std::string& token = "", const std::string& body = "") {
+  asio::io_context ioc;
+  beast::tcp_stream s(ioc);
+  s.connect(asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
+  s.expires_after(std::chrono::seconds(20));
+  http::request<http::string_body> req(verb, target, 11);
+  req.set(http::field::host, "127.0.0.1");
+  if (!token.empty()) req.set(http::field::authorization, "Bearer " + token);
+  if (!body.empty()) {
+    req.body() = body;
+    req.set(http::field::content_type, "application/json");
+  }
+  req.prepare_payload();
+  http::write(s, req);
+  beast::flat_buffer b;
+  http::response<http::string_body> res;
+  http::read(s, b, res);
+  return {static_cast<int>(res.result_int()), res.body()};
+}
+
+inline bool has(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+
+}  // namespace storepulse::test
