@@ -215,10 +215,12 @@ std::int64_t week_of(TimeUs t) {
 
 constexpr std::string_view kCampaigns[] = {"weekly-deals", "black-friday", "new-arrivals",
                                            "autumn-sale", "members-week"};
-constexpr std::string_view kFirstNames[] = {
-    "Anna",  "Ben",  "Chloe", "David", "Emma",  "Felix", "Grace", "Hugo",  "Isla",  "Jack",
-    "Kate",  "Liam", "Maya",  "Noah",  "Olivia", "Paul", "Ruby",  "Sam",   "Tara",  "Umar",
-    "Vera",  "Will", "Yasmin", "Zoe",  "Omar",  "Lena",  "Marco", "Nina",  "Oscar", "Priya"};
+constexpr std::string_view kFemaleNames[] = {"Anna", "Chloe", "Emma",  "Grace", "Isla",
+                                              "Kate", "Maya",  "Olivia", "Ruby", "Tara",
+                                              "Vera", "Yasmin", "Zoe",  "Lena",  "Nina", "Priya"};
+constexpr std::string_view kMaleNames[] = {"Ben",  "David", "Felix", "Hugo", "Jack",  "Liam",
+                                            "Noah", "Paul",  "Sam",   "Umar", "Will",  "Omar",
+                                            "Marco", "Oscar"};
 constexpr std::string_view kLastNames[] = {
     "Smith", "Jones", "Brown", "Taylor", "Wilson", "Davies", "Evans", "Thomas", "Roberts",
     "Walker", "Wright", "Hughes", "Green", "Hall", "Wood", "Clarke", "Patel", "Khan",
@@ -313,6 +315,7 @@ struct Shopper {
   double slot_hour = 10;
   std::array<double, kCategoryCount> category_weight{};
   std::array<int, kCategoryCount> favourite_brand{};
+  std::string gender;
   std::string adult_size;
   std::string shoe_size;
   int child_age = -1;          // -1: no child
@@ -448,6 +451,8 @@ struct ShopperSimulator::Impl {
     constexpr double kSlots[] = {9.5, 10.5, 11.5, 17.5, 18.5, 19.5};
     s.slot_hour = kSlots[rng.below(6)];
 
+    s.gender = rng.chance(0.55) ? "female" : (rng.chance(0.95) ? "male" : "other");
+
     // Real shoppers are not pure types: about a third lean part-way towards
     // another type, which blurs the clusters the way real data does.
     int other = static_cast<int>(s.type);
@@ -478,6 +483,13 @@ struct ShopperSimulator::Impl {
         s.category_weight[static_cast<std::size_t>(c)] += (1 - s.mix) * 0.6;
       }
     }
+    // Shoppers mostly buy clothes and cosmetics for themselves (the cross-sell
+    // rule looks for women who buy clothing but no cosmetics).
+    if (s.gender == "male") {
+      for (int c : {8, 12, 13}) s.category_weight[static_cast<std::size_t>(c)] *= 0.25;
+    } else if (s.gender == "female") {
+      s.category_weight[9] *= 0.3;
+    }
     s.adult_size = std::string(kAdultSizes[rng.below(5)]);
     s.shoe_size = std::to_string(36 + rng.below(10));
     if (rng.chance(0.3)) {
@@ -488,7 +500,11 @@ struct ShopperSimulator::Impl {
 
     // Traits: birthdays spread evenly over the year.
     auto& t = s.traits;
-    t.first_name = std::string(kFirstNames[rng.below(static_cast<int>(std::size(kFirstNames)))]);
+    bool female = s.gender == "female" || (s.gender == "other" && rng.chance(0.5));
+    t.gender = s.gender;
+    t.first_name = female
+        ? std::string(kFemaleNames[rng.below(static_cast<int>(std::size(kFemaleNames)))])
+        : std::string(kMaleNames[rng.below(static_cast<int>(std::size(kMaleNames)))]);
     t.last_name = std::string(kLastNames[rng.below(static_cast<int>(std::size(kLastNames)))]);
     int year = 1946 + rng.below(60);
     int doy = rng.below(365);
@@ -496,14 +512,13 @@ struct ShopperSimulator::Impl {
     unsigned bm, bd;
     civil_from_days(days_from_civil(year, 1, 1) + doy, by, bm, bd);
     t.birthday = fmt::format("{:04d}-{:02d}-{:02d}", by, bm, bd);
-    t.gender = rng.chance(0.55) ? "female" : (rng.chance(0.95) ? "male" : "other");
-    // 07700 900000-900999 is reserved for drama in the UK; widen with the index.
-    t.phone = fmt::format("+447700{:06d}", 900000 + i % 100000);
+    // Unique per member: identity linking by phone must never merge two members.
+    t.phone = fmt::format("+447{:09d}", 700000000 + i);
     std::string local = t.first_name + "." + t.last_name;
     std::transform(local.begin(), local.end(), local.begin(),
                    [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
     t.email = fmt::format("{}{}@example.com", local, i + 1);
-    // Postal code: the home store's district, then the distance ring (0.5 km steps).
+    // Postal code: the home store's district, then the distance ring (2.5 km steps).
     t.postal_code = fmt::format("{:02d}{:d}{:02d}", s.home_store + 10,
                                 std::min(9, static_cast<int>(s.distance_km / 2.5)), rng.below(100));
     t.home_store = store_id(s.home_store);
