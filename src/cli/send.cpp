@@ -7,6 +7,7 @@
 #include <fstream>
 #include <iostream>
 
+#include "cli/ws_client.hpp"
 #include "storepulse/cli/commands.hpp"
 
 namespace storepulse::cli {
@@ -24,33 +25,7 @@ struct SendFlags {
   int window = 64;
 };
 
-struct Url {
-  std::string host, port, path;
-};
-
-Url parse_ws_url(const std::string& url) {
-  constexpr std::string_view kPrefix = "ws://";
-  if (url.rfind(kPrefix, 0) != 0)
-    throw std::runtime_error(fmt::format("--url: expected ws://HOST:PORT/PATH, got '{}'", url));
-  std::string rest = url.substr(kPrefix.size());
-  const auto slash = rest.find('/');
-  std::string hostport = rest.substr(0, slash);
-  Url u;
-  u.path = slash == std::string::npos ? "/v1/pos" : rest.substr(slash);
-  const auto colon = hostport.rfind(':');
-  if (colon == std::string::npos) {
-    u.host = hostport;
-    u.port = "80";
-  } else {
-    u.host = hostport.substr(0, colon);
-    u.port = hostport.substr(colon + 1);
-  }
-  if (u.host.empty()) throw std::runtime_error("--url: missing host");
-  return u;
-}
-
 int send(const SendFlags& f) {
-  const Url u = parse_ws_url(f.url);
   std::ifstream file;
   std::istream* in = &std::cin;
   if (f.file != "-") {
@@ -59,23 +34,8 @@ int send(const SendFlags& f) {
     in = &file;
   }
   asio::io_context ioc;
-  tcp::resolver resolver(ioc);
   websocket::stream<tcp::socket> ws(ioc);
-  auto results = resolver.resolve(u.host, u.port);
-  asio::connect(ws.next_layer(), results.begin(), results.end());
-  ws.set_option(websocket::stream_base::decorator([&](websocket::request_type& req) {
-    if (!f.key.empty()) req.set(beast::http::field::authorization, "Bearer " + f.key);
-  }));
-  websocket::response_type res;
-  beast::error_code ec;
-  ws.handshake(res, u.host + ":" + u.port, u.path, ec);
-  if (ec) {
-    if (res.result_int() != 0 && res.result_int() != 101)
-      throw std::runtime_error(fmt::format("{} refused the connection: HTTP {} {}", f.url,
-                                           res.result_int(), res.body()));
-    throw std::runtime_error(fmt::format("{}: {}", f.url, ec.message()));
-  }
-  ws.text(true);
+  ws_connect(ws, f.url, f.key);
   std::size_t sent = 0, received = 0, rejected = 0;
   beast::flat_buffer buf;
   auto read_one = [&] {
@@ -103,6 +63,7 @@ int send(const SendFlags& f) {
   }
   while (received < sent) read_one();
   std::cout.flush();
+  beast::error_code ec;
   ws.close(websocket::close_code::normal, ec);
   std::cerr << fmt::format("storepulse send: {} events, {} rejected\n", sent, rejected);
   return rejected == 0 ? 0 : 1;
