@@ -416,6 +416,11 @@ void serialize_profile(const CustomerProfile& p, std::string& out) {
     w.str(c.channel);
     w.i64(c.when);
   }
+  w.u32(static_cast<std::uint32_t>(p.timers.size()));
+  for (const auto& t : p.timers) {
+    w.str(t.rule);
+    w.i64(t.fire_at);
+  }
   w.str(p.segment);
   w.f64(p.clv);
   w.f64(p.p_alive);
@@ -474,6 +479,13 @@ bool deserialize_profile(std::string_view in, CustomerProfile& p) {
     c.rule = r.str();
     c.channel = r.str();
     c.when = r.i64();
+  }
+  const std::uint32_t nt = r.u32();
+  if (nt > CustomerProfile::kMaxTimers) return false;
+  p.timers.resize(nt);
+  for (auto& t : p.timers) {
+    t.rule = r.str();
+    t.fire_at = r.i64();
   }
   p.segment = r.str();
   p.clv = r.f64();

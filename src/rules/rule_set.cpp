@@ -55,8 +55,13 @@ void BirthdayGreeting::evaluate(const protocol::Event& ev, profile::CustomerProf
   const bool today = p.birthday_mmdd == mmdd || (!leap && p.birthday_mmdd == 229 && mmdd == 228);
   if (!today || p.last_birthday_greeting_year == y) return;
   p.last_birthday_greeting_year = y;
-  out.push_back(protocol::Action{"birthday-greeting", "pos", render_template(opts_.text, p),
-                                 opts_.offer_json});
+  protocol::Action a;
+  a.rule = "birthday-greeting";
+  a.channel = "pos";
+  a.text = render_template(opts_.text, p);
+  a.offer_json = opts_.offer_json;
+  a.customer = p.user_id;
+  out.push_back(std::move(a));
   if (p.contacts.size() >= profile::CustomerProfile::kMaxContacts)
     p.contacts.erase(p.contacts.begin());
   p.contacts.push_back(profile::ContactRecord{"birthday-greeting", "pos", ev.timestamp});

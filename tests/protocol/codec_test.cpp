@@ -111,7 +111,12 @@ TEST_CASE("replies are well-formed JSON with escaped text") {
   CHECK(encode_ack("m\"1") == R"({"type":"ack","messageId":"m\"1"})");
   CHECK(encode_error("", ErrorCode::kBadJson, "x") ==
         R"({"type":"error","messageId":null,"code":"bad_json","detail":"x"})");
-  std::vector<Action> a{{"birthday", "pos", "Happy birthday\n", R"({"code":"BDAY"})"}};
+  Action act;
+  act.rule = "birthday";
+  act.channel = "pos";
+  act.text = "Happy birthday\n";
+  act.offer_json = R"({"code":"BDAY"})";
+  std::vector<Action> a{act};
   CHECK(encode_actions("m", a) ==
         R"({"type":"actions","messageId":"m","actions":[{"rule":"birthday","channel":"pos","text":"Happy birthday\n","offer":{"code":"BDAY"}}]})");
 }

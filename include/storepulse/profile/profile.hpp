@@ -49,6 +49,13 @@ struct ContactRecord {
   TimeUs when = 0;
 };
 
+/// An armed event-time timer of a rule (`wait:`), fired by the shard when its
+/// watermark passes `fire_at`; re-arming replaces, `cancel_on` removes.
+struct PendingTimer {
+  std::string rule;
+  TimeUs fire_at = 0;
+};
+
 struct CustomerProfile {
   static constexpr std::size_t kMaxCategories = 64;
   static constexpr std::size_t kMaxBrands = 64;
@@ -56,6 +63,7 @@ struct CustomerProfile {
   static constexpr std::size_t kMaxSizes = 32;
   static constexpr std::size_t kMaxContacts = 32;
   static constexpr std::size_t kMaxLinks = 32;
+  static constexpr std::size_t kMaxTimers = 16;
 
   std::string user_id;  // the profile's key (member id, or anonymous id before alias)
   std::string merged_into;  // non-empty: this id now routes to that profile
@@ -84,6 +92,7 @@ struct CustomerProfile {
   TimeUs cart_updated = 0;
   std::vector<SizeRecord> sizes;
   std::vector<ContactRecord> contacts;
+  std::vector<PendingTimer> timers;
 
   std::string segment;  // shopping type, set by the segment model
   double clv = 0;

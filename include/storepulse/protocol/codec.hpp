@@ -71,6 +71,10 @@ struct Action {
   std::string channel;  // "pos" | "web" | "sms"
   std::string text;
   std::string offer_json;  // a JSON object, or empty
+  /// Not on the wire: who the action is for (the profile's userId) and, for
+  /// sms, the phone number; used by the outbox and web push.
+  std::string customer;
+  std::string phone;
 };
 
 std::string encode_ack(std::string_view message_id);

@@ -20,8 +20,26 @@ class RuleSet {
   /// absorbed the event.
   virtual void evaluate(const protocol::Event& ev, profile::CustomerProfile& p,
                         std::vector<protocol::Action>& out) = 0;
+  /// A timer this rule set armed in `p.timers` is due (the shard's watermark
+  /// passed `fire_at`); the engine has already removed it from `p.timers`.
+  /// Appends the actions it fires (after guardrails). Called on replay too.
+  virtual void fire_timer(const std::string& rule, TimeUs fire_at, profile::CustomerProfile& p,
+                          std::vector<protocol::Action>& out) {
+    (void)rule, (void)fire_at, (void)p, (void)out;
+  }
   /// Rule names, for logs and `/v1/rules`.
   virtual std::vector<std::string> rule_names() const = 0;
+  /// JSON array describing each rule and its live counters, for `GET /v1/rules`.
+  virtual std::string describe_json() const {
+    std::string out = "[";
+    for (const auto& n : rule_names()) {
+      if (out.size() > 1) out.push_back(',');
+      out += "{\"rule\":";
+      protocol::append_json_string(out, n);
+      out += "}";
+    }
+    return out + "]";
+  }
 };
 
 /// Birthday greeting at the till: on a POS `Card Swiped` (or POS order) on the
