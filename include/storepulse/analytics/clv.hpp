@@ -74,7 +74,7 @@ struct ClvOptions {
   double monthly_discount_rate = 0.01;
   double margin = 1.0;                // share of spend that is profit
   double time_units_per_month = 4.345;  // weeks per month (lifetimes' factor)
-  bool pareto_nbd = true;
+  bool pareto_nbd = false;  // opt-in: see --pareto-nbd
 };
 
 struct ClvCustomerResult {
