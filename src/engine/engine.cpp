@@ -235,6 +235,90 @@ void Shard::recover() {
   recovery_lines_.push_back(line);
   last_snapshot_ns_ = mono_ns();
   profile_count_.store(profiles_.size());
+  for (const auto& [key, p] : profiles_) index_timers(key, *p);
+}
+
+void Shard::evaluate_rules(const std::string& key, profile::CustomerProfile& p,
+                           const protocol::Event& ev, bool live) {
+  actions_scratch_.clear();
+  reply_actions_.clear();
+  if (!rules_) return;
+  auto timers_sum = [&] {
+    TimeUs sum = static_cast<TimeUs>(p.timers.size());
+    for (const auto& t : p.timers) sum = sum * 31 + t.fire_at;
+    return sum;
+  };
+  const TimeUs before = timers_sum();
+  rules_->evaluate(ev, p, actions_scratch_);
+  if (timers_sum() != before) index_timers(key, p);
+  if (!live) return;
+  for (auto& a : actions_scratch_) {
+    // The caller waiting on this event sees till and web actions in its reply;
+    // SMS goes to the outbox.
+    if (a.channel == "sms") {
+      if (engine_.sink_) engine_.sink_(a);
+    } else {
+      reply_actions_.push_back(std::move(a));
+    }
+  }
+}
+
+void Shard::index_timers(const std::string& key, const profile::CustomerProfile& p) {
+  for (const auto& t : p.timers) timers_.push(TimerEntry{t.fire_at, key, t.rule});
+}
+
+void Shard::remove_timer(profile::CustomerProfile& p, const std::string& rule, TimeUs at) {
+  auto it = std::find_if(p.timers.begin(), p.timers.end(),
+                         [&](const auto& t) { return t.rule == rule && t.fire_at == at; });
+  if (it != p.timers.end()) p.timers.erase(it);
+}
+
+void Shard::fire_due_timers() {
+  if (timers_.empty() || !rules_) return;
+  // Event time drives waiting; the wall clock only moves the watermark on when
+  // no events arrive, so a replay of the same events fires the same timers.
+  const TimeUs watermark = std::max(max_event_time_, wall_clock_us());
+  struct Due {
+    std::string key, rule;
+    TimeUs at;
+  };
+  std::vector<Due> due;
+  while (!timers_.empty() && timers_.top().at <= watermark && due.size() < 4096) {
+    TimerEntry e = timers_.top();
+    timers_.pop();
+    auto* p = find(e.key);
+    if (!p || std::none_of(p->timers.begin(), p->timers.end(),
+                           [&](const auto& t) { return t.rule == e.rule && t.fire_at == e.at; }))
+      continue;  // stale: re-armed or cancelled since
+    if (std::any_of(due.begin(), due.end(), [&](const Due& d) {
+          return d.key == e.key && d.rule == e.rule && d.at == e.at;
+        }))
+      continue;
+    std::string payload;
+    ByteWriter w(payload);
+    w.str(e.key);
+    w.str(e.rule);
+    w.i64(e.at);
+    journal_->append(store::RecordType::kTimerFired, watermark, payload);
+    due.push_back({std::move(e.key), std::move(e.rule), e.at});
+  }
+  if (due.empty()) return;
+  if (Status s = journal_->commit(); !s) {
+    spdlog::error("shard {}: cannot journal fired timers, retrying: {}", index_, s.detail());
+    for (auto& d : due) timers_.push(TimerEntry{d.at, std::move(d.key), std::move(d.rule)});
+    return;
+  }
+  for (const auto& d : due) {
+    auto* p = find(d.key);
+    remove_timer(*p, d.rule, d.at);
+    actions_scratch_.clear();
+    rules_->fire_timer(d.rule, d.at, *p, actions_scratch_);
+    index_timers(d.key, *p);  // a rule may re-arm (e.g. held until quiet hours end)
+    for (const auto& a : actions_scratch_) {
+      engine_.metrics_.actions.fetch_add(1, std::memory_order_relaxed);
+      if (engine_.sink_) engine_.sink_(a);
+    }
+  }
 }
 
 void Shard::apply_recovered(const store::JournalRecord& rec, protocol::EventDecoder& dec) {
@@ -254,10 +338,21 @@ void Shard::apply_recovered(const store::JournalRecord& rec, protocol::EventDeco
       dedupe_.insert(ev.message_id);
       auto& p = get_or_create(key);
       profile::apply_event(p, ev);
-      actions_scratch_.clear();
       apply_and_link(p, ev);
-      if (rules_) rules_->evaluate(ev, p, actions_scratch_);
+      max_event_time_ = std::max(max_event_time_, ev.timestamp);
+      evaluate_rules(key, p, ev, false);
       record_popularity(ev);
+      break;
+    }
+    case store::RecordType::kTimerFired: {
+      const std::string key = r.str();
+      const std::string rule = r.str();
+      const TimeUs at = r.i64();
+      auto* p = find(key);
+      if (!p) return;
+      remove_timer(*p, rule, at);
+      actions_scratch_.clear();
+      if (rules_) rules_->fire_timer(rule, at, *p, actions_scratch_);
       break;
     }
     case store::RecordType::kMergePayload: {
@@ -366,6 +461,7 @@ void Shard::run() {
       process_batch(items.data(), n);
       for (std::size_t i = 0; i < n; ++i) items[i].reset();
     }
+    fire_due_timers();
     if (Status s = journal_->tick(); !s) spdlog::error("shard {}: {}", index_, s.detail());
     maybe_snapshot(false);
     if (n == 0 && stopping_.load() && depth_.load() == 0) break;
@@ -478,16 +574,16 @@ void Shard::process_batch(std::unique_ptr<Work>* items, std::size_t n) {
           const int s = engine_.shard_of(lw->other);
           engine_.shards_[static_cast<std::size_t>(s)]->push(std::move(lw), false);
         }
-        actions_scratch_.clear();
-        if (rules_) rules_->evaluate(w.event, p, actions_scratch_);
+        max_event_time_ = std::max(max_event_time_, w.event.timestamp);
+        evaluate_rules(w.target, p, w.event, true);
         record_popularity(w.event);
         m.count_event(static_cast<int>(w.event.type), static_cast<int>(w.event.channel));
         if (w.reply) {
-          if (actions_scratch_.empty()) {
+          if (reply_actions_.empty()) {
             w.reply->deliver(protocol::encode_ack(w.event.message_id));
           } else {
-            m.actions.fetch_add(actions_scratch_.size(), std::memory_order_relaxed);
-            w.reply->deliver(protocol::encode_actions(w.event.message_id, actions_scratch_));
+            m.actions.fetch_add(reply_actions_.size(), std::memory_order_relaxed);
+            w.reply->deliver(protocol::encode_actions(w.event.message_id, reply_actions_));
           }
         }
         if (w.enq_ns) m.event_latency.record_ns(mono_ns() - w.enq_ns);

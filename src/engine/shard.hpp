@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <deque>
+#include <queue>
 #include <memory>
 #include <string>
 #include <thread>
@@ -96,6 +97,20 @@ class Shard {
   std::string encode_snapshot() const;
   void decode_snapshot(const std::string& body);
   static std::string event_payload(std::string_view key, std::string_view raw);
+  /// Runs the rules for an applied event; pos/web actions go to `reply_actions`,
+  /// the rest to the engine's sink (live only).
+  void evaluate_rules(const std::string& key, profile::CustomerProfile& p, const protocol::Event& ev,
+                      bool live);
+  void index_timers(const std::string& key, const profile::CustomerProfile& p);
+  void fire_due_timers();
+  void remove_timer(profile::CustomerProfile& p, const std::string& rule, TimeUs at);
+
+  struct TimerEntry {
+    TimeUs at;
+    std::string key;
+    std::string rule;
+    bool operator>(const TimerEntry& o) const { return at > o.at; }
+  };
 
   Engine& engine_;
   int index_;
@@ -120,6 +135,11 @@ class Shard {
   std::atomic<bool> snapshot_busy_{false};
   std::atomic<std::uint64_t> snapshot_done_seq_{0};
   std::vector<protocol::Action> actions_scratch_;
+  std::vector<protocol::Action> reply_actions_;
+  // Armed timers by due time. Entries are lazy: a popped entry fires only if the
+  // profile still holds that timer (re-arming or cancelling leaves stale ones).
+  std::priority_queue<TimerEntry, std::vector<TimerEntry>, std::greater<TimerEntry>> timers_;
+  TimeUs max_event_time_ = 0;
 };
 
 }  // namespace storepulse::engine

@@ -45,6 +45,11 @@ struct EngineOptions {
 
 class Shard;
 
+/// Receives actions that are not a reply to the event in hand: sms actions,
+/// and everything a timer fires (abandoned cart, quiet-hours releases). Called
+/// on shard worker threads; must not block.
+using ActionSink = std::function<void(const protocol::Action&)>;
+
 /// Answer to a profile lookup: HTTP status and JSON body.
 using ProfileCallback = std::function<void(int status, std::string body)>;
 
@@ -78,6 +83,8 @@ class Engine {
   void set_rules(std::shared_ptr<rules::RuleSet> rules);
   std::shared_ptr<rules::RuleSet> rules() const { return std::atomic_load(&rules_); }
   Metrics& metrics() { return metrics_; }
+  /// Set before start().
+  void set_action_sink(ActionSink sink) { sink_ = std::move(sink); }
   std::vector<std::string> recovery_lines() const;
 
  private:
@@ -85,6 +92,7 @@ class Engine {
   EngineOptions opts_;
   std::shared_ptr<rules::RuleSet> rules_;
   Metrics& metrics_;
+  ActionSink sink_;
   std::vector<std::unique_ptr<Shard>> shards_;
 };
 

@@ -27,7 +27,8 @@ bool parse_fsync_policy(std::string_view s, FsyncPolicy& out);
 enum class RecordType : std::uint8_t {
   kEvent = 1,         // payload: the event's wire JSON
   kMergePayload = 2,  // payload: serialized profile absorbed from another shard
-  kRedirect = 3,      // payload: "<from id>\n<to id>"
+  kRedirect = 3,      // payload: from id, to id
+  kTimerFired = 4,    // payload: profile key, rule, fire_at
 };
 
 struct JournalRecord {
