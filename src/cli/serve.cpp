@@ -67,8 +67,15 @@ int serve(const ServeFlags& f) {
 
   Metrics metrics;
   engine::Engine engine(cfg.engine, rules, metrics);
-  engine.start();
   net::Server server(cfg.server, engine);
+  engine.set_action_sink([&server](const protocol::Action& a) {
+    if (a.channel == "web") {
+      if (!server.push(a)) spdlog::debug("push {} for {}: no open web session", a.rule, a.customer);
+    } else if (a.channel == "sms") {
+      spdlog::info("sms {} for {} to {}: {}", a.rule, a.customer, a.phone.empty() ? "?" : "***" + a.phone.substr(a.phone.size() > 3 ? a.phone.size() - 3 : 0), a.text);
+    }
+  });
+  engine.start();
   server.start();
   const std::string base = fmt::format("{}:{}", cfg.server.host, server.port());
   fmt::print("storepulse listening on http://{} (ws://{}/v1/pos, ws://{}/v1/web, POST /v1/events, "

@@ -7,6 +7,8 @@
 #include <boost/asio.hpp>
 #include <boost/beast.hpp>
 #include <deque>
+#include <mutex>
+#include <unordered_map>
 #include <thread>
 
 #include "net/metrics_text.hpp"
@@ -130,6 +132,50 @@ struct Server::Impl {
 
   Impl(ServerOptions o, engine::Engine& e) : opts(std::move(o)), engine(e) {}
 
+  // Live web sessions by customer id, for pushed nudges. Touched once per id per
+  // session (not per event), so one mutex is enough.
+  std::mutex push_mu;
+  std::unordered_map<std::string, std::vector<std::weak_ptr<engine::ReplyTarget>>> push_map;
+  static constexpr std::size_t kMaxPushIds = 1'000'000;
+
+  void register_push(const std::string& id, const std::shared_ptr<engine::ReplyTarget>& s) {
+    std::lock_guard<std::mutex> lk(push_mu);
+    if (push_map.size() >= kMaxPushIds && !push_map.count(id)) return;
+    auto& v = push_map[id];
+    v.erase(std::remove_if(v.begin(), v.end(), [](const auto& w) { return w.expired(); }), v.end());
+    if (v.size() < 8) v.push_back(s);
+  }
+  void unregister_push(const std::vector<std::string>& ids) {
+    std::lock_guard<std::mutex> lk(push_mu);
+    for (const auto& id : ids) {
+      auto it = push_map.find(id);
+      if (it == push_map.end()) continue;
+      auto& v = it->second;
+      v.erase(std::remove_if(v.begin(), v.end(), [](const auto& w) { return w.expired(); }), v.end());
+      if (v.empty()) push_map.erase(it);
+    }
+  }
+  /// Delivers a pushed action to every live web session of the customer; false if none.
+  bool push(const protocol::Action& a) {
+    std::vector<std::shared_ptr<engine::ReplyTarget>> targets;
+    {
+      std::lock_guard<std::mutex> lk(push_mu);
+      auto it = push_map.find(a.customer);
+      if (it == push_map.end()) return false;
+      for (const auto& w : it->second)
+        if (auto sp = w.lock()) targets.push_back(std::move(sp));
+    }
+    if (targets.empty()) return false;
+    std::string msg = R"({"type":"push","actions":[)";
+    std::string one = protocol::encode_actions("", {a});
+    // Reuse the action encoding: cut the array out of the actions message.
+    const auto open = one.find('[');
+    msg += one.substr(open + 1, one.size() - open - 3);
+    msg += "]}";
+    for (auto& t : targets) t->deliver(msg);
+    return true;
+  }
+
   bool pos_key_ok(const std::string& key) const {
     bool ok = false;
     for (const auto& k : opts.pos_keys) ok |= secret_equals(key, k);
@@ -155,6 +201,7 @@ class WsSession : public engine::ReplyTarget, public std::enable_shared_from_thi
     last_refill_ns_ = mono_ns();
   }
   ~WsSession() override {
+    srv_.unregister_push(push_ids_);
     srv_.connections.fetch_sub(1);
     srv_.engine.metrics().connections.fetch_sub(1);
   }
@@ -257,7 +304,14 @@ class WsSession : public engine::ReplyTarget, public std::enable_shared_from_thi
     } else if (ev.channel == protocol::Channel::kUnknown) {
       ev.channel = protocol::Channel::kPos;
     }
-    const std::string mid = ev.message_id;
+    if (ep_ == Endpoint::kWeb) {
+      for (const std::string* id : {&ev.user_id, &ev.anonymous_id}) {
+        if (id->empty() || push_ids_.size() >= 4) continue;
+        if (std::find(push_ids_.begin(), push_ids_.end(), *id) != push_ids_.end()) continue;
+        push_ids_.push_back(*id);
+        srv_.register_push(*id, shared_from_this());
+      }
+    }
     Status s = srv_.engine.submit(std::move(ev), std::move(raw), now, shared_from_this());
     if (!s) srv_.engine.metrics().count_error(s.code());  // the shard already replied
     do_read();
@@ -300,6 +354,7 @@ class WsSession : public engine::ReplyTarget, public std::enable_shared_from_thi
   bool closing_ = false;
   std::size_t max_msg_;
   std::size_t max_queue_;
+  std::vector<std::string> push_ids_;  // ids registered for pushed nudges
   double tokens_;
   std::int64_t last_refill_ns_;
   protocol::EventDecoder decoder_;
@@ -571,6 +626,8 @@ void Server::Impl::do_accept() {
 
 Server::Server(ServerOptions opts, engine::Engine& engine)
     : impl_(std::make_unique<Impl>(std::move(opts), engine)) {}
+
+bool Server::push(const protocol::Action& action) { return impl_->push(action); }
 
 Server::~Server() { stop(); }
 

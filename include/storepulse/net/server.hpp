@@ -38,6 +38,9 @@ class Server {
   /// Binds and starts the io threads. Throws if the port cannot be bound.
   void start();
   void stop();
+  /// Pushes a web action (`{"type":"push",…}`) to the customer's live /v1/web
+  /// sessions; thread-safe. False when the customer has none open.
+  bool push(const protocol::Action& action);
   /// The bound port (useful with port 0).
   std::uint16_t port() const;
 
