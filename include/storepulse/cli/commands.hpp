@@ -13,5 +13,6 @@ void register_simulate(CLI::App& app, int& exit_code);
 void register_analyze(CLI::App& app, int& exit_code);
 void register_import(CLI::App& app, int& exit_code);
 void register_demo_feed(CLI::App& app, int& exit_code);
+void register_loadgen(CLI::App& app, int& exit_code);
 
 }  // namespace storepulse::cli
