@@ -114,7 +114,10 @@ int serve(const ServeFlags& f) {
 void register_serve(CLI::App& app, int& exit_code) {
   auto flags = std::make_shared<ServeFlags>();
   auto* cmd = app.add_subcommand("serve", "Run the engine: WebSocket + HTTP on one port");
-  cmd->add_option("--config", flags->config, "Config file (TOML)")->capture_default_str();
+  // Last --config wins, so wrappers and tests can override the default file.
+  cmd->add_option("--config", flags->config, "Config file (TOML)")
+      ->capture_default_str()
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   cmd->add_option("--port", flags->port, "Port to listen on (0 = any free port); overrides server.port");
   cmd->add_option("--host", flags->host, "Address to bind; overrides server.host");
   cmd->add_option("--data-dir", flags->data_dir, "Journal and snapshot folder; overrides store.data_dir");

@@ -23,6 +23,22 @@ std::uint64_t fnv1a(std::string_view s) {
   }
   return h;
 }
+// Contacts are compared in a canonical form: phone digits (with a leading +),
+// lower-case e-mail. Too short to identify anyone -> empty.
+std::string contact_key(std::string_view kind, std::string_view v) {
+  std::string out(kind);
+  out.push_back(':');
+  if (kind == "phone") {
+    for (char c : v)
+      if ((c >= '0' && c <= '9') || (c == '+' && out.size() == 6)) out.push_back(c);
+    if (out.size() < 6 + 6) return {};
+  } else {
+    for (char c : v) out.push_back(static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c));
+    if (v.find('@') == std::string_view::npos) return {};
+  }
+  return out;
+}
+
 }  // namespace
 
 // ---- DedupeWindow ------------------------------------------------------------
@@ -344,6 +360,16 @@ void Shard::apply_recovered(const store::JournalRecord& rec, protocol::EventDeco
       record_popularity(ev);
       break;
     }
+    case store::RecordType::kLink: {
+      const std::string target = r.str();
+      const std::string other = r.str();
+      const std::string via = r.str();
+      auto& p = get_or_create(target);
+      if (std::none_of(p.links.begin(), p.links.end(), [&](const auto& l) { return l.other_id == other; }) &&
+          p.links.size() < profile::CustomerProfile::kMaxLinks)
+        p.links.push_back({other, rec.recv_time, via, false});
+      break;
+    }
     case store::RecordType::kTimerFired: {
       const std::string key = r.str();
       const std::string rule = r.str();
@@ -415,6 +441,55 @@ void Shard::resend_pending_links() {
     const int s = engine_.shard_of(w->other);
     engine_.shards_[static_cast<std::size_t>(s)]->push(std::move(w), false);
   }
+  for (const auto& [key, p] : profiles_)
+    if (p->merged_into.empty()) send_contact_claims(key, *p);
+}
+
+void Shard::send_link_request(const std::string& target, const std::string& other) {
+  auto lw = std::make_unique<Work>();
+  lw->kind = Work::Kind::kLinkRequest;
+  lw->target = target;
+  lw->other = other;
+  const int s = engine_.shard_of(other);
+  engine_.shards_[static_cast<std::size_t>(s)]->push(std::move(lw), false);
+}
+
+void Shard::send_contact_claims(const std::string& key, const profile::CustomerProfile& p) {
+  for (const auto& ck : {contact_key("phone", p.traits.phone), contact_key("email", p.traits.email)}) {
+    if (ck.empty()) continue;
+    auto w = std::make_unique<Work>();
+    w->kind = Work::Kind::kContactClaim;
+    w->target = key;
+    w->other = ck;
+    w->payload = p.member ? "m" : "v";
+    const int s = engine_.shard_of(ck);
+    engine_.shards_[static_cast<std::size_t>(s)]->push(std::move(w), false);
+  }
+}
+
+void Shard::handle_contact_claim(Work& w) {
+  const bool member = w.payload == "m";
+  auto it = contact_owners_.find(w.other);
+  if (it == contact_owners_.end()) {
+    if (contact_owners_.size() < kMaxContactsIndexed) contact_owners_.emplace(w.other, ContactOwner{w.target, member});
+    return;
+  }
+  ContactOwner& owner = it->second;
+  if (owner.key == w.target) {
+    owner.member |= member;
+    return;
+  }
+  if (owner.member == member) return;  // two members (a household) or two visitors: not merged
+  const std::string member_key = member ? w.target : owner.key;
+  const std::string visitor_key = member ? owner.key : w.target;
+  if (member) owner = ContactOwner{w.target, true};
+  auto lw = std::make_unique<Work>();
+  lw->kind = Work::Kind::kLinkCommand;
+  lw->target = member_key;
+  lw->other = visitor_key;
+  lw->payload = w.other.substr(0, w.other.find(':'));  // "phone" | "email"
+  const int s = engine_.shard_of(member_key);
+  engine_.shards_[static_cast<std::size_t>(s)]->push(std::move(lw), false);
 }
 
 void Shard::record_popularity(const protocol::Event& ev) {
@@ -471,7 +546,7 @@ void Shard::run() {
 }
 
 void Shard::process_batch(std::unique_ptr<Work>* items, std::size_t n) {
-  enum class Step : std::uint8_t { kSkip, kApply, kDuplicate, kMerge, kRedirect, kRead };
+  enum class Step : std::uint8_t { kSkip, kApply, kDuplicate, kMerge, kRedirect, kRead, kLink, kClaim };
   Step steps[4096];
   Step* step = n <= 4096 ? steps : new Step[n];
   Metrics& m = engine_.metrics_;
@@ -536,6 +611,17 @@ void Shard::process_batch(std::unique_ptr<Work>* items, std::size_t n) {
       }
       case Work::Kind::kProfileQuery:
       case Work::Kind::kRecommend: step[i] = Step::kRead; break;
+      case Work::Kind::kContactClaim: step[i] = Step::kClaim; break;
+      case Work::Kind::kLinkCommand: {
+        std::string payload;
+        ByteWriter bw(payload);
+        bw.str(w.target);
+        bw.str(w.other);
+        bw.str(w.payload);
+        journal_->append(store::RecordType::kLink, wall_clock_us(), payload);
+        step[i] = Step::kLink;
+        break;
+      }
     }
   }
 
@@ -566,14 +652,8 @@ void Shard::process_batch(std::unique_ptr<Work>* items, std::size_t n) {
         profile::apply_event(p, w.event);
         const std::size_t links_before = p.links.size();
         apply_and_link(p, w.event);
-        if (p.links.size() > links_before) {
-          auto lw = std::make_unique<Work>();
-          lw->kind = Work::Kind::kLinkRequest;
-          lw->target = w.target;
-          lw->other = p.links.back().other_id;
-          const int s = engine_.shard_of(lw->other);
-          engine_.shards_[static_cast<std::size_t>(s)]->push(std::move(lw), false);
-        }
+        if (p.links.size() > links_before) send_link_request(w.target, p.links.back().other_id);
+        if (!w.event.traits.phone.empty() || !w.event.traits.email.empty()) send_contact_claims(w.target, p);
         max_event_time_ = std::max(max_event_time_, w.event.timestamp);
         evaluate_rules(w.target, p, w.event, true);
         record_popularity(w.event);
@@ -632,6 +712,21 @@ void Shard::process_batch(std::unique_ptr<Work>* items, std::size_t n) {
         if (w.kind == Work::Kind::kProfileQuery) handle_query(w);
         else handle_recommend(w);
         break;
+      case Step::kClaim: handle_contact_claim(w); break;
+      case Step::kLink: {
+        if (!committed) {
+          push(std::move(items[i]), false);
+          items[i] = std::make_unique<Work>();
+          break;
+        }
+        auto& p = get_or_create(w.target);
+        if (std::any_of(p.links.begin(), p.links.end(), [&](const auto& l) { return l.other_id == w.other; }) ||
+            p.links.size() >= profile::CustomerProfile::kMaxLinks)
+          break;
+        p.links.push_back({w.other, wall_clock_us(), w.payload, false});
+        send_link_request(w.target, w.other);
+        break;
+      }
     }
   }
   if (step != steps) delete[] step;

@@ -28,6 +28,8 @@ struct Work {
     kRecommend,     // web recommend request
     kLinkRequest,   // "give me profile `other` and route it to `target` from now on"
     kMergePayload,  // serialized profile of `other`, to fold into `target`
+    kContactClaim,  // "profile `target` has contact `other` (phone:/email:)"; to the contact's shard
+    kLinkCommand,   // "link `other` into member `target`" (found by a shared contact)
   };
   Kind kind = Kind::kEvent;
   protocol::Event event;
@@ -87,7 +89,9 @@ class Shard {
   void process_batch(std::unique_ptr<Work>* items, std::size_t n);
   void handle_query(Work& w);
   void handle_recommend(Work& w);
-  void handle_link_request(Work& w);
+  void handle_contact_claim(Work& w);
+  void send_contact_claims(const std::string& key, const profile::CustomerProfile& p);
+  void send_link_request(const std::string& target, const std::string& other);
   void apply_recovered(const store::JournalRecord& rec, protocol::EventDecoder& dec);
   profile::CustomerProfile* find(std::string_view key);
   profile::CustomerProfile& get_or_create(std::string_view key);
@@ -136,6 +140,15 @@ class Shard {
   std::atomic<std::uint64_t> snapshot_done_seq_{0};
   std::vector<protocol::Action> actions_scratch_;
   std::vector<protocol::Action> reply_actions_;
+  // Contact index for identity by phone/email: the contacts that hash to this
+  // shard and the profile that claimed each first (members win over visitors).
+  // Derived state: rebuilt after recovery from every profile's traits.
+  struct ContactOwner {
+    std::string key;
+    bool member = false;
+  };
+  std::unordered_map<std::string, ContactOwner> contact_owners_;
+  static constexpr std::size_t kMaxContactsIndexed = 4'000'000;
   // Armed timers by due time. Entries are lazy: a popped entry fires only if the
   // profile still holds that timer (re-arming or cancelling leaves stale ones).
   std::priority_queue<TimerEntry, std::vector<TimerEntry>, std::greater<TimerEntry>> timers_;

@@ -130,6 +130,7 @@ const CategoryStat* CustomerProfile::category(std::string_view name) const {
 }
 
 void apply_event(CustomerProfile& p, const protocol::Event& ev) {
+  if (!ev.user_id.empty() && ev.user_id == p.user_id) p.member = true;
   if (p.first_seen == 0 || ev.timestamp < p.first_seen) p.first_seen = ev.timestamp;
   p.last_seen = std::max(p.last_seen, ev.timestamp);
   if (!ev.traits.empty()) apply_traits(p, ev.traits);
@@ -325,7 +326,7 @@ std::string profile_to_json(const CustomerProfile& p, TimeUs now) {
 }
 
 namespace {
-constexpr std::uint32_t kProfileFormat = 1;
+constexpr std::uint32_t kProfileFormat = 2;
 
 void write_stats(ByteWriter& w, const std::vector<CategoryStat>& v) {
   w.u32(static_cast<std::uint32_t>(v.size()));
@@ -377,6 +378,7 @@ void serialize_profile(const CustomerProfile& p, std::string& out) {
   w.u32(kProfileFormat);
   w.str(p.user_id);
   w.str(p.merged_into);
+  w.u8(p.member);
   w.u32(static_cast<std::uint32_t>(p.links.size()));
   for (const auto& l : p.links) {
     w.str(l.other_id);
@@ -433,6 +435,7 @@ bool deserialize_profile(std::string_view in, CustomerProfile& p) {
   p = CustomerProfile{};
   p.user_id = r.str();
   p.merged_into = r.str();
+  p.member = r.u8() != 0;
   const std::uint32_t nl = r.u32();
   if (nl > CustomerProfile::kMaxLinks * 4) return false;
   p.links.resize(nl);

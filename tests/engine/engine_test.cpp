@@ -244,3 +244,27 @@ TEST_CASE("event-time timers fire once, are cancelled by a purchase, and survive
   std::lock_guard<std::mutex> lk(mu);
   CHECK(fired == std::vector<std::string>{"C"});  // A is not fired again after restart
 }
+
+TEST_CASE("a visitor who identifies with a member's phone number is linked to the member") {
+  test::TempDir dir;
+  Harness h(dir.str(), 8);
+  h.send(R"({"type":"identify","messageId":"m-1","userId":"M7","traits":{"firstName":"Ola","phone":"+46 70 123 45 67"}})");
+  h.replies->wait_for(1);
+  h.send(R"({"type":"track","event":"Product Added","messageId":"v-1","anonymousId":"visitor-77","properties":{"productId":"scarf","price":20}})");
+  h.send(R"({"type":"identify","messageId":"v-2","anonymousId":"visitor-77","traits":{"phone":"+46701234567"}})");
+  h.replies->wait_for(3);
+  std::string body;
+  for (int i = 0; i < 200; ++i) {
+    body = h.profile("M7").second;
+    if (contains(body, R"("absorbed":true)")) break;
+    std::this_thread::sleep_for(10ms);
+  }
+  CHECK(contains(body, R"("linkedIds":["visitor-77"])"));
+  CHECK(contains(body, R"("via":"phone")"));
+  CHECK(contains(body, R"("productId":"scarf")"));
+  // Two members sharing a phone (a household) are not merged.
+  h.send(R"({"type":"identify","messageId":"m-2","userId":"M8","traits":{"phone":"+46701234567"}})");
+  h.replies->wait_for(4);
+  std::this_thread::sleep_for(100ms);
+  CHECK(contains(h.profile("M8").second, R"("linkedIds":[])"));
+}

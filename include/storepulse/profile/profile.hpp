@@ -67,6 +67,7 @@ struct CustomerProfile {
 
   std::string user_id;  // the profile's key (member id, or anonymous id before alias)
   std::string merged_into;  // non-empty: this id now routes to that profile
+  bool member = false;      // keyed by a userId (member / card id), not a visitor id
   std::vector<MergeRecord> links;
   protocol::Traits traits;
   int birthday_mmdd = 0;

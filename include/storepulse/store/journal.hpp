@@ -29,6 +29,7 @@ enum class RecordType : std::uint8_t {
   kMergePayload = 2,  // payload: serialized profile absorbed from another shard
   kRedirect = 3,      // payload: from id, to id
   kTimerFired = 4,    // payload: profile key, rule, fire_at
+  kLink = 5,          // payload: member key, other id, via (identity found by phone/email)
 };
 
 struct JournalRecord {
