@@ -80,7 +80,7 @@ Config load_config(const std::string& path) {
   }
   static const std::vector<std::pair<std::string, std::vector<std::string>>> kKnown = {
       {"server", {"host", "port", "io_threads", "max_connections", "max_message_bytes", "max_frame_bytes",
-                  "max_batch_bytes", "max_header_bytes", "idle_timeout", "send_queue_max"}},
+                  "max_batch_bytes", "max_header_bytes", "idle_timeout", "send_queue_max", "web_root"}},
       {"web", {"max_message_bytes", "rate_per_sec", "burst", "send_queue_max"}},
       {"auth", {"pos_keys", "admin_token"}},
       {"engine", {"shards", "queue_capacity", "batch_max", "max_profiles", "dedupe_window"}},
@@ -104,6 +104,7 @@ Config load_config(const std::string& path) {
   c.source = path;
   auto& s = c.server;
   read_str(t, path, "server", "host", s.host);
+  read_str(t, path, "server", "web_root", s.web_root);
   read_int(t, path, "server", "port", s.port, 0, 65535);
   read_int(t, path, "server", "io_threads", s.io_threads, 1, 64);
   read_int(t, path, "server", "max_connections", s.max_connections, 1, 1'000'000);

@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "net/metrics_text.hpp"
+#include "net/web_routes.hpp"
 #include "storepulse/protocol/codec.hpp"
 
 namespace storepulse::net {
@@ -418,7 +419,16 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   void route() {
     const std::string target(req_.target());
     const auto path = target.substr(0, target.find('?'));
+    // Two credentials: which one counts would depend on header order, and a
+    // proxy in front may check the other one. Refuse rather than pick.
+    if (req_.count(http::field::authorization) > 1)
+      return send_simple(http::status::bad_request, R"({"error":"bad_request","detail":"more than one Authorization header"})", false);
     if (websocket::is_upgrade(req_)) {
+      // An upgrade is a GET without a body (RFC 6455 §4.1). Body bytes would be
+      // swallowed here as HTTP, while a proxy may forward them as frames: the
+      // two would disagree about what the client sent.
+      if (req_.count(http::field::content_length) > 0 || req_.count(http::field::transfer_encoding) > 0)
+        return send_simple(http::status::bad_request, R"({"error":"bad_request","detail":"a WebSocket upgrade must not carry a body"})", false);
       Endpoint ep;
       if (path == "/v1/pos") {
         if (!srv_.pos_key_ok(bearer(req_))) {
@@ -461,6 +471,18 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
         return send_simple(http::status::unauthorized, R"({"error":"unauthorized","detail":"POST /v1/events needs Authorization: Bearer <terminal key>"})", req_.keep_alive());
       }
       return handle_batch();
+    }
+    if (path == "/v1/rules" || path.rfind("/v1/admin/", 0) == 0) {
+      if (req_.method() != http::verb::get)
+        return send_simple(http::status::method_not_allowed, R"({"error":"bad_request","detail":"use GET"})", req_.keep_alive());
+      if (!srv_.admin_ok(bearer(req_)))
+        return send_simple(http::status::unauthorized, R"({"error":"unauthorized","detail":"admin token required"})", req_.keep_alive());
+      if (auto r = handle_admin(srv_.engine, path))
+        return send_simple(static_cast<http::status>(r->status), std::move(r->body), req_.keep_alive());
+    }
+    if (req_.method() == http::verb::get) {
+      if (auto f = serve_static(srv_.opts.web_root, path))
+        return send_text(http::status::ok, std::move(f->body), f->content_type);
     }
     send_simple(http::status::not_found, R"({"error":"not_found"})", req_.keep_alive());
   }

@@ -261,3 +261,21 @@ TEST_CASE("crash: kill -9 under load loses no acked event and applies none twice
     CHECK(has(p.body, fmt::format("\"frequency\":{},", mids.size())));
   }
 }
+
+TEST_CASE("admin JSON endpoints need the token and describe rules and live stats") {
+  TempDir dir;
+  ServerProcess srv(dir.str());
+  CHECK(http_request(srv.port(), http::verb::get, "/v1/rules").status == 401);
+  auto rules = http_request(srv.port(), http::verb::get, "/v1/rules", kAdminToken);
+  CHECK(rules.status == 200);
+  CHECK(has(rules.body, "birthday-greeting"));
+  WsClient pos(srv.port(), "/v1/pos", kPosKey);
+  CHECK(has(pos.request(R"({"type":"track","event":"Card Swiped","messageId":"st-1","userId":"C1"})"), "ack"));
+  auto stats = http_request(srv.port(), http::verb::get, "/v1/admin/stats", kAdminToken);
+  CHECK(stats.status == 200);
+  CHECK(has(stats.body, R"("pos":1)"));
+  CHECK(has(stats.body, R"("profiles":1)"));
+  // Static files are only served from the web root, never outside it.
+  CHECK(http_request(srv.port(), http::verb::get, "/static/../config/storepulse.toml").status == 404);
+  CHECK(http_request(srv.port(), http::verb::get, "/static/%2e%2e/README.md").status == 404);
+}

@@ -22,6 +22,7 @@ struct ServerOptions {
   std::size_t max_header_bytes = 8 * 1024;
   TimeUs idle_timeout_us = 120 * kUsPerSecond;
   std::size_t send_queue_max = 1024;  // replies queued per connection before it is a slow reader
+  std::string web_root = "web";  // widget, demo shop, dashboard files
   std::vector<std::string> pos_keys;
   std::string admin_token;
   // /v1/web: public, so stricter

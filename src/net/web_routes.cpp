@@ -1,0 +1,95 @@
+#include "net/web_routes.hpp"
+
+#include <fmt/format.h>
+
+#include <fstream>
+#include <sstream>
+
+namespace storepulse::net {
+namespace {
+
+std::string_view content_type_for(std::string_view file) {
+  auto ends = [&](std::string_view ext) {
+    return file.size() >= ext.size() && file.substr(file.size() - ext.size()) == ext;
+  };
+  if (ends(".html")) return "text/html; charset=utf-8";
+  if (ends(".js")) return "application/javascript; charset=utf-8";
+  if (ends(".css")) return "text/css; charset=utf-8";
+  if (ends(".svg")) return "image/svg+xml";
+  if (ends(".png")) return "image/png";
+  if (ends(".json")) return "application/json";
+  return "application/octet-stream";
+}
+
+bool safe_relative(std::string_view rel) {
+  if (rel.empty() || rel.size() > 200 || rel.front() == '/') return false;
+  for (char c : rel) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '/' || c == '.' || c == '-' || c == '_';
+    if (!ok) return false;
+  }
+  return rel.find("..") == std::string_view::npos && rel.find("//") == std::string_view::npos;
+}
+
+}  // namespace
+
+std::optional<StaticFile> serve_static(const std::string& web_root, std::string_view path) {
+  std::string rel;
+  if (path == "/widget.js") rel = "widget/widget.js";
+  else if (path == "/demo/shop" || path == "/demo/shop/") rel = "demo/shop.html";
+  else if (path == "/dashboard" || path == "/dashboard/") rel = "dashboard/index.html";
+  else if (path.rfind("/static/", 0) == 0) rel = std::string(path.substr(8));
+  else return std::nullopt;
+  if (!safe_relative(rel)) return std::nullopt;
+  std::ifstream in(web_root + "/" + rel, std::ios::binary);
+  if (!in) return std::nullopt;
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return StaticFile{ss.str(), std::string(content_type_for(rel))};
+}
+
+std::optional<AdminReply> handle_admin(engine::Engine& engine, std::string_view path) {
+  if (path == "/v1/rules") {
+    auto rules = engine.rules();
+    return AdminReply{200, rules ? rules->describe_json() : "[]"};
+  }
+  if (path == "/v1/admin/stats") {
+    Metrics& m = engine.metrics();
+    std::string o = "{\"events\":{";
+    static constexpr const char* kTypes[] = {"track", "identify", "page", "alias"};
+    static constexpr const char* kChannels[] = {"unknown", "pos", "web", "app"};
+    bool first = true;
+    for (int c = 0; c < Metrics::kChannels; ++c) {
+      std::uint64_t n = 0;
+      for (int t = 0; t < Metrics::kTypes; ++t)
+        n += m.events[static_cast<std::size_t>(t * Metrics::kChannels + c)].load();
+      o += fmt::format("{}\"{}\":{}", first ? "" : ",", kChannels[c], n);
+      first = false;
+    }
+    o += "},\"eventsByType\":{";
+    first = true;
+    for (int t = 0; t < Metrics::kTypes; ++t) {
+      std::uint64_t n = 0;
+      for (int c = 0; c < Metrics::kChannels; ++c)
+        n += m.events[static_cast<std::size_t>(t * Metrics::kChannels + c)].load();
+      o += fmt::format("{}\"{}\":{}", first ? "" : ",", kTypes[t], n);
+      first = false;
+    }
+    o += "},\"errors\":{";
+    first = true;
+    for (ErrorCode c : kAllWireErrors) {
+      o += fmt::format("{}\"{}\":{}", first ? "" : ",", error_code_name(c), m.errors[static_cast<std::size_t>(c)].load());
+      first = false;
+    }
+    o += fmt::format("}},\"latencyUs\":{{\"p50\":{},\"p99\":{},\"count\":{}}}", m.event_latency.quantile_us(0.5),
+                     m.event_latency.quantile_us(0.99), m.event_latency.count());
+    o += ",\"queueDepth\":[";
+    for (int s = 0; s < engine.shard_count(); ++s) o += fmt::format("{}{}", s ? "," : "", engine.queue_depth(s));
+    o += fmt::format("],\"profiles\":{},\"connections\":{},\"actions\":{},\"duplicates\":{}}}", engine.profile_count(),
+                     m.connections.load(), m.actions.load(), m.duplicates.load());
+    return AdminReply{200, std::move(o)};
+  }
+  return std::nullopt;
+}
+
+}  // namespace storepulse::net
