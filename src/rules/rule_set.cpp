@@ -1,7 +1,8 @@
 #include "storepulse/rules/rule_set.hpp"
 
+#include "storepulse/rules/rule_book.hpp"
+
 #include <fmt/format.h>
-#include <yaml-cpp/yaml.h>
 
 #include <filesystem>
 #include <stdexcept>
@@ -67,77 +68,23 @@ void BirthdayGreeting::evaluate(const protocol::Event& ev, profile::CustomerProf
   p.contacts.push_back(profile::ContactRecord{"birthday-greeting", "pos", ev.timestamp});
 }
 
-namespace {
-std::string yaml_where(const std::string& file, const YAML::Mark& m) {
-  return fmt::format("{}:{}:{}", file, m.line + 1, m.column + 1);
-}
-
-std::string to_json(const YAML::Node& n) {
-  std::string out;
-  if (n.IsMap()) {
-    out = "{";
-    bool first = true;
-    for (const auto& kv : n) {
-      if (!first) out.push_back(',');
-      first = false;
-      protocol::append_json_string(out, kv.first.as<std::string>());
-      out.push_back(':');
-      out += to_json(kv.second);
-    }
-    return out + "}";
-  }
-  if (n.IsSequence()) {
-    out = "[";
-    for (std::size_t i = 0; i < n.size(); ++i) {
-      if (i) out.push_back(',');
-      out += to_json(n[i]);
-    }
-    return out + "]";
-  }
-  const std::string s = n.as<std::string>();
-  char* end = nullptr;
-  std::strtod(s.c_str(), &end);
-  if (!s.empty() && end && *end == '\0') return s;
-  if (s == "true" || s == "false") return s;
-  protocol::append_json_string(out, s);
-  return out;
-}
-}  // namespace
-
 std::shared_ptr<RuleSet> load_rule_set(const std::string& dir, std::vector<std::string>& notes) {
-  namespace fs = std::filesystem;
-  BirthdayGreetingOptions opts;
-  opts.enabled = false;
-  std::error_code ec;
-  if (!fs::is_directory(dir, ec)) throw std::runtime_error(fmt::format("{}: no such rules folder", dir));
-  for (const auto& e : fs::directory_iterator(dir)) {
-    const std::string path = e.path().string();
-    if (e.path().extension() != ".yaml" && e.path().extension() != ".yml") continue;
-    YAML::Node doc;
-    try {
-      doc = YAML::LoadFile(path);
-    } catch (const YAML::Exception& ex) {
-      throw std::runtime_error(fmt::format("{}:{}:{}: {}", path, ex.mark.line + 1,
-                                           ex.mark.column + 1, ex.msg));
+  RuleLoadResult res = load_rules(dir);
+  if (!res.errors.empty()) {
+    std::string msg;
+    for (const auto& e : res.errors) {
+      if (!msg.empty()) msg.push_back('\n');
+      msg += e.str();
     }
-    if (!doc["rule"]) throw std::runtime_error(fmt::format("{}:1:1: missing 'rule'", path));
-    const std::string name = doc["rule"].as<std::string>();
-    if (name != "birthday-greeting") {
-      notes.push_back(fmt::format("{}: rule '{}' needs the rule language (not loaded)", path, name));
-      continue;
-    }
-    opts.enabled = !doc["enabled"] || doc["enabled"].as<bool>();
-    if (const auto then = doc["then"]) {
-      if (!then.IsSequence())
-        throw std::runtime_error(yaml_where(path, then.Mark()) + ": 'then' must be a list of actions");
-      for (const auto& act : then) {
-        if (act["pos"]) opts.text = act["pos"].as<std::string>();
-        if (act["offer"]) opts.offer_json = to_json(act["offer"]);
-      }
-    }
-    notes.push_back(fmt::format("{}: rule '{}' loaded", path, name));
+    throw std::runtime_error(msg);
   }
-  return std::make_shared<BirthdayGreeting>(opts);
+  std::size_t enabled = 0;
+  for (const auto& r : res.rules->rules()) {
+    enabled += r->enabled;
+    notes.push_back(fmt::format("{}: rule '{}' loaded{}", r->file, r->name, r->enabled ? "" : " (disabled)"));
+  }
+  notes.push_back(fmt::format("{} rules from {} ({} enabled)", res.rules->rules().size(), dir, enabled));
+  return res.rules;
 }
 
 }  // namespace storepulse::rules

@@ -14,5 +14,6 @@ void register_analyze(CLI::App& app, int& exit_code);
 void register_import(CLI::App& app, int& exit_code);
 void register_demo_feed(CLI::App& app, int& exit_code);
 void register_loadgen(CLI::App& app, int& exit_code);
+void register_rules(CLI::App& app, int& exit_code);
 
 }  // namespace storepulse::cli

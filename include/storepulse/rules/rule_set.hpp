@@ -61,10 +61,9 @@ class BirthdayGreeting final : public RuleSet {
   BirthdayGreetingOptions opts_;
 };
 
-/// Loads the rule set from a rules folder. Until the full rule language lands
-/// this understands `rules/birthday-greeting.yaml` (`enabled`, `then: - pos:`
-/// text, `offer`) and reports other files as not loaded. Throws with
-/// `file:line:col: message` on a malformed file.
+/// Loads the rule set from a rules folder (every `*.yaml`, one rule each; see
+/// rule_book.hpp). Throws std::runtime_error listing every problem as
+/// `file:line:col: message`, one a line; `notes` gets one line per rule loaded.
 std::shared_ptr<RuleSet> load_rule_set(const std::string& dir, std::vector<std::string>& notes);
 
 /// Expands `{path|fallback}` placeholders against a profile (traits.firstName,

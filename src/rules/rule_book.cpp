@@ -1,0 +1,310 @@
+#include "storepulse/rules/rule_book.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+namespace storepulse::rules {
+
+using profile::ContactRecord;
+using profile::CustomerProfile;
+using profile::PendingTimer;
+
+std::string_view suppression_name(Suppression s) {
+  switch (s) {
+    case Suppression::kCooldown: return "cooldown";
+    case Suppression::kCap: return "cap";
+    case Suppression::kConsent: return "consent";
+    case Suppression::kQuietHours: return "quiet_hours";
+    case Suppression::kPriority: return "priority";
+    case Suppression::kHoldout: return "holdout";
+  }
+  return "?";
+}
+
+std::string_view channel_str(ActionChannel c) {
+  switch (c) {
+    case ActionChannel::kPos: return "pos";
+    case ActionChannel::kWeb: return "web";
+    case ActionChannel::kSms: return "sms";
+  }
+  return "?";
+}
+
+std::uint32_t event_bit(const protocol::Event& ev) {
+  switch (ev.type) {
+    case protocol::EventType::kTrack: return 1u << static_cast<unsigned>(ev.name);
+    case protocol::EventType::kIdentify: return 1u << (protocol::kEventNameCount + 0);
+    case protocol::EventType::kPage: return 1u << (protocol::kEventNameCount + 1);
+    case protocol::EventType::kAlias: return 1u << (protocol::kEventNameCount + 2);
+  }
+  return 0;
+}
+
+namespace {
+
+constexpr char kTimerChannelSep = '#';
+// A holdout contact keeps the rule's cooldown running for the control group
+// too, so both groups are exposed to the rule at the same rhythm.
+constexpr std::string_view kHoldoutChannel = "holdout";
+
+void bump(std::atomic<std::uint64_t>& c) { c.fetch_add(1, std::memory_order_relaxed); }
+
+// Bounded log: when full, drop the oldest record of a rule that has a newer
+// one, so each rule's latest contact (its cooldown) survives as long as possible.
+void record_contact(CustomerProfile& p, std::string_view rule, std::string_view channel, TimeUs when) {
+  if (p.contacts.size() >= CustomerProfile::kMaxContacts) {
+    std::size_t victim = 0;
+    bool found = false;
+    for (std::size_t i = 0; i < p.contacts.size() && !found; ++i)
+      for (std::size_t j = 0; j < p.contacts.size(); ++j)
+        if (j != i && p.contacts[j].rule == p.contacts[i].rule && p.contacts[j].when >= p.contacts[i].when) {
+          victim = i;
+          found = true;
+          break;
+        }
+    if (!found)
+      victim = static_cast<std::size_t>(
+          std::min_element(p.contacts.begin(), p.contacts.end(),
+                           [](const auto& a, const auto& b) { return a.when < b.when; }) -
+          p.contacts.begin());
+    p.contacts.erase(p.contacts.begin() + static_cast<std::ptrdiff_t>(victim));
+  }
+  p.contacts.push_back(ContactRecord{std::string(rule), std::string(channel), when});
+}
+
+bool timer_belongs(std::string_view key, std::string_view rule) {
+  return key.size() >= rule.size() && key.substr(0, rule.size()) == rule &&
+         (key.size() == rule.size() || key[rule.size()] == kTimerChannelSep);
+}
+
+// Arms or re-arms (replaces) a timer; false when the profile has no room.
+bool arm_timer(CustomerProfile& p, std::string_view key, TimeUs at) {
+  for (auto& t : p.timers)
+    if (t.rule == key) {
+      t.fire_at = at;
+      return true;
+    }
+  if (p.timers.size() >= CustomerProfile::kMaxTimers) return false;
+  p.timers.push_back(PendingTimer{std::string(key), at});
+  return true;
+}
+
+std::uint64_t fnv1a(std::string_view a, std::string_view b) {
+  std::uint64_t h = 1469598103934665603ull;
+  auto mix = [&](std::string_view s) {
+    for (unsigned char c : s) {
+      h ^= c;
+      h *= 1099511628211ull;
+    }
+  };
+  mix(a);
+  mix(std::string_view("\0", 1));
+  mix(b);
+  // Final avalanche so nearby ids spread over the buckets.
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdull;
+  h ^= h >> 33;
+  return h;
+}
+
+const protocol::Event& no_event() {
+  static const protocol::Event kNone{};
+  return kNone;
+}
+
+}  // namespace
+
+RuleBook::RuleBook(std::vector<std::unique_ptr<Rule>> rules) : rules_(std::move(rules)) {
+  std::stable_sort(rules_.begin(), rules_.end(), [](const auto& a, const auto& b) {
+    return a->priority != b->priority ? a->priority > b->priority : a->name < b->name;
+  });
+  for (const auto& r : rules_) by_name_.emplace(r->name, r.get());
+}
+
+const Rule* RuleBook::find(std::string_view name) const {
+  auto it = by_name_.find(name);
+  return it == by_name_.end() ? nullptr : it->second;
+}
+
+bool RuleBook::in_holdout(const Rule& rule, std::string_view customer) {
+  if (rule.holdout_basis_points == 0) return false;
+  return fnv1a(rule.name, customer) % 10000 < rule.holdout_basis_points;
+}
+
+std::vector<std::string> RuleBook::rule_names() const {
+  std::vector<std::string> v;
+  for (const auto& r : rules_) v.push_back(r->name);
+  return v;
+}
+
+void RuleBook::evaluate(const protocol::Event& ev, CustomerProfile& p, std::vector<protocol::Action>& out) {
+  const std::uint32_t bit = event_bit(ev);
+  // Cancels first: the purchase that settles a cart also stops its nudge,
+  // including an SMS already queued behind quiet hours.
+  for (const auto& r : rules_) {
+    if (!(r->cancel_mask & bit) || p.timers.empty()) continue;
+    const auto before = p.timers.size();
+    std::erase_if(p.timers, [&](const PendingTimer& t) { return timer_belongs(t.rule, r->name); });
+    if (p.timers.size() != before) bump(r->counters.timers_cancelled);
+  }
+  const EvalContext ctx{&ev, &p, ev.timestamp};
+  unsigned taken = 0;
+  for (const auto& rp : rules_) {
+    const Rule& r = *rp;
+    if (!r.enabled || !(r.on_mask & bit)) continue;
+    if (r.wait > 0) {
+      // The condition describes the customer when the wait is over (cart still
+      // full, still no order), so it is checked when the timer fires, not now.
+      if (arm_timer(p, r.name, ev.timestamp + r.wait)) bump(r.counters.timers_armed);
+      else bump(r.counters.timers_dropped);
+      continue;
+    }
+    bump(r.counters.evaluated);
+    if (!r.condition.empty() && !r.condition.test(ctx)) continue;
+    bump(r.counters.matched);
+    decide(r, ctx, p, ev.timezone, -1, false, taken, out);
+  }
+}
+
+void RuleBook::fire_timer(const std::string& key, TimeUs fire_at, CustomerProfile& p,
+                          std::vector<protocol::Action>& out) {
+  const auto sep = key.find(kTimerChannelSep);
+  const std::string_view name = std::string_view(key).substr(0, sep);
+  const Rule* r = find(name);
+  if (!r || !r->enabled) return;  // rule removed or disabled by a reload since the timer was armed
+  int only = -1;
+  if (sep != std::string::npos) {
+    const std::string_view ch = std::string_view(key).substr(sep + 1);
+    for (std::size_t c = 0; c < kChannelCount; ++c)
+      if (channel_str(static_cast<ActionChannel>(c)) == ch) only = static_cast<int>(c);
+    if (only < 0) return;
+  }
+  const EvalContext ctx{&no_event(), &p, fire_at};
+  bump(r->counters.evaluated);
+  if (!r->condition.empty() && !r->condition.test(ctx)) return;
+  bump(r->counters.matched);
+  unsigned taken = 0;
+  decide(*r, ctx, p, {}, only, only >= 0, taken, out);
+}
+
+void RuleBook::decide(const Rule& r, const EvalContext& ctx, CustomerProfile& p, std::string_view tz,
+                      int only_channel, bool deferred, unsigned& taken,
+                      std::vector<protocol::Action>& out) const {
+  auto& cnt = r.counters;
+  const TimeUs now = ctx.now;
+  // A delivery deferred by quiet hours was already decided (cooldown, holdout):
+  // only the per-channel guardrails apply again.
+  if (!deferred) {
+    if (r.cooldown > 0) {
+      for (const auto& c : p.contacts)
+        if (c.rule == r.name && now - c.when < r.cooldown && now >= c.when) {
+          bump(cnt.suppressed[static_cast<std::size_t>(Suppression::kCooldown)]);
+          return;
+        }
+    }
+    if (in_holdout(r, p.user_id)) {
+      bump(cnt.held_out);
+      bump(cnt.suppressed[static_cast<std::size_t>(Suppression::kHoldout)]);
+      record_contact(p, r.name, kHoldoutChannel, now);
+      return;
+    }
+  }
+  bool delivered = false;
+  for (const auto& a : r.actions) {
+    const auto ch = static_cast<unsigned>(a.channel);
+    if (only_channel >= 0 && static_cast<int>(ch) != only_channel) continue;
+    auto suppress = [&](Suppression s) { bump(cnt.suppressed[static_cast<std::size_t>(s)]); };
+    if (taken & (1u << ch)) {
+      suppress(Suppression::kPriority);
+      continue;
+    }
+    const std::string_view chname = channel_str(a.channel);
+    if (a.channel == ActionChannel::kSms && (!p.sms_consent || p.traits.phone.empty())) {
+      suppress(Suppression::kConsent);
+      continue;
+    }
+    bool capped = false;
+    for (const auto& cap : r.caps) {
+      if (cap.channel != a.channel) continue;
+      std::uint32_t n = 0;
+      for (const auto& c : p.contacts)
+        if (c.channel == chname && now - c.when < cap.window && now >= c.when) ++n;
+      if (n >= cap.max) capped = true;
+    }
+    if (capped) {
+      suppress(Suppression::kCap);
+      continue;
+    }
+    if (a.channel == ActionChannel::kSms && r.quiet_hours) {
+      const TimeZone* zone = tz.empty() ? nullptr : find_time_zone(tz);
+      if (!zone) zone = r.zone;
+      const TimeUs until = zone ? r.quiet_hours->ends_at(now, *zone) : 0;
+      if (until > now) {
+        // Queued, not dropped: a timer delivers this channel when the window opens.
+        suppress(Suppression::kQuietHours);
+        taken |= 1u << ch;
+        char key[160];
+        const auto res = fmt::format_to_n(key, sizeof key, "{}{}{}", r.name, kTimerChannelSep, chname);
+        if (arm_timer(p, std::string_view(key, res.size), until)) bump(cnt.timers_armed);
+        else bump(cnt.timers_dropped);
+        continue;
+      }
+    }
+    protocol::Action act;
+    act.rule = r.name;
+    act.channel = std::string(chname);
+    act.text = a.text.render(ctx);
+    if (!a.offer.empty()) {
+      for (const auto& part : a.offer) {
+        act.offer_json += part.json;
+        if (part.value) protocol::append_json_string(act.offer_json, part.value->render(ctx));
+      }
+    }
+    act.customer = p.user_id;
+    if (a.channel == ActionChannel::kSms) act.phone = p.traits.phone;
+    out.push_back(std::move(act));
+    record_contact(p, r.name, chname, now);
+    taken |= 1u << ch;
+    delivered = true;
+  }
+  if (delivered) bump(cnt.fired);
+}
+
+std::string RuleBook::describe_json() const {
+  std::string o = "[";
+  for (const auto& rp : rules_) {
+    const Rule& r = *rp;
+    if (o.size() > 1) o.push_back(',');
+    o += "{\"rule\":";
+    protocol::append_json_string(o, r.name);
+    o += ",\"description\":";
+    protocol::append_json_string(o, r.description);
+    o += ",\"on\":[";
+    for (std::size_t i = 0; i < r.on.size(); ++i) {
+      if (i) o.push_back(',');
+      protocol::append_json_string(o, r.on[i]);
+    }
+    o += "],\"channels\":[";
+    for (std::size_t i = 0; i < r.actions.size(); ++i) {
+      if (i) o.push_back(',');
+      protocol::append_json_string(o, channel_str(r.actions[i].channel));
+    }
+    const auto ld = [](const std::atomic<std::uint64_t>& a) { return a.load(std::memory_order_relaxed); };
+    const auto& c = r.counters;
+    o += fmt::format(
+        "],\"priority\":{},\"enabled\":{},\"waitSeconds\":{},\"holdoutPercent\":{:.2f},\"counters\":{{"
+        "\"evaluated\":{},\"matched\":{},\"fired\":{},\"held_out\":{},\"timers_armed\":{},"
+        "\"timers_cancelled\":{},\"timers_dropped\":{},\"suppressed\":{{",
+        r.priority, r.enabled ? "true" : "false", r.wait / kUsPerSecond, r.holdout_basis_points / 100.0,
+        ld(c.evaluated), ld(c.matched), ld(c.fired), ld(c.held_out), ld(c.timers_armed), ld(c.timers_cancelled),
+        ld(c.timers_dropped));
+    for (std::size_t s = 0; s < kSuppressionCount; ++s)
+      o += fmt::format("{}\"{}\":{}", s ? "," : "", suppression_name(static_cast<Suppression>(s)),
+                       ld(c.suppressed[s]));
+    o += "}}}";
+  }
+  return o + "]";
+}
+
+}  // namespace storepulse::rules

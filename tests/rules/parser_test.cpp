@@ -1,0 +1,49 @@
+#include <catch2/catch.hpp>
+
+#include "storepulse/rules/parser.hpp"
+
+using namespace storepulse::rules;
+
+namespace {
+std::string parsed(const char* src) { return to_string(*parse_expression(src)); }
+ExpressionError parse_error(const char* src) {
+  try {
+    parse_expression(src);
+  } catch (const ExpressionError& e) {
+    return e;
+  }
+  return {{0, 0}, "no error"};
+}
+}  // namespace
+
+TEST_CASE("parser: precedence or < and < not < comparison < additive < multiplicative") {
+  CHECK(parsed("a or b and c") == "(a or (b and c))");
+  CHECK(parsed("not a and b") == "((not a) and b)");
+  CHECK(parsed("a + b * c > 3 - d") == "((a + (b * c)) > (3 - d))");
+  CHECK(parsed("-a * 2") == "((-a) * 2)");
+  CHECK(parsed("(a or b) and c") == "((a or b) and c)");
+  CHECK(parsed("1 - 2 - 3") == "((1 - 2) - 3)");
+}
+
+TEST_CASE("parser: calls, lists and in / not in") {
+  CHECK(parsed("days_since(profile.lastOrder) > 30") == "(days_since(profile.lastOrder) > 30)");
+  CHECK(parsed("is_birthday_today()") == "is_birthday_today()");
+  CHECK(parsed("bought_within(\"Shoes\", 30)") == "bought_within(\"Shoes\", 30)");
+  CHECK(parsed("segment in [\"a\", \"b\"]") == "(segment in [\"a\", \"b\"])");
+  CHECK(parsed("segment not in [\"a\"]") == "(not (segment in [\"a\"]))");
+}
+
+TEST_CASE("parser: errors point at the offending token") {
+  auto e = parse_error("a < b < c");
+  CHECK(e.pos.col == 7);
+  CHECK(e.message.find("do not chain") != std::string::npos);
+  e = parse_error("(a and b");
+  CHECK(e.message.find("expected ')'") != std::string::npos);
+  e = parse_error("a and");
+  CHECK(e.pos.col == 6);
+  CHECK(e.message.find("expected a value") != std::string::npos);
+  e = parse_error("a b");
+  CHECK(e.pos.col == 3);
+  CHECK(parse_error("x in y").message.find("expected '['") != std::string::npos);
+  CHECK(parse_error("").message == "empty expression");
+}
