@@ -1,1 +1,0 @@
-// actions stage: SMS outbox and delivery land with the rules issue.
