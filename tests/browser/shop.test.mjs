@@ -210,6 +210,31 @@ try {
   check((po.cart?.items || []).some((i) => i.productId === "parka-7"), "events tracked offline arrived after reconnect", po.cart);
   await ctxC.close();
 
+  step = "bounded queue, bad calls";
+  const ctxD = await browser.newContext();
+  await ctxD.routeWebSocket(/\/v1\/web/, (ws) => ws.close({ code: 1011, reason: "test: always down" }));
+  const dead = await newPage(ctxD, "dead");
+  await dead.goto(`${BASE}/demo/shop`);
+  const bounded = await dead.evaluate(() => {
+    for (let i = 0; i < 260; i++) window.storepulse.track("Product Viewed", { productId: "p" + i });
+    return window.storepulse.stats();
+  });
+  check(bounded.queued === 200 && bounded.dropped >= 60, "offline queue is bounded (oldest dropped)", bounded);
+  const threw = await dead.evaluate(() => {
+    const cyc = {}; cyc.self = cyc;
+    try {
+      window.storepulse.track(null);
+      window.storepulse.track("Product Viewed", cyc);
+      window.storepulse.identify({ not: "an id" });
+      window.storepulse.alias("");
+      window.storepulse.recommend("nonsense");
+      window.storepulse.on("action", () => { throw new Error("host listener bug"); });
+      return false;
+    } catch (e) { return String(e); }
+  });
+  check(threw === false, "bad calls never throw into the host page", threw);
+  await ctxD.close();
+
   // ---- 6. dashboard ----
   step = "dashboard";
   const dash = await newPage(ctxA, "dashboard");

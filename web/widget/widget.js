@@ -18,8 +18,8 @@
  * - opens the public WebSocket /v1/web and reconnects with exponential backoff
  *   and jitter (1 s … 30 s), also at once when the browser comes back online;
  * - every event gets a messageId and its event-time timestamp when it is
- *   tracked; events stay in a bounded queue (persisted in localStorage, oldest
- *   dropped first) until the server acks them, and are re-sent after a
+ *   tracked; events stay in a bounded queue (kept in sessionStorage across
+ *   reloads of the tab, oldest dropped first) until the server acks them, and are re-sent after a
  *   reconnect or when no reply came (the server de-duplicates by messageId);
  * - a client-side token bucket keeps under the server's per-connection rate;
  * - renders `recommend` replies into every `[data-storepulse="recommendations"]`
@@ -162,12 +162,15 @@
   var stats = { tracked: 0, sent: 0, acked: 0, errors: 0, dropped: 0, actions: 0, pushes: 0, reconnects: 0 };
   var lastError = null;
 
+  // The unacked queue is per tab (sessionStorage: survives reloads and same-tab
+  // navigation, not shared between tabs that would overwrite each other).
   function persistQueue() {
-    try { lsSet("queue", JSON.stringify(queue.map(function (q) { return q.msg; }))); } catch (e) { /* full */ }
+    try { win.sessionStorage.setItem(PREFIX + ".queue", JSON.stringify(queue.map(function (q) { return q.msg; }))); }
+    catch (e) { /* full or blocked: the queue still lives in memory */ }
   }
   (function loadQueue() {
     try {
-      var raw = lsGet("queue");
+      var raw = win.sessionStorage.getItem(PREFIX + ".queue");
       if (!raw) return;
       var arr = JSON.parse(raw);
       if (!Array.isArray(arr)) return;
@@ -176,7 +179,7 @@
         var m = JSON.parse(arr[i]);
         if (m && validId(m.messageId)) queue.push({ id: m.messageId, msg: arr[i], sentAt: 0 });
       }
-    } catch (e) { lsDel("queue"); }
+    } catch (e) { try { win.sessionStorage.removeItem(PREFIX + ".queue"); } catch (e2) { /* blocked */ } }
   })();
 
   function enqueue(obj) {
