@@ -3,6 +3,10 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <filesystem>
+
+#include "storepulse/common/bytes.hpp"
+#include "storepulse/store/journal.hpp"
 
 #include "storepulse/analytics/importers.hpp"
 #include "storepulse/analytics/progress.hpp"
@@ -57,11 +61,56 @@ Result<EventLog> read_event_file(const std::string& path, const EventReadOptions
   return log;
 }
 
-Result<EventLog> read_journal_dir(const std::string& dir, const EventReadOptions&) {
-  return Status(ErrorCode::kUnavailable,
-                fmt::format("--journal {}: reading the server journal is not supported yet "
-                            "(export events to NDJSON and use --events FILE)",
-                            dir));
+Result<EventLog> read_journal_dir(const std::string& dir, const EventReadOptions& opts) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec))
+    return Status(ErrorCode::kNotFound, fmt::format("--journal {}: no such folder", dir));
+  // A data folder holds shard-NNN/ journals; a single shard folder is accepted too.
+  std::vector<std::string> shard_dirs;
+  for (const auto& e : fs::directory_iterator(dir, ec))
+    if (e.is_directory() && e.path().filename().string().rfind("shard-", 0) == 0)
+      shard_dirs.push_back(e.path().string());
+  if (shard_dirs.empty()) shard_dirs.push_back(dir);
+  std::sort(shard_dirs.begin(), shard_dirs.end());
+  protocol::DecodeLimits lim;
+  lim.max_future_us = kTwoCenturiesUs;
+  lim.max_past_us = kTwoCenturiesUs;
+  lim.max_products = 100000;
+  lim.max_string = 1 << 16;
+  protocol::EventDecoder dec(lim);
+  EventLog log;
+  std::string raw;
+  for (const auto& sd : shard_dirs) {
+    store::RecoveryReport rep;
+    Status s = store::scan_journal(
+        sd,
+        [&](const store::JournalRecord& rec) {
+          if (rec.type != store::RecordType::kEvent) return;  // identity / timer records
+          ByteReader r(rec.payload);
+          r.str_view();  // the profile key the event was applied to
+          raw.assign(rec.payload.substr(r.pos()));
+          const std::size_t len = raw.size();
+          raw.reserve(len + protocol::decode_padding());
+          ++log.lines;
+          protocol::Event ev;
+          if (Status d = dec.decode(std::string_view(raw.data(), len), rec.recv_time, ev); !d) {
+            ++log.bad_lines;
+            if (log.first_errors.size() < kMaxReportedErrors)
+              log.first_errors.push_back(fmt::format("{} record {}: {}", sd, rec.seq, d.detail()));
+            return;
+          }
+          log.events.push_back(std::move(ev));
+        },
+        rep);
+    if (!s) return s;
+    for (const auto& p : rep.problems)
+      if (log.first_errors.size() < kMaxReportedErrors) log.first_errors.push_back(p);
+  }
+  (void)opts;
+  std::stable_sort(log.events.begin(), log.events.end(),
+                   [](const protocol::Event& a, const protocol::Event& b) { return a.timestamp < b.timestamp; });
+  return log;
 }
 
 }  // namespace storepulse::analytics

@@ -85,7 +85,7 @@ Config load_config(const std::string& path) {
       {"auth", {"pos_keys", "admin_token"}},
       {"engine", {"shards", "queue_capacity", "batch_max", "max_profiles", "dedupe_window"}},
       {"store", {"kind", "data_dir", "fsync", "fsync_interval", "segment_bytes", "snapshot_interval",
-                 "snapshot_min_records"}},
+                 "snapshot_min_records", "archive_segments"}},
       {"events", {"max_future", "max_past", "max_products"}},
       {"rules", {"dir"}},
       {"log", {"level"}},
@@ -151,6 +151,11 @@ Config load_config(const std::string& path) {
   read_int(t, path, "store", "segment_bytes", e.segment_bytes, 4096, 1LL << 34);
   read_duration(t, path, "store", "snapshot_interval", e.snapshot_interval_us);
   read_int(t, path, "store", "snapshot_min_records", e.snapshot_min_records, 0, 1LL << 40);
+  if (auto a = t["store"]["archive_segments"]) {
+    auto v = a.value<bool>();
+    if (!v) fail(path, "store.archive_segments", "expected true or false");
+    e.archive_segments = *v;
+  }
   read_duration(t, path, "events", "max_future", e.limits.max_future_us);
   read_duration(t, path, "events", "max_past", e.limits.max_past_us);
   read_int(t, path, "events", "max_products", e.limits.max_products, 1, 100'000);

@@ -122,7 +122,8 @@ void register_serve(CLI::App& app, int& exit_code) {
   cmd->add_option("--host", flags->host, "Address to bind; overrides server.host");
   cmd->add_option("--data-dir", flags->data_dir, "Journal and snapshot folder; overrides store.data_dir");
   cmd->add_option("--fsync", flags->fsync, "always|interval|never; overrides store.fsync");
-  cmd->add_option("--rules", flags->rules_dir, "Rules folder; overrides rules.dir");
+  cmd->add_option("--rules", flags->rules_dir, "Rules folder; overrides rules.dir")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   cmd->add_option("--shards", flags->shards, "Shard workers; overrides engine.shards");
   cmd->callback([flags, &exit_code] {
     try {

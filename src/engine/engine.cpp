@@ -228,6 +228,7 @@ void Shard::recover() {
   jo.dir = dir_;
   jo.fsync = engine_.opts_.fsync;
   jo.fsync_interval_us = engine_.opts_.fsync_interval_us;
+  jo.archive_segments = engine_.opts_.archive_segments;
   jo.segment_bytes = engine_.opts_.segment_bytes;
   auto j = store::Journal::open(jo);
   if (!j.is_ok()) throw std::runtime_error(j.status().detail());

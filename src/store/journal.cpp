@@ -298,9 +298,59 @@ void Journal::remove_segments_through(std::uint64_t seq) {
     // Segment i holds [first_i, first_{i+1} - 1]; never remove the open one.
     if (segs[i + 1].first - 1 <= seq && segs[i].first != segment_first_seq_) {
       std::error_code ec;
-      fs::remove(segs[i].second, ec);
+      if (opts_.archive_segments) {
+        fs::create_directories(opts_.dir + "/archive", ec);
+        fs::rename(segs[i].second, opts_.dir + "/archive/" + fs::path(segs[i].second).filename().string(), ec);
+      } else {
+        fs::remove(segs[i].second, ec);
+      }
     }
   }
+}
+
+Status scan_journal(const std::string& dir, const std::function<void(const JournalRecord&)>& fn,
+                    RecoveryReport& report) {
+  std::vector<std::pair<std::uint64_t, std::string>> segs;
+  for (const std::string& d : {dir + "/archive", dir}) {
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(d, ec)) {
+      const std::string name = e.path().filename().string();
+      if (name.size() != 24 || name.substr(20) != ".log") continue;
+      segs.emplace_back(std::stoull(name.substr(0, 20)), e.path().string());
+    }
+  }
+  std::sort(segs.begin(), segs.end());
+  std::string data;
+  std::uint64_t expect = 0;
+  for (const auto& [first, path] : segs) {
+    if (expect != 0 && first != expect)
+      report.problems.push_back(fmt::format("{}: records {} to {} are missing", path, expect, first - 1));
+    if (!read_file(path, data)) return io_error("cannot read", path);
+    ++report.segments;
+    std::size_t off = 0;
+    std::uint64_t seq = first;
+    while (off + kHeader <= data.size()) {
+      ByteReader r(std::string_view(data).substr(off, kHeader));
+      const std::uint32_t len = r.u32();
+      const std::uint32_t crc = r.u32();
+      const std::uint64_t rseq = r.u64();
+      const auto type = static_cast<RecordType>(r.u8());
+      const TimeUs recv = r.i64();
+      if (len > kMaxPayload || data.size() - off - kHeader < len || rseq != seq ||
+          crc32_of(std::string_view(data).substr(off + 8, kHeader - 8 + len)) != crc)
+        break;
+      fn(JournalRecord{rseq, type, recv, std::string_view(data).substr(off + kHeader, len)});
+      ++report.records;
+      off += kHeader + len;
+      ++seq;
+    }
+    if (off != data.size()) {
+      report.bytes_dropped += data.size() - off;
+      report.problems.push_back(fmt::format("{}: damaged at byte {}, {} bytes not read", path, off, data.size() - off));
+    }
+    expect = seq;
+  }
+  return Status::ok();
 }
 
 }  // namespace storepulse::store

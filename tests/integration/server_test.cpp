@@ -279,3 +279,24 @@ TEST_CASE("admin JSON endpoints need the token and describe rules and live stats
   CHECK(http_request(srv.port(), http::verb::get, "/static/../config/storepulse.toml").status == 404);
   CHECK(http_request(srv.port(), http::verb::get, "/static/%2e%2e/README.md").status == 404);
 }
+
+TEST_CASE("analyze --journal reads the events a server journaled") {
+  TempDir dir;
+  {
+    ServerProcess srv(dir.str());
+    WsClient pos(srv.port(), "/v1/pos", kPosKey);
+    for (int i = 0; i < 3; ++i)
+      CHECK(has(pos.request(fmt::format(R"({{"type":"track","event":"Order Completed","messageId":"j-{}","userId":"J1","properties":{{"total":10}}}})", i)),
+                "ack"));
+    srv.kill9();  // the events are only in the journal, not in a snapshot
+  }
+  const std::string cmd = fmt::format("{} analyze rfm --journal {} --format csv 2>&1", STOREPULSE_BINARY, dir.str());
+  FILE* p = ::popen(cmd.c_str(), "r");
+  REQUIRE(p);
+  std::string out;
+  char buf[4096];
+  while (std::size_t n = std::fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+  CHECK(::pclose(p) == 0);
+  INFO(out);
+  CHECK(has(out, "J1"));
+}

@@ -28,8 +28,10 @@ struct EventReadOptions {
 /// accepted: the event-time guard of the live decoder does not apply here.
 Result<EventLog> read_event_file(const std::string& path, const EventReadOptions& opts = {});
 
-/// Hook for the server's journal (store stage). Until the journal format exists
-/// this returns kUnavailable "--journal: not supported yet".
+/// Reads the events in a server data folder's journals (all shards, including
+/// archived segments; read-only, safe on a running server). Only the history
+/// since the oldest kept segment is there: turn on `store.archive_segments`
+/// to keep all of it.
 Result<EventLog> read_journal_dir(const std::string& dir, const EventReadOptions& opts = {});
 
 }  // namespace storepulse::analytics

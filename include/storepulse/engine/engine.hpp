@@ -35,6 +35,7 @@ struct EngineOptions {
   std::string data_dir = "data";
   store::FsyncPolicy fsync = store::FsyncPolicy::kInterval;
   TimeUs fsync_interval_us = 10'000;
+  bool archive_segments = false;  // keep retired journal segments (store.archive_segments)
   std::uint64_t segment_bytes = 64ull << 20;
   std::size_t dedupe_window = 200'000;  // messageIds remembered per shard
   std::size_t max_profiles = 5'000'000;  // per shard

@@ -52,6 +52,9 @@ struct JournalOptions {
   std::uint64_t segment_bytes = 64ull << 20;
   FsyncPolicy fsync = FsyncPolicy::kInterval;
   TimeUs fsync_interval_us = 10'000;
+  /// Move segments covered by a snapshot to `archive/` instead of deleting them
+  /// (full history for `analyze --journal`; disk grows with it).
+  bool archive_segments = false;
 };
 
 class Journal {
@@ -106,5 +109,12 @@ class Journal {
 };
 
 std::uint32_t crc32_of(std::string_view data, std::uint32_t seed = 0);
+
+/// Read-only scan of a journal folder (and its `archive/` subfolder, where
+/// retired segments are kept when `store.archive_segments` is on), for
+/// analytics and tools: never truncates or renames. Each segment is read up to
+/// its first damaged record; damage is reported in `report.problems`.
+Status scan_journal(const std::string& dir, const std::function<void(const JournalRecord&)>& fn,
+                    RecoveryReport& report);
 
 }  // namespace storepulse::store
