@@ -6,6 +6,8 @@
 #include <atomic>
 #include <boost/asio.hpp>
 #include <boost/beast.hpp>
+#include <concurrentqueue.h>
+
 #include <deque>
 #include <mutex>
 #include <unordered_map>
@@ -225,12 +227,21 @@ class WsSession : public engine::ReplyTarget, public std::enable_shared_from_thi
   }
 
   void deliver(std::string message) override {
-    asio::post(ws_.get_executor(), [self = shared_from_this(), m = std::move(message)]() mutable {
-      self->queue_write(std::move(m));
-    });
+    // Shard threads drop replies into a lock-free inbox and post one drain to
+    // the session's strand per burst, not one handler per reply: under load a
+    // whole group commit's replies cross threads with a single wake-up.
+    inbox_.enqueue(std::move(message));
+    if (!drain_posted_.exchange(true, std::memory_order_acq_rel))
+      asio::post(ws_.get_executor(), [self = shared_from_this()] { self->drain_inbox(); });
   }
 
  private:
+  void drain_inbox() {
+    drain_posted_.store(false, std::memory_order_release);
+    std::string m;
+    while (inbox_.try_dequeue(m)) queue_write(std::move(m));
+  }
+
   void do_read() {
     ws_.async_read(buf_, [self = shared_from_this()](beast::error_code ec, std::size_t n) {
       self->on_read(ec, n);
@@ -356,6 +367,8 @@ class WsSession : public engine::ReplyTarget, public std::enable_shared_from_thi
   std::size_t max_msg_;
   std::size_t max_queue_;
   std::vector<std::string> push_ids_;  // ids registered for pushed nudges
+  moodycamel::ConcurrentQueue<std::string> inbox_;  // replies from shard threads
+  std::atomic<bool> drain_posted_{false};
   double tokens_;
   std::int64_t last_refill_ns_;
   protocol::EventDecoder decoder_;
