@@ -19,17 +19,21 @@ namespace {
 // reading machine's clock; the live decoder's freshness guard is for live traffic.
 constexpr TimeUs kTwoCenturiesUs = 200LL * 366 * kUsPerDay;
 constexpr std::size_t kMaxReportedErrors = 10;
-}  // namespace
 
-Result<EventLog> read_event_file(const std::string& path, const EventReadOptions& opts) {
-  TextFileReader in;
-  if (Status s = in.open(path); !s) return s;
+protocol::DecodeLimits history_limits() {
   protocol::DecodeLimits lim;
   lim.max_future_us = kTwoCenturiesUs;
   lim.max_past_us = kTwoCenturiesUs;
   lim.max_products = 100000;
   lim.max_string = 1 << 16;
-  protocol::EventDecoder dec(lim);
+  return lim;
+}
+}  // namespace
+
+Result<EventLog> read_event_file(const std::string& path, const EventReadOptions& opts) {
+  TextFileReader in;
+  if (Status s = in.open(path); !s) return s;
+  protocol::EventDecoder dec(history_limits());
   const TimeUs now = wall_clock_us();
   EventLog log;
   std::string line;
@@ -73,12 +77,7 @@ Result<EventLog> read_journal_dir(const std::string& dir, const EventReadOptions
       shard_dirs.push_back(e.path().string());
   if (shard_dirs.empty()) shard_dirs.push_back(dir);
   std::sort(shard_dirs.begin(), shard_dirs.end());
-  protocol::DecodeLimits lim;
-  lim.max_future_us = kTwoCenturiesUs;
-  lim.max_past_us = kTwoCenturiesUs;
-  lim.max_products = 100000;
-  lim.max_string = 1 << 16;
-  protocol::EventDecoder dec(lim);
+  protocol::EventDecoder dec(history_limits());
   EventLog log;
   std::string raw;
   for (const auto& sd : shard_dirs) {

@@ -365,10 +365,7 @@ void Shard::apply_recovered(const store::JournalRecord& rec, protocol::EventDeco
       const std::string target = r.str();
       const std::string other = r.str();
       const std::string via = r.str();
-      auto& p = get_or_create(target);
-      if (std::none_of(p.links.begin(), p.links.end(), [&](const auto& l) { return l.other_id == other; }) &&
-          p.links.size() < profile::CustomerProfile::kMaxLinks)
-        p.links.push_back({other, rec.recv_time, via, false});
+      add_link(get_or_create(target), other, rec.recv_time, via);
       break;
     }
     case store::RecordType::kTimerFired: {
@@ -385,15 +382,7 @@ void Shard::apply_recovered(const store::JournalRecord& rec, protocol::EventDeco
     case store::RecordType::kMergePayload: {
       const std::string target = r.str();
       const std::string other = r.str();
-      profile::CustomerProfile o;
-      if (!profile::deserialize_profile(r.str_view(), o)) return;
-      auto& p = get_or_create(target);
-      auto it = std::find_if(p.links.begin(), p.links.end(),
-                             [&](const auto& l) { return l.other_id == other; });
-      if (it != p.links.end() && it->absorbed) return;
-      profile::merge_profile(p, o);
-      if (it == p.links.end()) p.links.push_back({other, o.last_seen, "alias", true});
-      else it->absorbed = true;
+      absorb(target, other, r.str_view());
       break;
     }
     case store::RecordType::kRedirect: {
@@ -417,11 +406,30 @@ void Shard::apply_and_link(profile::CustomerProfile& p, const protocol::Event& e
     other = ev.anonymous_id;
     via = "identify";
   }
-  if (other.empty()) return;
+  if (!other.empty()) add_link(p, other, ev.timestamp, via);
+}
+
+bool Shard::add_link(profile::CustomerProfile& p, std::string_view other, TimeUs when,
+                     std::string_view via) {
+  if (p.links.size() >= profile::CustomerProfile::kMaxLinks) return false;
   for (const auto& l : p.links)
-    if (l.other_id == other) return;
-  if (p.links.size() >= profile::CustomerProfile::kMaxLinks) return;
-  p.links.push_back({std::string(other), ev.timestamp, std::string(via), false});
+    if (l.other_id == other) return false;
+  p.links.push_back({std::string(other), when, std::string(via), false});
+  return true;
+}
+
+void Shard::absorb(const std::string& target, const std::string& other, std::string_view serialized) {
+  profile::CustomerProfile o;
+  if (!profile::deserialize_profile(serialized, o)) {
+    spdlog::error("shard {}: merge payload for {} from {} is malformed; skipped", index_, target, other);
+    return;
+  }
+  auto& p = get_or_create(target);
+  auto it = std::find_if(p.links.begin(), p.links.end(), [&](const auto& l) { return l.other_id == other; });
+  if (it != p.links.end() && it->absorbed) return;  // merging twice would double the sums
+  profile::merge_profile(p, o);
+  if (it == p.links.end()) p.links.push_back({other, o.last_seen, "alias", true});
+  else it->absorbed = true;
 }
 
 void Shard::resend_pending_links() {
@@ -619,7 +627,8 @@ void Shard::process_batch(std::unique_ptr<Work>* items, std::size_t n) {
         bw.str(w.target);
         bw.str(w.other);
         bw.str(w.payload);
-        journal_->append(store::RecordType::kLink, wall_clock_us(), payload);
+        w.recv = wall_clock_us();  // the link's time, the same on replay
+        journal_->append(store::RecordType::kLink, w.recv, payload);
         step[i] = Step::kLink;
         break;
       }
@@ -630,6 +639,12 @@ void Shard::process_batch(std::unique_ptr<Work>* items, std::size_t n) {
   Status committed = journal_->commit();
   if (committed) m.journal_commits.fetch_add(1, std::memory_order_relaxed);
   else spdlog::error("shard {}: journal commit failed: {}", index_, committed.detail());
+
+  // Internal work whose journal write failed is retried in a later batch.
+  auto requeue = [&](std::size_t i) {
+    push(std::move(items[i]), false);
+    items[i] = std::make_unique<Work>();
+  };
 
   // Phase 3: apply in arrival order, evaluate rules, reply.
   for (std::size_t i = 0; i < n; ++i) {
@@ -670,27 +685,16 @@ void Shard::process_batch(std::unique_ptr<Work>* items, std::size_t n) {
         if (w.enq_ns) m.event_latency.record_ns(mono_ns() - w.enq_ns);
         break;
       }
-      case Step::kMerge: {
+      case Step::kMerge:
         if (!committed) {
-          push(std::move(items[i]), false);  // retry in a later batch
-          items[i] = std::make_unique<Work>();
+          requeue(i);
           break;
         }
-        profile::CustomerProfile o;
-        if (!profile::deserialize_profile(w.payload, o)) break;
-        auto& p = get_or_create(w.target);
-        auto it = std::find_if(p.links.begin(), p.links.end(),
-                               [&](const auto& l) { return l.other_id == w.other; });
-        if (it != p.links.end() && it->absorbed) break;
-        profile::merge_profile(p, o);
-        if (it == p.links.end()) p.links.push_back({w.other, o.last_seen, "alias", true});
-        else it->absorbed = true;
+        absorb(w.target, w.other, w.payload);
         break;
-      }
       case Step::kRedirect: {
         if (!committed) {
-          push(std::move(items[i]), false);
-          items[i] = std::make_unique<Work>();
+          requeue(i);
           break;
         }
         auto& o = get_or_create(w.other);
@@ -714,20 +718,13 @@ void Shard::process_batch(std::unique_ptr<Work>* items, std::size_t n) {
         else handle_recommend(w);
         break;
       case Step::kClaim: handle_contact_claim(w); break;
-      case Step::kLink: {
+      case Step::kLink:
         if (!committed) {
-          push(std::move(items[i]), false);
-          items[i] = std::make_unique<Work>();
+          requeue(i);
           break;
         }
-        auto& p = get_or_create(w.target);
-        if (std::any_of(p.links.begin(), p.links.end(), [&](const auto& l) { return l.other_id == w.other; }) ||
-            p.links.size() >= profile::CustomerProfile::kMaxLinks)
-          break;
-        p.links.push_back({w.other, wall_clock_us(), w.payload, false});
-        send_link_request(w.target, w.other);
+        if (add_link(get_or_create(w.target), w.other, w.recv, w.payload)) send_link_request(w.target, w.other);
         break;
-      }
     }
   }
   if (step != steps) delete[] step;

@@ -96,6 +96,10 @@ class Shard {
   profile::CustomerProfile* find(std::string_view key);
   profile::CustomerProfile& get_or_create(std::string_view key);
   void apply_and_link(profile::CustomerProfile& p, const protocol::Event& ev);
+  /// Records a link from `p` to `other` unless already there or full; true if added.
+  bool add_link(profile::CustomerProfile& p, std::string_view other, TimeUs when, std::string_view via);
+  /// Folds the serialized profile of `other` into `target`, once per link.
+  void absorb(const std::string& target, const std::string& other, std::string_view serialized);
   void record_popularity(const protocol::Event& ev);
   void maybe_snapshot(bool force);
   std::string encode_snapshot() const;
