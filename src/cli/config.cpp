@@ -88,6 +88,7 @@ Config load_config(const std::string& path) {
                  "snapshot_min_records", "archive_segments"}},
       {"events", {"max_future", "max_past", "max_products"}},
       {"rules", {"dir"}},
+      {"sms", {"gateway_url", "gateway_secret", "max_outbox", "retry_max", "retry_base", "rate_per_sec", "timeout"}},
       {"log", {"level"}},
   };
   // Unknown keys are errors: a misspelt limit silently ignored is a limit not applied.
@@ -160,6 +161,17 @@ Config load_config(const std::string& path) {
   read_duration(t, path, "events", "max_past", e.limits.max_past_us);
   read_int(t, path, "events", "max_products", e.limits.max_products, 1, 100'000);
   read_str(t, path, "rules", "dir", c.rules_dir);
+  auto& sms = c.sms;
+  read_str(t, path, "sms", "gateway_url", sms.gateway_url);
+  if (!sms.gateway_url.empty())
+    if (auto u = actions::parse_gateway_url(sms.gateway_url); !u) fail(path, "sms.gateway_url", u.status().detail());
+  read_str(t, path, "sms", "gateway_secret", sms.gateway_secret);
+  if (!sms.gateway_secret.empty()) c.secrets_in_file = true;
+  read_int(t, path, "sms", "max_outbox", sms.max_outbox, 1, 10'000'000);
+  read_int(t, path, "sms", "retry_max", sms.retry_max, 1, 100);
+  read_duration(t, path, "sms", "retry_base", sms.retry_base_us);
+  read_double(t, path, "sms", "rate_per_sec", sms.rate_per_sec);
+  read_duration(t, path, "sms", "timeout", sms.timeout_us);
   read_str(t, path, "log", "level", c.log_level);
   return c;
 }
@@ -169,6 +181,7 @@ void apply_env(Config& cfg) {
     for (auto& key : split_csv(k)) cfg.server.pos_keys.push_back(std::move(key));
   }
   if (const char* a = std::getenv("STOREPULSE_ADMIN_TOKEN"); a && *a) cfg.server.admin_token = a;
+  if (const char* s = std::getenv("STOREPULSE_SMS_SECRET"); s && *s) cfg.sms.gateway_secret = s;
 }
 
 }  // namespace storepulse::cli

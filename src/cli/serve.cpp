@@ -68,13 +68,29 @@ int serve(const ServeFlags& f) {
   Metrics metrics;
   engine::Engine engine(cfg.engine, rules, metrics);
   net::Server server(cfg.server, engine);
-  engine.set_action_sink([&server](const protocol::Action& a) {
+  // The SMS outbox journals beside the shards and follows the same fsync policy.
+  cfg.sms.dir = cfg.engine.data_dir + "/sms";
+  cfg.sms.fsync = cfg.engine.fsync;
+  if (!cfg.sms.gateway_url.empty() && cfg.sms.gateway_secret.empty())
+    throw std::runtime_error("sms.gateway_url is set but there is no sms.gateway_secret (or STOREPULSE_SMS_SECRET) to sign with");
+  if (cfg.sms.gateway_secret.empty())
+    spdlog::warn("no sms.gateway_secret / STOREPULSE_SMS_SECRET: SMS callbacks (/v1/sms/status, /v1/sms/inbound) refuse everyone");
+  auto opened = actions::SmsOutbox::open(cfg.sms);
+  if (!opened) throw std::runtime_error(fmt::format("sms outbox {}: {}", cfg.sms.dir, opened.status().detail()));
+  std::unique_ptr<actions::SmsOutbox> outbox = std::move(opened).value();
+  server.set_sms_outbox(outbox.get());
+  // Runs on shard threads: only hand-offs here, no I/O (the outbox's submit
+  // takes a short lock; the server's push posts to session strands).
+  engine.set_action_sink([&server, &outbox](const protocol::Action& a) {
     if (a.channel == "web") {
       if (!server.push(a)) spdlog::debug("push {} for {}: no open web session", a.rule, a.customer);
     } else if (a.channel == "sms") {
-      spdlog::info("sms {} for {} to {}: {}", a.rule, a.customer, a.phone.empty() ? "?" : "***" + a.phone.substr(a.phone.size() > 3 ? a.phone.size() - 3 : 0), a.text);
+      // The Action does not carry the firing's event time yet (0): the outbox
+      // then derives the idempotency id from the text and the hour.
+      outbox->submit(actions::SmsRequest{a.rule, a.customer, a.phone, a.text, 0});
     }
   });
+  outbox->start();
   engine.start();
   server.start();
   const std::string base = fmt::format("{}:{}", cfg.server.host, server.port());
@@ -105,6 +121,7 @@ int serve(const ServeFlags& f) {
   spdlog::info("stopping: draining queues and writing snapshots");
   server.stop();
   engine.stop();
+  outbox->stop();  // after the engine: the shards' last SMS still reach its journal
   spdlog::info("stopped");
   return 0;
 }

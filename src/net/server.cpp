@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "net/metrics_text.hpp"
+#include "net/sms_routes.hpp"
 #include "net/web_routes.hpp"
 #include "storepulse/protocol/codec.hpp"
 
@@ -126,6 +127,7 @@ std::string bearer(const http::request<http::string_body>& req) {
 struct Server::Impl {
   ServerOptions opts;
   engine::Engine& engine;
+  actions::SmsOutbox* sms_outbox = nullptr;  // set before start(); null = SMS routes answer 503
   asio::io_context ioc;
   tcp::acceptor acceptor{ioc};
   std::vector<std::thread> threads;
@@ -476,6 +478,13 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
       });
       return;
     }
+    if (path.rfind("/v1/sms/", 0) == 0) {
+      // Exactly one signature header, or none counts: two would be ambiguous.
+      const auto sig = req_.count(actions::kSignatureHeader) == 1 ? req_[actions::kSignatureHeader] : beast::string_view{};
+      if (auto r = handle_sms_callback(srv_.sms_outbox, srv_.engine, path, req_.method() == http::verb::post,
+                                       std::string_view(sig.data(), sig.size()), req_.body()))
+        return send_simple(static_cast<http::status>(r->status), std::move(r->body), req_.keep_alive());
+    }
     if (path == "/v1/events") {
       if (req_.method() != http::verb::post)
         return send_simple(http::status::method_not_allowed, R"({"error":"bad_request","detail":"use POST"})", req_.keep_alive());
@@ -490,6 +499,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
         return send_simple(http::status::method_not_allowed, R"({"error":"bad_request","detail":"use GET"})", req_.keep_alive());
       if (!srv_.admin_ok(bearer(req_)))
         return send_simple(http::status::unauthorized, R"({"error":"unauthorized","detail":"admin token required"})", req_.keep_alive());
+      if (auto r = handle_sms_admin(srv_.sms_outbox, path,
+                                    target.size() > path.size() ? std::string_view(target).substr(path.size() + 1) : ""))
+        return send_simple(static_cast<http::status>(r->status), std::move(r->body), req_.keep_alive());
       if (auto r = handle_admin(srv_.engine, path))
         return send_simple(static_cast<http::status>(r->status), std::move(r->body), req_.keep_alive());
     }
@@ -663,6 +675,8 @@ Server::Server(ServerOptions opts, engine::Engine& engine)
     : impl_(std::make_unique<Impl>(std::move(opts), engine)) {}
 
 bool Server::push(const protocol::Action& action) { return impl_->push(action); }
+
+void Server::set_sms_outbox(actions::SmsOutbox* outbox) { impl_->sms_outbox = outbox; }
 
 Server::~Server() { stop(); }
 

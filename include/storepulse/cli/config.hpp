@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "storepulse/actions/sms_outbox.hpp"
 #include "storepulse/engine/engine.hpp"
 #include "storepulse/net/server.hpp"
 
@@ -12,6 +13,7 @@ namespace storepulse::cli {
 struct Config {
   net::ServerOptions server;
   engine::EngineOptions engine;
+  actions::SmsOptions sms;  // [sms]; sms.dir is set from data_dir by serve
   std::string rules_dir = "rules";
   std::string log_level = "info";
   std::string source;  // file it was read from
@@ -24,7 +26,8 @@ struct Config {
 /// taken relative to the current directory.
 Config load_config(const std::string& path);
 
-/// Applies STOREPULSE_POS_KEYS (comma-separated) and STOREPULSE_ADMIN_TOKEN.
+/// Applies STOREPULSE_POS_KEYS (comma-separated), STOREPULSE_ADMIN_TOKEN and
+/// STOREPULSE_SMS_SECRET.
 void apply_env(Config& cfg);
 
 }  // namespace storepulse::cli

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "storepulse/actions/sms_outbox.hpp"
 #include "storepulse/engine/engine.hpp"
 
 namespace storepulse::net {
@@ -42,6 +43,9 @@ class Server {
   /// Pushes a web action (`{"type":"push",…}`) to the customer's live /v1/web
   /// sessions; thread-safe. False when the customer has none open.
   bool push(const protocol::Action& action);
+  /// The outbox behind `POST /v1/sms/status|inbound` and `GET /v1/admin/sms`;
+  /// call before start(). Without one those routes answer 503.
+  void set_sms_outbox(actions::SmsOutbox* outbox);
   /// The bound port (useful with port 0).
   std::uint16_t port() const;
 

@@ -1,0 +1,618 @@
+#include "storepulse/actions/sms_outbox.hpp"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+
+#include "storepulse/common/bytes.hpp"
+#include "storepulse/protocol/codec.hpp"
+
+namespace storepulse::actions {
+namespace {
+
+// The outbox journal lives in its own folder, so the journal's record type
+// byte carries nothing: the first payload byte says what the record is.
+enum class OutboxRecord : std::uint8_t { kMessage = 1, kState = 2, kContact = 3, kSuppress = 4 };
+
+// Above this many records since the last compaction (plus a share of the live
+// state), the live state is written again and older segments are dropped, so
+// the folder stays proportional to what is kept in memory.
+constexpr std::uint64_t kCompactMinRecords = 4096;
+// Small segments, so a compaction can drop nearly everything before it (the
+// journal only deletes whole segments).
+constexpr std::uint64_t kSegmentBytes = 256ull << 10;
+
+std::string mask_phone(std::string_view phone) {
+  if (phone.size() <= 3) return "***";
+  return "***" + std::string(phone.substr(phone.size() - 3));
+}
+
+bool retryable(const GatewayReply& r) { return r.status == 0 || r.status == 429 || r.status >= 500; }
+
+}  // namespace
+
+std::string_view sms_state_name(SmsState s) {
+  switch (s) {
+    case SmsState::kQueued: return "queued";
+    case SmsState::kSent: return "sent";
+    case SmsState::kDelivered: return "delivered";
+    case SmsState::kFailed: return "failed";
+  }
+  return "queued";
+}
+
+std::string SmsOutbox::normalize_phone(std::string_view phone) {
+  // Gateways and profiles write the same number as "+46 70-123 45 67" or
+  // "+46701234567"; STOP must match either.
+  std::string out;
+  for (char c : phone) {
+    if (c >= '0' && c <= '9') out.push_back(c);
+    else if (c == '+' && out.empty()) out.push_back(c);
+  }
+  return out;
+}
+
+std::string SmsOutbox::message_id(const SmsRequest& req, TimeUs now_us) {
+  std::string key = req.rule;
+  key.push_back('\x1f');
+  key += req.customer;
+  key.push_back('\x1f');
+  if (req.event_time != 0) {
+    key += std::to_string(req.event_time);
+  } else {
+    // Without the firing's event time, the same text for the same customer
+    // within the hour counts as the same firing (caps allow at most one anyway).
+    key += req.text;
+    key.push_back('\x1f');
+    key += std::to_string(now_us / (3600 * kUsPerSecond));
+  }
+  return "sms-" + hmac_sha256_hex("storepulse-sms-id", key).substr(0, 32);
+}
+
+SmsOutbox::SmsOutbox(SmsOptions opts, SmsTransport transport, Clock clock)
+    : opts_(std::move(opts)), transport_(std::move(transport)), clock_(std::move(clock)),
+      verifier_(opts_.gateway_secret) {
+  if (!clock_) clock_ = [] { return wall_clock_us(); };
+  tokens_ = std::max(1.0, opts_.rate_per_sec);
+}
+
+Result<std::unique_ptr<SmsOutbox>> SmsOutbox::open(SmsOptions opts, SmsTransport transport, Clock clock) {
+  if (!transport && !opts.gateway_url.empty()) {
+    auto url = parse_gateway_url(opts.gateway_url);
+    if (!url) return Status(url.status().code(), "sms.gateway_url: " + url.status().detail());
+    transport = make_http_transport(std::move(*url), opts.timeout_us);
+  }
+  std::unique_ptr<SmsOutbox> box(new SmsOutbox(std::move(opts), std::move(transport), std::move(clock)));
+  std::error_code ec;
+  std::filesystem::create_directories(box->opts_.dir, ec);
+  store::JournalOptions jo;
+  jo.dir = box->opts_.dir;
+  jo.fsync = box->opts_.fsync;
+  jo.segment_bytes = kSegmentBytes;
+  auto j = store::Journal::open(jo);
+  if (!j) return j.status();
+  box->journal_ = std::move(*j);
+  if (Status s = box->replay(); !s) return s;
+  return box;
+}
+
+SmsOutbox::~SmsOutbox() { stop(); }
+
+Status SmsOutbox::replay() {
+  std::lock_guard<std::mutex> lk(mu_);
+  store::RecoveryReport rep;
+  Status s = journal_->replay(0, [&](const store::JournalRecord& r) { apply_record(r.payload); }, rep);
+  if (!s) return s;
+  for (const auto& p : rep.problems) spdlog::warn("sms outbox journal damage: {}", p);
+  records_since_compact_ = rep.records;
+  // Rebuild the derived indexes from the table, in arrival order.
+  due_.clear();
+  finished_.clear();
+  std::deque<std::string> order;
+  for (const auto& id : order_) {
+    auto it = messages_.find(id);
+    if (it == messages_.end() || (!order.empty() && order.back() == id)) continue;
+    order.push_back(id);
+    if (it->second.state == SmsState::kQueued) due_.insert({it->second.next_attempt_us, id});
+    else finished_.push_back(id);
+  }
+  order_ = std::move(order);
+  while (finished_.size() > opts_.keep_finished) {
+    messages_.erase(finished_.front());
+    finished_.pop_front();
+  }
+  std::size_t sent = 0;
+  for (const auto& [id, m] : messages_) sent += m.state == SmsState::kSent;
+  spdlog::info("sms outbox: {} queued, {} awaiting receipt, {} phones opted out ({} journal records)", due_.size(),
+               sent, suppressed_.size(), rep.records);
+  return Status::ok();
+}
+
+void SmsOutbox::apply_record(std::string_view payload) {
+  ByteReader r(payload);
+  const auto kind = static_cast<OutboxRecord>(r.u8());
+  switch (kind) {
+    case OutboxRecord::kMessage: {
+      SmsMessage m;
+      m.id = r.str();
+      m.rule = r.str();
+      m.customer = r.str();
+      m.phone = r.str();
+      m.text = r.str();
+      m.created_us = r.i64();
+      if (!r.ok()) return;
+      m.updated_us = m.next_attempt_us = m.created_us;
+      order_.push_back(m.id);
+      messages_[m.id] = std::move(m);
+      break;
+    }
+    case OutboxRecord::kState: {
+      std::string id = r.str();
+      const auto state = static_cast<SmsState>(r.u8());
+      const auto attempts = r.u32();
+      const auto next = r.i64();
+      const auto updated = r.i64();
+      std::string err = r.str();
+      auto it = messages_.find(id);
+      if (!r.ok() || it == messages_.end()) return;
+      it->second.state = state;
+      it->second.attempts = attempts;
+      it->second.next_attempt_us = next;
+      it->second.updated_us = updated;
+      it->second.last_error = std::move(err);
+      break;
+    }
+    case OutboxRecord::kContact: {
+      std::string phone = r.str(), customer = r.str();
+      if (r.ok()) remember_contact_locked(phone, customer);
+      break;
+    }
+    case OutboxRecord::kSuppress: {
+      std::string phone = r.str();
+      const bool on = r.u8() != 0;
+      if (!r.ok()) return;
+      if (on) suppressed_.insert(phone);
+      else suppressed_.erase(phone);
+      break;
+    }
+  }
+}
+
+void SmsOutbox::journal_message(const SmsMessage& m) {
+  std::string p;
+  ByteWriter w(p);
+  w.u8(static_cast<std::uint8_t>(OutboxRecord::kMessage));
+  w.str(m.id);
+  w.str(m.rule);
+  w.str(m.customer);
+  w.str(m.phone);
+  w.str(m.text);
+  w.i64(m.created_us);
+  journal_->append(store::RecordType::kEvent, m.created_us, p);
+  ++records_since_compact_;
+}
+
+void SmsOutbox::journal_state(const SmsMessage& m) {
+  std::string p;
+  ByteWriter w(p);
+  w.u8(static_cast<std::uint8_t>(OutboxRecord::kState));
+  w.str(m.id);
+  w.u8(static_cast<std::uint8_t>(m.state));
+  w.u32(m.attempts);
+  w.i64(m.next_attempt_us);
+  w.i64(m.updated_us);
+  w.str(m.last_error);
+  journal_->append(store::RecordType::kEvent, m.updated_us, p);
+  ++records_since_compact_;
+}
+
+void SmsOutbox::journal_contact(const std::string& phone, const std::string& customer) {
+  std::string p;
+  ByteWriter w(p);
+  w.u8(static_cast<std::uint8_t>(OutboxRecord::kContact));
+  w.str(phone);
+  w.str(customer);
+  journal_->append(store::RecordType::kEvent, 0, p);
+  ++records_since_compact_;
+}
+
+void SmsOutbox::journal_suppress(const std::string& phone, bool on) {
+  std::string p;
+  ByteWriter w(p);
+  w.u8(static_cast<std::uint8_t>(OutboxRecord::kSuppress));
+  w.str(phone);
+  w.u8(on ? 1 : 0);
+  journal_->append(store::RecordType::kEvent, 0, p);
+  ++records_since_compact_;
+}
+
+void SmsOutbox::commit_locked() {
+  if (journal_->pending_bytes() == 0) return;
+  if (Status s = journal_->commit(); !s) {
+    // In-memory state stays ahead of the disk until the next commit succeeds;
+    // the sender keeps working rather than dropping messages on the floor.
+    spdlog::error("sms outbox: cannot write journal: {}", s.detail());
+    return;
+  }
+  maybe_compact_locked();
+}
+
+void SmsOutbox::maybe_compact_locked() {
+  const std::uint64_t live = messages_.size() * 2 + contacts_.size() + suppressed_.size();
+  if (records_since_compact_ < kCompactMinRecords + 4 * live) return;
+  const std::uint64_t before = journal_->last_seq();
+  records_since_compact_ = 0;
+  // Contacts and the STOP list first, then messages in arrival order, so a
+  // replay of the rewritten tail rebuilds exactly the state in memory.
+  for (const auto& phone : contact_order_)
+    if (auto it = contacts_.find(phone); it != contacts_.end()) journal_contact(phone, it->second);
+  for (const auto& phone : suppressed_) journal_suppress(phone, true);
+  for (const auto& id : order_) {
+    auto it = messages_.find(id);
+    if (it == messages_.end()) continue;
+    journal_message(it->second);
+    journal_state(it->second);
+  }
+  if (Status s = journal_->commit(); !s) {
+    spdlog::error("sms outbox: compaction write failed, keeping old segments: {}", s.detail());
+    return;
+  }
+  journal_->remove_segments_through(before);
+}
+
+void SmsOutbox::remember_contact_locked(const std::string& phone, const std::string& customer) {
+  auto [it, added] = contacts_.try_emplace(phone, customer);
+  if (!added) {
+    it->second = customer;
+    return;
+  }
+  contact_order_.push_back(phone);
+  while (contacts_.size() > opts_.max_contacts && !contact_order_.empty()) {
+    contacts_.erase(contact_order_.front());
+    contact_order_.pop_front();
+  }
+}
+
+void SmsOutbox::finish_locked(const std::string& id) {
+  finished_.push_back(id);
+  while (finished_.size() > opts_.keep_finished) {
+    auto it = messages_.find(finished_.front());
+    if (it != messages_.end() && it->second.state != SmsState::kQueued) messages_.erase(it);
+    finished_.pop_front();
+  }
+  while (!order_.empty() && !messages_.count(order_.front())) order_.pop_front();
+}
+
+void SmsOutbox::set_state_locked(SmsMessage& m, SmsState s, TimeUs now, std::string error) {
+  const bool was_queued = m.state == SmsState::kQueued;
+  m.state = s;
+  m.updated_us = now;
+  m.last_error = std::move(error);
+  journal_state(m);
+  if (was_queued && s != SmsState::kQueued) {
+    due_.erase({m.next_attempt_us, m.id});
+    finish_locked(std::string(m.id));
+  }
+}
+
+void SmsOutbox::accept_locked(SmsRequest&& req, TimeUs now) {
+  std::string id = message_id(req, now);
+  if (messages_.count(id)) {
+    duplicates_.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  std::string phone = normalize_phone(req.phone);
+  if (phone.size() < 3) {
+    spdlog::warn("sms {} for {}: no usable phone number, not queued", req.rule, req.customer);
+    return;
+  }
+  if (!suppressed_.count(phone) && due_.size() + in_flight_.size() >= opts_.max_outbox) {
+    dropped_full_.fetch_add(1, std::memory_order_relaxed);
+    if (now - last_full_warning_us_ > 60 * kUsPerSecond) {
+      last_full_warning_us_ = now;
+      spdlog::warn("sms outbox full ({} queued, sms.max_outbox): refusing new messages ({} so far){}",
+                   opts_.max_outbox, dropped_full_.load(), transport_ ? "" : "; no sms.gateway_url is configured");
+    }
+    return;
+  }
+  if (auto it = contacts_.find(phone); it == contacts_.end() || it->second != req.customer) {
+    remember_contact_locked(phone, req.customer);
+    journal_contact(phone, req.customer);
+  }
+  SmsMessage m;
+  m.id = std::move(id);
+  m.rule = std::move(req.rule);
+  m.customer = std::move(req.customer);
+  m.phone = std::move(phone);
+  m.text = std::move(req.text);
+  m.created_us = m.updated_us = m.next_attempt_us = now;
+  journal_message(m);
+  order_.push_back(m.id);
+  accepted_.fetch_add(1, std::memory_order_relaxed);
+  const std::string key = m.id;
+  SmsMessage& stored = messages_[key];
+  stored = std::move(m);
+  if (suppressed_.count(stored.phone)) {
+    // Kept and visible as failed rather than silently dropped: the dashboard
+    // shows that a rule tried to text someone who said STOP.
+    opted_out_.fetch_add(1, std::memory_order_relaxed);
+    set_state_locked(stored, SmsState::kFailed, now, "opted_out");
+    due_.erase({stored.next_attempt_us, stored.id});
+    return;
+  }
+  due_.insert({stored.next_attempt_us, stored.id});
+}
+
+void SmsOutbox::submit(SmsRequest req) {
+  {
+    std::lock_guard<std::mutex> lk(inbox_mu_);
+    inbox_.push_back(std::move(req));
+  }
+  wake_.notify_one();
+}
+
+std::size_t SmsOutbox::pump() {
+  std::vector<SmsRequest> batch;
+  {
+    std::lock_guard<std::mutex> lk(inbox_mu_);
+    batch.swap(inbox_);
+  }
+  TimeUs now = clock_();
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    for (auto& r : batch) accept_locked(std::move(r), now);
+    commit_locked();
+    (void)journal_->tick();
+  }
+  if (!transport_) return 0;
+  std::size_t attempted = 0;
+  for (;;) {
+    std::string id, body, signature;
+    batch.clear();
+    {
+      // Between sends too: what the shards hand over reaches the journal
+      // without waiting for a whole burst of gateway requests.
+      std::lock_guard<std::mutex> lk(inbox_mu_);
+      batch.swap(inbox_);
+    }
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      for (auto& r : batch) accept_locked(std::move(r), now);
+      if (!batch.empty()) commit_locked();
+      const double burst = std::max(1.0, opts_.rate_per_sec);
+      if (last_refill_us_ != 0)
+        tokens_ = std::min(burst, tokens_ + static_cast<double>(now - last_refill_us_) / 1e6 * opts_.rate_per_sec);
+      last_refill_us_ = now;
+      if (tokens_ < 1 || due_.empty() || due_.begin()->first > now) break;
+      id = due_.begin()->second;
+      due_.erase(due_.begin());
+      auto it = messages_.find(id);
+      if (it == messages_.end() || it->second.state != SmsState::kQueued) continue;
+      const SmsMessage& m = it->second;
+      tokens_ -= 1;
+      in_flight_.insert(id);
+      body = "{\"id\":";
+      protocol::append_json_string(body, m.id);
+      body += ",\"to\":";
+      protocol::append_json_string(body, m.phone);
+      body += ",\"text\":";
+      protocol::append_json_string(body, m.text);
+      body += "}";
+    }
+    signature = sign_request(opts_.gateway_secret, now / kUsPerSecond, body);
+    const GatewayReply reply = transport_(body, signature);
+    attempts_.fetch_add(1, std::memory_order_relaxed);
+    ++attempted;
+    now = clock_();
+    std::lock_guard<std::mutex> lk(mu_);
+    in_flight_.erase(id);
+    auto it = messages_.find(id);
+    // A STOP or an early receipt may have settled it while the request was out.
+    if (it == messages_.end() || it->second.state != SmsState::kQueued) {
+      commit_locked();
+      continue;
+    }
+    SmsMessage& m = it->second;
+    ++m.attempts;
+    if (reply.status >= 200 && reply.status < 300) {
+      set_state_locked(m, SmsState::kSent, now, "");
+    } else {
+      std::string err = reply.status ? fmt::format("gateway answered {}", reply.status) : reply.error;
+      if (retryable(reply) && m.attempts < opts_.retry_max) {
+        // Exponential backoff with ±20 % jitter, so a gateway outage does not
+        // end in every message retrying at the same instant.
+        const double factor = std::ldexp(1.0, static_cast<int>(std::min<std::uint32_t>(m.attempts - 1, 30)));
+        rng_ ^= rng_ << 13;
+        rng_ ^= rng_ >> 7;
+        rng_ ^= rng_ << 17;
+        const double jitter = 0.8 + 0.4 * static_cast<double>(rng_ % 10'000) / 10'000.0;
+        const auto delay = static_cast<TimeUs>(
+            std::min(static_cast<double>(opts_.retry_cap_us), static_cast<double>(opts_.retry_base_us) * factor) *
+            jitter);
+        m.next_attempt_us = now + std::max<TimeUs>(delay, 1);
+        m.updated_us = now;
+        m.last_error = std::move(err);
+        journal_state(m);
+        due_.insert({m.next_attempt_us, m.id});
+        retries_.fetch_add(1, std::memory_order_relaxed);
+      } else {
+        if (retryable(reply)) err = fmt::format("gave up after {} attempts: {}", m.attempts, err);
+        spdlog::warn("sms {} ({} for {}) failed: {}", m.id, m.rule, m.customer, err);
+        set_state_locked(m, SmsState::kFailed, now, std::move(err));
+      }
+    }
+    commit_locked();
+  }
+  return attempted;
+}
+
+void SmsOutbox::start() {
+  if (running_.exchange(true)) return;
+  if (!transport_)
+    spdlog::warn("sms: no sms.gateway_url configured: SMS are kept queued (at most sms.max_outbox = {}), "
+                 "see GET /v1/admin/sms", opts_.max_outbox);
+  sender_ = std::thread([this] { run(); });
+}
+
+void SmsOutbox::run() {
+  while (running_.load()) {
+    pump();
+    std::unique_lock<std::mutex> lk(inbox_mu_);
+    // Short sleep: retries come due and the rate bucket refills without a
+    // separate timer; a submit wakes the thread at once.
+    wake_.wait_for(lk, std::chrono::milliseconds(50), [this] { return !inbox_.empty() || !running_.load(); });
+  }
+}
+
+void SmsOutbox::stop() {
+  if (running_.exchange(false)) {
+    wake_.notify_all();
+    sender_.join();
+  }
+  // Whatever the shards handed over last still reaches the journal.
+  std::vector<SmsRequest> batch;
+  {
+    std::lock_guard<std::mutex> lk(inbox_mu_);
+    batch.swap(inbox_);
+  }
+  std::lock_guard<std::mutex> lk(mu_);
+  if (!journal_) return;
+  const TimeUs now = clock_();
+  for (auto& r : batch) accept_locked(std::move(r), now);
+  commit_locked();
+  (void)journal_->sync();
+}
+
+ReceiptResult SmsOutbox::on_receipt(const std::string& id, bool delivered, std::string_view detail) {
+  std::lock_guard<std::mutex> lk(mu_);
+  auto it = messages_.find(id);
+  if (it == messages_.end()) return ReceiptResult::kUnknown;
+  SmsMessage& m = it->second;
+  const bool open = m.state == SmsState::kSent || (m.state == SmsState::kQueued && in_flight_.count(id));
+  if (!open) return ReceiptResult::kUnchanged;  // receipts repeat; the first final word stands
+  set_state_locked(m, delivered ? SmsState::kDelivered : SmsState::kFailed, clock_(),
+                   delivered ? "" : (detail.empty() ? std::string("gateway reported failure") : std::string(detail)));
+  commit_locked();
+  return ReceiptResult::kUpdated;
+}
+
+std::optional<std::string> SmsOutbox::opt_out(std::string_view phone_in) {
+  const std::string phone = normalize_phone(phone_in);
+  std::lock_guard<std::mutex> lk(mu_);
+  if (phone.empty()) return std::nullopt;
+  const TimeUs now = clock_();
+  if (suppressed_.insert(phone).second) journal_suppress(phone, true);
+  std::vector<std::string> ids;
+  for (const auto& [at, id] : due_)
+    if (auto it = messages_.find(id); it != messages_.end() && it->second.phone == phone) ids.push_back(id);
+  for (const auto& id : ids) {
+    opted_out_.fetch_add(1, std::memory_order_relaxed);
+    set_state_locked(messages_[id], SmsState::kFailed, now, "opted_out");
+  }
+  commit_locked();
+  // STOP is rare and must hold after a crash whatever the fsync policy says.
+  (void)journal_->sync();
+  auto it = contacts_.find(phone);
+  return it == contacts_.end() ? std::nullopt : std::optional<std::string>(it->second);
+}
+
+std::optional<std::string> SmsOutbox::opt_in(std::string_view phone_in) {
+  const std::string phone = normalize_phone(phone_in);
+  std::lock_guard<std::mutex> lk(mu_);
+  if (phone.empty()) return std::nullopt;
+  if (suppressed_.erase(phone)) {
+    journal_suppress(phone, false);
+    commit_locked();
+    (void)journal_->sync();
+  }
+  auto it = contacts_.find(phone);
+  return it == contacts_.end() ? std::nullopt : std::optional<std::string>(it->second);
+}
+
+bool SmsOutbox::is_suppressed(std::string_view phone) const {
+  const std::string p = normalize_phone(phone);
+  std::lock_guard<std::mutex> lk(mu_);
+  return suppressed_.count(p) > 0;
+}
+
+std::optional<std::string> SmsOutbox::customer_for_phone(std::string_view phone) const {
+  const std::string p = normalize_phone(phone);
+  std::lock_guard<std::mutex> lk(mu_);
+  auto it = contacts_.find(p);
+  return it == contacts_.end() ? std::nullopt : std::optional<std::string>(it->second);
+}
+
+std::optional<SmsMessage> SmsOutbox::find(const std::string& id) const {
+  std::lock_guard<std::mutex> lk(mu_);
+  auto it = messages_.find(id);
+  return it == messages_.end() ? std::nullopt : std::optional<SmsMessage>(it->second);
+}
+
+SmsCounts SmsOutbox::counts() const {
+  SmsCounts c;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    for (const auto& [id, m] : messages_) {
+      switch (m.state) {
+        case SmsState::kQueued: ++c.queued; break;
+        case SmsState::kSent: ++c.sent; break;
+        case SmsState::kDelivered: ++c.delivered; break;
+        case SmsState::kFailed: ++c.failed; break;
+      }
+    }
+    c.suppressed_phones = suppressed_.size();
+  }
+  c.accepted = accepted_.load();
+  c.duplicates = duplicates_.load();
+  c.dropped_full = dropped_full_.load();
+  c.opted_out = opted_out_.load();
+  c.attempts = attempts_.load();
+  c.retries = retries_.load();
+  return c;
+}
+
+std::vector<SmsMessage> SmsOutbox::recent(std::size_t n) const {
+  std::vector<SmsMessage> out;
+  std::lock_guard<std::mutex> lk(mu_);
+  for (auto it = order_.rbegin(); it != order_.rend() && out.size() < n; ++it)
+    if (auto m = messages_.find(*it); m != messages_.end()) out.push_back(m->second);
+  return out;
+}
+
+std::string SmsOutbox::status_json(std::size_t n) const {
+  const SmsCounts c = counts();
+  std::string o = fmt::format(
+      "{{\"gateway\":{},\"counts\":{{\"queued\":{},\"sent\":{},\"delivered\":{},\"failed\":{}}},"
+      "\"suppressedPhones\":{},\"maxOutbox\":{},\"totals\":{{\"accepted\":{},\"duplicates\":{},"
+      "\"droppedFull\":{},\"optedOut\":{},\"attempts\":{},\"retries\":{}}},\"messages\":[",
+      has_gateway() ? "true" : "false", c.queued, c.sent, c.delivered, c.failed, c.suppressed_phones,
+      opts_.max_outbox, c.accepted, c.duplicates, c.dropped_full, c.opted_out, c.attempts, c.retries);
+  bool first = true;
+  for (const auto& m : recent(n)) {
+    if (!first) o.push_back(',');
+    first = false;
+    o += "{\"id\":";
+    protocol::append_json_string(o, m.id);
+    o += ",\"rule\":";
+    protocol::append_json_string(o, m.rule);
+    o += ",\"customer\":";
+    protocol::append_json_string(o, m.customer);
+    // Phones are personal data: the dashboard shows enough to tell numbers apart.
+    o += ",\"to\":";
+    protocol::append_json_string(o, mask_phone(m.phone));
+    o += ",\"text\":";
+    protocol::append_json_string(o, m.text);
+    o += fmt::format(",\"state\":\"{}\",\"attempts\":{},\"created\":\"{}\",\"updated\":\"{}\",\"lastError\":",
+                     sms_state_name(m.state), m.attempts, format_iso8601(m.created_us),
+                     format_iso8601(m.updated_us));
+    protocol::append_json_string(o, m.last_error);
+    o += "}";
+  }
+  o += "]}";
+  return o;
+}
+
+}  // namespace storepulse::actions
