@@ -430,6 +430,7 @@ void Shard::absorb(const std::string& target, const std::string& other, std::str
   profile::merge_profile(p, o);
   if (it == p.links.end()) p.links.push_back({other, o.last_seen, "alias", true});
   else it->absorbed = true;
+  if (!o.timers.empty()) index_timers(target, p);
 }
 
 void Shard::resend_pending_links() {

@@ -208,6 +208,17 @@ void merge_profile(CustomerProfile& p, const CustomerProfile& o) {
     p.cart = o.cart;
     p.cart_updated = o.cart_updated;
   }
+  // Guardrails follow the person: contacts the visitor received count for the
+  // member (cooldowns, caps), and timers the visitor armed keep running.
+  for (const auto& c : o.contacts) {
+    if (p.contacts.size() >= CustomerProfile::kMaxContacts) p.contacts.erase(p.contacts.begin());
+    p.contacts.push_back(c);
+  }
+  std::stable_sort(p.contacts.begin(), p.contacts.end(), [](const auto& a, const auto& b) { return a.when < b.when; });
+  for (const auto& t : o.timers) {
+    const bool have = std::any_of(p.timers.begin(), p.timers.end(), [&](const auto& x) { return x.rule == t.rule; });
+    if (!have && p.timers.size() < CustomerProfile::kMaxTimers) p.timers.push_back(t);
+  }
   for (const auto& s : o.sizes) {
     protocol::Product pr;
     pr.category = s.category;

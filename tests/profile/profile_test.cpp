@@ -82,7 +82,12 @@ TEST_CASE("merging a visitor into a member sums counters and keeps the member's 
   apply_event(visitor, decode_event(R"({"type":"identify","messageId":"i2","anonymousId":"v1","traits":{"firstName":"anon","email":"a@x"}})"));
   apply_event(visitor, decode_event(R"({"type":"track","event":"Product Added","messageId":"a1","anonymousId":"v1",
     "properties":{"productId":"p1","price":80}})"));
+  visitor.contacts.push_back({"abandoned-cart", "web", 5});
+  visitor.timers.push_back({"abandoned-cart", 99});
   merge_profile(member, visitor);
+  REQUIRE(member.contacts.size() == 1);
+  CHECK(member.contacts[0].rule == "abandoned-cart");
+  REQUIRE(member.timers.size() == 1);
   CHECK(member.traits.first_name == "Ana");
   CHECK(member.traits.email == "a@x");
   CHECK(member.cart.size() == 1);
