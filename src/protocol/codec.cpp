@@ -3,7 +3,9 @@
 #include <fmt/format.h>
 #include <simdjson.h>
 
+#include <algorithm>
 #include <cmath>
+#include <vector>
 
 namespace storepulse::protocol {
 
@@ -66,7 +68,7 @@ Status read_money(od::object& obj, std::string_view key, std::string_view path, 
   return Status::ok();
 }
 
-Status read_product(od::value val, std::string path, const DecodeLimits& lim, Product& p) {
+Status read_product(od::value val, std::string path, const DecodeLimits& lim, Product& p, bool& priced) {
   od::object obj;
   if (val.get_object().get(obj)) return bad_field(path, "expected an object");
   Status s;
@@ -78,8 +80,7 @@ Status read_product(od::value val, std::string path, const DecodeLimits& lim, Pr
   if (!(s = read_string(obj, "brand", path + ".brand", p.brand, lim.max_string))) return s;
   if (!(s = read_string(obj, "size", path + ".size", p.size, lim.max_string))) return s;
   if (!(s = read_string(obj, "promo", path + ".promo", p.promo, lim.max_string))) return s;
-  bool present = false;
-  if (!(s = read_money(obj, "price", path + ".price", p.price, present))) return s;
+  if (!(s = read_money(obj, "price", path + ".price", p.price, priced))) return s;
   auto q = obj.find_field_unordered("quantity");
   if (q.error() == simdjson::SUCCESS && !q.is_null()) {
     double qd;
@@ -119,6 +120,85 @@ Status read_traits_object(od::object& t_obj, const DecodeLimits& lim, Traits& t)
   } else if (opt.error() && opt.error() != simdjson::NO_SUCH_FIELD) {
     return Status(ErrorCode::kBadJson, "traits.smsOptIn: malformed JSON");
   }
+  return Status::ok();
+}
+
+// Deepest nesting a message may have. Segment events need 4 (event → properties
+// → products → product); the slack is for unknown fields senders add.
+constexpr std::size_t kMaxJsonDepth = 32;
+
+// Prefixes `outer` to the path of a nested duplicate ("products" + "[0].price").
+std::string join_path(std::string_view outer, const std::string& inner) {
+  std::string out(outer);
+  if (!inner.empty() && inner.front() != '[') out.push_back('.');
+  out += inner;
+  return out;
+}
+
+// Walks a parsed document; on the first repeated key in any object returns
+// false with its dotted path in `path`; `too_deep` when nesting passes the cap.
+bool unique_keys(simdjson::dom::element e, std::size_t depth, std::string& path, bool& too_deep) {
+  namespace dom = simdjson::dom;
+  if (depth > kMaxJsonDepth) {
+    too_deep = true;
+    return false;
+  }
+  dom::object obj;
+  dom::array arr;
+  if (e.get_object().get(obj) == simdjson::SUCCESS) {
+    // Objects are small: a fixed array and a quadratic scan, no allocation; a
+    // large object (unknown fields, up to the message limit) is sorted instead
+    // so 10,000 keys cannot cost 10^8 comparisons.
+    constexpr std::size_t kSmall = 16;
+    std::string_view small[kSmall];
+    std::vector<std::string_view> large;
+    std::size_t n = 0;
+    for (auto field : obj) {
+      if (n < kSmall) {
+        for (std::size_t i = 0; i < n; ++i)
+          if (small[i] == field.key) {
+            path.assign(field.key);
+            return false;
+          }
+        small[n] = field.key;
+      } else {
+        if (large.empty()) large.assign(small, small + kSmall);
+        large.push_back(field.key);
+      }
+      ++n;
+    }
+    if (!large.empty()) {
+      std::sort(large.begin(), large.end());
+      auto dup = std::adjacent_find(large.begin(), large.end());
+      if (dup != large.end()) {
+        path.assign(*dup);
+        return false;
+      }
+    }
+    for (auto field : obj) {
+      if (!unique_keys(field.value, depth + 1, path, too_deep)) {
+        if (!too_deep) path = join_path(field.key, path);
+        return false;
+      }
+    }
+  } else if (e.get_array().get(arr) == simdjson::SUCCESS) {
+    std::size_t i = 0;
+    for (auto item : arr) {
+      if (!unique_keys(item, depth + 1, path, too_deep)) {
+        if (!too_deep) path = join_path(fmt::format("[{}]", i), path);
+        return false;
+      }
+      ++i;
+    }
+  }
+  return true;
+}
+
+// Ids become map keys, log fields and journal keys: control characters in them
+// would split log lines and make look-alike customers.
+Status check_id(std::string_view path, std::string_view id) {
+  for (unsigned char c : id)
+    if (c < 0x20 || c == 0x7f) return bad_field(path, "must not contain control characters");
   return Status::ok();
 }
 
@@ -167,6 +247,14 @@ std::size_t decode_padding() { return simdjson::SIMDJSON_PADDING; }
 
 struct EventDecoder::Parser {
   od::parser p{1 << 20};
+  // The on-demand parser only looks at the fields it is asked for and skips the
+  // rest without checking it, stops at the first top-level value, and keeps the
+  // first (or an order-dependent) copy of a repeated key. A message that is
+  // acked is journaled raw and read again on recovery and by analytics, so it
+  // must be one unambiguous JSON document. One DOM pass checks that: full RFC
+  // 8259 grammar, nothing after the value, nesting depth, no repeated keys.
+  // It costs about as much as the on-demand pass again (see docs/security.md).
+  simdjson::dom::parser validator{1 << 20};
 };
 
 EventDecoder::EventDecoder(DecodeLimits limits) : limits_(limits), parser_(new Parser) {}
@@ -190,6 +278,25 @@ Status EventDecoder::decode_impl(std::string_view json, TimeUs now, Event& out,
   const auto& lim = limits_;
   if (json.size() > parser_->p.max_capacity())
     return Status(ErrorCode::kTooLarge, "message larger than the parser capacity");
+  {
+    simdjson::dom::element root;
+    // The caller guarantees the padding, so no copy (realloc_if_needed = false).
+    const auto err = parser_->validator.parse(json.data(), json.size(), false).get(root);
+    if (err == simdjson::DEPTH_ERROR)
+      return Status(ErrorCode::kBadJson, fmt::format("nested too deep (more than {} levels)", kMaxJsonDepth));
+    if (err) return Status(ErrorCode::kBadJson, fmt::format("not valid JSON: {}", simdjson::error_message(err)));
+    std::string dup;
+    bool too_deep = false;
+    if (!unique_keys(root, 1, dup, too_deep)) {
+      if (too_deep)
+        return Status(ErrorCode::kBadJson, fmt::format("nested too deep (more than {} levels)", kMaxJsonDepth));
+      // Name the message in the error when its id itself is not the repeated key.
+      std::string_view mid;
+      if (dup != "messageId" && root.is_object() && !root["messageId"].get_string().get(mid) && mid.size() <= 128)
+        out.message_id.assign(mid);
+      return bad_field(dup, "duplicate key");
+    }
+  }
   od::document doc;
   if (parser_->p.iterate(json.data(), json.size(), json.size() + simdjson::SIMDJSON_PADDING)
           .get(doc))
@@ -240,6 +347,9 @@ Status EventDecoder::decode_impl(std::string_view json, TimeUs now, Event& out,
   if (!(s = read_string(obj, "userId", "userId", out.user_id, 128))) return s;
   if (!(s = read_string(obj, "anonymousId", "anonymousId", out.anonymous_id, 128))) return s;
   if (!(s = read_string(obj, "previousId", "previousId", out.previous_id, 128))) return s;
+  if (!(s = check_id("messageId", out.message_id)) || !(s = check_id("userId", out.user_id)) ||
+      !(s = check_id("anonymousId", out.anonymous_id)) || !(s = check_id("previousId", out.previous_id)))
+    return s;
   if (out.type == EventType::kAlias) {
     if (out.user_id.empty()) return bad_field("userId", "alias needs userId");
     if (out.previous_id.empty()) return bad_field("previousId", "alias needs previousId");
@@ -318,6 +428,8 @@ Status EventDecoder::decode_impl(std::string_view json, TimeUs now, Event& out,
   }
 
   // properties
+  Money tax = 0, shipping = 0;
+  bool all_priced = true;  // every product states its price: the total can be checked
   auto pf = obj.find_field_unordered("properties");
   if (pf.error() == simdjson::SUCCESS && !pf.is_null()) {
     od::object p;
@@ -330,6 +442,9 @@ Status EventDecoder::decode_impl(std::string_view json, TimeUs now, Event& out,
     bool present = false;
     if (!(s = read_money(p, "total", "properties.total", out.total, out.has_total))) return s;
     if (!(s = read_money(p, "discount", "properties.discount", out.discount, present))) return s;
+    // Segment's tax and shipping: not stored, only part of what a total may add up to.
+    if (!(s = read_money(p, "tax", "properties.tax", tax, present))) return s;
+    if (!(s = read_money(p, "shipping", "properties.shipping", shipping, present))) return s;
 
     auto prods = p.find_field_unordered("products");
     if (prods.error() == simdjson::SUCCESS && !prods.is_null()) {
@@ -343,7 +458,9 @@ Status EventDecoder::decode_impl(std::string_view json, TimeUs now, Event& out,
           return bad_field("properties.products",
                            fmt::format("more than {} products", lim.max_products));
         Product prod;
-        if (!(s = read_product(v, fmt::format("properties.products[{}]", i), lim, prod))) return s;
+        bool priced = false;
+        if (!(s = read_product(v, fmt::format("properties.products[{}]", i), lim, prod, priced))) return s;
+        all_priced &= priced;
         out.products.push_back(std::move(prod));
         ++i;
       }
@@ -363,6 +480,7 @@ Status EventDecoder::decode_impl(std::string_view json, TimeUs now, Event& out,
       if (!(s = read_string(p, "brand", "properties.brand", prod.brand, lim.max_string))) return s;
       if (!(s = read_string(p, "size", "properties.size", prod.size, 64))) return s;
       if (!(s = read_money(p, "price", "properties.price", prod.price, present))) return s;
+      all_priced = present;
       auto q = p.find_field_unordered("quantity");
       if (q.error() == simdjson::SUCCESS && !q.is_null()) {
         double qd;
@@ -380,15 +498,36 @@ Status EventDecoder::decode_impl(std::string_view json, TimeUs now, Event& out,
   // Per-event requirements.
   switch (out.name) {
     case EventName::kOrderCompleted:
-    case EventName::kOrderRefunded:
+    case EventName::kOrderRefunded: {
+      // Σ price × quantity, stopped at the money cap: 1000s of lines at the
+      // largest price and quantity would overflow the profile's totals.
+      Money value = 0;
+      for (const auto& prod : out.products) {
+        value += prod.price * prod.quantity;  // each line ≤ 1e10 × 1e5: no overflow
+        if (static_cast<double>(value) > kMaxMoney)
+          return bad_field("properties.products", "order value out of range");
+      }
       if (!out.has_total) {
         if (out.products.empty())
           return bad_field("properties.total", "missing (and no products to sum)");
-        out.total = out.products_value() - out.discount;
+        out.total = value - out.discount;
         if (out.total < 0) return bad_field("properties.discount", "larger than the products' value");
         out.has_total = true;
+      } else if (out.name == EventName::kOrderCompleted && !out.products.empty() && all_priced) {
+        // A stated total must agree with its lines: total = Σ price × quantity −
+        // discount + tax + shipping, within max(5 cents, 1 %) for rounding. Refunds
+        // are exempt: a partial or goodwill refund legitimately differs.
+        const Money expected = value - out.discount + tax + shipping;
+        if (expected < 0) return bad_field("properties.discount", "larger than the products' value");
+        const Money slack = std::max<Money>(5, expected / 100);
+        if (out.total > expected + slack || out.total < expected - slack)
+          return bad_field("properties.total",
+                           fmt::format("{}.{:02} does not match the products ({}.{:02} = price × quantity − "
+                                       "discount + tax + shipping)",
+                                       out.total / 100, out.total % 100, expected / 100, expected % 100));
       }
       break;
+    }
     case EventName::kProductViewed:
     case EventName::kProductAdded:
     case EventName::kProductRemoved:

@@ -80,6 +80,9 @@ class ServerProcess {
     reap();
   }
   unsigned short port() const { return port_; }
+  /// The server's process id while it runs (-1 after stop), e.g. to read
+  /// /proc/<pid>/status in memory-bound tests.
+  pid_t pid() const { return pid_; }
 
  private:
   void reap() {
