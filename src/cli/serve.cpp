@@ -85,9 +85,9 @@ int serve(const ServeFlags& f) {
     if (a.channel == "web") {
       if (!server.push(a)) spdlog::debug("push {} for {}: no open web session", a.rule, a.customer);
     } else if (a.channel == "sms") {
-      // The Action does not carry the firing's event time yet (0): the outbox
-      // then derives the idempotency id from the text and the hour.
-      outbox->submit(actions::SmsRequest{a.rule, a.customer, a.phone, a.text, 0});
+      // The firing's event time makes the idempotency id: a firing replayed
+      // after a crash is not texted twice.
+      outbox->submit(actions::SmsRequest{a.rule, a.customer, a.phone, a.text, a.at});
     }
   });
   outbox->start();

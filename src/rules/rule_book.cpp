@@ -262,6 +262,7 @@ void RuleBook::decide(const Rule& r, const EvalContext& ctx, CustomerProfile& p,
       }
     }
     act.customer = p.user_id;
+    act.at = now;
     if (a.channel == ActionChannel::kSms) act.phone = p.traits.phone;
     out.push_back(std::move(act));
     record_contact(p, r.name, chname, now);

@@ -60,7 +60,7 @@ SmsRequest req(std::string customer, std::string phone, TimeUs at, std::string r
 
 }  // namespace
 
-TEST_CASE("sms: queued -> sent -> delivered, with a signed {id,to,text} body") {
+TEST_CASE("sms: queued -> sent -> delivered - with a signed {id - to - text} body") {
   Fixture f;
   auto box = f.open();
   const SmsRequest r = req("C1", "+46 70-000 00 01", 1000);
@@ -97,7 +97,7 @@ TEST_CASE("sms: a failed receipt marks the message failed") {
   CHECK(box->find(id)->last_error == "unreachable");
 }
 
-TEST_CASE("sms: transport errors and 5xx are retried with exponential backoff, then fail") {
+TEST_CASE("sms: transport errors and 5xx are retried with exponential backoff - then fail") {
   Fixture f;
   f.gw.script = {0, 503, 500};
   auto box = f.open();
@@ -130,7 +130,7 @@ TEST_CASE("sms: transport errors and 5xx are retried with exponential backoff, t
   CHECK(box->counts().retries == 2);
 }
 
-TEST_CASE("sms: a 4xx other than 429 is permanent, a 429 is retried") {
+TEST_CASE("sms: a 4xx other than 429 is permanent - a 429 is retried") {
   Fixture f;
   f.gw.script = {429, 200, 400};
   auto box = f.open();
@@ -166,7 +166,7 @@ TEST_CASE("sms: the same firing submitted twice is sent once") {
   CHECK(f.gw.bodies.size() == 4);
 }
 
-TEST_CASE("sms: without a gateway messages stay queued, bounded and visible") {
+TEST_CASE("sms: without a gateway messages stay queued - bounded and visible") {
   Fixture f;
   auto o = f.opts();
   o.max_outbox = 3;
@@ -200,7 +200,7 @@ TEST_CASE("sms: the rate limit spreads sends over time") {
   CHECK(box->pump() == 1);
 }
 
-TEST_CASE("sms: queue, states, STOP list and contacts survive a reopen") {
+TEST_CASE("sms: queue - states - STOP list and contacts survive a reopen") {
   Fixture f;
   std::string sent_id, queued_id;
   {
@@ -235,7 +235,7 @@ TEST_CASE("sms: queue, states, STOP list and contacts survive a reopen") {
   CHECK(box->on_receipt(sent_id, true, "") == ReceiptResult::kUpdated);
 }
 
-TEST_CASE("sms: STOP suppresses at once, for known and unknown customers; START lifts it") {
+TEST_CASE("sms: STOP suppresses at once - for known and unknown customers - START lifts it") {
   Fixture f;
   auto box = f.open();
   const SmsRequest a = req("C1", "+46700000001", 1000);

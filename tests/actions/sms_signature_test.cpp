@@ -16,7 +16,7 @@ TEST_CASE("hmac-sha256 matches the RFC 4231 test vector") {
         "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
 }
 
-TEST_CASE("callback verifier: good, forged, stale, replayed, malformed") {
+TEST_CASE("callback verifier: good - forged - stale - replayed - malformed") {
   const TimeUs now = 1'800'000'000LL * kUsPerSecond;
   const std::int64_t t = now / kUsPerSecond;
   CallbackVerifier v("s3cret");

@@ -9,7 +9,7 @@ using namespace storepulse::analytics::testing;
 using protocol::Channel;
 using protocol::EventName;
 
-TEST_CASE("channels hand-computed: revenue split, new vs existing web buyers, browse then store") {
+TEST_CASE("channels hand-computed: revenue split - new vs existing web buyers - browse then store") {
   std::vector<protocol::Event> evs = {
       // s: store customer who later goes online
       order("s", "2024-01-01T10:00:00Z", 50, Channel::kPos),

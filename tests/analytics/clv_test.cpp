@@ -48,7 +48,7 @@ TEST_CASE("CDNOW summary: BG/NBD fit matches the published parameters and log-li
   CHECK(secs < 1.0);
 }
 
-TEST_CASE("CDNOW: BG/NBD conditional expectation from the paper (x=2, t_x=30.43, T=38.86 -> 1.226)") {
+TEST_CASE("CDNOW: BG/NBD conditional expectation from the paper (x=2 - t_x=30.43 - T=38.86 -> 1.226)") {
   BgNbdParams p{0.2425945, 4.4136019, 0.7929199, 2.4258881, 0};
   CHECK(bgnbd_expected_purchases(p, 39, 2, 30.43, 38.86) == Approx(1.226).margin(0.0005));
   // a customer without repeat purchases is alive with certainty under BG/NBD
@@ -108,7 +108,7 @@ TEST_CASE("CDNOW sample transactions -> summary (same-day merged) -> same fits")
   check_rel(g.v, 15.4477);
 }
 
-TEST_CASE("CLV scoring: discounting lowers value, a lapsed customer is worth less") {
+TEST_CASE("CLV scoring: discounting lowers value - a lapsed customer is worth less") {
   ClvModel m;
   m.bgnbd = {0.2425945, 4.4136019, 0.7929199, 2.4258881, 0};
   m.gamma_gamma = {6.2488, 3.7446, 15.4477, 0, 0};

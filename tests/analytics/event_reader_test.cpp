@@ -28,7 +28,7 @@ TEST_CASE("event file: historic events are accepted and sorted by time") {
   CHECK(log->events[1].total == 1000);
 }
 
-TEST_CASE("event file: a bad line fails with file:line in strict mode, is counted in lenient mode") {
+TEST_CASE("event file: a bad line fails with file:line in strict mode - is counted in lenient mode") {
   auto path = write_temp("bad.ndjson", std::string(kOrder1997) + "\n{\"type\":\"track\"\n");
   auto log = read_event_file(path);
   REQUIRE_FALSE(log.is_ok());
@@ -41,10 +41,10 @@ TEST_CASE("event file: a bad line fails with file:line in strict mode, is counte
   CHECK(log2->bad_lines == 1);
 }
 
-TEST_CASE("journal input is a clearly named hook until the store stage has a journal") {
+TEST_CASE("a missing journal folder is reported by name") {
   auto r = read_journal_dir("/tmp/nowhere");
   REQUIRE_FALSE(r.is_ok());
-  CHECK(r.status().detail().find("not supported yet") != std::string::npos);
+  CHECK(r.status().detail().find("/tmp/nowhere: no such folder") != std::string::npos);
 }
 
 TEST_CASE("missing event file is reported by name") {

@@ -7,7 +7,7 @@ using namespace storepulse;
 using namespace storepulse::analytics;
 using storepulse::analytics::testing::order;
 
-TEST_CASE("grades hand-computed: 2x2 matrix against the averages, members under a monthly minimum") {
+TEST_CASE("grades hand-computed: 2x2 matrix against the averages - members under a monthly minimum") {
   // period 2024-01-01 .. 2024-03-01 = 61 days = 2.004 months
   std::vector<protocol::Event> evs = {
       order("hh", "2024-01-01T10:00:00Z", 100), order("hh", "2024-02-01T10:00:00Z", 100),

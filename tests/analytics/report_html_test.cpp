@@ -9,7 +9,7 @@ using namespace storepulse;
 using namespace storepulse::analytics;
 using storepulse::analytics::testing::order;
 
-TEST_CASE("HTML report: escapes text, draws the Pareto and grade charts inline") {
+TEST_CASE("HTML report: escapes text - draws the Pareto and grade charts inline") {
   std::vector<protocol::Event> evs = {order("<b>", "2024-01-01T10:00:00Z", 10), order("b", "2024-01-02T10:00:00Z", 30),
                                       order("b", "2024-01-05T10:00:00Z", 30)};
   auto book = build_order_book(evs);

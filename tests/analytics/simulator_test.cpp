@@ -40,7 +40,7 @@ Status decode_line(protocol::EventDecoder& dec, std::string line, TimeUs now, Ev
 
 }  // namespace
 
-TEST_CASE("simulate: the same seed gives the same events, another seed other events") {
+TEST_CASE("simulate: the same seed gives the same events - another seed other events") {
   auto a = encode_all(small_config(11));
   auto b = encode_all(small_config(11));
   auto c = encode_all(small_config(12));
@@ -49,7 +49,7 @@ TEST_CASE("simulate: the same seed gives the same events, another seed other eve
   CHECK(a != c);
 }
 
-TEST_CASE("simulate: every event decodes, in time order, inside the period, unique ids") {
+TEST_CASE("simulate: every event decodes - in time order - inside the period - unique ids") {
   SimulatorConfig cfg = small_config();
   ShopperSimulator sim(cfg);
   // The decoder's event-time guard is relative to the receive time: receive at the end.
@@ -97,7 +97,7 @@ TEST_CASE("simulate: every event decodes, in time order, inside the period, uniq
   }
 }
 
-TEST_CASE("simulate: orders are consistent, swipes precede store orders, aliases link visitors") {
+TEST_CASE("simulate: orders are consistent - swipes precede store orders - aliases link visitors") {
   SimulatorConfig cfg = small_config(5);
   ShopperSimulator sim(cfg);
   std::map<std::string, std::string> visitor_of;  // truth: member -> anonymousId
@@ -212,7 +212,7 @@ TEST_CASE("simulate: hidden types shape behaviour the way RETAIL.md describes") 
   CHECK(grocery_share(T::kBrandLoyal) < 0.3);
 }
 
-TEST_CASE("simulate: birthdays spread over the year, children's clothes carry age sizes") {
+TEST_CASE("simulate: birthdays spread over the year - children's clothes carry age sizes") {
   SimulatorConfig cfg = small_config(9);
   cfg.customers = 1200;
   ShopperSimulator sim(cfg);

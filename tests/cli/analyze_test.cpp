@@ -30,7 +30,7 @@ TEST_CASE("analyze clv on the CDNOW summary prints the published BG/NBD fit and 
   CHECK(model.find("\"bgnbd\":{\"r\":0.2425") != std::string::npos);
 }
 
-TEST_CASE("analyze: clear errors for a missing input, a bad flag value, and the journal hook") {
+TEST_CASE("analyze: clear errors for a missing input - a bad flag value - and the journal hook") {
   auto r = run_cli("analyze rfm", "an3");
   CHECK(r.code != 0);
   CHECK(r.err.find("--events") != std::string::npos);

@@ -87,7 +87,7 @@ TEST_CASE("histogram merge equals recording everything in one") {
   CHECK(empty.max() == 0);
 }
 
-TEST_CASE("--mix shares are parsed and normalised") {
+TEST_CASE("loadgen: --mix shares are parsed and normalised") {
   const auto m = storepulse::cli::parse_mix("pos=3,web=1");
   REQUIRE(m.size() == 2);
   CHECK(m[0].first == "/v1/pos");
@@ -97,7 +97,7 @@ TEST_CASE("--mix shares are parsed and normalised") {
   CHECK_THROWS(storepulse::cli::parse_mix("pos=abc"));
 }
 
-TEST_CASE("loadgen against the real server: open loop at a fixed rate, then closed loop") {
+TEST_CASE("loadgen against the real server: open loop at a fixed rate - then closed loop") {
   storepulse::test::TempDir dir;
   storepulse::test::ServerProcess srv(dir.str());
   storepulse::cli::LoadgenOptions o;

@@ -194,7 +194,7 @@ class NudgeRules : public rules::RuleSet {
 };
 }  // namespace
 
-TEST_CASE("event-time timers fire once, are cancelled by a purchase, and survive a restart") {
+TEST_CASE("event-time timers fire once - are cancelled by a purchase - and survive a restart") {
   test::TempDir dir;
   std::mutex mu;
   std::vector<std::string> fired;

@@ -250,7 +250,7 @@ TEST_CASE("bad input: unmasked client frame closes with 1002", "[bad-input]") {
   h.check_still_serving_and_untouched();
 }
 
-TEST_CASE("bad input: reserved bits, reserved opcode and stray continuation close with 1002", "[bad-input]") {
+TEST_CASE("bad input: reserved bits - reserved opcode and stray continuation close with 1002", "[bad-input]") {
   Harness h;
   {
     auto ws = h.raw_pos();
@@ -304,7 +304,7 @@ TEST_CASE("bad input: invalid JSON gets bad_json", "[bad-input]") {
   h.check_still_serving_and_untouched();
 }
 
-TEST_CASE("bad input: JSON nested 10,000 deep gets bad_json", "[bad-input]") {
+TEST_CASE("bad input: JSON nested 10 - 000 deep gets bad_json", "[bad-input]") {
   Harness h;
   const std::string deep = std::string(10000, '[') + std::string(10000, ']');
   h.expect_error(deep, "bad_json", "deep");  // as the whole message
@@ -361,7 +361,7 @@ TEST_CASE("bad input: wrong JSON types for known fields get bad_field", "[bad-in
 
 // ---- numbers and money -----------------------------------------------------------
 
-TEST_CASE("bad input: huge numbers get bad_field or bad_json, never an overflow", "[bad-input]") {
+TEST_CASE("bad input: huge numbers get bad_field or bad_json - never an overflow", "[bad-input]") {
   Harness h;
   h.expect_error(order_for("V1", R"({"total":1e300})"), "bad_field", "properties.total: out of range");
   // Beyond 64-bit integers and doubles alike: not a number simdjson represents.
@@ -463,7 +463,7 @@ TEST_CASE("bad input: missing userId and anonymousId gets bad_field", "[bad-inpu
   h.check_still_serving_and_untouched();
 }
 
-TEST_CASE("bad input: 10,000 products in one order", "[bad-input]") {
+TEST_CASE("bad input: 10 - 000 products in one order", "[bad-input]") {
   std::string prods;
   for (int i = 0; i < 10000; ++i) prods += fmt::format(R"({}{{"sku":"{}"}})", i ? "," : "", i);
   const std::string msg = order_for("V1", R"({"total":1,"products":[)" + prods + "]}");
@@ -508,7 +508,8 @@ TEST_CASE("bad input: control characters and lone surrogates in ids", "[bad-inpu
 // ---- connections -----------------------------------------------------------------
 
 TEST_CASE("bad input: a flood of new connections is capped at max_connections", "[bad-input]") {
-  Harness h("[server]\nmax_connections = 8\nidle_timeout = \"3s\"\n");
+  // The idle timeout must outlast the probing below even on a loaded CI machine.
+  Harness h("[server]\nmax_connections = 8\nidle_timeout = \"8s\"\n");
   // Eight silent connections fill the cap (the harness's own have ended).
   std::vector<std::unique_ptr<RawSocket>> held;
   for (int i = 0; i < 8; ++i) {
@@ -528,12 +529,12 @@ TEST_CASE("bad input: a flood of new connections is capped at max_connections", 
   for (int i = 0; i < 20; ++i) refusals += refused();
   CHECK(refusals == 20);
   // Silent connections hold their slot only until the idle timeout.
-  for (auto& s : held) CHECK(s->wait_closed(Ms(8000)));
+  for (auto& s : held) CHECK(s->wait_closed(Ms(15000)));
   held.clear();
   h.check_still_serving_and_untouched();
   // Every slot is free again: the only connection left is the /metrics request itself.
   bool drained = false;
-  for (int i = 0; i < 100 && !drained; ++i) {
+  for (int i = 0; i < 400 && !drained; ++i) {  // up to 8 s: CI runs tests in parallel
     drained = has(metrics(h.port()), "storepulse_connections 1\n");
     if (!drained) std::this_thread::sleep_for(Ms(20));
   }

@@ -74,7 +74,7 @@ int run_with_timeout(std::vector<std::string> args, std::chrono::seconds limit) 
 
 }  // namespace
 
-TEST_CASE("widget, demo shop and dashboard in headless Chromium", "[browser]") {
+TEST_CASE("widget - demo shop and dashboard in headless Chromium", "[browser]") {
   const fs::path src = STOREPULSE_SOURCE_DIR;
   const char* env_chromium = std::getenv("STOREPULSE_CHROMIUM");
   const std::string chromium = env_chromium && *env_chromium ? env_chromium : "/usr/bin/chromium";

@@ -50,7 +50,7 @@ TEST_CASE("POS upgrade needs a valid terminal key") {
   CHECK(http_request(srv.port(), http::verb::get, "/v1/profiles/C1", kAdminToken).status == 404);
 }
 
-TEST_CASE("a scripted session: identify, birthday swipe, order, profile read back") {
+TEST_CASE("a scripted session: identify - birthday swipe - order - profile read back") {
   TempDir dir;
   ServerProcess srv(dir.str());
   WsClient pos(srv.port(), "/v1/pos", kPosKey);
@@ -78,7 +78,7 @@ TEST_CASE("a scripted session: identify, birthday swipe, order, profile read bac
     CHECK(has(p.body, f));
 }
 
-TEST_CASE("bad input gets a specific error, changes nothing, and the connection stays open") {
+TEST_CASE("bad input gets a specific error - changes nothing - and the connection stays open") {
   TempDir dir;
   ServerProcess srv(dir.str());
   WsClient pos(srv.port(), "/v1/pos", kPosKey);

@@ -10,7 +10,7 @@
 using namespace storepulse;
 using namespace storepulse::net;
 
-TEST_CASE("sms inbound keywords: carrier opt-out words, case and blanks ignored") {
+TEST_CASE("sms inbound keywords: carrier opt-out words - case and blanks ignored") {
   for (const char* w : {"STOP", "stop", " Stop ", "STOPALL", "unsubscribe", "Cancel", "END", "quit", "stop."})
     CHECK(parse_inbound_keyword(w) == InboundKeyword::kStop);
   for (const char* w : {"START", "yes", "Unstop"}) CHECK(parse_inbound_keyword(w) == InboundKeyword::kStart);

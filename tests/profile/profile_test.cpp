@@ -15,7 +15,7 @@ const char* kOrder = R"({"type":"track","event":"Order Completed","messageId":"o
     {"productId":"d1","category":"Dresses","brand":"Acme","price":60,"quantity":1,"size":"M"}]}})";
 }
 
-TEST_CASE("orders update RFM, channels, categories, sizes, points and discount share") {
+TEST_CASE("orders update RFM - channels - categories - sizes - points and discount share") {
   CustomerProfile p;
   p.user_id = "C1";
   apply_event(p, decode_event(kOrder));
@@ -53,7 +53,7 @@ TEST_CASE("the cart follows adds and removes and a purchase in any channel settl
   CHECK(p.cart.empty());
 }
 
-TEST_CASE("refunds reduce monetary and points, never below zero points") {
+TEST_CASE("refunds reduce monetary and points - never below zero points") {
   CustomerProfile p;
   apply_event(p, decode_event(kOrder));
   apply_event(p, decode_event(R"({"type":"track","event":"Order Refunded","messageId":"r1","userId":"C1",
@@ -64,7 +64,7 @@ TEST_CASE("refunds reduce monetary and points, never below zero points") {
   CHECK(p.category("Kids")->spend == 0);
 }
 
-TEST_CASE("identify traits fill the profile; birthday and consent are derived") {
+TEST_CASE("identify traits fill the profile - birthday and consent are derived") {
   CustomerProfile p;
   apply_event(p, decode_event(R"({"type":"identify","messageId":"i1","userId":"C1",
     "traits":{"firstName":"Ana","birthday":"1990-04-12","smsOptIn":true,"homeStore":"S3"}})"));

@@ -80,7 +80,7 @@ ExpressionError compile_error(const char* src) {
 
 }  // namespace
 
-TEST_CASE("compiler: arithmetic, comparison and logic") {
+TEST_CASE("compiler: arithmetic - comparison and logic") {
   Fixture f;
   CHECK(f.num("1 + 2 * 3") == 7);
   CHECK(f.num("(1 + 2) * 3") == 9);
@@ -93,7 +93,7 @@ TEST_CASE("compiler: arithmetic, comparison and logic") {
   CHECK(f.eval("1 / 0").kind == ValueKind::kNull);
 }
 
-TEST_CASE("compiler: profile, traits, cart, consent and event fields") {
+TEST_CASE("compiler: profile - traits - cart - consent and event fields") {
   Fixture f;
   CHECK(f.num("profile.orders") == 4);
   CHECK(f.num("profile.monetary") == 400);
@@ -164,7 +164,7 @@ TEST_CASE("compiler: and / or short-circuit to true/false values") {
   CHECK(compile_condition("cart.top.name or false").run(f.ctx()).boolean);
 }
 
-TEST_CASE("compiler: unknown names, types and count() are load errors with suggestions") {
+TEST_CASE("compiler: unknown names - types and count() are load errors with suggestions") {
   auto e = compile_error("profile.brthday == \"x\"");
   CHECK(e.pos.col == 1);
   CHECK(e.message == "unknown field 'profile.brthday' \xE2\x80\x94 did you mean 'profile.birthday'?");
@@ -192,7 +192,7 @@ TEST_CASE("compiler: a program is flat postfix code over a bounded stack") {
   CHECK(p.disassemble().find("field cart.value") != std::string::npos);
 }
 
-TEST_CASE("templates: placeholders, fallbacks and literal braces") {
+TEST_CASE("templates: placeholders - fallbacks and literal braces") {
   Fixture f;
   CHECK(compile_template("Hi {traits.firstName|there}!").render(f.ctx()) == "Hi Ana!");
   f.p.traits.first_name.clear();

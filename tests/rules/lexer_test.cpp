@@ -4,7 +4,7 @@
 
 using namespace storepulse::rules;
 
-TEST_CASE("lexer: names with dots, strings, numbers and operators") {
+TEST_CASE("lexer: names with dots - strings - numbers and operators") {
   auto t = tokenize(R"(traits.firstName == "Ana" and cart.value >= 20.5 or not x != 'b')");
   std::vector<TokenKind> kinds;
   for (const auto& k : t) kinds.push_back(k.kind);
@@ -36,7 +36,7 @@ TEST_CASE("lexer: positions are line and column of each token") {
   CHECK(t[2].pos.col == 3);
 }
 
-TEST_CASE("lexer: escapes inside strings, && and || spellings") {
+TEST_CASE("lexer: escapes inside strings - && and || spellings") {
   auto t = tokenize(R"("say \"hi\"" && a || b)");
   CHECK(t[0].text == "say \"hi\"");
   CHECK(t[1].kind == TokenKind::kAnd);

@@ -25,7 +25,7 @@ TEST_CASE("parser: precedence or < and < not < comparison < additive < multiplic
   CHECK(parsed("1 - 2 - 3") == "((1 - 2) - 3)");
 }
 
-TEST_CASE("parser: calls, lists and in / not in") {
+TEST_CASE("parser: calls - lists and in / not in") {
   CHECK(parsed("days_since(profile.lastOrder) > 30") == "(days_since(profile.lastOrder) > 30)");
   CHECK(parsed("is_birthday_today()") == "is_birthday_today()");
   CHECK(parsed("bought_within(\"Shoes\", 30)") == "bought_within(\"Shoes\", 30)");

@@ -52,7 +52,7 @@ cooldown: 1d
 
 }  // namespace
 
-TEST_CASE("guardrails: cooldown per rule and customer, from the contact log") {
+TEST_CASE("guardrails: cooldown per rule and customer - from the contact log") {
   auto b = book({{"a.yaml", R"(rule: greet
 on: Card Swiped
 then:
@@ -149,7 +149,7 @@ TEST_CASE("arbitration: per channel the highest priority wins") {
   CHECK(b->rule_names() == std::vector<std::string>{"high", "low"});
 }
 
-TEST_CASE("holdout: deterministic per customer and rule, about the configured share") {
+TEST_CASE("holdout: deterministic per customer and rule - about the configured share") {
   const char* src = "rule: h\non: Card Swiped\nthen:\n  - pos: x\nholdout: 30%\n";
   auto b1 = book({{"h.yaml", src}});
   auto b2 = book({{"h.yaml", src}});
@@ -177,7 +177,7 @@ TEST_CASE("holdout: deterministic per customer and rule, about the configured sh
   CHECK(b1->describe_json().find("\"held_out\":1") != std::string::npos);
 }
 
-TEST_CASE("quiet hours: an SMS is queued until the window opens, in the store's zone") {
+TEST_CASE("quiet hours: an SMS is queued until the window opens - in the store's zone") {
   auto b = book({{"q.yaml", R"(rule: q
 on: Card Swiped
 then:
@@ -232,7 +232,7 @@ TEST_CASE("quiet hours: IANA zones follow daylight saving") {
   CHECK_FALSE(parse_quiet_hours("21-08"));
 }
 
-TEST_CASE("timers: wait arms and re-arms, cancel_on removes, firing checks the condition again") {
+TEST_CASE("timers: wait arms and re-arms - cancel_on removes - firing checks the condition again") {
   auto b = book({{"cart.yaml", R"(rule: cart
 on: Product Added
 wait: 2h
@@ -292,7 +292,7 @@ TEST_CASE("describe_json lists each rule with its counters") {
     CHECK(j.find(s) != std::string::npos);
 }
 
-TEST_CASE("offers: YAML maps become JSON, with templated values") {
+TEST_CASE("offers: YAML maps become JSON - with templated values") {
   auto b = book({{"o.yaml", R"(rule: o
 on: Card Swiped
 then:

@@ -25,7 +25,7 @@ bool has(const std::vector<std::string>& v, const std::string& s) {
 
 }  // namespace
 
-TEST_CASE("load errors: misspelt field in a condition, at its line and column") {
+TEST_CASE("load errors: misspelt field in a condition - at its line and column") {
   auto e = errors_of("rule: birthday\non: Card Swiped\nthen:\n  - pos: hi\nif: profile.brthday == \"x\"\n");
   REQUIRE(e.size() == 1);
   CHECK(e[0] == "rules/x.yaml:5:5: unknown field 'profile.brthday' \xE2\x80\x94 did you mean 'profile.birthday'?");
@@ -38,7 +38,7 @@ TEST_CASE("load errors: misspelt field in a condition, at its line and column") 
   CHECK(has(e, "rules/x.yaml:7:3: unknown field 'cart.valeu'"));
 }
 
-TEST_CASE("load errors: unknown keys, events, channels and templates suggest the right name") {
+TEST_CASE("load errors: unknown keys - events - channels and templates suggest the right name") {
   auto e = errors_of("rule: b\non: Card Swipd\npriorty: 3\nthen:\n  - pso: hi\n");
   CHECK(has(e, "rules/x.yaml:2:5: unknown event 'Card Swipd' \xE2\x80\x94 did you mean 'Card Swiped'?"));
   CHECK(has(e, "rules/x.yaml:3:1: unknown field 'priorty' \xE2\x80\x94 did you mean 'priority'?"));
@@ -50,7 +50,7 @@ TEST_CASE("load errors: unknown keys, events, channels and templates suggest the
   CHECK(has(e, "rules/x.yaml:6:3: unknown channel 'smss' \xE2\x80\x94 did you mean 'sms'?"));
 }
 
-TEST_CASE("load errors: values, missing fields, count(), YAML syntax, duplicates") {
+TEST_CASE("load errors: values - missing fields - count() - YAML syntax - duplicates") {
   auto e = errors_of("rule: b\non: Card Swiped\nthen:\n  - sms: hi\nwait: soon\ncooldown: 7x\nholdout: 120%\n"
                      "quiet_hours: late\ncaps:\n  sms: lots\nenabled: maybe\npriority: high\ntimezone: Mars/Base\n");
   CHECK(has(e, "rules/x.yaml:5:7: 'wait': 'soon' is not a duration"));
@@ -78,7 +78,7 @@ TEST_CASE("load errors: values, missing fields, count(), YAML syntax, duplicates
   CHECK(dup.errors[0].str() == "b.yaml:1:1: rule 'same' is already defined in a.yaml");
 }
 
-TEST_CASE("load_rule_set throws every error joined by newlines; a good folder loads") {
+TEST_CASE("load_rule_set throws every error joined by newlines - a good folder loads") {
   std::vector<std::string> notes;
   CHECK_THROWS_WITH(load_rule_set("/nonexistent/rules", notes),
                     Catch::Contains("no such rules folder"));

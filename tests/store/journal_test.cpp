@@ -50,7 +50,7 @@ std::vector<fs::path> segments(const std::string& dir) {
 }
 }  // namespace
 
-TEST_CASE("journal replays what was committed, in order, across reopen") {
+TEST_CASE("journal replays what was committed - in order - across reopen") {
   test::TempDir dir;
   write_n(dir.str(), 50);
   write_n(dir.str(), 10);  // appends after the first 50
@@ -148,7 +148,7 @@ TEST_CASE("a failed write leaves nothing of the batch and sequence numbers are r
   CHECK(got == std::vector<std::string>{"a", "b"});
 }
 
-TEST_CASE("segments covered by a snapshot are removed, replay resumes after it") {
+TEST_CASE("segments covered by a snapshot are removed - replay resumes after it") {
   test::TempDir dir;
   write_n(dir.str(), 100, 200);
   auto before = segments(dir.str()).size();

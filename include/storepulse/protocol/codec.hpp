@@ -75,6 +75,9 @@ struct Action {
   /// sms, the phone number; used by the outbox and web push.
   std::string customer;
   std::string phone;
+  /// Event time of the firing: with rule and customer it makes the action's
+  /// idempotency id, so a replayed firing is recognised downstream.
+  TimeUs at = 0;
 };
 
 std::string encode_ack(std::string_view message_id);
