@@ -172,10 +172,12 @@ TEST_CASE("web connections are rate limited per connection") {
   TempDir dir;
   ServerProcess srv(dir.str());
   WsClient web(srv.port(), "/v1/web");
-  for (int i = 0; i < 100; ++i)
+  // 60 in a burst: over the 40-message bucket, under the 64 replies a web
+  // connection may have queued before it counts as a slow reader.
+  for (int i = 0; i < 60; ++i)
     web.send(fmt::format(R"({{"type":"page","messageId":"r-{}","anonymousId":"v-r"}})", i));
   int limited = 0, acked = 0;
-  for (int i = 0; i < 100; ++i) {
+  for (int i = 0; i < 60; ++i) {
     auto r = web.read();
     REQUIRE(r);
     limited += has(*r, "rate_limited");
@@ -183,7 +185,7 @@ TEST_CASE("web connections are rate limited per connection") {
   }
   CHECK(limited > 0);
   CHECK(acked >= 40);
-  CHECK(acked + limited == 100);
+  CHECK(acked + limited == 60);
 }
 
 // The durability contract: fsync always, orders streaming over several
