@@ -268,6 +268,9 @@ try {
   check(true, "dashboard shows a web events/s rate from deltas");
   check(await dash.$$eval("#queues .qbar", (b) => b.length) >= 1, "queue depth per shard shown");
   check(await dash.$$eval("#errors tbody tr", (r) => r.length) >= 5, "errors by code listed");
+  const smsState = await dash.textContent("#sms-gateway");
+  check(/gateway/.test(smsState) && (await dash.$$eval("#sms tbody tr", (r) => r.length)) >= 1,
+        "SMS outbox panel shows the gateway state and its messages (or that there are none)", smsState);
   const lat = await dash.textContent("#latency");
   check(/µs|ms/.test(lat), "ack latency p50/p99 shown", lat);
   await dash.fill("#profile-id", "C1001");

@@ -212,14 +212,57 @@
     return s + "s";
   }
 
+  // ---- SMS outbox ----
+  function renderSms(s) {
+    if (!s || typeof s !== "object") s = {};
+    setText("sms-gateway", s.gateway ? "gateway configured" + (s.format ? " (" + s.format + ")" : "") : "no gateway configured: messages stay queued");
+    var box = $("sms-counts"); clear(box);
+    var counts = s.counts && typeof s.counts === "object" ? s.counts : {};
+    var totals = s.totals && typeof s.totals === "object" ? s.totals : {};
+    Object.keys(counts).forEach(function (k) { box.appendChild(el("span", "tag" + (k === "failed" && counts[k] > 0 ? " warn" : ""), k + " " + fmtInt(counts[k]))); });
+    ["optedOut", "deadNumber", "droppedFull", "retries"].forEach(function (k) {
+      if (typeof totals[k] === "number" && totals[k] > 0) box.appendChild(el("span", "tag warn", k + " " + fmtInt(totals[k])));
+    });
+    var rules = s.rules && typeof s.rules === "object" ? s.rules : {};
+    Object.keys(rules).forEach(function (r) {
+      var st = rules[r] || {};
+      if (st.sms_failed > 0) box.appendChild(el("span", "tag warn", r + ": " + fmtInt(st.sms_failed) + " failed"));
+    });
+    var tb = $("sms").tBodies[0]; clear(tb);
+    var msgs = Array.isArray(s.messages) ? s.messages : [];
+    msgs.forEach(function (m) {
+      if (!m || typeof m !== "object") return;
+      var tr = el("tr", m.state === "failed" ? "nonzero" : "");
+      tr.setAttribute("data-sms", String(m.id || ""));
+      tr.appendChild(el("td", "", String(m.updated || m.created || "")));
+      tr.appendChild(el("td", "", String(m.rule || "")));
+      tr.appendChild(el("td", "", String(m.customer || "")));
+      tr.appendChild(el("td", "", String(m.to || "")));
+      tr.appendChild(el("td", "state", String(m.state || "")));
+      tr.appendChild(el("td", "num", fmtInt(m.attempts)));
+      var text = String(m.text || "");
+      var td = el("td", "", text.length > 80 ? text.slice(0, 79) + "…" : text);
+      td.title = text;
+      tr.appendChild(td);
+      tr.appendChild(el("td", "", String(m.lastError || "")));
+      tb.appendChild(tr);
+    });
+    if (!msgs.length) {
+      var tr = el("tr"); var td = el("td", "hint", "no messages yet"); td.colSpan = 8; tr.appendChild(td); tb.appendChild(tr);
+    }
+  }
+
   // ---- refresh loop ----
   function refresh() {
     if (!token || inFlight) return;
     inFlight = true;
-    Promise.all([getJson("/v1/admin/stats"), getJson("/v1/rules")]).then(function (res) {
+    // The SMS panel is optional: an older server without the outbox endpoint still shows the rest.
+    var sms = getJson("/v1/admin/sms?limit=20").catch(function (e) { if (e && e.auth) throw e; return null; });
+    Promise.all([getJson("/v1/admin/stats"), getJson("/v1/rules"), sms]).then(function (res) {
       var now = Date.now();
       renderStats(res[0], now);
       renderRules(res[1]);
+      renderSms(res[2]);
       prev = { t: now, stats: res[0] };
       setConn("ok", "live · " + new Date(now).toLocaleTimeString());
       document.body.setAttribute("data-refreshes", String((+document.body.getAttribute("data-refreshes") || 0) + 1));

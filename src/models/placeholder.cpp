@@ -1,1 +1,0 @@
-// stage models
