@@ -4,6 +4,8 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <array>
+#include <span>
 #include <filesystem>
 #include <fstream>
 #include <stdexcept>
@@ -65,6 +67,28 @@ Engine::Engine(EngineOptions opts, std::shared_ptr<rules::RuleSet> rules, Metric
 
 Engine::~Engine() { stop(); }
 
+// The Redis store keeps the shard count beside the streams (`<prefix>:meta`),
+// as storepulse.meta does for the embedded one: routing depends on it.
+void Engine::check_redis_shard_count() {
+  auto c = store::redis_connect(opts_.redis);
+  if (!c) throw std::runtime_error(c.status().detail());
+  std::unique_ptr<redisContext, void (*)(redisContext*)> conn(*c, redisFree);
+  const std::string key = opts_.redis.prefix + ":meta";
+  const std::string want = fmt::format("shards {}", opts_.shards);
+  auto* r = static_cast<redisReply*>(redisCommand(conn.get(), "SET %b %b NX GET", key.data(), key.size(),
+                                                  want.data(), want.size()));
+  if (!r) throw std::runtime_error(fmt::format("redis at {}:{}: {}", opts_.redis.host, opts_.redis.port, conn->errstr));
+  std::unique_ptr<redisReply, void (*)(void*)> reply(r, freeReplyObject);
+  if (r->type == REDIS_REPLY_ERROR)
+    throw std::runtime_error(fmt::format("redis at {}:{}: SET {}: {}", opts_.redis.host, opts_.redis.port, key,
+                                         std::string(r->str, r->len)));
+  if (r->type == REDIS_REPLY_STRING && std::string_view(r->str, r->len) != want)
+    throw std::runtime_error(fmt::format(
+        "redis key {} says '{}' but the config says {} shards: set engine.shards to match "
+        "(changing the shard count needs an export/import)",
+        key, std::string_view(r->str, r->len), opts_.shards));
+}
+
 void Engine::start() {
   namespace fs = std::filesystem;
   fs::create_directories(opts_.data_dir);
@@ -83,6 +107,7 @@ void Engine::start() {
     std::ofstream out{meta};
     out << "shards " << opts_.shards << "\n";
   }
+  if (opts_.store_kind == "redis") check_redis_shard_count();
   std::vector<std::thread> recoverers;
   std::vector<std::string> errors(shards_.size());
   for (std::size_t i = 0; i < shards_.size(); ++i) {
@@ -215,25 +240,32 @@ profile::CustomerProfile& Shard::get_or_create(std::string_view key) {
 
 void Shard::recover() {
   const auto t0 = mono_ns();
+  if (engine_.opts_.store_kind == "redis") {
+    auto j = store::RedisLog::open(engine_.opts_.redis, index_);
+    if (!j.is_ok()) throw std::runtime_error(fmt::format("shard {}: {}", index_, j.status().detail()));
+    journal_ = std::move(j.value());
+  } else {
+    store::JournalOptions jo;
+    jo.dir = dir_;
+    jo.fsync = engine_.opts_.fsync;
+    jo.fsync_interval_us = engine_.opts_.fsync_interval_us;
+    jo.archive_segments = engine_.opts_.archive_segments;
+    jo.segment_bytes = engine_.opts_.segment_bytes;
+    auto j = store::Journal::open(jo);
+    if (!j.is_ok()) throw std::runtime_error(j.status().detail());
+    journal_ = std::move(j.value());
+  }
   std::uint64_t seq = 0;
   std::string body;
-  auto snap = store::read_snapshot(dir_, seq, body);
+  auto snap = journal_->read_snapshot(seq, body);
   if (!snap.is_ok())
     throw std::runtime_error(fmt::format(
         "shard {}: {} (move it aside to recover from the journal alone, if the journal is complete)",
         index_, snap.status().detail()));
   if (*snap) decode_snapshot(body);
   snapshot_seq_ = seq;
-  store::JournalOptions jo;
-  jo.dir = dir_;
-  jo.fsync = engine_.opts_.fsync;
-  jo.fsync_interval_us = engine_.opts_.fsync_interval_us;
-  jo.archive_segments = engine_.opts_.archive_segments;
-  jo.segment_bytes = engine_.opts_.segment_bytes;
-  auto j = store::Journal::open(jo);
-  if (!j.is_ok()) throw std::runtime_error(j.status().detail());
-  journal_ = std::move(j.value());
   rules_ = engine_.rules();
+  take_models();  // replay scores profiles with the models loaded at start
   protocol::DecodeLimits replay_limits = engine_.opts_.limits;
   protocol::EventDecoder dec(replay_limits);
   store::RecoveryReport rep;
@@ -253,6 +285,12 @@ void Shard::recover() {
   last_snapshot_ns_ = mono_ns();
   profile_count_.store(profiles_.size());
   for (const auto& [key, p] : profiles_) index_timers(key, *p);
+  models::set_active_models(nullptr);  // this recovery thread ends; the worker sets its own
+}
+
+void Shard::take_models() {
+  models_ = engine_.models();
+  models::set_active_models(models_.get());
 }
 
 void Shard::evaluate_rules(const std::string& key, profile::CustomerProfile& p,
@@ -270,6 +308,7 @@ void Shard::evaluate_rules(const std::string& key, profile::CustomerProfile& p,
   if (timers_sum() != before) index_timers(key, p);
   if (!live) return;
   for (auto& a : actions_scratch_) {
+    if (engine_.observer_) engine_.observer_(a);
     // The caller waiting on this event sees till and web actions in its reply;
     // SMS goes to the outbox.
     if (a.channel == "sms") {
@@ -294,7 +333,8 @@ void Shard::fire_due_timers() {
   if (timers_.empty() || !rules_) return;
   // Event time drives waiting; the wall clock only moves the watermark on when
   // no events arrive, so a replay of the same events fires the same timers.
-  const TimeUs watermark = std::max(max_event_time_, wall_clock_us());
+  const TimeUs watermark = std::max(
+      max_event_time_, engine_.opts_.watermark_clock ? engine_.opts_.watermark_clock() : wall_clock_us());
   struct Due {
     std::string key, rule;
     TimeUs at;
@@ -333,9 +373,35 @@ void Shard::fire_due_timers() {
     index_timers(d.key, *p);  // a rule may re-arm (e.g. held until quiet hours end)
     for (const auto& a : actions_scratch_) {
       engine_.metrics_.actions.fetch_add(1, std::memory_order_relaxed);
+      if (engine_.observer_) engine_.observer_(a);
       if (engine_.sink_) engine_.sink_(a);
     }
   }
+}
+
+void Shard::fire_customer_timers(const std::string& key, profile::CustomerProfile& p, TimeUs t, bool live) {
+  if (!rules_ || p.timers.empty()) return;
+  bool fired = false;
+  // Bounded: a rule may re-arm (quiet hours), never more often than it has timers.
+  for (std::size_t round = 0; round < 4 * profile::CustomerProfile::kMaxTimers; ++round) {
+    const profile::PendingTimer* next = nullptr;
+    for (const auto& tm : p.timers)
+      if (tm.fire_at <= t && (!next || tm.fire_at < next->fire_at)) next = &tm;
+    if (!next) break;
+    const std::string rule = next->rule;
+    const TimeUs at = next->fire_at;
+    remove_timer(p, rule, at);
+    actions_scratch_.clear();
+    rules_->fire_timer(rule, at, p, actions_scratch_);
+    fired = true;
+    if (!live) continue;
+    for (const auto& a : actions_scratch_) {
+      engine_.metrics_.actions.fetch_add(1, std::memory_order_relaxed);
+      if (engine_.observer_) engine_.observer_(a);
+      if (engine_.sink_) engine_.sink_(a);
+    }
+  }
+  if (fired) index_timers(key, p);
 }
 
 void Shard::apply_recovered(const store::JournalRecord& rec, protocol::EventDecoder& dec) {
@@ -352,9 +418,14 @@ void Shard::apply_recovered(const store::JournalRecord& rec, protocol::EventDeco
         spdlog::warn("shard {}: journal record {} no longer decodes; skipped", index_, rec.seq);
         return;
       }
+      // A message id already applied is not applied again: a batch whose
+      // commit reply was lost (Redis) may be in the log twice with the retry.
+      if (dedupe_.contains(ev.message_id)) return;
       dedupe_.insert(ev.message_id);
       auto& p = get_or_create(key);
+      fire_customer_timers(key, p, ev.timestamp, false);
       profile::apply_event(p, ev);
+      if (models_) models::update_profile(*models_, p, ev);
       apply_and_link(p, ev);
       max_event_time_ = std::max(max_event_time_, ev.timestamp);
       evaluate_rules(key, p, ev, false);
@@ -535,6 +606,7 @@ void Shard::stop() {
 
 void Shard::run() {
   const std::size_t batch_max = std::max<std::size_t>(1, engine_.opts_.batch_max);
+  take_models();
   std::vector<std::unique_ptr<Work>> items(batch_max);
   for (;;) {
     // BlockingConcurrentQueue spins briefly before parking on its semaphore,
@@ -543,6 +615,7 @@ void Shard::run() {
     if (n > 0) {
       depth_.fetch_sub(n, std::memory_order_relaxed);
       rules_ = engine_.rules();
+      take_models();
       process_batch(items.data(), n);
       for (std::size_t i = 0; i < n; ++i) items[i].reset();
     }
@@ -666,7 +739,9 @@ void Shard::process_batch(std::unique_ptr<Work>* items, std::size_t n) {
           break;
         }
         auto& p = get_or_create(w.target);
+        fire_customer_timers(w.target, p, w.event.timestamp, true);
         profile::apply_event(p, w.event);
+        if (models_) models::update_profile(*models_, p, w.event);
         const std::size_t links_before = p.links.size();
         apply_and_link(p, w.event);
         if (p.links.size() > links_before) send_link_request(w.target, p.links.back().other_id);
@@ -762,40 +837,85 @@ void Shard::handle_recommend(Work& w) {
   };
   std::vector<Item> items;
   std::string reason;
-  auto in_cart = [&](const std::string& id) {
+  auto in_cart = [&](std::string_view id) {
     if (!p) return false;
     for (const auto& c : p->cart)
       if (c.product_id == id) return true;
     return false;
   };
+  // Never recommend what the customer just bought (nor the cart, nor the product in view).
+  auto excluded = [&](std::string_view id) {
+    if (id == w.rec.product_id || in_cart(id)) return true;
+    return p && std::find(p->recent_products.begin(), p->recent_products.end(), id) != p->recent_products.end();
+  };
   auto add_from = [&](const std::string& cat, double weight) {
     auto it = popularity_.find(cat);
     if (it == popularity_.end()) return;
     for (const auto& [pid, count] : it->second) {
-      if (pid == w.rec.product_id || in_cart(pid)) continue;
+      if (excluded(pid)) continue;
       items.push_back({pid, cat, weight * count});
     }
   };
-  std::vector<const profile::CategoryStat*> cats;
-  if (p)
-    for (const auto& c : p->categories) cats.push_back(&c);
-  std::sort(cats.begin(), cats.end(), [](auto a, auto b) { return a->affinity > b->affinity; });
-  if (cats.size() > 3) cats.resize(3);
-  for (const auto* c : cats) add_from(c->name, 1.0 + c->affinity / 100.0);
-  if (!cats.empty()) reason = "top categories: " + cats[0]->name;
-  if (items.empty()) {
+  auto category_of = [&](std::string_view pid) -> std::string {
+    for (const auto& [cat, products] : popularity_)
+      if (products.count(std::string(pid))) return cat;
+    return {};
+  };
+  std::vector<Item> top;
+  auto take = [&](std::vector<Item>& from) {
+    std::sort(from.begin(), from.end(), [](const Item& a, const Item& b) {
+      return a.score != b.score ? a.score > b.score : a.id < b.id;
+    });
+    // De-duplicate (a product can appear under several top categories).
+    for (auto& it : from) {
+      if (static_cast<int>(top.size()) >= w.rec.limit) break;
+      if (std::any_of(top.begin(), top.end(), [&](const Item& t) { return t.id == it.id; })) continue;
+      top.push_back(std::move(it));
+    }
+    from.clear();
+  };
+
+  // 1. The basket model: consequents of what the customer holds (the product
+  //    in view, the cart, recent purchases), best rules first.
+  if (models_ && models_->baskets) {
+    const models::BasketModel& bm = *models_->baskets;
+    std::array<std::string_view, models::BasketModel::kMaxHeld> held;
+    std::size_t nh = 0;
+    if (!w.rec.product_id.empty()) held[nh++] = w.rec.product_id;
+    if (p) nh += bm.held_items(*p, std::span(held).subspan(nh));
+    std::array<models::BasketSuggestion, 16> sug;
+    const std::size_t want = std::clamp<std::size_t>(static_cast<std::size_t>(std::max(1, w.rec.limit)), 1, sug.size());
+    const std::size_t ns = bm.suggest(std::span(held.data(), nh), std::span(sug.data(), want));
+    for (std::size_t i = 0; i < ns; ++i) {
+      const std::string& item = bm.item(sug[i].item);
+      if (bm.item_key == "category") {
+        add_from(item, 1000.0 * sug[i].confidence);  // a suggested category: its best sellers
+      } else if (!excluded(item)) {
+        items.push_back({item, category_of(item), sug[i].confidence});
+      }
+    }
+    if (!items.empty()) {
+      const auto& first = bm.rules()[sug[0].rule];
+      reason = "bought together with " + bm.item(first.lhs.front());
+      take(items);
+    }
+  }
+  // 2. Affinities: best sellers in the customer's top categories.
+  if (static_cast<int>(top.size()) < w.rec.limit) {
+    std::vector<const profile::CategoryStat*> cats;
+    if (p)
+      for (const auto& c : p->categories) cats.push_back(&c);
+    std::sort(cats.begin(), cats.end(), [](auto a, auto b) { return a->affinity > b->affinity; });
+    if (cats.size() > 3) cats.resize(3);
+    for (const auto* c : cats) add_from(c->name, 1.0 + c->affinity / 100.0);
+    if (!cats.empty() && reason.empty()) reason = "top categories: " + cats[0]->name;
+    take(items);
+  }
+  // 3. Store-wide best sellers.
+  if (top.empty()) {
     reason = "popular now";
     for (const auto& [cat, _] : popularity_) add_from(cat, 1.0);
-  }
-  std::sort(items.begin(), items.end(), [](const Item& a, const Item& b) {
-    return a.score != b.score ? a.score > b.score : a.id < b.id;
-  });
-  // De-duplicate (a product can appear under several top categories).
-  std::vector<Item> top;
-  for (auto& it : items) {
-    if (static_cast<int>(top.size()) >= w.rec.limit) break;
-    if (std::any_of(top.begin(), top.end(), [&](const Item& t) { return t.id == it.id; })) continue;
-    top.push_back(std::move(it));
+    take(items);
   }
   std::string out = R"({"type":"recommendations","items":[)";
   for (std::size_t i = 0; i < top.size(); ++i) {
@@ -848,7 +968,7 @@ void Shard::decode_snapshot(const std::string& body) {
 void Shard::maybe_snapshot(bool force) {
   const std::uint64_t done = snapshot_done_seq_.load();
   if (done > snapshot_seq_) {
-    journal_->remove_segments_through(done);
+    journal_->remove_through(done);
     snapshot_seq_ = done;
     engine_.metrics_.snapshots.fetch_add(1, std::memory_order_relaxed);
   }
@@ -868,14 +988,14 @@ void Shard::maybe_snapshot(bool force) {
   std::string body = encode_snapshot();
   if (snapshot_thread_.joinable()) snapshot_thread_.join();
   if (force) {
-    if (Status s = store::write_snapshot(dir_, seq, body); !s)
+    if (Status s = journal_->write_snapshot(seq, body); !s)
       spdlog::error("shard {}: snapshot failed: {}", index_, s.detail());
     else snapshot_seq_ = seq;
     return;
   }
   snapshot_busy_.store(true);
   snapshot_thread_ = std::thread([this, seq, body = std::move(body)] {
-    if (Status s = store::write_snapshot(dir_, seq, body); !s)
+    if (Status s = journal_->write_snapshot(seq, body); !s)
       spdlog::error("shard {}: snapshot failed: {}", index_, s.detail());
     else snapshot_done_seq_.store(seq);
     snapshot_busy_.store(false);

@@ -101,6 +101,8 @@ class Shard {
   /// Folds the serialized profile of `other` into `target`, once per link.
   void absorb(const std::string& target, const std::string& other, std::string_view serialized);
   void record_popularity(const protocol::Event& ev);
+  /// Takes the engine's current models for this thread (per batch, recovery).
+  void take_models();
   void maybe_snapshot(bool force);
   std::string encode_snapshot() const;
   void decode_snapshot(const std::string& body);
@@ -111,6 +113,11 @@ class Shard {
                       bool live);
   void index_timers(const std::string& key, const profile::CustomerProfile& p);
   void fire_due_timers();
+  /// Before a customer's event at `t`: fires that customer's timers due at or
+  /// before `t` first, earliest first, so the event sees what a real-time
+  /// watermark would have done (live and replay alike; not journaled, because
+  /// the event record itself implies it).
+  void fire_customer_timers(const std::string& key, profile::CustomerProfile& p, TimeUs t, bool live);
   void remove_timer(profile::CustomerProfile& p, const std::string& rule, TimeUs at);
 
   struct TimerEntry {
@@ -131,12 +138,13 @@ class Shard {
   std::vector<std::string> recovery_lines_;
 
   // worker-owned
-  std::unique_ptr<store::Journal> journal_;
+  std::unique_ptr<store::Log> journal_;  // file journal or Redis stream (store.kind)
   std::unordered_map<std::string, std::unique_ptr<profile::CustomerProfile>> profiles_;
   DedupeWindow dedupe_;
   std::unordered_map<std::string, std::unordered_map<std::string, std::uint32_t>> popularity_;
   std::unordered_map<std::string, std::string> product_names_;
   std::shared_ptr<rules::RuleSet> rules_;
+  std::shared_ptr<const models::ModelSet> models_;  // this batch's snapshot (also active_models())
   std::uint64_t snapshot_seq_ = 0;
   std::int64_t last_snapshot_ns_ = 0;
   std::thread snapshot_thread_;

@@ -49,9 +49,12 @@ std::string render_metrics(engine::Engine& engine) {
   gauge("storepulse_connections", "Open connections.", "gauge", m.connections.load());
   gauge("storepulse_connections_total", "Accepted connections.", "counter", m.connections_total.load());
   gauge("storepulse_slow_readers_closed_total", "Connections closed for not reading replies.", "counter", m.slow_readers_closed.load());
+  gauge("storepulse_policy_closed_total", "Web connections closed with 1008 for staying over their rate limit.", "counter", m.policy_closed.load());
+  gauge("storepulse_connections_refused_total", "Connections or upgrades refused by a per-address or per-visitor cap or the Origin allowlist.", "counter", m.connections_refused.load());
   gauge("storepulse_journal_commits_total", "Group commits.", "counter", m.journal_commits.load());
   gauge("storepulse_snapshots_total", "Snapshots written.", "counter", m.snapshots.load());
   gauge("storepulse_profiles", "Profiles in memory.", "gauge", engine.profile_count());
+  if (auto rules = engine.rules()) rules->append_prometheus(o);
   return o;
 }
 

@@ -45,6 +45,70 @@ void add_stat(std::vector<CategoryStat>& stats, std::size_t cap, std::string_vie
   it->last = std::max(it->last, when);
 }
 
+CategoryStat* find_stat(std::vector<CategoryStat>& stats, std::string_view name) {
+  for (auto& s : stats)
+    if (s.name == name) return &s;
+  return nullptr;
+}
+
+std::int64_t day_number(TimeUs t) {
+  return t >= 0 ? t / kUsPerDay : -((-t + kUsPerDay - 1) / kUsPerDay);
+}
+
+// The live models' inputs for one order (before first_order / last_order move).
+void record_order_inputs(CustomerProfile& p, const protocol::Event& ev) {
+  const std::int64_t d = day_number(ev.timestamp);
+  if (p.first_order == 0) {
+    p.purchase_days = 1;
+  } else {
+    if (p.purchase_days == 0) p.purchase_days = 1;  // a profile from before these inputs existed
+    const std::int64_t first = day_number(p.first_order), last = day_number(p.last_order);
+    // Same-day orders are one purchase occasion, as in the CDNOW reference. An
+    // order older than the last one but on a new day (late delivery of a
+    // journal from a till) is counted as a new occasion.
+    if (d != first && d != last) ++p.purchase_days;
+    if (d != first) p.repeat_spend += ev.total;
+    if (ev.timestamp >= p.last_order) {
+      const double gap = static_cast<double>(ev.timestamp - p.last_order) / static_cast<double>(kUsPerDay);
+      ++p.gap_count;
+      const double delta = gap - p.gap_mean_days;
+      p.gap_mean_days += delta / p.gap_count;
+      p.gap_m2 += delta * (gap - p.gap_mean_days);
+    }
+  }
+  const TimeUs in_day = ((ev.timestamp % kUsPerDay) + kUsPerDay) % kUsPerDay;
+  const double hour = static_cast<double>(in_day) / (3600.0 * static_cast<double>(kUsPerSecond));
+  p.hour_sum += hour;
+  p.hour_sq_sum += hour * hour;
+  for (const auto& prod : ev.products) {
+    p.units += prod.quantity;
+    ++p.lines;
+    if (!prod.promo.empty()) ++p.promo_lines;
+    if (auto* c = find_stat(p.categories, prod.category)) {
+      ++c->lines;
+      if (prod.price > 0) {
+        ++c->priced_lines;
+        c->log_price_sum += std::log(static_cast<double>(prod.price));
+      }
+    }
+    std::string_view key = prod.product_id.empty() ? std::string_view(prod.sku) : prod.product_id;
+    if (key.empty()) continue;
+    auto& recent = p.recent_products;
+    auto it = std::find(recent.begin(), recent.end(), key);
+    if (it != recent.end()) recent.erase(it);
+    else if (recent.size() >= CustomerProfile::kMaxRecentProducts) recent.erase(recent.begin());
+    recent.emplace_back(key);
+  }
+  if (!ev.store_id.empty()) {
+    auto it = std::find_if(p.stores.begin(), p.stores.end(), [&](const auto& s) { return s.store_id == ev.store_id; });
+    if (it != p.stores.end()) {
+      ++it->orders;
+    } else if (p.stores.size() < CustomerProfile::kMaxStores) {
+      p.stores.push_back(StoreOrders{ev.store_id, 1});
+    }
+  }
+}
+
 void merge_traits(protocol::Traits& into, const protocol::Traits& from) {
   auto take = [](std::string& a, const std::string& b) {
     if (!b.empty()) a = b;
@@ -145,14 +209,15 @@ void apply_event(CustomerProfile& p, const protocol::Event& ev) {
       p.monetary += ev.total;
       p.discount_total += ev.discount;
       p.points += ev.total / 100;
-      if (p.first_order == 0 || ev.timestamp < p.first_order) p.first_order = ev.timestamp;
-      p.last_order = std::max(p.last_order, ev.timestamp);
       for (const auto& prod : ev.products) {
         const Money line = prod.price * prod.quantity;
         add_stat(p.categories, CustomerProfile::kMaxCategories, prod.category, line, ev.timestamp);
         add_stat(p.brands, CustomerProfile::kMaxBrands, prod.brand, line, ev.timestamp);
         record_size(p, prod, ev.timestamp);
       }
+      record_order_inputs(p, ev);  // counted in p.orders already; first/last order not moved yet
+      if (p.first_order == 0 || ev.timestamp < p.first_order) p.first_order = ev.timestamp;
+      p.last_order = std::max(p.last_order, ev.timestamp);
       // A purchase in any channel settles the online cart: its items are no longer waiting.
       p.cart.clear();
       p.cart_updated = ev.timestamp;
@@ -201,8 +266,38 @@ void merge_profile(CustomerProfile& p, const CustomerProfile& o) {
   p.monetary += o.monetary;
   p.discount_total += o.discount_total;
   p.points += o.points;
-  for (const auto& c : o.categories)
+  for (const auto& c : o.categories) {
     add_stat(p.categories, CustomerProfile::kMaxCategories, c.name, c.spend, c.last);
+    if (auto* mine = find_stat(p.categories, c.name)) {
+      mine->lines += c.lines;
+      mine->priced_lines += c.priced_lines;
+      mine->log_price_sum += c.log_price_sum;
+    }
+  }
+  // Model inputs: sums add up; the visitor's purchase days count as extra
+  // occasions (same-day overlaps with the member's own days are not known).
+  p.purchase_days += o.purchase_days;
+  p.repeat_spend += o.repeat_spend;
+  p.units += o.units;
+  p.lines += o.lines;
+  p.promo_lines += o.promo_lines;
+  p.hour_sum += o.hour_sum;
+  p.hour_sq_sum += o.hour_sq_sum;
+  if (p.gap_count == 0) {
+    p.gap_count = o.gap_count;
+    p.gap_mean_days = o.gap_mean_days;
+    p.gap_m2 = o.gap_m2;
+  }
+  for (const auto& st : o.stores) {
+    auto it = std::find_if(p.stores.begin(), p.stores.end(), [&](const auto& x) { return x.store_id == st.store_id; });
+    if (it != p.stores.end()) it->orders += st.orders;
+    else if (p.stores.size() < CustomerProfile::kMaxStores) p.stores.push_back(st);
+  }
+  for (const auto& r : o.recent_products) {
+    if (std::find(p.recent_products.begin(), p.recent_products.end(), r) != p.recent_products.end()) continue;
+    if (p.recent_products.size() >= CustomerProfile::kMaxRecentProducts) continue;
+    p.recent_products.insert(p.recent_products.begin(), r);  // older than the member's own
+  }
   for (const auto& b : o.brands) add_stat(p.brands, CustomerProfile::kMaxBrands, b.name, b.spend, b.last);
   if (o.cart_updated > p.cart_updated) {
     p.cart = o.cart;
@@ -218,6 +313,16 @@ void merge_profile(CustomerProfile& p, const CustomerProfile& o) {
   for (const auto& t : o.timers) {
     const bool have = std::any_of(p.timers.begin(), p.timers.end(), [&](const auto& x) { return x.rule == t.rule; });
     if (!have && p.timers.size() < CustomerProfile::kMaxTimers) p.timers.push_back(t);
+  }
+  // Attribution follows the person too: an order by the member credits a rule
+  // that contacted the visitor (the newer contact of a rule wins).
+  for (const auto& e : o.exposures) {
+    auto it = std::find_if(p.exposures.begin(), p.exposures.end(), [&](const auto& x) { return x.rule == e.rule; });
+    if (it != p.exposures.end()) {
+      if (e.since > it->since) *it = e;
+    } else if (p.exposures.size() < CustomerProfile::kMaxExposures) {
+      p.exposures.push_back(e);
+    }
   }
   for (const auto& s : o.sizes) {
     protocol::Product pr;
@@ -320,7 +425,8 @@ std::string profile_to_json(const CustomerProfile& p, TimeUs now) {
   o += ",\"segment\":";
   if (p.segment.empty()) o += "null";
   else append_json_string(o, p.segment);
-  o += fmt::format(",\"clv\":{:.2f},\"pAlive\":{:.4f}", p.clv, p.p_alive);
+  o += fmt::format(",\"clv\":{:.2f},\"pAlive\":{:.4f},\"expectedPurchases90d\":{:.4f}", p.clv,
+                   p.p_alive, p.expected_purchases_90d);
   if (p.first_seen) o += fmt::format(",\"firstSeen\":\"{}\"", format_iso8601(p.first_seen));
   if (p.last_seen) o += fmt::format(",\"lastSeen\":\"{}\"", format_iso8601(p.last_seen));
   o += ",\"contacts\":[";
@@ -337,7 +443,12 @@ std::string profile_to_json(const CustomerProfile& p, TimeUs now) {
 }
 
 namespace {
-constexpr std::uint32_t kProfileFormat = 2;
+// 3: live-model inputs (appended after format 2's fields; format 2 still reads,
+// with those inputs at zero).
+// 4 appends the rules' attribution windows (exposures) to 3; 3 and 2 are still read.
+constexpr std::uint32_t kProfileFormat = 4;
+constexpr std::uint32_t kProfileFormatV3 = 3;
+constexpr std::uint32_t kProfileFormatV2 = 2;
 
 void write_stats(ByteWriter& w, const std::vector<CategoryStat>& v) {
   w.u32(static_cast<std::uint32_t>(v.size()));
@@ -358,6 +469,63 @@ void read_stats(ByteReader& r, std::vector<CategoryStat>& v, std::size_t cap) {
     s.affinity = r.f64();
     s.last = r.i64();
   }
+}
+void write_model_inputs(ByteWriter& w, const CustomerProfile& p) {
+  w.u32(static_cast<std::uint32_t>(p.categories.size()));
+  for (const auto& c : p.categories) {
+    w.u32(c.lines);
+    w.u32(c.priced_lines);
+    w.f64(c.log_price_sum);
+  }
+  w.u32(p.purchase_days);
+  w.i64(p.repeat_spend);
+  w.f64(p.units);
+  w.u32(p.lines);
+  w.u32(p.promo_lines);
+  w.f64(p.hour_sum);
+  w.f64(p.hour_sq_sum);
+  w.u32(p.gap_count);
+  w.f64(p.gap_mean_days);
+  w.f64(p.gap_m2);
+  w.u32(static_cast<std::uint32_t>(p.stores.size()));
+  for (const auto& s : p.stores) {
+    w.str(s.store_id);
+    w.u32(s.orders);
+  }
+  w.u32(static_cast<std::uint32_t>(p.recent_products.size()));
+  for (const auto& r : p.recent_products) w.str(r);
+  w.f64(p.expected_purchases_90d);
+}
+bool read_model_inputs(ByteReader& r, CustomerProfile& p) {
+  if (r.u32() != p.categories.size()) return false;
+  for (auto& c : p.categories) {
+    c.lines = r.u32();
+    c.priced_lines = r.u32();
+    c.log_price_sum = r.f64();
+  }
+  p.purchase_days = r.u32();
+  p.repeat_spend = r.i64();
+  p.units = r.f64();
+  p.lines = r.u32();
+  p.promo_lines = r.u32();
+  p.hour_sum = r.f64();
+  p.hour_sq_sum = r.f64();
+  p.gap_count = r.u32();
+  p.gap_mean_days = r.f64();
+  p.gap_m2 = r.f64();
+  const std::uint32_t ns = r.u32();
+  if (ns > CustomerProfile::kMaxStores) return false;
+  p.stores.resize(ns);
+  for (auto& s : p.stores) {
+    s.store_id = r.str();
+    s.orders = r.u32();
+  }
+  const std::uint32_t nr = r.u32();
+  if (nr > CustomerProfile::kMaxRecentProducts) return false;
+  p.recent_products.resize(nr);
+  for (auto& s : p.recent_products) s = r.str();
+  p.expected_purchases_90d = r.f64();
+  return true;
 }
 void write_traits(ByteWriter& w, const protocol::Traits& t) {
   w.str(t.first_name);
@@ -438,11 +606,20 @@ void serialize_profile(const CustomerProfile& p, std::string& out) {
   w.f64(p.clv);
   w.f64(p.p_alive);
   w.u32(static_cast<std::uint32_t>(p.last_birthday_greeting_year));
+  write_model_inputs(w, p);
+  w.u32(static_cast<std::uint32_t>(p.exposures.size()));
+  for (const auto& e : p.exposures) {
+    w.str(e.rule);
+    w.i64(e.since);
+    w.i64(e.until);
+    w.u8(static_cast<std::uint8_t>((e.holdout ? 1 : 0) | (e.converted ? 2 : 0)));
+  }
 }
 
 bool deserialize_profile(std::string_view in, CustomerProfile& p) {
   ByteReader r(in);
-  if (r.u32() != kProfileFormat) return false;
+  const std::uint32_t format = r.u32();
+  if (format != kProfileFormat && format != kProfileFormatV3 && format != kProfileFormatV2) return false;
   p = CustomerProfile{};
   p.user_id = r.str();
   p.merged_into = r.str();
@@ -505,6 +682,20 @@ bool deserialize_profile(std::string_view in, CustomerProfile& p) {
   p.clv = r.f64();
   p.p_alive = r.f64();
   p.last_birthday_greeting_year = static_cast<int>(r.u32());
+  if (format >= 3 && !read_model_inputs(r, p)) return false;
+  if (format >= 4) {
+    const std::uint32_t ne = r.u32();
+    if (ne > CustomerProfile::kMaxExposures) return false;
+    p.exposures.resize(ne);
+    for (auto& e : p.exposures) {
+      e.rule = r.str();
+      e.since = r.i64();
+      e.until = r.i64();
+      const auto flags = r.u8();
+      e.holdout = (flags & 1) != 0;
+      e.converted = (flags & 2) != 0;
+    }
+  }
   return r.ok() && r.at_end();
 }
 

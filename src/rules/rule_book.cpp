@@ -108,6 +108,22 @@ std::uint64_t fnv1a(std::string_view a, std::string_view b) {
   return h;
 }
 
+// Opens (or re-opens) the rule's attribution window for this customer.
+void open_exposure(CustomerProfile& p, const Rule& r, TimeUs now, bool holdout) {
+  for (auto& e : p.exposures)
+    if (e.rule == r.name) {
+      e = profile::RuleExposure{e.rule, now, now + r.attribution, holdout, false};
+      return;
+    }
+  if (p.exposures.size() >= CustomerProfile::kMaxExposures) {
+    // Full: the window that closes first gives way.
+    auto victim = std::min_element(p.exposures.begin(), p.exposures.end(),
+                                   [](const auto& a, const auto& b) { return a.until < b.until; });
+    p.exposures.erase(victim);
+  }
+  p.exposures.push_back(profile::RuleExposure{r.name, now, now + r.attribution, holdout, false});
+}
+
 const protocol::Event& no_event() {
   static const protocol::Event kNone{};
   return kNone;
@@ -138,8 +154,29 @@ std::vector<std::string> RuleBook::rule_names() const {
   return v;
 }
 
+void RuleBook::credit_order(const protocol::Event& ev, CustomerProfile& p) const {
+  // Windows that closed before this order can no longer earn anything.
+  std::erase_if(p.exposures, [&](const profile::RuleExposure& e) { return e.until < ev.timestamp; });
+  for (auto& e : p.exposures) {
+    if (ev.timestamp < e.since) continue;  // a late order from before the contact
+    const Rule* r = find(e.rule);
+    if (!r) continue;  // rule removed by a reload: its window just runs out
+    const std::size_t g = e.holdout ? kGroupHoldout : kGroupTreated;
+    if (!e.converted) {
+      e.converted = true;
+      bump(r->counters.converted[g]);
+    }
+    r->counters.revenue[g].fetch_add(ev.total, std::memory_order_relaxed);
+  }
+}
+
 void RuleBook::evaluate(const protocol::Event& ev, CustomerProfile& p, std::vector<protocol::Action>& out) {
   const std::uint32_t bit = event_bit(ev);
+  // Outcomes first: an order credits the contacts made before it, never a
+  // rule this very order fires (its window opens below).
+  if (ev.type == protocol::EventType::kTrack && ev.name == protocol::EventName::kOrderCompleted &&
+      !p.exposures.empty())
+    credit_order(ev, p);
   // Cancels first: the purchase that settles a cart also stops its nudge,
   // including an SMS already queued behind quiet hours.
   for (const auto& r : rules_) {
@@ -207,6 +244,7 @@ void RuleBook::decide(const Rule& r, const EvalContext& ctx, CustomerProfile& p,
       bump(cnt.held_out);
       bump(cnt.suppressed[static_cast<std::size_t>(Suppression::kHoldout)]);
       record_contact(p, r.name, kHoldoutChannel, now);
+      open_exposure(p, r, now, true);
       return;
     }
   }
@@ -269,7 +307,32 @@ void RuleBook::decide(const Rule& r, const EvalContext& ctx, CustomerProfile& p,
     taken |= 1u << ch;
     delivered = true;
   }
-  if (delivered) bump(cnt.fired);
+  if (delivered) {
+    bump(cnt.fired);
+    open_exposure(p, r, now, false);
+  }
+}
+
+std::optional<double> RuleOutcome::conversion_lift() const {
+  if (!contacts[kGroupHoldout] || !contacts[kGroupTreated] || rate(kGroupHoldout) <= 0) return std::nullopt;
+  return rate(kGroupTreated) / rate(kGroupHoldout) - 1.0;
+}
+
+std::optional<double> RuleOutcome::revenue_lift() const {
+  if (!contacts[kGroupHoldout] || !contacts[kGroupTreated] || revenue_per_contact(kGroupHoldout) <= 0)
+    return std::nullopt;
+  return revenue_per_contact(kGroupTreated) / revenue_per_contact(kGroupHoldout) - 1.0;
+}
+
+RuleOutcome rule_outcome(const RuleCounters& c) {
+  RuleOutcome o;
+  o.contacts[kGroupTreated] = c.fired.load(std::memory_order_relaxed);
+  o.contacts[kGroupHoldout] = c.held_out.load(std::memory_order_relaxed);
+  for (std::size_t g = 0; g < 2; ++g) {
+    o.converted[g] = c.converted[g].load(std::memory_order_relaxed);
+    o.revenue[g] = c.revenue[g].load(std::memory_order_relaxed);
+  }
+  return o;
 }
 
 std::string RuleBook::describe_json() const {
@@ -303,9 +366,75 @@ std::string RuleBook::describe_json() const {
     for (std::size_t s = 0; s < kSuppressionCount; ++s)
       o += fmt::format("{}\"{}\":{}", s ? "," : "", suppression_name(static_cast<Suppression>(s)),
                        ld(c.suppressed[s]));
-    o += "}}}";
+    const RuleOutcome out = rule_outcome(c);
+    const auto opt = [](std::optional<double> v) { return v ? fmt::format("{:.4f}", *v) : std::string("null"); };
+    o += fmt::format(
+        "}},\"converted\":{{\"treated\":{},\"holdout\":{}}},\"revenue\":{{\"treated\":{:.2f},\"holdout\":{:.2f}}},"
+        "\"conversionRate\":{{\"treated\":{:.4f},\"holdout\":{:.4f}}},"
+        "\"revenuePerContact\":{{\"treated\":{:.2f},\"holdout\":{:.2f}}},"
+        "\"lift\":{{\"conversion\":{},\"revenue\":{}}}}},\"attributionDays\":{:.2f}}}",
+        out.converted[kGroupTreated], out.converted[kGroupHoldout], out.revenue[kGroupTreated] / 100.0,
+        out.revenue[kGroupHoldout] / 100.0, out.rate(kGroupTreated), out.rate(kGroupHoldout),
+        out.revenue_per_contact(kGroupTreated), out.revenue_per_contact(kGroupHoldout), opt(out.conversion_lift()),
+        opt(out.revenue_lift()), static_cast<double>(r.attribution) / static_cast<double>(kUsPerDay));
   }
   return o + "]";
+}
+
+void RuleBook::append_prometheus(std::string& o) const {
+  const auto ld = [](const auto& a) { return a.load(std::memory_order_relaxed); };
+  const auto family = [&](std::string_view name, std::string_view type, std::string_view help, auto per_rule) {
+    o += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
+    for (const auto& rp : rules_) per_rule(*rp);
+  };
+  const auto simple = [&](std::string_view name, std::string_view help, auto field) {
+    family(name, "counter", help, [&](const Rule& r) {
+      o += fmt::format("{}{{rule=\"{}\"}} {}\n", name, r.name, ld(field(r.counters)));
+    });
+  };
+  simple("storepulse_rule_evaluated_total", "Trigger events (or timers) a rule looked at.",
+         [](const RuleCounters& c) -> const auto& { return c.evaluated; });
+  simple("storepulse_rule_matched_total", "Evaluations whose condition held.",
+         [](const RuleCounters& c) -> const auto& { return c.matched; });
+  simple("storepulse_rule_fired_total", "Decisions that delivered at least one action (treated contacts).",
+         [](const RuleCounters& c) -> const auto& { return c.fired; });
+  simple("storepulse_rule_held_out_total", "Would-have-fired decisions for the holdout group (holdout contacts).",
+         [](const RuleCounters& c) -> const auto& { return c.held_out; });
+  simple("storepulse_rule_timers_armed_total", "Event-time timers armed or re-armed.",
+         [](const RuleCounters& c) -> const auto& { return c.timers_armed; });
+  simple("storepulse_rule_timers_cancelled_total", "Timers cancelled by a cancel_on event.",
+         [](const RuleCounters& c) -> const auto& { return c.timers_cancelled; });
+  family("storepulse_rule_suppressed_total", "counter", "Actions not delivered, by reason.", [&](const Rule& r) {
+    for (std::size_t s = 0; s < kSuppressionCount; ++s)
+      o += fmt::format("storepulse_rule_suppressed_total{{rule=\"{}\",reason=\"{}\"}} {}\n", r.name,
+                       suppression_name(static_cast<Suppression>(s)), ld(r.counters.suppressed[s]));
+  });
+  static constexpr std::string_view kGroups[] = {"treated", "holdout"};
+  family("storepulse_rule_converted_total", "counter",
+         "Contacts followed by an order within the rule's attribution window, by group.", [&](const Rule& r) {
+           for (std::size_t g = 0; g < 2; ++g)
+             o += fmt::format("storepulse_rule_converted_total{{rule=\"{}\",group=\"{}\"}} {}\n", r.name,
+                              kGroups[g], ld(r.counters.converted[g]));
+         });
+  family("storepulse_rule_revenue_total", "counter",
+         "Order totals (currency units) within the attribution window after a contact, by group.",
+         [&](const Rule& r) {
+           for (std::size_t g = 0; g < 2; ++g)
+             o += fmt::format("storepulse_rule_revenue_total{{rule=\"{}\",group=\"{}\"}} {:.2f}\n", r.name,
+                              kGroups[g], static_cast<double>(ld(r.counters.revenue[g])) / 100.0);
+         });
+  family("storepulse_rule_conversion_lift", "gauge",
+         "Treated over holdout conversion rate minus 1 (absent while the holdout has no conversions).",
+         [&](const Rule& r) {
+           if (auto l = rule_outcome(r.counters).conversion_lift())
+             o += fmt::format("storepulse_rule_conversion_lift{{rule=\"{}\"}} {:.4f}\n", r.name, *l);
+         });
+  family("storepulse_rule_revenue_lift", "gauge",
+         "Treated over holdout revenue per contact minus 1 (absent while the holdout has no revenue).",
+         [&](const Rule& r) {
+           if (auto l = rule_outcome(r.counters).revenue_lift())
+             o += fmt::format("storepulse_rule_revenue_lift{{rule=\"{}\"}} {:.4f}\n", r.name, *l);
+         });
 }
 
 }  // namespace storepulse::rules

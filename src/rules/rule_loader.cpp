@@ -18,7 +18,7 @@ namespace {
 
 constexpr std::string_view kRuleKeys[] = {"rule",    "description", "on",     "wait",     "cancel_on",
                                           "if",      "then",        "priority", "cooldown", "caps",
-                                          "quiet_hours", "timezone", "holdout", "enabled"};
+                                          "quiet_hours", "timezone", "holdout", "attribution", "enabled"};
 constexpr std::string_view kActionKeys[] = {"pos", "web", "sms", "offer"};
 constexpr std::string_view kChannelNames[] = {"pos", "web", "sms"};
 
@@ -285,6 +285,8 @@ class RuleFileReader {
       r.wait = duration(v, key);
     } else if (key == "cooldown") {
       r.cooldown = duration(v, key);
+    } else if (key == "attribution") {
+      r.attribution = duration(v, key);
     } else if (key == "if") {
       const std::string src = scalar(v, key);
       try {

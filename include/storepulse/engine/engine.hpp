@@ -13,9 +13,11 @@
 
 #include "storepulse/common/metrics.hpp"
 #include "storepulse/common/status.hpp"
+#include "storepulse/models/live_models.hpp"
 #include "storepulse/protocol/codec.hpp"
 #include "storepulse/rules/rule_set.hpp"
 #include "storepulse/store/journal.hpp"
+#include "storepulse/store/redis_log.hpp"
 
 namespace storepulse::engine {
 
@@ -33,6 +35,10 @@ struct EngineOptions {
   std::size_t queue_capacity = 65536;   // per shard; over it -> rate_limited
   std::size_t batch_max = 512;          // events per group commit
   std::string data_dir = "data";
+  /// Where shard logs and snapshots live: "embedded" (journal files under
+  /// data_dir) or "redis" (a stream + snapshot key per shard; `redis`).
+  std::string store_kind = "embedded";
+  store::RedisOptions redis;
   store::FsyncPolicy fsync = store::FsyncPolicy::kInterval;
   TimeUs fsync_interval_us = 10'000;
   bool archive_segments = false;  // keep retired journal segments (store.archive_segments)
@@ -42,6 +48,10 @@ struct EngineOptions {
   TimeUs snapshot_interval_us = 60 * kUsPerSecond;
   std::uint64_t snapshot_min_records = 10'000;  // skip a snapshot when fewer new records
   protocol::DecodeLimits limits;
+  /// What moves the timer watermark when no events come: the wall clock by
+  /// default. `storepulse backtest` replays history with a clock it controls,
+  /// so only event time fires timers there.
+  std::function<TimeUs()> watermark_clock;
 };
 
 class Shard;
@@ -83,17 +93,27 @@ class Engine {
   /// Replaces the rule set; workers pick it up before their next batch.
   void set_rules(std::shared_ptr<rules::RuleSet> rules);
   std::shared_ptr<rules::RuleSet> rules() const { return std::atomic_load(&rules_); }
+  /// Replaces the live models (an immutable snapshot); workers pick it up
+  /// before their next batch. Any thread.
+  void set_models(std::shared_ptr<const models::ModelSet> m) { std::atomic_store(&models_, std::move(m)); }
+  std::shared_ptr<const models::ModelSet> models() const { return std::atomic_load(&models_); }
   Metrics& metrics() { return metrics_; }
   /// Set before start().
   void set_action_sink(ActionSink sink) { sink_ = std::move(sink); }
+  /// Set before start(): sees every action the engine emits live (replies,
+  /// sms, timers), with its customer and event time; shard worker threads.
+  void set_action_observer(ActionSink observer) { observer_ = std::move(observer); }
   std::vector<std::string> recovery_lines() const;
 
  private:
   friend class Shard;
+  void check_redis_shard_count();
   EngineOptions opts_;
   std::shared_ptr<rules::RuleSet> rules_;
+  std::shared_ptr<const models::ModelSet> models_;
   Metrics& metrics_;
   ActionSink sink_;
+  ActionSink observer_;
   std::vector<std::unique_ptr<Shard>> shards_;
 };
 

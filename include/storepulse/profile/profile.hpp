@@ -17,6 +17,18 @@ struct CategoryStat {
   Money spend = 0;
   double affinity = 0;  // spend-weighted, decayed with a 90-day half-life at each update
   TimeUs last = 0;
+  // Segment-model inputs (order lines, not spend): line counts and the sum of
+  // log unit prices, so the price-tier feature can be formed against the
+  // model's reference prices at classification time.
+  std::uint32_t lines = 0;
+  std::uint32_t priced_lines = 0;
+  double log_price_sum = 0;
+};
+
+/// Orders per store (home-store share, a segment-model input); bounded.
+struct StoreOrders {
+  std::string store_id;
+  std::uint32_t orders = 0;
 };
 
 struct CartItem {
@@ -56,6 +68,18 @@ struct PendingTimer {
   TimeUs fire_at = 0;
 };
 
+/// A rule's latest contact with this customer, kept for its attribution window
+/// so an order can be credited to it: `holdout` marks a "would have fired"
+/// contact of the control group. One per rule (a new contact replaces it),
+/// bounded (kMaxExposures); expired ones are dropped when an order comes in.
+struct RuleExposure {
+  std::string rule;
+  TimeUs since = 0;  // event time of the firing (or hold-out decision)
+  TimeUs until = 0;  // since + the rule's attribution window
+  bool holdout = false;
+  bool converted = false;  // an order was already counted for this contact
+};
+
 struct CustomerProfile {
   static constexpr std::size_t kMaxCategories = 64;
   static constexpr std::size_t kMaxBrands = 64;
@@ -64,6 +88,9 @@ struct CustomerProfile {
   static constexpr std::size_t kMaxContacts = 32;
   static constexpr std::size_t kMaxLinks = 32;
   static constexpr std::size_t kMaxTimers = 16;
+  static constexpr std::size_t kMaxExposures = 16;
+  static constexpr std::size_t kMaxStores = 8;
+  static constexpr std::size_t kMaxRecentProducts = 16;
 
   std::string user_id;  // the profile's key (member id, or anonymous id before alias)
   std::string merged_into;  // non-empty: this id now routes to that profile
@@ -94,11 +121,29 @@ struct CustomerProfile {
   std::vector<SizeRecord> sizes;
   std::vector<ContactRecord> contacts;
   std::vector<PendingTimer> timers;
+  std::vector<RuleExposure> exposures;  // rules' attribution windows (kMaxExposures)
 
   std::string segment;  // shopping type, set by the segment model
   double clv = 0;
   double p_alive = 0;
   int last_birthday_greeting_year = 0;
+
+  // Live-model inputs, kept incrementally by apply_event on every order (no
+  // history is re-read): the CLV model's x / t_x / T and repeat spend, the
+  // segment model's behaviour features, the basket model's recent items.
+  std::uint32_t purchase_days = 0;  // days with an order: same-day orders are one occasion (CDNOW convention)
+  Money repeat_spend = 0;           // order value on purchase days after the first (Gamma-Gamma zbar * x)
+  double units = 0;                 // product units ordered
+  std::uint32_t lines = 0;          // order lines
+  std::uint32_t promo_lines = 0;    // order lines bought on a promotion
+  double hour_sum = 0;              // order hour of day (UTC), sum and sum of squares
+  double hour_sq_sum = 0;
+  std::uint32_t gap_count = 0;      // gaps between consecutive orders (Welford mean / M2, days)
+  double gap_mean_days = 0;
+  double gap_m2 = 0;
+  std::vector<StoreOrders> stores;            // kMaxStores
+  std::vector<std::string> recent_products;   // last kMaxRecentProducts bought, newest last
+  double expected_purchases_90d = 0;          // set by the CLV model
 
   Money cart_value() const;
   double discount_share() const;

@@ -41,7 +41,33 @@ struct RuleCounters {
   std::atomic<std::uint64_t> timers_cancelled{0};
   std::atomic<std::uint64_t> timers_dropped{0};  // profile already held kMaxTimers
   std::array<std::atomic<std::uint64_t>, kSuppressionCount> suppressed{};
+  // Outcomes, per group (kTreated: contacted, kHoldout: would have been): an
+  // order by the customer within the attribution window after the contact.
+  // `converted` counts contacts followed by at least one order, `revenue` the
+  // order totals (cents) of every such order.
+  std::array<std::atomic<std::uint64_t>, 2> converted{};
+  std::array<std::atomic<std::int64_t>, 2> revenue{};
 };
+
+inline constexpr std::size_t kGroupTreated = 0;  // index into RuleCounters::converted / revenue
+inline constexpr std::size_t kGroupHoldout = 1;
+
+/// Conversion and lift of one rule, from its counters. Rates are per contact:
+/// treated contacts are `fired`, holdout contacts are `held_out`.
+struct RuleOutcome {
+  std::uint64_t contacts[2] = {0, 0};
+  std::uint64_t converted[2] = {0, 0};
+  std::int64_t revenue[2] = {0, 0};  // cents
+  double rate(std::size_t g) const { return contacts[g] ? double(converted[g]) / double(contacts[g]) : 0.0; }
+  double revenue_per_contact(std::size_t g) const {
+    return contacts[g] ? double(revenue[g]) / 100.0 / double(contacts[g]) : 0.0;
+  }
+  /// Relative lift of treated over holdout (0.25 = +25 %); nullopt when the
+  /// holdout has no contacts or a zero base to compare with.
+  std::optional<double> conversion_lift() const;
+  std::optional<double> revenue_lift() const;
+};
+RuleOutcome rule_outcome(const RuleCounters& c);
 
 /// At most `max` contacts on a channel (from any rule) within `window`.
 struct ChannelCap {
@@ -79,6 +105,7 @@ struct Rule {
   std::string timezone = "UTC";
   const TimeZone* zone = nullptr;
   std::uint32_t holdout_basis_points = 0;  // of 10 000 customers
+  TimeUs attribution = 7 * kUsPerDay;     // orders this long after a contact count for the rule
   bool enabled = true;
   mutable RuleCounters counters;
 };
@@ -97,6 +124,7 @@ class RuleBook final : public RuleSet {
                   std::vector<protocol::Action>& out) override;
   std::vector<std::string> rule_names() const override;
   std::string describe_json() const override;
+  void append_prometheus(std::string& out) const override;
 
   const std::vector<std::unique_ptr<Rule>>& rules() const { return rules_; }
   const Rule* find(std::string_view name) const;
@@ -106,6 +134,9 @@ class RuleBook final : public RuleSet {
   static bool in_holdout(const Rule& rule, std::string_view customer);
 
  private:
+  /// An order: credits every rule whose attribution window for this customer
+  /// it falls in (counters converted / revenue), drops closed windows.
+  void credit_order(const protocol::Event& ev, profile::CustomerProfile& p) const;
   void decide(const Rule& r, const EvalContext& ctx, profile::CustomerProfile& p, std::string_view tz,
               int only_channel, bool deferred, unsigned& taken, std::vector<protocol::Action>& out) const;
 

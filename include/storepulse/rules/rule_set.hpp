@@ -40,6 +40,8 @@ class RuleSet {
     }
     return out + "]";
   }
+  /// Appends per-rule Prometheus series (`storepulse_rule_*`) for `/metrics`.
+  virtual void append_prometheus(std::string& out) const { (void)out; }
 };
 
 /// Birthday greeting at the till: on a POS `Card Swiped` (or POS order) on the
