@@ -86,6 +86,7 @@ Config load_config(const std::string& path) {
       {"engine", {"shards", "queue_capacity", "batch_max", "max_profiles", "dedupe_window"}},
       {"store", {"kind", "data_dir", "fsync", "fsync_interval", "segment_bytes", "snapshot_interval",
                  "snapshot_min_records", "archive_segments"}},
+      {"redis", {"url", "password", "connect_timeout", "command_timeout", "prefix"}},
       {"events", {"max_future", "max_past", "max_products"}},
       {"rules", {"dir"}},
       {"sms", {"gateway_url", "gateway_secret", "max_outbox", "retry_max", "retry_base", "rate_per_sec", "timeout"}},
@@ -141,8 +142,24 @@ Config load_config(const std::string& path) {
   read_int(t, path, "engine", "dedupe_window", e.dedupe_window, 0, 100'000'000);
   std::string kind = "embedded";
   read_str(t, path, "store", "kind", kind);
-  if (kind != "embedded")
-    fail(path, "store.kind", fmt::format("'{}' is not available in this build (embedded)", kind));
+  if (kind != "embedded" && kind != "redis")
+    fail(path, "store.kind", fmt::format("expected embedded or redis, got '{}'", kind));
+  e.store_kind = kind;
+  std::string redis_url;
+  read_str(t, path, "redis", "url", redis_url);
+  if (!redis_url.empty())
+    if (Status st = store::parse_redis_url(redis_url, e.redis); !st) fail(path, "redis.url", st.detail());
+  read_str(t, path, "redis", "password", e.redis.password);
+  read_str(t, path, "redis", "prefix", e.redis.prefix);
+  if (e.redis.prefix.empty() || e.redis.prefix.find_first_of("{} \t") != std::string::npos)
+    fail(path, "redis.prefix", "expected a non-empty key prefix without braces or spaces");
+  TimeUs redis_connect = TimeUs{e.redis.connect_timeout_ms} * 1000, redis_command = TimeUs{e.redis.command_timeout_ms} * 1000;
+  read_duration(t, path, "redis", "connect_timeout", redis_connect);
+  read_duration(t, path, "redis", "command_timeout", redis_command);
+  if (redis_connect < 1000 || redis_command < 1000)
+    fail(path, "redis", "connect_timeout and command_timeout must be at least 1ms");
+  e.redis.connect_timeout_ms = static_cast<int>(std::min<TimeUs>(redis_connect / 1000, 600'000));
+  e.redis.command_timeout_ms = static_cast<int>(std::min<TimeUs>(redis_command / 1000, 600'000));
   read_str(t, path, "store", "data_dir", e.data_dir);
   std::string fsync;
   read_str(t, path, "store", "fsync", fsync);
@@ -181,6 +198,10 @@ void apply_env(Config& cfg) {
     for (auto& key : split_csv(k)) cfg.server.pos_keys.push_back(std::move(key));
   }
   if (const char* a = std::getenv("STOREPULSE_ADMIN_TOKEN"); a && *a) cfg.server.admin_token = a;
+  if (const char* u = std::getenv("STOREPULSE_REDIS_URL"); u && *u)
+    if (Status st = store::parse_redis_url(u, cfg.engine.redis); !st)
+      throw std::runtime_error("STOREPULSE_REDIS_URL: " + st.detail());
+  if (const char* pw = std::getenv("STOREPULSE_REDIS_PASSWORD"); pw && *pw) cfg.engine.redis.password = pw;
   if (const char* s = std::getenv("STOREPULSE_SMS_SECRET"); s && *s) cfg.sms.gateway_secret = s;
 }
 

@@ -1,4 +1,5 @@
 #include "storepulse/store/journal.hpp"
+#include "storepulse/store/snapshot.hpp"
 
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
@@ -351,6 +352,14 @@ Status scan_journal(const std::string& dir, const std::function<void(const Journ
     expect = seq;
   }
   return Status::ok();
+}
+
+Result<bool> Journal::read_snapshot(std::uint64_t& seq, std::string& body) {
+  return store::read_snapshot(opts_.dir, seq, body);
+}
+
+Status Journal::write_snapshot(std::uint64_t seq, const std::string& body) {
+  return store::write_snapshot(opts_.dir, seq, body);
 }
 
 }  // namespace storepulse::store

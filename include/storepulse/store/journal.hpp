@@ -17,35 +17,13 @@
 
 #include "storepulse/common/status.hpp"
 #include "storepulse/common/time.hpp"
+#include "storepulse/store/log.hpp"
 
 namespace storepulse::store {
 
 enum class FsyncPolicy : unsigned char { kAlways, kInterval, kNever };
 std::string_view fsync_policy_name(FsyncPolicy p);
 bool parse_fsync_policy(std::string_view s, FsyncPolicy& out);
-
-enum class RecordType : std::uint8_t {
-  kEvent = 1,         // payload: the event's wire JSON
-  kMergePayload = 2,  // payload: serialized profile absorbed from another shard
-  kRedirect = 3,      // payload: from id, to id
-  kTimerFired = 4,    // payload: profile key, rule, fire_at
-  kLink = 5,          // payload: member key, other id, via (identity found by phone/email)
-};
-
-struct JournalRecord {
-  std::uint64_t seq = 0;
-  RecordType type = RecordType::kEvent;
-  TimeUs recv_time = 0;
-  std::string_view payload;
-};
-
-/// What recovery found; logged at start and exposed for tests.
-struct RecoveryReport {
-  std::uint64_t records = 0;
-  std::uint64_t segments = 0;
-  std::uint64_t bytes_dropped = 0;  // torn / corrupt bytes truncated at the tail
-  std::vector<std::string> problems;  // one line per damage found
-};
 
 struct JournalOptions {
   std::string dir;
@@ -57,7 +35,7 @@ struct JournalOptions {
   bool archive_segments = false;
 };
 
-class Journal {
+class Journal final : public Log {
  public:
   /// Opens (creating) the directory. Call replay() once before appending.
   static Result<std::unique_ptr<Journal>> open(const JournalOptions& opts);
@@ -70,22 +48,27 @@ class Journal {
   /// record and any later segments are renamed `*.damaged` so they are never
   /// half-applied. Afterwards the journal appends after the last good record.
   Status replay(std::uint64_t after_seq, const std::function<void(const JournalRecord&)>& fn,
-                RecoveryReport& report);
+                RecoveryReport& report) override;
 
   /// Buffers a record; returns its sequence number. Not durable until commit().
-  std::uint64_t append(RecordType type, TimeUs recv_time, std::string_view payload);
+  std::uint64_t append(RecordType type, TimeUs recv_time, std::string_view payload) override;
   /// Writes the buffered batch (and fsyncs under `always`). On failure nothing of
   /// the batch counts as written: the file is truncated back and seqs are reused.
-  Status commit();
+  Status commit() override;
   /// Under `interval`, fsyncs when the interval has passed since the last one.
-  Status tick();
+  Status tick() override;
   /// Forces an fsync of everything written so far.
-  Status sync();
+  Status sync() override;
 
   /// Deletes whole segments whose records are all <= seq (after a snapshot).
   void remove_segments_through(std::uint64_t seq);
+  void remove_through(std::uint64_t seq) override { remove_segments_through(seq); }
 
-  std::uint64_t last_seq() const { return last_seq_; }
+  std::uint64_t last_seq() const override { return last_seq_; }
+  /// Snapshots are `snapshot.bin` in the journal's folder (snapshot.hpp).
+  Result<bool> read_snapshot(std::uint64_t& seq, std::string& body) override;
+  Status write_snapshot(std::uint64_t seq, const std::string& body) override;
+  std::string describe() const override { return "journal in " + opts_.dir; }
   std::size_t pending_bytes() const { return buffer_.size(); }
   const JournalOptions& options() const { return opts_; }
   /// Test hook: make the next commit() fail as a full disk would.

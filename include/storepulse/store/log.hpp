@@ -1,0 +1,79 @@
+#pragma once
+// The durable log a shard writes before it applies or acks anything, and the
+// snapshots that let it skip most of that log at restart. Two kinds:
+//   - Journal (journal.hpp): segment files in the shard's data folder (default);
+//   - RedisLog (redis_log.hpp): a Redis Stream per shard plus a snapshot key.
+// Both keep the same promise: a record commit() reported as written is read
+// back by replay() after a crash, in order, exactly once, and nothing of a
+// batch whose commit() failed is ever replayed.
+//
+// Threads: a single writer (the shard worker) calls replay/append/commit/tick/
+// sync/remove_through; write_snapshot() may run concurrently on a helper thread.
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "storepulse/common/status.hpp"
+#include "storepulse/common/time.hpp"
+
+namespace storepulse::store {
+
+enum class RecordType : std::uint8_t {
+  kEvent = 1,         // payload: the event's wire JSON
+  kMergePayload = 2,  // payload: serialized profile absorbed from another shard
+  kRedirect = 3,      // payload: from id, to id
+  kTimerFired = 4,    // payload: profile key, rule, fire_at
+  kLink = 5,          // payload: member key, other id, via (identity found by phone/email)
+};
+
+struct JournalRecord {
+  std::uint64_t seq = 0;
+  RecordType type = RecordType::kEvent;
+  TimeUs recv_time = 0;
+  std::string_view payload;
+};
+
+/// What recovery found; logged at start and exposed for tests.
+struct RecoveryReport {
+  std::uint64_t records = 0;
+  std::uint64_t segments = 0;
+  std::uint64_t bytes_dropped = 0;    // torn / corrupt bytes truncated at the tail
+  std::vector<std::string> problems;  // one line per damage found
+};
+
+class Log {
+ public:
+  virtual ~Log() = default;
+
+  /// Calls `fn` for every intact record with seq > after_seq, in order; call
+  /// once, before the first append().
+  virtual Status replay(std::uint64_t after_seq,
+                        const std::function<void(const JournalRecord&)>& fn,
+                        RecoveryReport& report) = 0;
+  /// Buffers a record; returns its sequence number. Not durable until commit().
+  virtual std::uint64_t append(RecordType type, TimeUs recv_time, std::string_view payload) = 0;
+  /// Makes the buffered batch durable (as the store's sync setting promises).
+  /// On failure nothing of the batch is kept and its sequence numbers are reused.
+  virtual Status commit() = 0;
+  /// Periodic work between batches (interval fsync).
+  virtual Status tick() = 0;
+  /// Flushes everything written so far to stable storage.
+  virtual Status sync() = 0;
+  /// Drops records <= seq (a snapshot covers them).
+  virtual void remove_through(std::uint64_t seq) = 0;
+  virtual std::uint64_t last_seq() const = 0;
+
+  /// The latest snapshot: false when there is none; an error when there is one
+  /// that cannot be read (never silently ignored).
+  virtual Result<bool> read_snapshot(std::uint64_t& seq, std::string& body) = 0;
+  /// Stores a snapshot of the state after record `seq`, atomically (a crash
+  /// leaves the previous one). Safe to call from another thread.
+  virtual Status write_snapshot(std::uint64_t seq, const std::string& body) = 0;
+
+  /// "journal in DIR" / "redis stream KEY at HOST:PORT", for logs.
+  virtual std::string describe() const = 0;
+};
+
+}  // namespace storepulse::store

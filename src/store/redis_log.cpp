@@ -1,0 +1,380 @@
+#include "storepulse/store/redis_log.hpp"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <sys/time.h>
+
+#include <charconv>
+#include <cstring>
+#include <string_view>
+
+#include "storepulse/store/journal.hpp"  // crc32_of
+
+namespace storepulse::store {
+namespace {
+
+using ReplyPtr = std::unique_ptr<redisReply, void (*)(void*)>;
+
+ReplyPtr wrap(void* r) {
+  return ReplyPtr(static_cast<redisReply*>(r), freeReplyObject);
+}
+
+timeval ms_to_tv(int ms) {
+  timeval tv{};
+  tv.tv_sec = ms / 1000;
+  tv.tv_usec = static_cast<suseconds_t>((ms % 1000) * 1000);
+  return tv;
+}
+
+Status unavailable(std::string what) {
+  return Status(ErrorCode::kUnavailable, std::move(what));
+}
+
+std::string where(const RedisOptions& o) {
+  return fmt::format("redis at {}:{}", o.host, o.port);
+}
+
+std::string reply_text(const redisReply* r) {
+  if (!r) return "no reply";
+  if (r->type == REDIS_REPLY_ERROR || r->type == REDIS_REPLY_STATUS ||
+      r->type == REDIS_REPLY_STRING)
+    return std::string(r->str, r->len);
+  return fmt::format("reply type {}", r->type);
+}
+
+/// `<seq>-0` -> seq; false on anything else.
+bool parse_stream_id(std::string_view id, std::uint64_t& seq) {
+  const auto dash = id.find('-');
+  if (dash == std::string_view::npos) return false;
+  auto [p, ec] = std::from_chars(id.data(), id.data() + dash, seq);
+  return ec == std::errc() && p == id.data() + dash;
+}
+
+template <typename Int>
+bool parse_int(std::string_view s, Int& out) {
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+  return ec == std::errc() && p == s.data() + s.size();
+}
+
+/// Runs one command given as arguments; the reply, or an error naming it.
+Result<ReplyPtr> run(redisContext* c, const std::vector<std::string_view>& args) {
+  std::vector<const char*> argv;
+  std::vector<std::size_t> lens;
+  argv.reserve(args.size());
+  lens.reserve(args.size());
+  for (auto a : args) {
+    argv.push_back(a.data());
+    lens.push_back(a.size());
+  }
+  auto r = wrap(redisCommandArgv(c, static_cast<int>(argv.size()), argv.data(), lens.data()));
+  if (!r) return unavailable(fmt::format("{}: {}", args.empty() ? "" : args[0], c->errstr));
+  return r;
+}
+
+constexpr std::string_view kSnapshotMagic = "SPS1";
+
+}  // namespace
+
+Status parse_redis_url(std::string_view url, RedisOptions& o) {
+  std::string_view rest = url;
+  if (rest.starts_with("redis://"))
+    rest.remove_prefix(8);
+  else if (rest.find("://") != std::string_view::npos)
+    return Status(
+        ErrorCode::kBadField,
+        fmt::format("redis url '{}': only redis:// is supported (TLS: see docs/operations.md)",
+                    url));
+  if (auto at = rest.rfind('@'); at != std::string_view::npos) {
+    std::string_view cred = rest.substr(0, at);
+    rest.remove_prefix(at + 1);
+    if (auto colon = cred.find(':'); colon != std::string_view::npos) {
+      o.username = std::string(cred.substr(0, colon));
+      o.password = std::string(cred.substr(colon + 1));
+    } else {
+      o.password = std::string(cred);
+    }
+  }
+  std::string_view hostport = rest;
+  if (auto slash = rest.find('/'); slash != std::string_view::npos) {
+    hostport = rest.substr(0, slash);
+    std::string_view db = rest.substr(slash + 1);
+    if (!db.empty() && (!parse_int(db, o.db) || o.db < 0))
+      return Status(ErrorCode::kBadField,
+                    fmt::format("redis url '{}': database '{}' is not a number", url, db));
+  }
+  if (auto colon = hostport.rfind(':'); colon != std::string_view::npos) {
+    std::string_view port = hostport.substr(colon + 1);
+    if (!parse_int(port, o.port) || o.port < 1 || o.port > 65535)
+      return Status(ErrorCode::kBadField,
+                    fmt::format("redis url '{}': port '{}' is not 1-65535", url, port));
+    hostport = hostport.substr(0, colon);
+  }
+  if (hostport.empty())
+    return Status(ErrorCode::kBadField, fmt::format("redis url '{}': no host", url));
+  o.host = std::string(hostport);
+  return Status::ok();
+}
+
+Result<redisContext*> redis_connect(const RedisOptions& o) {
+  redisContext* c = redisConnectWithTimeout(o.host.c_str(), o.port, ms_to_tv(o.connect_timeout_ms));
+  if (!c) return unavailable(fmt::format("{}: cannot allocate a connection", where(o)));
+  if (c->err) {
+    Status s = unavailable(fmt::format("{}: {}", where(o), c->errstr));
+    redisFree(c);
+    return s;
+  }
+  redisSetTimeout(c, ms_to_tv(o.command_timeout_ms));
+  auto fail = [&](std::string what) {
+    redisFree(c);
+    return Result<redisContext*>(unavailable(fmt::format("{}: {}", where(o), what)));
+  };
+  if (!o.password.empty()) {
+    std::vector<std::string_view> args{"AUTH"};
+    if (!o.username.empty()) args.push_back(o.username);
+    args.push_back(o.password);
+    auto r = run(c, args);
+    if (!r) return fail(r.status().detail());
+    if ((*r)->type == REDIS_REPLY_ERROR) return fail("AUTH refused: " + reply_text(r->get()));
+  }
+  if (o.db != 0) {
+    const std::string db = std::to_string(o.db);
+    auto r = run(c, {"SELECT", db});
+    if (!r) return fail(r.status().detail());
+    if ((*r)->type == REDIS_REPLY_ERROR) return fail("SELECT " + db + ": " + reply_text(r->get()));
+  }
+  return c;
+}
+
+RedisLog::RedisLog(RedisOptions opts, int shard)
+    : opts_(std::move(opts)),
+      stream_key_(fmt::format("{}:{{s{}}}:log", opts_.prefix, shard)),
+      snapshot_key_(fmt::format("{}:{{s{}}}:snapshot", opts_.prefix, shard)) {}
+
+RedisLog::~RedisLog() {
+  drop_connection();
+}
+
+Result<std::unique_ptr<RedisLog>> RedisLog::open(const RedisOptions& opts, int shard) {
+  std::unique_ptr<RedisLog> log(new RedisLog(opts, shard));
+  if (Status s = log->ensure_connected(); !s) return s;
+  return log;
+}
+
+void RedisLog::drop_connection() {
+  if (ctx_) redisFree(ctx_);
+  ctx_ = nullptr;
+}
+
+Status RedisLog::ensure_connected() {
+  if (ctx_ && ctx_->err == 0) return Status::ok();
+  drop_connection();
+  const std::int64_t now = mono_ns();
+  if (last_connect_fail_ns_ != 0 &&
+      now - last_connect_fail_ns_ < std::int64_t{opts_.reconnect_backoff_ms} * 1'000'000)
+    return unavailable(fmt::format("{} is unreachable (retrying every {} ms)", where(opts_),
+                                   opts_.reconnect_backoff_ms));
+  auto c = redis_connect(opts_);
+  if (!c) {
+    last_connect_fail_ns_ = now;
+    return c.status();
+  }
+  if (last_connect_fail_ns_ != 0) spdlog::info("{}: connected again", where(opts_));
+  last_connect_fail_ns_ = 0;
+  ctx_ = *c;
+  return Status::ok();
+}
+
+Status RedisLog::replay(std::uint64_t after_seq,
+                        const std::function<void(const JournalRecord&)>& fn,
+                        RecoveryReport& report) {
+  if (Status s = ensure_connected(); !s) return s;
+  last_seq_ = after_seq;
+  // The stream remembers the highest id it ever generated, trimmed or not:
+  // new ids must be above it.
+  {
+    auto r = run(ctx_, {"XINFO", "STREAM", stream_key_});
+    if (!r) return r.status();
+    const redisReply* x = r->get();
+    if (x->type == REDIS_REPLY_ARRAY) {
+      for (std::size_t i = 0; i + 1 < x->elements; i += 2) {
+        if (x->element[i]->type != REDIS_REPLY_STRING) continue;
+        if (std::string_view(x->element[i]->str, x->element[i]->len) != "last-generated-id")
+          continue;
+        std::uint64_t seq = 0;
+        const redisReply* v = x->element[i + 1];
+        if (v->type == REDIS_REPLY_STRING && parse_stream_id(std::string_view(v->str, v->len), seq))
+          last_seq_ = std::max(last_seq_, seq);
+      }
+    }  // an error reply: no such key yet, a new shard
+  }
+  std::string from = fmt::format("({}-0", after_seq);  // exclusive start (Redis 6.2+)
+  const std::string count = std::to_string(opts_.replay_batch);
+  for (;;) {
+    auto r = run(ctx_, {"XRANGE", stream_key_, from, "+", "COUNT", count});
+    if (!r) return r.status();
+    const redisReply* x = r->get();
+    if (x->type == REDIS_REPLY_ERROR)
+      return unavailable(fmt::format("XRANGE {}: {}", stream_key_, reply_text(x)));
+    if (x->type != REDIS_REPLY_ARRAY || x->elements == 0) break;
+    std::string_view last_id;
+    for (std::size_t i = 0; i < x->elements; ++i) {
+      const redisReply* e = x->element[i];
+      if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
+          e->element[0]->type != REDIS_REPLY_STRING)
+        return Status(ErrorCode::kInternal, fmt::format("{}: malformed stream entry", stream_key_));
+      last_id = std::string_view(e->element[0]->str, e->element[0]->len);
+      JournalRecord rec;
+      if (!parse_stream_id(last_id, rec.seq))
+        return Status(ErrorCode::kInternal,
+                      fmt::format("{}: entry id {} is not <seq>-0", stream_key_, last_id));
+      const redisReply* f = e->element[1];
+      bool have_t = false, have_d = false;
+      for (std::size_t k = 0; f->type == REDIS_REPLY_ARRAY && k + 1 < f->elements; k += 2) {
+        std::string_view name(f->element[k]->str, f->element[k]->len);
+        std::string_view value(f->element[k + 1]->str, f->element[k + 1]->len);
+        if (name == "t") {
+          int t = 0;
+          have_t = parse_int(value, t) && t >= 1 && t <= 5;
+          rec.type = static_cast<RecordType>(t);
+        } else if (name == "r") {
+          if (!parse_int(value, rec.recv_time)) have_t = false;
+        } else if (name == "d") {
+          rec.payload = value;
+          have_d = true;
+        }
+      }
+      if (!have_t || !have_d) {
+        // Never apply half a record: stop here, report exactly where.
+        report.problems.push_back(fmt::format(
+            "{}: entry {} is malformed; recovery stopped before it", stream_key_, last_id));
+        return Status::ok();
+      }
+      fn(rec);
+      ++report.records;
+      last_seq_ = std::max(last_seq_, rec.seq);
+    }
+    from = fmt::format("({}", last_id);
+  }
+  return Status::ok();
+}
+
+std::uint64_t RedisLog::append(RecordType type, TimeUs recv_time, std::string_view payload) {
+  const std::uint64_t seq = ++last_seq_;
+  pending_.push_back({seq, type, recv_time, arena_.size(), payload.size()});
+  arena_.append(payload);
+  return seq;
+}
+
+Status RedisLog::commit() {
+  if (pending_.empty()) return Status::ok();
+  struct Clear {
+    RedisLog& l;
+    ~Clear() {
+      l.pending_.clear();
+      l.arena_.clear();
+    }
+  } clear{*this};
+  if (Status s = ensure_connected(); !s) return s;
+  // MULTI, one XADD per record, EXEC: one round trip, all or nothing.
+  redisAppendCommand(ctx_, "MULTI");
+  char id[32], type[4], recv[24];
+  for (const auto& p : pending_) {
+    auto idn = fmt::format_to_n(id, sizeof id - 1, "{}-0", p.seq).size;
+    auto tn = fmt::format_to_n(type, sizeof type - 1, "{}", static_cast<int>(p.type)).size;
+    auto rn = fmt::format_to_n(recv, sizeof recv - 1, "{}", p.recv).size;
+    const char* argv[] = {"XADD", stream_key_.data(),      id, "t", type, "r", recv,
+                          "d",    arena_.data() + p.offset};
+    const std::size_t lens[] = {4, stream_key_.size(), idn, 1, tn, 1, rn, 1, p.size};
+    redisAppendCommandArgv(ctx_, 9, argv, lens);
+  }
+  redisAppendCommand(ctx_, "EXEC");
+  Status failed;
+  const std::size_t replies = pending_.size() + 2;
+  for (std::size_t i = 0; i < replies; ++i) {
+    void* raw = nullptr;
+    if (redisGetReply(ctx_, &raw) != REDIS_OK) {
+      Status s = unavailable(fmt::format("{}: {} (batch of {} records not confirmed)", where(opts_),
+                                         ctx_->errstr, pending_.size()));
+      drop_connection();
+      return s;
+    }
+    auto r = wrap(raw);
+    if (i + 1 < replies) {
+      if (r->type == REDIS_REPLY_ERROR && failed.is_ok())
+        failed = unavailable(fmt::format("{}: {}", stream_key_, reply_text(r.get())));
+      continue;
+    }
+    // EXEC: nil or an error when the transaction was discarded, else one reply per XADD.
+    if (!failed.is_ok()) return failed;
+    if (r->type != REDIS_REPLY_ARRAY)
+      return unavailable(fmt::format("{}: EXEC: {}", stream_key_, reply_text(r.get())));
+    for (std::size_t k = 0; k < r->elements; ++k)
+      if (r->element[k]->type == REDIS_REPLY_ERROR)
+        return unavailable(fmt::format("{}: XADD: {}", stream_key_, reply_text(r->element[k])));
+  }
+  return Status::ok();
+}
+
+void RedisLog::remove_through(std::uint64_t seq) {
+  if (!ensure_connected()) return;  // trimmed at the next snapshot instead
+  const std::string min = fmt::format("{}-0", seq + 1);
+  auto r = run(ctx_, {"XTRIM", stream_key_, "MINID", min});
+  if (!r) {
+    spdlog::warn("{}: cannot trim {}: {}", where(opts_), stream_key_, r.status().detail());
+    drop_connection();
+  }
+}
+
+Result<bool> RedisLog::read_snapshot(std::uint64_t& seq, std::string& body) {
+  if (Status s = ensure_connected(); !s) return s;
+  auto r = run(ctx_, {"GET", snapshot_key_});
+  if (!r) return r.status();
+  const redisReply* x = r->get();
+  if (x->type == REDIS_REPLY_NIL) return false;
+  if (x->type != REDIS_REPLY_STRING)
+    return Status(ErrorCode::kInternal,
+                  fmt::format("{}: GET {}: {}", where(opts_), snapshot_key_, reply_text(x)));
+  std::string_view v(x->str, x->len);
+  if (v.size() < kSnapshotMagic.size() + 12 || !v.starts_with(kSnapshotMagic))
+    return Status(ErrorCode::kInternal,
+                  fmt::format("{}: {} is not a StorePulse snapshot", where(opts_), snapshot_key_));
+  std::uint64_t s = 0;
+  std::uint32_t crc = 0;
+  std::memcpy(&s, v.data() + 4, 8);
+  std::memcpy(&crc, v.data() + 12, 4);
+  std::string_view b = v.substr(16);
+  if (crc32_of(b) != crc)
+    return Status(ErrorCode::kInternal,
+                  fmt::format("{}: {} fails its checksum", where(opts_), snapshot_key_));
+  seq = s;
+  body.assign(b);
+  return true;
+}
+
+Status RedisLog::write_snapshot(std::uint64_t seq, const std::string& body) {
+  // Runs on the snapshot thread: its own connection.
+  auto c = redis_connect(opts_);
+  if (!c) return c.status();
+  std::string v;
+  v.reserve(body.size() + 16);
+  v.append(kSnapshotMagic);
+  const std::uint32_t crc = crc32_of(body);
+  v.append(reinterpret_cast<const char*>(&seq), 8);
+  v.append(reinterpret_cast<const char*>(&crc), 4);
+  v.append(body);
+  auto r = run(*c, {"SET", snapshot_key_, v});
+  Status s;
+  if (!r)
+    s = r.status();
+  else if ((*r)->type == REDIS_REPLY_ERROR)
+    s = unavailable(
+        fmt::format("{}: SET {}: {}", where(opts_), snapshot_key_, reply_text(r->get())));
+  redisFree(*c);
+  return s;
+}
+
+std::string RedisLog::describe() const {
+  return fmt::format("redis stream {} at {}:{}", stream_key_, opts_.host, opts_.port);
+}
+
+}  // namespace storepulse::store

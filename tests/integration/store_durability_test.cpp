@@ -1,0 +1,176 @@
+// The durability contract, for both stores (embedded journal and Redis): the
+// real server killed with SIGKILL under load, repeatedly; after every round
+// no acked event is lost and none is applied twice.
+#include <atomic>
+#include <catch2/catch.hpp>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <random>
+#include <set>
+
+#include "support/redis_process.hpp"
+#include "support/server_process.hpp"
+#include "support/temp_dir.hpp"
+
+using namespace storepulse::test;
+namespace http = boost::beast::http;
+
+namespace {
+
+int frequency_of(unsigned short port, const std::string& customer) {
+  auto p = http_request(port, http::verb::get, "/v1/profiles/" + customer, kAdminToken);
+  if (p.status == 404) return 0;
+  REQUIRE(p.status == 200);
+  const auto at = p.body.find("\"frequency\":");
+  REQUIRE(at != std::string::npos);
+  return std::stoi(p.body.substr(at + 12));
+}
+
+/// `rounds` kill -9 rounds against a server started with `args`, then checks.
+void kill9_rounds(const std::string& data_dir, const std::vector<std::string>& args, int rounds) {
+  constexpr int kClients = 4, kPerClient = 150, kCustomers = 20;
+  std::map<std::string, std::set<std::string>> sent, acked;
+  std::mt19937 rng(42);
+  int next_id = 0;
+  for (int round = 0; round < rounds; ++round) {
+    ServerProcess srv(data_dir, args);
+    std::mutex mu;
+    std::atomic<int> acks{0};
+    const int kill_after = 50 + static_cast<int>(rng() % 200);
+    const int base = next_id;
+    next_id += kClients * kPerClient;
+    std::vector<std::thread> clients;
+    for (int c = 0; c < kClients; ++c) {
+      clients.emplace_back([&, c] {
+        WsClient pos(srv.port(), "/v1/pos", kPosKey);
+        if (!pos.ok()) return;
+        for (int i = 0; i < kPerClient; ++i) {
+          const int n = base + c * kPerClient + i;
+          const std::string cust = fmt::format("D{}", n % kCustomers);
+          const std::string mid = fmt::format("dur-{}", n);
+          const std::string json = fmt::format(
+              R"({{"type":"track","event":"Order Completed","messageId":"{}","userId":"{}","properties":{{"total":1}}}})",
+              mid, cust);
+          {
+            std::lock_guard<std::mutex> lk(mu);
+            sent[cust].insert(mid);
+          }
+          beast::error_code ec;
+          pos.stream().write(asio::buffer(json), ec);
+          if (ec) return;
+          auto r = pos.read();
+          if (!r) return;
+          if (has(*r, "\"ack\"")) {
+            std::lock_guard<std::mutex> lk(mu);
+            acked[cust].insert(mid);
+            ++acks;
+          }
+        }
+      });
+    }
+    while (acks.load() < kill_after) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    srv.kill9();
+    for (auto& t : clients) t.join();
+  }
+  ServerProcess srv(data_dir, args);
+  std::size_t acked_total = 0;
+  for (const auto& [cust, mids] : acked) {
+    acked_total += mids.size();
+    INFO(cust);
+    const int freq = frequency_of(srv.port(), cust);
+    CHECK(freq >= static_cast<int>(mids.size()));        // nothing acked was lost
+    CHECK(freq <= static_cast<int>(sent[cust].size()));  // nothing applied twice
+  }
+  CHECK(acked_total >= static_cast<std::size_t>(rounds) * 50);
+  // Re-send everything: each order ends up applied exactly once.
+  WsClient pos(srv.port(), "/v1/pos", kPosKey);
+  REQUIRE(pos.ok());
+  for (int n = 0; n < next_id; ++n) {
+    const std::string json = fmt::format(
+        R"({{"type":"track","event":"Order Completed","messageId":"dur-{}","userId":"D{}","properties":{{"total":1}}}})",
+        n, n % kCustomers);
+    REQUIRE(has(pos.request(json), "\"ack\""));
+  }
+  for (const auto& [cust, mids] : sent) {
+    INFO(cust);
+    CHECK(frequency_of(srv.port(), cust) == static_cast<int>(mids.size()));
+  }
+}
+
+}  // namespace
+
+TEST_CASE("durability: embedded store survives 5 kill -9 rounds under load", "[durability]") {
+  TempDir dir;
+  kill9_rounds(dir / "data", {"--fsync", "always"}, 5);
+}
+
+TEST_CASE("durability: redis store survives 5 kill -9 rounds under load", "[durability][redis]") {
+  TempDir dir;
+  std::filesystem::create_directories(dir / "redis");
+  RedisProcess redis(dir / "redis");
+  const std::string config = dir / "redis.toml";
+  {
+    std::ofstream c(config);
+    c << "[store]\nkind = \"redis\"\n[redis]\nurl = \"" << redis.url()
+      << "\"\nprefix = \"durability\"\n";
+  }
+  kill9_rounds(dir / "data", {"--config", config}, 5);
+  // The events are in Redis, not in journal files.
+  CHECK(std::stoi(redis.command({"XLEN", "durability:{s0}:log"})) +
+            std::stoi(redis.command({"XLEN", "durability:{s1}:log"})) >
+        0);
+  // ... and not in journal files.
+  std::size_t logs = 0;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(dir / "data"))
+    if (e.path().extension() == ".log") ++logs;
+  CHECK(logs == 0);
+}
+
+TEST_CASE("redis store: a server does not start when redis is unreachable", "[redis]") {
+  TempDir dir;
+  const std::string config = dir / "redis.toml";
+  {
+    std::ofstream c(config);
+    c << "[store]\nkind = \"redis\"\n[redis]\nurl = \"redis://127.0.0.1:" << free_loopback_port()
+      << "\"\nconnect_timeout = \"200ms\"\n";
+  }
+  const std::string cmd =
+      fmt::format("STOREPULSE_POS_KEYS=k {} serve --config {} --port 0 --data-dir {} 2>&1",
+                  STOREPULSE_BINARY, config, dir / "data");
+  FILE* p = ::popen(cmd.c_str(), "r");
+  REQUIRE(p);
+  std::string out;
+  char buf[512];
+  while (std::fgets(buf, sizeof buf, p)) out += buf;
+  const int rc = ::pclose(p);
+  CHECK(WEXITSTATUS(rc) != 0);
+  CHECK_THAT(out, Catch::Contains("redis at 127.0.0.1:"));
+}
+
+TEST_CASE("redis store: the shard count is kept in redis and a different one is refused",
+          "[redis]") {
+  TempDir dir;
+  std::filesystem::create_directories(dir / "redis");
+  RedisProcess redis(dir / "redis");
+  const std::string config = dir / "redis.toml";
+  {
+    std::ofstream c(config);
+    c << "[store]\nkind = \"redis\"\n[redis]\nurl = \"" << redis.url()
+      << "\"\nprefix = \"meta-test\"\n";
+  }
+  { ServerProcess srv(dir / "data-a", {"--config", config, "--shards", "2"}); }
+  CHECK(redis.command({"GET", "meta-test:meta"}) == "shards 2");
+  // A second node with its own (empty) data folder but the same Redis keys.
+  const std::string cmd = fmt::format(
+      "STOREPULSE_POS_KEYS=k {} serve --config {} --shards 4 --port 0 --data-dir {} 2>&1",
+      STOREPULSE_BINARY, config, dir / "data-b");
+  FILE* p = ::popen(cmd.c_str(), "r");
+  REQUIRE(p);
+  std::string out;
+  char buf[512];
+  while (std::fgets(buf, sizeof buf, p)) out += buf;
+  const int rc = ::pclose(p);
+  CHECK(WEXITSTATUS(rc) != 0);
+  CHECK_THAT(out, Catch::Contains("meta-test:meta says 'shards 2'"));
+}
