@@ -223,27 +223,31 @@ Report basket_report(const BasketSet& data, const BasketRuleResult& res,
   return rep;
 }
 
-std::string basket_model_json(const BasketSet& data, const BasketRuleResult& res,
-                              const BasketRuleOptions& opts) {
-  std::string s = fmt::format(
-      "{{\"model\":\"basket_rules\",\"version\":1,\"transactions\":{},\"min_support\":{},"
-      "\"min_confidence\":{},\"rules\":[",
-      res.transactions, opts.min_support, opts.min_confidence);
-  for (std::size_t i = 0; i < res.rules.size(); ++i) {
-    const auto& r = res.rules[i];
-    if (i) s.push_back(',');
-    s += "{\"lhs\":[";
-    for (std::size_t k = 0; k < r.lhs.size(); ++k) {
-      if (k) s.push_back(',');
-      protocol::append_json_string(s, data.items[r.lhs[k]]);
-    }
-    s += "],\"rhs\":";
-    protocol::append_json_string(s, data.items[r.rhs]);
-    s += fmt::format(",\"support\":{:.6g},\"confidence\":{:.6g},\"lift\":{:.6g},\"count\":{}}}",
-                     r.support, r.confidence, r.lift, r.count);
+models::BasketModel to_basket_model(const BasketSet& data, const BasketRuleResult& res,
+                                    const BasketRuleOptions& opts, std::string item_key) {
+  models::BasketModel m;
+  m.item_key = std::move(item_key);
+  m.min_support = opts.min_support;
+  m.min_confidence = opts.min_confidence;
+  m.meta.subjects = res.transactions;
+  for (const auto& r : res.rules) {
+    if (r.lhs.empty()) continue;  // {} => {x} is popularity, not a cross-sell
+    models::BasketModelRule mr;
+    for (auto l : r.lhs) mr.lhs.push_back(m.intern(data.items[l]));
+    mr.rhs = m.intern(data.items[r.rhs]);
+    mr.support = r.support;
+    mr.confidence = r.confidence;
+    mr.lift = r.lift;
+    mr.count = r.count;
+    m.add_rule(std::move(mr));
   }
-  s += "]}\n";
-  return s;
+  m.build_index();
+  return m;
+}
+
+std::string basket_model_json(const BasketSet& data, const BasketRuleResult& res,
+                              const BasketRuleOptions& opts, std::string item_key) {
+  return models::basket_model_json(to_basket_model(data, res, opts, std::move(item_key)));
 }
 
 }  // namespace storepulse::analytics

@@ -86,18 +86,6 @@ Result<std::vector<ClvCustomer>> read_clv_summary_csv(const std::string& path) {
   return out;
 }
 
-// ---- special functions ------------------------------------------------------------
-
-double hyp2f1(double a, double b, double c, double z) {
-  double term = 1.0, sum = 1.0;
-  for (int k = 0; k < 100000; ++k) {
-    term *= (a + k) * (b + k) / ((c + k) * (k + 1)) * z;
-    sum += term;
-    if (std::fabs(term) < 1e-15 * std::fabs(sum)) break;
-  }
-  return sum;
-}
-
 namespace {
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
@@ -106,12 +94,6 @@ double log_sum_exp(double a, double b) {
   double m = std::max(a, b);
   if (m == -kInf) return -kInf;
   return m + std::log(std::exp(a - m) + std::exp(b - m));
-}
-
-// log(exp(a) - exp(b)), a > b
-double log_diff_exp(double a, double b) {
-  if (b >= a) return -kInf;
-  return a + std::log1p(-std::exp(b - a));
 }
 
 // Nelder-Mead on unconstrained (log) parameters. Restarted from the best point
@@ -232,41 +214,7 @@ BgNbdParams fit_bgnbd(const std::vector<ClvCustomer>& cs) {
   return p;
 }
 
-double bgnbd_p_alive(const BgNbdParams& p, double x, double t_x, double T) {
-  if (x <= 0) return 1.0;
-  const double lr = std::log(p.a / (p.b + x - 1)) + (p.r + x) * std::log((p.alpha + T) / (p.alpha + t_x));
-  return 1.0 / (1.0 + std::exp(lr));
-}
-
-double bgnbd_expected_purchases(const BgNbdParams& p, double t, double x, double t_x, double T) {
-  const double r = p.r, al = p.alpha, a = p.a, b = p.b;
-  const double z = t / (al + T + t);
-  const double hyp = hyp2f1(r + x, b + x, a + b + x - 1, z);
-  const double head = (a + b + x - 1) / (a - 1);
-  const double body = 1.0 - std::pow((al + T) / (al + T + t), r + x) * hyp;
-  double denom = 1.0;
-  if (x > 0) denom += a / (b + x - 1) * std::pow((al + T) / (al + t_x), r + x);
-  return head * body / denom;
-}
-
 // ---- Pareto/NBD ----------------------------------------------------------------------
-
-namespace {
-// log of the Pareto/NBD A0 term, Fader & Hardie (2005) "A Note on Deriving the
-// Pareto/NBD Model and Related Expressions", eq. (22)/(23).
-double pnbd_log_a0(double r, double al, double s, double be, double x, double t_x, double T) {
-  const double rsx = r + s + x;
-  double l1, l2;
-  if (al >= be) {
-    l1 = std::log(hyp2f1(rsx, s + 1, rsx + 1, (al - be) / (al + t_x))) - rsx * std::log(al + t_x);
-    l2 = std::log(hyp2f1(rsx, s + 1, rsx + 1, (al - be) / (al + T))) - rsx * std::log(al + T);
-  } else {
-    l1 = std::log(hyp2f1(rsx, r + x, rsx + 1, (be - al) / (be + t_x))) - rsx * std::log(be + t_x);
-    l2 = std::log(hyp2f1(rsx, r + x, rsx + 1, (be - al) / (be + T))) - rsx * std::log(be + T);
-  }
-  return log_diff_exp(l1, l2);
-}
-}  // namespace
 
 double pareto_nbd_log_likelihood(const ParetoNbdParams& p, const std::vector<ClvCustomer>& cs) {
   const double r = p.r, al = p.alpha, s = p.s, be = p.beta;
@@ -276,7 +224,7 @@ double pareto_nbd_log_likelihood(const ParetoNbdParams& p, const std::vector<Clv
     const double head = std::lgamma(r + x) - std::lgamma(r) + r * std::log(al) + s * std::log(be);
     const double t1 = -(r + x) * std::log(al + c.T) - s * std::log(be + c.T);
     double t2 = -kInf;
-    if (c.T > c.t_x) t2 = std::log(s / (r + s + x)) + pnbd_log_a0(r, al, s, be, x, c.t_x, c.T);
+    if (c.T > c.t_x) t2 = std::log(s / (r + s + x)) + models::pareto_nbd_log_a0(r, al, s, be, x, c.t_x, c.T);
     sum += head + log_sum_exp(t1, t2);
   }
   return sum;
@@ -291,25 +239,6 @@ ParetoNbdParams fit_pareto_nbd(const std::vector<ClvCustomer>& cs) {
   ParetoNbdParams p{std::exp(lp[0]), std::exp(lp[1]), std::exp(lp[2]), std::exp(lp[3]), 0};
   p.log_likelihood = pareto_nbd_log_likelihood(p, cs);
   return p;
-}
-
-double pareto_nbd_p_alive(const ParetoNbdParams& p, double x, double t_x, double T) {
-  if (T <= t_x) return 1.0;
-  const double la0 = pnbd_log_a0(p.r, p.alpha, p.s, p.beta, x, t_x, T);
-  const double lz = std::log(p.s / (p.r + p.s + x)) + (p.r + x) * std::log(p.alpha + T) +
-                    p.s * std::log(p.beta + T) + la0;
-  return 1.0 / (1.0 + std::exp(lz));
-}
-
-double pareto_nbd_expected_purchases(const ParetoNbdParams& p, double t, double x, double t_x,
-                                     double T) {
-  const double alive = pareto_nbd_p_alive(p, x, t_x, T);
-  if (std::fabs(p.s - 1) < 1e-9) {
-    // limit s -> 1: (r+x)(β+T)/(α+T) * ln((β+T+t)/(β+T))
-    return (p.r + x) * (p.beta + T) / (p.alpha + T) * std::log((p.beta + T + t) / (p.beta + T)) * alive;
-  }
-  return (p.r + x) * (p.beta + T) / ((p.alpha + T) * (p.s - 1)) *
-         (1.0 - std::pow((p.beta + T) / (p.beta + T + t), p.s - 1)) * alive;
 }
 
 // ---- Gamma-Gamma ---------------------------------------------------------------------
@@ -338,12 +267,6 @@ GammaGammaParams fit_gamma_gamma(const std::vector<ClvCustomer>& cs) {
   return p;
 }
 
-double gamma_gamma_expected_spend(const GammaGammaParams& g, double x, double zbar) {
-  // population mean when the customer has no repeat spend to learn from
-  if (x <= 0 || zbar <= 0) return g.q > 1 ? g.p * g.v / (g.q - 1) : 0.0;
-  return (g.p * (g.v + x * zbar)) / (g.p * x + g.q - 1);
-}
-
 // ---- scoring / report ---------------------------------------------------------------
 
 ClvModel fit_clv(const std::vector<ClvCustomer>& customers, const ClvOptions& o) {
@@ -355,19 +278,25 @@ ClvModel fit_clv(const std::vector<ClvCustomer>& customers, const ClvOptions& o)
   return m;
 }
 
+models::ClvValuation clv_valuation(const ClvOptions& o) {
+  models::ClvValuation v;
+  v.clv_months = o.clv_months;
+  v.monthly_discount_rate = o.monthly_discount_rate;
+  v.margin = o.margin;
+  v.time_units_per_month = o.time_units_per_month;
+  return v;
+}
+
 ClvCustomerResult score_customer(const ClvModel& m, const ClvCustomer& c, const ClvOptions& o) {
+  // One implementation for the analysis and the live engine: models::score_clv.
+  ClvModel valued = m;
+  valued.valuation = clv_valuation(o);
+  const models::ClvScore s = models::score_clv(valued, {c.x, c.t_x, c.T, c.zbar}, o.horizon_time_units);
   ClvCustomerResult r;
-  r.p_alive = bgnbd_p_alive(m.bgnbd, c.x, c.t_x, c.T);
-  r.expected_purchases = bgnbd_expected_purchases(m.bgnbd, o.horizon_time_units, c.x, c.t_x, c.T);
-  r.expected_spend = gamma_gamma_expected_spend(m.gamma_gamma, c.x, c.zbar);
-  // Discounted monthly sum, as lifetimes' customer_lifetime_value does.
-  double prev = 0, clv = 0;
-  for (int i = 1; i <= o.clv_months; ++i) {
-    double cum = bgnbd_expected_purchases(m.bgnbd, i * o.time_units_per_month, c.x, c.t_x, c.T);
-    clv += (cum - prev) * r.expected_spend * o.margin / std::pow(1.0 + o.monthly_discount_rate, i);
-    prev = cum;
-  }
-  r.clv = clv;
+  r.p_alive = s.p_alive;
+  r.expected_purchases = s.expected_purchases;
+  r.expected_spend = s.expected_spend;
+  r.clv = s.clv;
   return r;
 }
 
@@ -433,18 +362,9 @@ Report clv_report(const ClvModel& m, const std::vector<ClvCustomer>& cs,
 }
 
 std::string clv_model_json(const ClvModel& m, const ClvOptions& o) {
-  return fmt::format(
-      "{{\"model\":\"clv\",\"version\":1,\"time_unit_days\":{},\"calibration_end\":\"{}\","
-      "\"subjects\":{},\n"
-      " \"bgnbd\":{{\"r\":{:.10g},\"alpha\":{:.10g},\"a\":{:.10g},\"b\":{:.10g},\"log_likelihood\":{:.10g}}},\n"
-      " \"pareto_nbd\":{{\"r\":{:.10g},\"alpha\":{:.10g},\"s\":{:.10g},\"beta\":{:.10g},\"log_likelihood\":{:.10g}}},\n"
-      " \"gamma_gamma\":{{\"p\":{:.10g},\"q\":{:.10g},\"v\":{:.10g},\"log_likelihood\":{:.10g},\"subjects\":{}}},\n"
-      " \"clv\":{{\"months\":{},\"monthly_discount_rate\":{},\"margin\":{},\"time_units_per_month\":{}}}}}\n",
-      m.time_unit_days, m.calibration_end ? format_iso8601(m.calibration_end) : "", m.subjects,
-      m.bgnbd.r, m.bgnbd.alpha, m.bgnbd.a, m.bgnbd.b, m.bgnbd.log_likelihood, m.pareto_nbd.r,
-      m.pareto_nbd.alpha, m.pareto_nbd.s, m.pareto_nbd.beta, m.pareto_nbd.log_likelihood,
-      m.gamma_gamma.p, m.gamma_gamma.q, m.gamma_gamma.v, m.gamma_gamma.log_likelihood,
-      m.gamma_gamma.subjects, o.clv_months, o.monthly_discount_rate, o.margin, o.time_units_per_month);
+  ClvModel out = m;
+  out.valuation = clv_valuation(o);
+  return models::clv_model_json(out);
 }
 
 }  // namespace storepulse::analytics

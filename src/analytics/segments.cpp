@@ -292,10 +292,6 @@ std::vector<FeatureVector> standardise_all(const SegmentModel& m,
 
 }  // namespace
 
-std::string_view segment_feature_name(int feature) {
-  return feature >= 0 && feature < kD ? kFeatureNames[feature] : std::string_view{};
-}
-
 std::vector<std::string> default_everyday_categories() {
   return {"Produce", "Dairy", "Bakery", "Beverages", "Pantry", "Frozen", "Household",
           "Personal Care", "Grocery", "Groceries", "Food", "Drinks", "Cleaning"};
@@ -430,45 +426,6 @@ std::vector<MemberFeatures> extract_segment_features(const std::vector<Event>& e
     out.push_back(std::move(m));
   }
   return out;  // std::map iteration: ordered by userId
-}
-
-FeatureVector SegmentModel::standardise(const FeatureVector& raw) const {
-  FeatureVector z{};
-  for (std::size_t j = 0; j < static_cast<std::size_t>(kD); ++j) {
-    double v = raw[j];
-    // Missing values sit at the population mean: they pull no cluster either way.
-    z[j] = std::isnan(v) || sd[j] <= 0 ? 0.0 : (v - mean[j]) / sd[j];
-  }
-  return z;
-}
-
-int SegmentModel::classify(const FeatureVector& raw) const {
-  FeatureVector z = standardise(raw);
-  int best = -1;
-  double best_score = -std::numeric_limits<double>::infinity();
-  for (std::size_t c = 0; c < lda_weights.size(); ++c) {
-    double s = lda_intercepts[c];
-    for (std::size_t j = 0; j < static_cast<std::size_t>(kD); ++j) s += lda_weights[c][j] * z[j];
-    if (s > best_score) {
-      best_score = s;
-      best = static_cast<int>(c);
-    }
-  }
-  return best;
-}
-
-int SegmentModel::nearest_centroid(const FeatureVector& raw) const {
-  FeatureVector z = standardise(raw);
-  int best = -1;
-  double bd = std::numeric_limits<double>::infinity();
-  for (std::size_t c = 0; c < centroids.size(); ++c) {
-    double d = sq_dist(z, centroids[c]);
-    if (d < bd) {
-      bd = d;
-      best = static_cast<int>(c);
-    }
-  }
-  return best;
 }
 
 void fit_segment_lda(const std::vector<FeatureVector>& z, const std::vector<int>& labels,
@@ -799,165 +756,9 @@ void print_segments(const SegmentReport& report, std::ostream& out, OutputFormat
   render_report(segments_report(report, with_members), format, out);
 }
 
-// ---- model file --------------------------------------------------------------------
-
-namespace {
-void append_number(std::string& out, double v) {
-  if (!std::isfinite(v)) {
-    out += "null";  // JSON has no infinities; an empty class reads back as -inf
-    return;
-  }
-  out += fmt::format("{:.17g}", v);
-}
-void append_vector(std::string& out, const FeatureVector& v) {
-  out.push_back('[');
-  for (std::size_t j = 0; j < v.size(); ++j) {
-    if (j) out.push_back(',');
-    append_number(out, v[j]);
-  }
-  out.push_back(']');
-}
-}  // namespace
-
-std::string segment_model_json(const SegmentModel& m) {
-  std::string o = "{\n  \"kind\": \"storepulse.segments\",\n  \"version\": ";
-  o += std::to_string(m.version);
-  o += ",\n  \"new_member_orders\": " + std::to_string(m.new_member_orders);
-  o += ",\n  \"features\": [";
-  for (int j = 0; j < kD; ++j) {
-    if (j) o += ", ";
-    protocol::append_json_string(o, kFeatureNames[j]);
-  }
-  o += "],\n  \"mean\": ";
-  append_vector(o, m.mean);
-  o += ",\n  \"sd\": ";
-  append_vector(o, m.sd);
-  o += ",\n  \"everyday_categories\": [";
-  for (std::size_t i = 0; i < m.spec.everyday_categories.size(); ++i) {
-    if (i) o += ", ";
-    protocol::append_json_string(o, m.spec.everyday_categories[i]);
-  }
-  o += "],\n  \"category_reference_price\": {";
-  bool first = true;
-  for (const auto& [cat, price] : m.spec.category_reference_price) {
-    if (!first) o += ", ";
-    first = false;
-    protocol::append_json_string(o, cat);
-    o += ": ";
-    append_number(o, price);
-  }
-  o += "},\n  \"segments\": [";
-  for (std::size_t c = 0; c < m.segment_names.size(); ++c) {
-    o += c ? ",\n    {" : "\n    {";
-    o += "\"name\": ";
-    protocol::append_json_string(o, m.segment_names[c]);
-    o += ", \"centroid\": ";
-    append_vector(o, m.centroids[c]);
-    o += ", \"lda_weights\": ";
-    append_vector(o, c < m.lda_weights.size() ? m.lda_weights[c] : FeatureVector{});
-    o += ", \"lda_intercept\": ";
-    append_number(o, c < m.lda_intercepts.size() ? m.lda_intercepts[c]
-                                                  : -std::numeric_limits<double>::infinity());
-    o += "}";
-  }
-  o += "\n  ]\n}\n";
-  return o;
-}
-
-Result<SegmentModel> parse_segment_model_json(std::string_view json) {
-  namespace dom = simdjson::dom;
-  dom::parser parser;
-  dom::element root;
-  simdjson::padded_string padded(json);
-  if (parser.parse(padded).get(root)) return Status(ErrorCode::kBadJson, "segment model: not valid JSON");
-  auto bad = [](std::string_view what) {
-    return Status(ErrorCode::kBadField, fmt::format("segment model: {}", what));
-  };
-  SegmentModel m;
-  std::string_view kind;
-  if (root["kind"].get(kind) || kind != "storepulse.segments") return bad("kind is not storepulse.segments");
-  std::int64_t version = 0;
-  if (root["version"].get(version) || version != 1) return bad("unsupported version (expected 1)");
-  m.version = static_cast<int>(version);
-  std::int64_t nmo = 0;
-  if (!root["new_member_orders"].get(nmo)) m.new_member_orders = static_cast<int>(nmo);
-
-  dom::array features;
-  if (root["features"].get(features)) return bad("features missing");
-  std::size_t fi = 0;
-  for (auto f : features) {
-    std::string_view name;
-    if (f.get(name) || fi >= static_cast<std::size_t>(kD) || name != kFeatureNames[fi])
-      return bad(fmt::format("features[{}] does not match this build's feature list", fi));
-    ++fi;
-  }
-  if (fi != static_cast<std::size_t>(kD)) return bad("features: wrong count");
-
-  auto read_vec = [&](dom::element e, FeatureVector& v, std::string_view what) -> Status {
-    dom::array arr;
-    if (e.get(arr)) return bad(fmt::format("{}: expected an array", what));
-    std::size_t j = 0;
-    for (auto x : arr) {
-      if (j >= v.size()) return bad(fmt::format("{}: too many values", what));
-      double d;
-      if (x.is_null()) d = std::numeric_limits<double>::quiet_NaN();
-      else if (x.get(d)) return bad(fmt::format("{}: expected numbers", what));
-      v[j++] = d;
-    }
-    if (j != v.size()) return bad(fmt::format("{}: expected {} values", what, kD));
-    return Status::ok();
-  };
-  Status s;
-  if (!(s = read_vec(root["mean"], m.mean, "mean"))) return s;
-  if (!(s = read_vec(root["sd"], m.sd, "sd"))) return s;
-  dom::array everyday;
-  if (!root["everyday_categories"].get(everyday)) {
-    for (auto e : everyday) {
-      std::string_view c;
-      if (e.get(c)) return bad("everyday_categories: expected strings");
-      m.spec.everyday_categories.emplace_back(c);
-    }
-  }
-  dom::object prices;
-  if (!root["category_reference_price"].get(prices)) {
-    for (auto field : prices) {
-      double p;
-      if (field.value.get(p)) return bad("category_reference_price: expected numbers");
-      m.spec.category_reference_price[std::string(field.key)] = p;
-    }
-  }
-  dom::array segs;
-  if (root["segments"].get(segs)) return bad("segments missing");
-  for (auto seg : segs) {
-    std::string_view name;
-    if (seg["name"].get(name)) return bad("segments[].name missing");
-    m.segment_names.emplace_back(name);
-    FeatureVector c{}, w{};
-    if (!(s = read_vec(seg["centroid"], c, "segments[].centroid"))) return s;
-    if (!(s = read_vec(seg["lda_weights"], w, "segments[].lda_weights"))) return s;
-    double b = -std::numeric_limits<double>::infinity();
-    auto bi = seg["lda_intercept"];
-    if (!bi.is_null() && bi.get(b)) return bad("segments[].lda_intercept: expected a number");
-    m.centroids.push_back(c);
-    m.lda_weights.push_back(w);
-    m.lda_intercepts.push_back(b);
-  }
-  if (m.segment_names.empty()) return bad("no segments");
-  return m;
-}
-
 Status save_segment_model(const SegmentModel& model, const std::string& path) {
   // Write then rename, so an engine hot-reloading the folder never reads half a file.
-  std::string tmp = path + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    if (!f) return Status(ErrorCode::kInternal, fmt::format("cannot write {}", tmp));
-    f << segment_model_json(model);
-    if (!f.flush()) return Status(ErrorCode::kInternal, fmt::format("write to {} failed", tmp));
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0)
-    return Status(ErrorCode::kInternal, fmt::format("cannot rename {} to {}", tmp, path));
-  return Status::ok();
+  return models::write_file_atomic(path, segment_model_json(model));
 }
 
 Result<SegmentModel> load_segment_model(const std::string& path) {

@@ -23,6 +23,7 @@
 #include "storepulse/analytics/rfm.hpp"
 #include "storepulse/analytics/segments.hpp"
 #include "storepulse/cli/commands.hpp"
+#include "storepulse/models/model_file.hpp"
 
 namespace storepulse::cli {
 
@@ -122,7 +123,9 @@ void emit(const AnalyzeArgs& a, const an::Report& rep) {
 }
 
 // --model-out PATH: a directory (existing, or ending in '/') gets NAME in it.
-void write_model(const std::string& model_out, const std::string& name, const std::string& json) {
+// Written to a temporary file and renamed, so a server watching the folder
+// never loads half a model.
+void write_model(const std::string& model_out, std::string_view name, const std::string& json) {
   if (model_out.empty()) return;
   std::filesystem::path p(model_out);
   std::error_code ec;
@@ -130,11 +133,21 @@ void write_model(const std::string& model_out, const std::string& name, const st
     std::filesystem::create_directories(p, ec);
     p /= name;
   }
-  std::ofstream f(p, std::ios::binary | std::ios::trunc);
-  if (!f) throw CliError(fmt::format("--model-out {}: cannot open for writing", p.string()));
-  f << json;
-  if (!f) throw CliError(fmt::format("--model-out {}: write failed", p.string()));
+  if (Status s = models::write_file_atomic(p.string(), json); !s)
+    throw CliError(fmt::format("--model-out {}: {}", p.string(), s.detail()));
   std::cerr << "model written to " << p.string() << '\n';
+}
+
+// Fitted-on metadata for a model file: the input and the wall clock.
+models::ModelMeta model_meta(const AnalyzeArgs& a, std::uint64_t subjects) {
+  models::ModelMeta m;
+  m.fitted_on = !a.events.empty()        ? a.events
+                : !a.journal.empty()     ? a.journal
+                : !a.summary_csv.empty() ? a.summary_csv
+                                         : a.baskets_csv;
+  m.fitted_at = wall_clock_us();
+  m.subjects = subjects;
+  return m;
 }
 
 an::OrderBook order_book(const an::EventLog& log, const AnalyzeArgs& a) {
@@ -321,7 +334,10 @@ void register_analyze(CLI::App& app, int& exit_code) {
       auto log = load_events(*a);
       auto rep = an::run_segments(log.events, segment_options(*a));
       emit(*a, an::segments_report(rep));
-      write_model(a->model_out, "segments.json", an::segment_model_json(rep.model));
+      if (!a->model_out.empty() && rep.model.segment_names.empty())
+        throw CliError("--model-out: no segments were fitted (too few members with --min-orders orders)");
+      rep.model.meta = model_meta(*a, rep.members_segmented);
+      write_model(a->model_out, models::kSegmentsFile, an::segment_model_json(rep.model));
     });
   });
 
@@ -337,7 +353,11 @@ void register_analyze(CLI::App& app, int& exit_code) {
       auto data = basket_set(*a);
       auto res = an::mine_basket_rules(data, opts);
       emit(*a, an::basket_report(data, res, opts));
-      write_model(a->model_out, "baskets.json", an::basket_model_json(data, res, opts));
+      if (!a->model_out.empty()) {
+        auto model = an::to_basket_model(data, res, opts, a->baskets_csv.empty() ? a->item_key : "name");
+        model.meta = model_meta(*a, res.transactions);
+        write_model(a->model_out, models::kBasketsFile, models::basket_model_json(model));
+      }
     });
   });
 
@@ -354,7 +374,8 @@ void register_analyze(CLI::App& app, int& exit_code) {
       auto r = run_clv_model(*a, log ? &*log : nullptr);
       auto o = clv_options(*a);
       emit(*a, an::clv_report(r.model, r.customers, r.results, o));
-      write_model(a->model_out, "clv.json", an::clv_model_json(r.model, o));
+      r.model.meta = model_meta(*a, r.customers.size());
+      write_model(a->model_out, models::kClvFile, an::clv_model_json(r.model, o));
     });
   });
 
@@ -379,6 +400,8 @@ void register_analyze(CLI::App& app, int& exit_code) {
   rep->add_option("--html", a->html, "output HTML file")->required();
   rep->add_flag("--net-of-refunds", a->net_of_refunds, "subtract Order Refunded from revenue");
   rep->add_option("--monthly-min", a->monthly_min, "grades: monthly minimum spend");
+  rep->add_option("--model-out", a->model_out,
+                  "also write every model the report fits (clv.json, baskets.json, segments.json) into DIR");
   rep->callback([a, &exit_code] {
     exit_code = run("report", [&] {
       auto log = load_events(*a);
@@ -417,6 +440,23 @@ void register_analyze(CLI::App& app, int& exit_code) {
       }
       auto seg = an::run_segments(log.events, segment_options(*a));
       if (seg.members_segmented > 0) in.extra.push_back(an::segments_report(seg));
+      if (!a->model_out.empty()) {
+        std::string dir = a->model_out;
+        if (dir.back() != '/') dir.push_back('/');  // always a folder here: three files
+        if (clv) {
+          clv->model.meta = model_meta(*a, clv->customers.size());
+          write_model(dir, models::kClvFile, an::clv_model_json(clv->model, clv_options(*a)));
+        }
+        auto bm = an::to_basket_model(bset, rules, basket_options(*a), a->item_key);
+        bm.meta = model_meta(*a, rules.transactions);
+        write_model(dir, models::kBasketsFile, models::basket_model_json(bm));
+        if (!seg.model.segment_names.empty()) {
+          seg.model.meta = model_meta(*a, seg.members_segmented);
+          write_model(dir, models::kSegmentsFile, an::segment_model_json(seg.model));
+        } else {
+          std::cerr << "report: no segment model (too few members with enough orders)\n";
+        }
+      }
       std::ofstream f(a->html, std::ios::binary | std::ios::trunc);
       if (!f) throw CliError(fmt::format("--html {}: cannot open for writing", a->html));
       f << an::render_html_report(in);

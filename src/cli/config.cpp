@@ -89,6 +89,7 @@ Config load_config(const std::string& path) {
       {"redis", {"url", "password", "connect_timeout", "command_timeout", "prefix"}},
       {"events", {"max_future", "max_past", "max_products"}},
       {"rules", {"dir"}},
+      {"models", {"dir"}},
       {"sms", {"gateway_url", "gateway_secret", "max_outbox", "retry_max", "retry_base", "rate_per_sec", "timeout"}},
       {"log", {"level"}},
   };
@@ -178,6 +179,7 @@ Config load_config(const std::string& path) {
   read_duration(t, path, "events", "max_past", e.limits.max_past_us);
   read_int(t, path, "events", "max_products", e.limits.max_products, 1, 100'000);
   read_str(t, path, "rules", "dir", c.rules_dir);
+  read_str(t, path, "models", "dir", c.models_dir);
   auto& sms = c.sms;
   read_str(t, path, "sms", "gateway_url", sms.gateway_url);
   if (!sms.gateway_url.empty())

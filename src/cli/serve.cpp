@@ -10,6 +10,7 @@
 
 #include "storepulse/cli/commands.hpp"
 #include "storepulse/cli/config.hpp"
+#include "storepulse/models/live_models.hpp"
 #include "storepulse/rules/rule_set.hpp"
 
 namespace storepulse::cli {
@@ -37,6 +38,7 @@ struct ServeFlags {
   std::string data_dir;
   std::string fsync;
   std::string rules_dir;
+  std::string models_dir;
   int shards = 0;
 };
 
@@ -47,6 +49,7 @@ int serve(const ServeFlags& f) {
   if (!f.host.empty()) cfg.server.host = f.host;
   if (!f.data_dir.empty()) cfg.engine.data_dir = f.data_dir;
   if (!f.rules_dir.empty()) cfg.rules_dir = f.rules_dir;
+  if (!f.models_dir.empty()) cfg.models_dir = f.models_dir;
   if (f.shards > 0) cfg.engine.shards = f.shards;
   if (!f.fsync.empty() && !store::parse_fsync_policy(f.fsync, cfg.engine.fsync))
     throw std::runtime_error(fmt::format("--fsync: expected always, interval or never, got '{}'", f.fsync));
@@ -67,6 +70,17 @@ int serve(const ServeFlags& f) {
 
   Metrics metrics;
   engine::Engine engine(cfg.engine, rules, metrics);
+  // Models: a missing folder or file means "no such model" (fields stay 0/null);
+  // a file that does not load is logged and the previous model of its kind runs on.
+  auto load_models = [&](const models::ModelSet* previous) {
+    std::vector<std::string> notes, errors;
+    auto set = models::load_models(cfg.models_dir, previous, notes, errors);
+    for (const auto& n : notes) spdlog::info("models: {}", n);
+    for (const auto& e : errors) spdlog::error("models: {}", e);
+    if (set->empty() && errors.empty()) spdlog::info("models: none in {} (segment/clv/pAlive stay unset)", cfg.models_dir);
+    return set;
+  };
+  engine.set_models(load_models(nullptr));
   net::Server server(cfg.server, engine);
   // The SMS outbox journals beside the shards and follows the same fsync policy.
   cfg.sms.dir = cfg.engine.data_dir + "/sms";
@@ -104,6 +118,7 @@ int serve(const ServeFlags& f) {
   std::signal(SIGTERM, on_signal);
   std::signal(SIGPIPE, SIG_IGN);
   auto stamp = rules_stamp(cfg.rules_dir);
+  auto model_stamp = models::models_stamp(cfg.models_dir);
   while (!g_stop.load()) {
     std::this_thread::sleep_for(std::chrono::milliseconds(250));
     auto now_stamp = rules_stamp(cfg.rules_dir);
@@ -116,6 +131,13 @@ int serve(const ServeFlags& f) {
       } catch (const std::exception& e) {
         spdlog::error("rules change rejected, previous rules keep running: {}", e.what());
       }
+    }
+    // Models follow the same watch: a changed file is reloaded and swapped in
+    // whole; workers take the new snapshot before their next batch.
+    if (auto now_models = models::models_stamp(cfg.models_dir); now_models != model_stamp) {
+      model_stamp = now_models;
+      engine.set_models(load_models(engine.models().get()));
+      spdlog::info("models reloaded from {}", cfg.models_dir);
     }
   }
   spdlog::info("stopping: draining queues and writing snapshots");
@@ -140,6 +162,8 @@ void register_serve(CLI::App& app, int& exit_code) {
   cmd->add_option("--data-dir", flags->data_dir, "Journal and snapshot folder; overrides store.data_dir");
   cmd->add_option("--fsync", flags->fsync, "always|interval|never; overrides store.fsync");
   cmd->add_option("--rules", flags->rules_dir, "Rules folder; overrides rules.dir")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  cmd->add_option("--models", flags->models_dir, "Models folder; overrides models.dir")
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   cmd->add_option("--shards", flags->shards, "Shard workers; overrides engine.shards");
   cmd->callback([flags, &exit_code] {

@@ -3,8 +3,11 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
+#include <span>
 #include <cmath>
 
+#include "storepulse/models/live_models.hpp"
 #include "storepulse/rules/parser.hpp"
 
 namespace storepulse::rules {
@@ -43,7 +46,7 @@ enum class FieldId : std::uint16_t {
   kCartValue, kCartItems, kCartLines, kCartUpdated, kCartTopName, kCartTopCategory, kCartTopPrice,
   kCartTopProductId,
   kConsentSms,
-  kSegment, kClv, kPAlive, kNow,
+  kSegment, kClv, kPAlive, kExpectedPurchases90d, kNow,
 };
 
 struct FieldDef {
@@ -126,6 +129,7 @@ constexpr FieldDef kFields[] = {
     {"profile.segment", FieldId::kSegment, kStr},
     {"profile.clv", FieldId::kClv, kNum},
     {"profile.pAlive", FieldId::kPAlive, kNum},
+    {"profile.expectedPurchases90d", FieldId::kExpectedPurchases90d, kNum},
     {"traits.firstName", FieldId::kTraitFirstName, kStr},
     {"traits.lastName", FieldId::kTraitLastName, kStr},
     {"traits.birthday", FieldId::kTraitBirthday, kStr},
@@ -147,6 +151,7 @@ constexpr FieldDef kFields[] = {
     {"segment", FieldId::kSegment, kStr},
     {"clv", FieldId::kClv, kNum},
     {"p_alive", FieldId::kPAlive, kNum},
+    {"expected_purchases_90d", FieldId::kExpectedPurchases90d, kNum},
     {"now", FieldId::kNow, kTim},
 };
 
@@ -404,6 +409,7 @@ Value load_field(FieldId id, const EvalContext& c) {
     case FieldId::kSegment: return str_or_null(p.segment);
     case FieldId::kClv: return Value::of_number(p.clv);
     case FieldId::kPAlive: return Value::of_number(p.p_alive);
+    case FieldId::kExpectedPurchases90d: return Value::of_number(p.expected_purchases_90d);
     case FieldId::kNow: return time_or_null(c.now);
   }
   return Value::null();
@@ -435,8 +441,18 @@ Value call_function(FuncId id, const Value* a, const EvalContext& c) {
       if (!s || s->last == 0 || a[1].kind != ValueKind::kNumber) return Value::of_bool(false);
       return Value::of_bool(days_between(s->last, c.now) <= a[1].number);
     }
-    // Basket-rule models are not loaded into rules yet: no suggestion rather than a guess.
-    case FuncId::kTopBasketRule: return Value::null();
+    // The live basket model's best consequent of the customer's cart and recent
+    // purchases (models::active_models(): the snapshot of this shard's batch,
+    // which outlives the evaluation); null without a model or a match.
+    case FuncId::kTopBasketRule: {
+      const models::ModelSet* m = models::active_models();
+      if (!m || !m->baskets) return Value::null();
+      std::array<std::string_view, models::BasketModel::kMaxHeld> held;
+      const std::size_t n = m->baskets->held_items(p, held);
+      std::array<models::BasketSuggestion, 1> best;
+      if (m->baskets->suggest(std::span(held.data(), n), best) == 0) return Value::null();
+      return Value::of_string(m->baskets->item(best[0].item));
+    }
     case FuncId::kSizeOf: {
       const auto* s = size_record(p, str_arg(0));
       return s ? str_or_null(s->size) : Value::null();

@@ -1,6 +1,11 @@
 #include <catch2/catch.hpp>
 
+#include <filesystem>
+
 #include "cli_run.hpp"
+#include "storepulse/models/basket_model.hpp"
+#include "storepulse/models/clv_model.hpp"
+#include "storepulse/models/segment_model.hpp"
 
 using storepulse::testing::run_cli;
 using storepulse::testing::slurp;
@@ -16,7 +21,8 @@ TEST_CASE("analyze baskets from imported Groceries events: 463 rules (arules)") 
                    "an1");
   REQUIRE(r.code == 0);
   CHECK(r.out.find("\"rules\":463") != std::string::npos);
-  CHECK(slurp("/tmp/storepulse_cli_models/baskets.json").find("\"model\":\"basket_rules\"") != std::string::npos);
+  CHECK(slurp("/tmp/storepulse_cli_models/baskets.json").find("\"format\":\"storepulse.model.baskets/1\"") !=
+        std::string::npos);
 }
 
 TEST_CASE("analyze clv on the CDNOW summary prints the published BG/NBD fit and writes the model") {
@@ -70,4 +76,49 @@ TEST_CASE("analyze rfm on Online Retail: README cleaned totals") {
   CHECK(r.out.find("\"orders\":18532") != std::string::npos);
   CHECK(r.out.find("\"revenue\":8911407.90") != std::string::npos);
   CHECK(r.out.find("{\"customer\":\"12346\",\"recency_days\":326,\"frequency\":1,\"monetary\":77183.60") != std::string::npos);
+}
+
+TEST_CASE("analyze --model-out writes versioned model files the engine loads") {
+  const std::string dir = "/tmp/storepulse_cli_model_out/";
+  std::filesystem::remove_all(dir);
+  // CLV from the CDNOW summary: the published fit, loadable, with fitted-on metadata.
+  auto r = run_cli("analyze clv --summary " + kData + "/cdnow/cdnow_customers_summary_with_transactions.csv "
+                   "--format csv --limit 1 --months 6 --model-out " + dir, "mo1");
+  REQUIRE(r.code == 0);
+  auto clv = storepulse::models::parse_clv_model_json(slurp(dir + "clv.json"));
+  REQUIRE(clv.is_ok());
+  CHECK(clv->bgnbd.r == Approx(0.2425945).epsilon(1e-3));
+  CHECK(clv->gamma_gamma.p > 0);
+  CHECK(clv->valuation.clv_months == 6);
+  CHECK(clv->meta.subjects == 2357);
+  CHECK(clv->meta.fitted_on.find("cdnow_customers_summary_with_transactions.csv") != std::string::npos);
+  CHECK(clv->meta.fitted_at > 0);
+  CHECK_FALSE(std::filesystem::exists(dir + "clv.json.tmp"));
+
+  // Baskets from the Groceries basket file: rules keyed by item name.
+  r = run_cli("analyze baskets --baskets " + kData + "/groceries/groceries.csv --min-support 0.006 "
+              "--min-confidence 0.25 --min-len 2 --format csv --limit 1 --model-out " + dir, "mo2");
+  REQUIRE(r.code == 0);
+  auto bk = storepulse::models::parse_basket_model_json(slurp(dir + "baskets.json"));
+  REQUIRE(bk.is_ok());
+  CHECK(bk->rules().size() == 463);  // arules: supp 0.006 conf 0.25 minlen 2
+  CHECK(bk->item_key == "name");
+  CHECK(bk->meta.subjects == 9835);
+
+  // Segments from simulated shoppers.
+  REQUIRE(run_cli("simulate --customers 300 --days 120 --seed 7 --out /tmp/storepulse_cli_mo_sim.ndjson", "mo3").code == 0);
+  r = run_cli("analyze segments --events /tmp/storepulse_cli_mo_sim.ndjson --format csv --limit 1 --model-out " + dir,
+              "mo4");
+  REQUIRE(r.code == 0);
+  auto seg = storepulse::models::parse_segment_model_json(slurp(dir + "segments.json"));
+  REQUIRE(seg.is_ok());
+  CHECK(seg->segment_names.size() >= 2);
+  CHECK(seg->meta.fitted_on == "/tmp/storepulse_cli_mo_sim.ndjson");
+
+  // A version this build does not know is refused with the tag in the message.
+  auto text = slurp(dir + "clv.json");
+  text.replace(text.find("clv/1"), 5, "clv/3");
+  auto bad = storepulse::models::parse_clv_model_json(text);
+  REQUIRE_FALSE(bad.is_ok());
+  CHECK(bad.status().detail().find("storepulse.model.clv/3") != std::string::npos);
 }

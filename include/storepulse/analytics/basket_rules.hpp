@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "storepulse/analytics/report_table.hpp"
+#include "storepulse/models/basket_model.hpp"
 #include "storepulse/protocol/event.hpp"
 
 namespace storepulse::analytics {
@@ -61,8 +62,13 @@ std::string format_rule_lhs(const BasketSet& data, const BasketRule& r);
 Report basket_report(const BasketSet& data, const BasketRuleResult& res,
                      const BasketRuleOptions& opts);
 
-/// Basket model file for the engine's cross-sell: JSON with the rules.
+/// The engine's basket model (cross-sell, recommendations) from mined rules;
+/// `item_key` says what an item is ("product", "name" or "category").
+models::BasketModel to_basket_model(const BasketSet& data, const BasketRuleResult& res,
+                                    const BasketRuleOptions& opts, std::string item_key = "product");
+
+/// Its model file (models::basket_model_json of to_basket_model).
 std::string basket_model_json(const BasketSet& data, const BasketRuleResult& res,
-                              const BasketRuleOptions& opts);
+                              const BasketRuleOptions& opts, std::string item_key = "product");
 
 }  // namespace storepulse::analytics

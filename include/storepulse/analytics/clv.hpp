@@ -10,6 +10,7 @@
 #include "storepulse/analytics/order_book.hpp"
 #include "storepulse/analytics/report_table.hpp"
 #include "storepulse/common/status.hpp"
+#include "storepulse/models/clv_model.hpp"
 
 namespace storepulse::analytics {
 
@@ -34,22 +35,17 @@ std::vector<ClvCustomer> summarize_for_clv(const OrderBook& book, const ClvSumma
 /// Reads a lifetimes summary CSV: `ID,x,t_x,T,zbar` or `ID,frequency,recency,T[,monetary_value]`.
 Result<std::vector<ClvCustomer>> read_clv_summary_csv(const std::string& path);
 
-struct BgNbdParams {
-  double r = 0, alpha = 0, a = 0, b = 0;
-  double log_likelihood = 0;
-};
-struct ParetoNbdParams {
-  double r = 0, alpha = 0, s = 0, beta = 0;
-  double log_likelihood = 0;
-};
-struct GammaGammaParams {
-  double p = 0, q = 0, v = 0;
-  double log_likelihood = 0;
-  std::size_t subjects = 0;  // customers with x > 0
-};
-
-/// Gauss hypergeometric 2F1(a, b; c; z) for |z| < 1 (power series).
-double hyp2f1(double a, double b, double c, double z);
+// Parameters and the closed-form evaluators live in the models stage, so the
+// live engine scores profiles with the same code (models/clv_model.hpp).
+using models::BgNbdParams;
+using models::GammaGammaParams;
+using models::ParetoNbdParams;
+using models::bgnbd_expected_purchases;
+using models::bgnbd_p_alive;
+using models::gamma_gamma_expected_spend;
+using models::hyp2f1;
+using models::pareto_nbd_expected_purchases;
+using models::pareto_nbd_p_alive;
 
 double bgnbd_log_likelihood(const BgNbdParams& p, const std::vector<ClvCustomer>& c);
 double pareto_nbd_log_likelihood(const ParetoNbdParams& p, const std::vector<ClvCustomer>& c);
@@ -58,15 +54,6 @@ double gamma_gamma_log_likelihood(const GammaGammaParams& p, const std::vector<C
 BgNbdParams fit_bgnbd(const std::vector<ClvCustomer>& customers);
 ParetoNbdParams fit_pareto_nbd(const std::vector<ClvCustomer>& customers);
 GammaGammaParams fit_gamma_gamma(const std::vector<ClvCustomer>& customers);
-
-double bgnbd_p_alive(const BgNbdParams& p, double x, double t_x, double T);
-/// Expected purchases in the next `t` time units for a customer with (x, t_x, T).
-double bgnbd_expected_purchases(const BgNbdParams& p, double t, double x, double t_x, double T);
-double pareto_nbd_p_alive(const ParetoNbdParams& p, double x, double t_x, double T);
-double pareto_nbd_expected_purchases(const ParetoNbdParams& p, double t, double x, double t_x,
-                                     double T);
-/// E[spend per purchase | x, zbar] under Gamma-Gamma.
-double gamma_gamma_expected_spend(const GammaGammaParams& p, double x, double zbar);
 
 struct ClvOptions {
   double horizon_time_units = 39;     // expected purchases reported for this horizon
@@ -84,14 +71,11 @@ struct ClvCustomerResult {
   double clv = 0;                 // discounted, over clv_months
 };
 
-struct ClvModel {
-  BgNbdParams bgnbd;
-  ParetoNbdParams pareto_nbd;  // zero when not fitted
-  GammaGammaParams gamma_gamma;
-  std::size_t subjects = 0;
-  double time_unit_days = 7;
-  TimeUs calibration_end = 0;
-};
+/// The fitted model (also the model file the engine loads: models::clv_model_json).
+using ClvModel = models::ClvModel;
+
+/// The valuation part of the options, as stored in the model file.
+models::ClvValuation clv_valuation(const ClvOptions& o);
 
 ClvCustomerResult score_customer(const ClvModel& m, const ClvCustomer& c, const ClvOptions& o);
 
@@ -101,7 +85,7 @@ ClvModel fit_clv(const std::vector<ClvCustomer>& customers, const ClvOptions& o)
 Report clv_report(const ClvModel& m, const std::vector<ClvCustomer>& customers,
                   const std::vector<ClvCustomerResult>& results, const ClvOptions& o);
 
-/// Model file the engine loads to score live profiles.
+/// Model file the engine loads to score live profiles (valuation from `o`).
 std::string clv_model_json(const ClvModel& m, const ClvOptions& o);
 
 }  // namespace storepulse::analytics

@@ -20,36 +20,30 @@
 
 #include "storepulse/analytics/report_table.hpp"
 #include "storepulse/common/status.hpp"
+#include "storepulse/models/segment_model.hpp"
 #include "storepulse/protocol/event.hpp"
 
 namespace storepulse::analytics {
 
-/// Feature columns, in model-file order.
-enum SegmentFeature : int {
-  kFeatLogBasketUnits = 0,   // log mean units per order
-  kFeatLogOrdersPerWeek,     // log((orders - 1) / weeks between first and last order)
-  kFeatDiscountShare,        // discount / gross value
-  kFeatPromoLineShare,       // share of lines bought on promotion
-  kFeatBrandConcentration,   // Herfindahl index of spend over brands
-  kFeatEverydayShare,        // share of lines in everyday (grocery, household) categories
-  kFeatCategoryEntropy,      // entropy of lines over categories, 0..1
-  kFeatLogPriceIndex,        // mean log(price / category reference price): price tier
-  kFeatHomeStoreShare,       // share of store orders at the member's most-used store
-  kFeatHourSpread,           // standard deviation of the order hour (time of day)
-  kFeatGapVariation,         // coefficient of variation of days between orders
-  kSegmentFeatureCount
-};
-std::string_view segment_feature_name(int feature);  // "log_basket_units", ...
-
-using FeatureVector = std::array<double, kSegmentFeatureCount>;
-
-/// What feature extraction needs besides the events; part of the model so the
-/// engine computes features exactly as the fit did.
-struct FeatureSpec {
-  std::vector<std::string> everyday_categories;
-  /// Reference unit price per category (cents): mean over all lines of the fit data.
-  std::map<std::string, double> category_reference_price;
-};
+// Feature definitions, the model and its scoring live in the models stage so
+// the live engine classifies with the same code (models/segment_model.hpp).
+using models::FeatureSpec;
+using models::FeatureVector;
+using models::SegmentModel;
+using models::segment_feature_name;
+using models::SegmentFeature;
+using models::kFeatLogBasketUnits;
+using models::kFeatLogOrdersPerWeek;
+using models::kFeatDiscountShare;
+using models::kFeatPromoLineShare;
+using models::kFeatBrandConcentration;
+using models::kFeatEverydayShare;
+using models::kFeatCategoryEntropy;
+using models::kFeatLogPriceIndex;
+using models::kFeatHomeStoreShare;
+using models::kFeatHourSpread;
+using models::kFeatGapVariation;
+using models::kSegmentFeatureCount;
 
 /// Grocery and household names used when the caller gives none.
 std::vector<std::string> default_everyday_categories();
@@ -73,25 +67,6 @@ struct MemberFeatures {
 std::vector<MemberFeatures> extract_segment_features(const std::vector<protocol::Event>& events,
                                                      const FeatureSpec& spec, int min_orders,
                                                      int max_orders = 0);
-
-/// The fitted model: everything needed to assign a member to a segment.
-struct SegmentModel {
-  int version = 1;
-  FeatureSpec spec;
-  FeatureVector mean{};  // standardisation (NaN features are imputed with the mean)
-  FeatureVector sd{};
-  std::vector<std::string> segment_names;
-  std::vector<FeatureVector> centroids;     // standardised space, one per segment
-  std::vector<FeatureVector> lda_weights;   // standardised space, one per segment
-  std::vector<double> lda_intercepts;       // includes log prior
-  int new_member_orders = 5;                // N the classifier was validated for
-
-  FeatureVector standardise(const FeatureVector& raw) const;
-  /// LDA: the segment with the largest discriminant score.
-  int classify(const FeatureVector& raw) const;
-  /// k-means: the nearest centroid (how the fit labelled members).
-  int nearest_centroid(const FeatureVector& raw) const;
-};
 
 struct SegmentOptions {
   int k_min = 2;
@@ -162,8 +137,8 @@ Report segments_report(const SegmentReport& report, bool with_members = false);
 void print_segments(const SegmentReport& report, std::ostream& out, OutputFormat format,
                     bool with_members = false);
 
-std::string segment_model_json(const SegmentModel& model);
-Result<SegmentModel> parse_segment_model_json(std::string_view json);
+using models::parse_segment_model_json;
+using models::segment_model_json;
 Status save_segment_model(const SegmentModel& model, const std::string& path);
 Result<SegmentModel> load_segment_model(const std::string& path);
 
