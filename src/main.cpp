@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
   storepulse::cli::register_demo_feed(app, exit_code);
   storepulse::cli::register_loadgen(app, exit_code);
   storepulse::cli::register_rules(app, exit_code);
+  storepulse::cli::register_backtest(app, exit_code);
   CLI11_PARSE(app, argc, argv);
   return exit_code;
 }

@@ -15,5 +15,6 @@ void register_import(CLI::App& app, int& exit_code);
 void register_demo_feed(CLI::App& app, int& exit_code);
 void register_loadgen(CLI::App& app, int& exit_code);
 void register_rules(CLI::App& app, int& exit_code);
+void register_backtest(CLI::App& app, int& exit_code);
 
 }  // namespace storepulse::cli
