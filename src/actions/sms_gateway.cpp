@@ -10,7 +10,6 @@
 #include <chrono>
 #include <memory>
 
-#include "storepulse/actions/sms_signature.hpp"
 
 namespace storepulse::actions {
 
@@ -34,7 +33,8 @@ Result<GatewayUrl> parse_gateway_url(std::string_view url) {
   std::string_view authority = rest.substr(0, slash);
   u.target = slash == std::string_view::npos ? "/" : std::string(rest.substr(slash));
   if (authority.find('@') != std::string_view::npos)
-    return Status(ErrorCode::kBadField, "credentials in the URL are not supported; use gateway_secret");
+    return Status(ErrorCode::kBadField,
+                  "credentials in the URL are not supported; use sms.account_sid and sms.auth_token");
   std::string_view host = authority, port;
   if (!authority.empty() && authority.front() == '[') {  // [::1]:8080
     const auto close = authority.find(']');
@@ -56,25 +56,26 @@ Result<GatewayUrl> parse_gateway_url(std::string_view url) {
 namespace {
 
 template <typename Stream>
-GatewayReply exchange(Stream& stream, const GatewayUrl& url, const std::string& body, const std::string& signature) {
+GatewayReply exchange(Stream& stream, const GatewayUrl& url, const GatewayRequest& r) {
   http::request<http::string_body> req(http::verb::post, url.target, 11);
   req.set(http::field::host, url.host);
   req.set(http::field::user_agent, "storepulse-sms");
-  req.set(http::field::content_type, "application/json");
-  req.set(kSignatureHeader, signature);
+  req.set(http::field::content_type, r.content_type);
+  req.set(http::field::accept, "application/json");
+  for (const auto& [k, v] : r.headers) req.set(k, v);
   req.keep_alive(false);
-  req.body() = body;
+  req.body() = r.body;
   req.prepare_payload();
   http::write(stream, req);
   beast::flat_buffer buf;
   http::response_parser<http::string_body> parser;
   parser.body_limit(64 * 1024);  // a gateway's answer is short; never buffer a huge one
   http::read(stream, buf, parser);
-  return GatewayReply{static_cast<int>(parser.get().result_int()), {}};
+  return GatewayReply{static_cast<int>(parser.get().result_int()), {}, std::move(parser.get().body())};
 }
 
-GatewayReply post_once(const GatewayUrl& url, TimeUs timeout_us, const std::string& body,
-                       const std::string& signature, asio::ssl::context* tls) {
+GatewayReply post_once(const GatewayUrl& url, TimeUs timeout_us, const GatewayRequest& request,
+                       asio::ssl::context* tls) {
   try {
     asio::io_context ioc;
     tcp::resolver resolver(ioc);
@@ -84,26 +85,26 @@ GatewayReply post_once(const GatewayUrl& url, TimeUs timeout_us, const std::stri
       beast::tcp_stream stream(ioc);
       stream.expires_after(timeout);
       stream.connect(endpoints);
-      auto r = exchange(stream, url, body, signature);
+      auto r = exchange(stream, url, request);
       beast::error_code ignored;
       stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
       return r;
     }
     beast::ssl_stream<beast::tcp_stream> stream(ioc, *tls);
     if (!SSL_set_tlsext_host_name(stream.native_handle(), url.host.c_str()))
-      return GatewayReply{0, "cannot set TLS server name"};
+      return GatewayReply{0, "cannot set TLS server name", {}};
     stream.set_verify_callback(asio::ssl::host_name_verification(url.host));
     beast::get_lowest_layer(stream).expires_after(timeout);
     beast::get_lowest_layer(stream).connect(endpoints);
     stream.handshake(asio::ssl::stream_base::client);
-    auto r = exchange(stream, url, body, signature);
+    auto r = exchange(stream, url, request);
     beast::error_code ignored;
     stream.shutdown(ignored);
     return r;
   } catch (const std::exception& e) {
     // The sender thread is not a shard thread: Beast's sync API reports by
     // exception here, and it becomes a retryable transport error.
-    return GatewayReply{0, e.what()};
+    return GatewayReply{0, e.what(), {}};
   }
 }
 
@@ -116,8 +117,8 @@ SmsTransport make_http_transport(GatewayUrl url, TimeUs timeout_us) {
     tls->set_default_verify_paths();
     tls->set_verify_mode(asio::ssl::verify_peer);
   }
-  return [url = std::move(url), timeout_us, tls](const std::string& body, const std::string& signature) {
-    return post_once(url, timeout_us, body, signature, tls.get());
+  return [url = std::move(url), timeout_us, tls](const GatewayRequest& request) {
+    return post_once(url, timeout_us, request, tls.get());
   };
 }
 

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <filesystem>
 
+#include "storepulse/actions/sms_twilio.hpp"
 #include "storepulse/common/bytes.hpp"
 #include "storepulse/protocol/codec.hpp"
 
@@ -15,7 +16,17 @@ namespace {
 
 // The outbox journal lives in its own folder, so the journal's record type
 // byte carries nothing: the first payload byte says what the record is.
-enum class OutboxRecord : std::uint8_t { kMessage = 1, kState = 2, kContact = 3, kSuppress = 4 };
+enum class OutboxRecord : std::uint8_t {
+  kMessage = 1,
+  kState = 2,
+  kContact = 3,
+  kSuppress = 4,
+  kHealth = 5,      // phone, strikes, dead
+  kGatewaySid = 6,  // id, gateway sid
+};
+
+// Distinct rule names with their own failure counters; more share "(other)".
+constexpr std::size_t kMaxRuleStats = 1024;
 
 // Above this many records since the last compaction (plus a share of the live
 // state), the live state is written again and older segments are dropped, so
@@ -33,6 +44,24 @@ std::string mask_phone(std::string_view phone) {
 bool retryable(const GatewayReply& r) { return r.status == 0 || r.status == 429 || r.status >= 500; }
 
 }  // namespace
+
+std::string_view gateway_format_name(GatewayFormat f) {
+  return f == GatewayFormat::kJson ? "json" : "twilio";
+}
+
+bool parse_gateway_format(std::string_view s, GatewayFormat& out) {
+  if (s == "twilio") out = GatewayFormat::kTwilio;
+  else if (s == "json") out = GatewayFormat::kJson;
+  else return false;
+  return true;
+}
+
+ReceiptStatus receipt_status_from_twilio(std::string_view st) {
+  if (st == "delivered" || st == "read") return ReceiptStatus::kDelivered;
+  if (st == "undelivered") return ReceiptStatus::kUndelivered;
+  if (st == "failed" || st == "canceled") return ReceiptStatus::kFailed;
+  return ReceiptStatus::kInProgress;
+}
 
 std::string_view sms_state_name(SmsState s) {
   switch (s) {
@@ -74,8 +103,10 @@ std::string SmsOutbox::message_id(const SmsRequest& req, TimeUs now_us) {
 
 SmsOutbox::SmsOutbox(SmsOptions opts, SmsTransport transport, Clock clock)
     : opts_(std::move(opts)), transport_(std::move(transport)), clock_(std::move(clock)),
-      verifier_(opts_.gateway_secret) {
+      verifier_(opts_.gateway_secret), deduper_(opts_.replay_window_us) {
   if (!clock_) clock_ = [] { return wall_clock_us(); };
+  if (!opts_.account_sid.empty() || !opts_.auth_token.empty())
+    basic_auth_ = "Basic " + base64_encode(opts_.account_sid + ":" + opts_.auth_token);
   tokens_ = std::max(1.0, opts_.rate_per_sec);
 }
 
@@ -124,10 +155,15 @@ Status SmsOutbox::replay() {
     messages_.erase(finished_.front());
     finished_.pop_front();
   }
+  by_gateway_sid_.clear();
+  for (const auto& [id, m] : messages_)
+    if (!m.gateway_sid.empty()) by_gateway_sid_[m.gateway_sid] = id;
   std::size_t sent = 0;
   for (const auto& [id, m] : messages_) sent += m.state == SmsState::kSent;
-  spdlog::info("sms outbox: {} queued, {} awaiting receipt, {} phones opted out ({} journal records)", due_.size(),
-               sent, suppressed_.size(), rep.records);
+  std::size_t dead = 0;
+  for (const auto& [phone, h] : health_) dead += h.dead;
+  spdlog::info("sms outbox: {} queued, {} awaiting receipt, {} phones opted out, {} dead numbers ({} journal records)",
+               due_.size(), sent, suppressed_.size(), dead, rep.records);
   return Status::ok();
 }
 
@@ -176,6 +212,19 @@ void SmsOutbox::apply_record(std::string_view payload) {
       if (!r.ok()) return;
       if (on) suppressed_.insert(phone);
       else suppressed_.erase(phone);
+      break;
+    }
+    case OutboxRecord::kHealth: {
+      std::string phone = r.str();
+      const auto strikes = r.u8();
+      const bool dead = r.u8() != 0;
+      if (r.ok()) set_health_locked(phone, strikes, dead);
+      break;
+    }
+    case OutboxRecord::kGatewaySid: {
+      std::string id = r.str(), sid = r.str();
+      auto it = messages_.find(id);
+      if (r.ok() && it != messages_.end()) it->second.gateway_sid = std::move(sid);
       break;
     }
   }
@@ -229,6 +278,117 @@ void SmsOutbox::journal_suppress(const std::string& phone, bool on) {
   ++records_since_compact_;
 }
 
+void SmsOutbox::journal_health(const std::string& phone) {
+  auto it = health_.find(phone);
+  if (it == health_.end()) return;
+  std::string p;
+  ByteWriter w(p);
+  w.u8(static_cast<std::uint8_t>(OutboxRecord::kHealth));
+  w.str(phone);
+  w.u8(it->second.strikes);
+  w.u8(it->second.dead ? 1 : 0);
+  journal_->append(store::RecordType::kEvent, 0, p);
+  ++records_since_compact_;
+}
+
+void SmsOutbox::journal_sid(const SmsMessage& m) {
+  std::string p;
+  ByteWriter w(p);
+  w.u8(static_cast<std::uint8_t>(OutboxRecord::kGatewaySid));
+  w.str(m.id);
+  w.str(m.gateway_sid);
+  journal_->append(store::RecordType::kEvent, m.updated_us, p);
+  ++records_since_compact_;
+}
+
+void SmsOutbox::set_health_locked(const std::string& phone, std::uint8_t strikes, bool dead) {
+  auto [it, added] = health_.try_emplace(phone);
+  it->second.strikes = strikes;
+  it->second.dead = dead;
+  if (!added) return;
+  health_order_.push_back(phone);
+  while (health_.size() > opts_.max_dead_numbers && !health_order_.empty()) {
+    health_.erase(health_order_.front());
+    health_order_.pop_front();
+  }
+}
+
+RuleSmsStats& SmsOutbox::rule_stats_locked(const std::string& rule) {
+  if (auto it = rule_stats_.find(rule); it != rule_stats_.end()) return it->second;
+  if (rule_stats_.size() >= kMaxRuleStats) return rule_stats_["(other)"];
+  return rule_stats_[rule];
+}
+
+void SmsOutbox::fail_delivery_locked(SmsMessage& m, TimeUs now, std::string error) {
+  delivery_failed_.fetch_add(1, std::memory_order_relaxed);
+  ++rule_stats_locked(m.rule).failed;
+  set_state_locked(m, SmsState::kFailed, now, std::move(error));
+}
+
+void SmsOutbox::fail_queued_to_locked(const std::string& phone, TimeUs now, std::string_view reason) {
+  std::vector<std::string> ids;
+  for (const auto& [at, id] : due_)
+    if (auto it = messages_.find(id); it != messages_.end() && it->second.phone == phone) ids.push_back(id);
+  const bool dead = reason == "dead_number";
+  for (const auto& id : ids) {
+    auto it = messages_.find(id);
+    if (it == messages_.end()) continue;
+    if (dead) {
+      dead_number_.fetch_add(1, std::memory_order_relaxed);
+      ++rule_stats_locked(it->second.rule).dead_number;
+    } else {
+      opted_out_.fetch_add(1, std::memory_order_relaxed);
+    }
+    set_state_locked(it->second, SmsState::kFailed, now, std::string(reason));
+  }
+}
+
+void SmsOutbox::strike_locked(const std::string& phone, bool permanent, TimeUs now) {
+  const auto it = health_.find(phone);
+  const PhoneHealth h = it == health_.end() ? PhoneHealth{} : it->second;
+  if (h.dead) return;
+  const auto strikes = static_cast<std::uint8_t>(std::min(255, h.strikes + (permanent ? 0 : 1)));
+  const bool dead = permanent || strikes >= 2;
+  set_health_locked(phone, strikes, dead);
+  journal_health(phone);
+  if (!dead) return;
+  spdlog::warn("sms: number {} marked dead ({}): later SMS to it are not sent", mask_phone(phone),
+               permanent ? "permanent error" : "undelivered twice");
+  fail_queued_to_locked(phone, now, "dead_number");
+}
+
+GatewayRequest SmsOutbox::build_request_locked(const SmsMessage& m, TimeUs now) const {
+  GatewayRequest r;
+  if (opts_.format == GatewayFormat::kJson) {
+    r.body = "{\"id\":";
+    protocol::append_json_string(r.body, m.id);
+    r.body += ",\"to\":";
+    protocol::append_json_string(r.body, m.phone);
+    r.body += ",\"text\":";
+    protocol::append_json_string(r.body, m.text);
+    r.body += "}";
+    r.content_type = "application/json";
+    r.headers.emplace_back(std::string(kSignatureHeader),
+                           sign_request(opts_.gateway_secret, now / kUsPerSecond, r.body));
+  } else {
+    FormParams p;
+    p.emplace_back("To", m.phone);
+    // A Messaging Service picks the sender itself.
+    if (opts_.from.rfind("MG", 0) == 0 && opts_.from.size() == 34) p.emplace_back("MessagingServiceSid", opts_.from);
+    else p.emplace_back("From", opts_.from);
+    p.emplace_back("Body", m.text);
+    // Our id in the callback URL: the receipt finds its message even when the
+    // gateway's answer (with its sid) was lost.
+    if (!opts_.public_url.empty())
+      p.emplace_back("StatusCallback", join_public_url(opts_.public_url, "/v1/sms/status?id=" + m.id));
+    r.body = form_encode(p);
+    r.content_type = "application/x-www-form-urlencoded";
+    if (!basic_auth_.empty()) r.headers.emplace_back("Authorization", basic_auth_);
+  }
+  r.headers.emplace_back("Idempotency-Key", m.id);
+  return r;
+}
+
 void SmsOutbox::commit_locked() {
   if (journal_->pending_bytes() == 0) return;
   if (Status s = journal_->commit(); !s) {
@@ -241,7 +401,7 @@ void SmsOutbox::commit_locked() {
 }
 
 void SmsOutbox::maybe_compact_locked() {
-  const std::uint64_t live = messages_.size() * 2 + contacts_.size() + suppressed_.size();
+  const std::uint64_t live = messages_.size() * 2 + contacts_.size() + suppressed_.size() + health_.size();
   if (records_since_compact_ < kCompactMinRecords + 4 * live) return;
   const std::uint64_t before = journal_->last_seq();
   records_since_compact_ = 0;
@@ -250,11 +410,13 @@ void SmsOutbox::maybe_compact_locked() {
   for (const auto& phone : contact_order_)
     if (auto it = contacts_.find(phone); it != contacts_.end()) journal_contact(phone, it->second);
   for (const auto& phone : suppressed_) journal_suppress(phone, true);
+  for (const auto& phone : health_order_) journal_health(phone);
   for (const auto& id : order_) {
     auto it = messages_.find(id);
     if (it == messages_.end()) continue;
     journal_message(it->second);
     journal_state(it->second);
+    if (!it->second.gateway_sid.empty()) journal_sid(it->second);
   }
   if (Status s = journal_->commit(); !s) {
     spdlog::error("sms outbox: compaction write failed, keeping old segments: {}", s.detail());
@@ -280,7 +442,10 @@ void SmsOutbox::finish_locked(const std::string& id) {
   finished_.push_back(id);
   while (finished_.size() > opts_.keep_finished) {
     auto it = messages_.find(finished_.front());
-    if (it != messages_.end() && it->second.state != SmsState::kQueued) messages_.erase(it);
+    if (it != messages_.end() && it->second.state != SmsState::kQueued) {
+      if (!it->second.gateway_sid.empty()) by_gateway_sid_.erase(it->second.gateway_sid);
+      messages_.erase(it);
+    }
     finished_.pop_front();
   }
   while (!order_.empty() && !messages_.count(order_.front())) order_.pop_front();
@@ -309,7 +474,8 @@ void SmsOutbox::accept_locked(SmsRequest&& req, TimeUs now) {
     spdlog::warn("sms {} for {}: no usable phone number, not queued", req.rule, req.customer);
     return;
   }
-  if (!suppressed_.count(phone) && due_.size() + in_flight_.size() >= opts_.max_outbox) {
+  const bool refused_anyway = suppressed_.count(phone) || (health_.count(phone) && health_.at(phone).dead);
+  if (!refused_anyway && due_.size() + in_flight_.size() >= opts_.max_outbox) {
     dropped_full_.fetch_add(1, std::memory_order_relaxed);
     if (now - last_full_warning_us_ > 60 * kUsPerSecond) {
       last_full_warning_us_ = now;
@@ -343,6 +509,12 @@ void SmsOutbox::accept_locked(SmsRequest&& req, TimeUs now) {
     due_.erase({stored.next_attempt_us, stored.id});
     return;
   }
+  if (auto h = health_.find(stored.phone); h != health_.end() && h->second.dead) {
+    dead_number_.fetch_add(1, std::memory_order_relaxed);
+    ++rule_stats_locked(stored.rule).dead_number;
+    set_state_locked(stored, SmsState::kFailed, now, "dead_number");
+    return;
+  }
   due_.insert({stored.next_attempt_us, stored.id});
 }
 
@@ -370,7 +542,8 @@ std::size_t SmsOutbox::pump() {
   if (!transport_) return 0;
   std::size_t attempted = 0;
   for (;;) {
-    std::string id, body, signature;
+    std::string id;
+    GatewayRequest request;
     batch.clear();
     {
       // Between sends too: what the shards hand over reaches the journal
@@ -394,16 +567,9 @@ std::size_t SmsOutbox::pump() {
       const SmsMessage& m = it->second;
       tokens_ -= 1;
       in_flight_.insert(id);
-      body = "{\"id\":";
-      protocol::append_json_string(body, m.id);
-      body += ",\"to\":";
-      protocol::append_json_string(body, m.phone);
-      body += ",\"text\":";
-      protocol::append_json_string(body, m.text);
-      body += "}";
+      request = build_request_locked(m, now);
     }
-    signature = sign_request(opts_.gateway_secret, now / kUsPerSecond, body);
-    const GatewayReply reply = transport_(body, signature);
+    const GatewayReply reply = transport_(request);
     attempts_.fetch_add(1, std::memory_order_relaxed);
     ++attempted;
     now = clock_();
@@ -417,11 +583,26 @@ std::size_t SmsOutbox::pump() {
     }
     SmsMessage& m = it->second;
     ++m.attempts;
+    const TwilioAnswer answer =
+        opts_.format == GatewayFormat::kTwilio ? parse_twilio_answer(reply.body) : TwilioAnswer{};
     if (reply.status >= 200 && reply.status < 300) {
+      if (!answer.sid.empty() && m.gateway_sid.empty()) {
+        m.gateway_sid = answer.sid;
+        by_gateway_sid_[answer.sid] = m.id;
+        journal_sid(m);
+      }
       set_state_locked(m, SmsState::kSent, now, "");
     } else {
       std::string err = reply.status ? fmt::format("gateway answered {}", reply.status) : reply.error;
-      if (retryable(reply) && m.attempts < opts_.retry_max) {
+      if (answer.code != 0) err += fmt::format(" (error {}: {})", answer.code, answer.message);
+      if (!retryable(reply) && answer.code == kTwilioUnsubscribedCode) {
+        // The recipient said STOP to the gateway: the same as a STOP to us.
+        const std::string phone = m.phone;
+        if (suppressed_.insert(phone).second) journal_suppress(phone, true);
+        opted_out_.fetch_add(1, std::memory_order_relaxed);
+        set_state_locked(m, SmsState::kFailed, now, "opted_out: " + err);
+        fail_queued_to_locked(phone, now, "opted_out");
+      } else if (retryable(reply) && m.attempts < opts_.retry_max) {
         // Exponential backoff with ±20 % jitter, so a gateway outage does not
         // end in every message retrying at the same instant.
         const double factor = std::ldexp(1.0, static_cast<int>(std::min<std::uint32_t>(m.attempts - 1, 30)));
@@ -441,7 +622,9 @@ std::size_t SmsOutbox::pump() {
       } else {
         if (retryable(reply)) err = fmt::format("gave up after {} attempts: {}", m.attempts, err);
         spdlog::warn("sms {} ({} for {}) failed: {}", m.id, m.rule, m.customer, err);
-        set_state_locked(m, SmsState::kFailed, now, std::move(err));
+        const std::string phone = m.phone;
+        fail_delivery_locked(m, now, std::move(err));
+        if (twilio_dead_number_code(answer.code)) strike_locked(phone, true, now);
       }
     }
     commit_locked();
@@ -487,14 +670,49 @@ void SmsOutbox::stop() {
 }
 
 ReceiptResult SmsOutbox::on_receipt(const std::string& id, bool delivered, std::string_view detail) {
+  Receipt r;
+  r.id = id;
+  r.status = delivered ? ReceiptStatus::kDelivered : ReceiptStatus::kFailed;
+  r.detail = std::string(detail);
+  return on_receipt(r);
+}
+
+ReceiptResult SmsOutbox::on_receipt(const Receipt& r) {
   std::lock_guard<std::mutex> lk(mu_);
-  auto it = messages_.find(id);
+  auto it = r.id.empty() ? messages_.end() : messages_.find(r.id);
+  if (it == messages_.end() && !r.gateway_sid.empty())
+    if (auto s = by_gateway_sid_.find(r.gateway_sid); s != by_gateway_sid_.end()) it = messages_.find(s->second);
   if (it == messages_.end()) return ReceiptResult::kUnknown;
   SmsMessage& m = it->second;
-  const bool open = m.state == SmsState::kSent || (m.state == SmsState::kQueued && in_flight_.count(id));
-  if (!open) return ReceiptResult::kUnchanged;  // receipts repeat; the first final word stands
-  set_state_locked(m, delivered ? SmsState::kDelivered : SmsState::kFailed, clock_(),
-                   delivered ? "" : (detail.empty() ? std::string("gateway reported failure") : std::string(detail)));
+  if (!r.gateway_sid.empty() && m.gateway_sid.empty()) {
+    m.gateway_sid = r.gateway_sid;
+    by_gateway_sid_[r.gateway_sid] = m.id;
+    journal_sid(m);
+  }
+  // A receipt for a message still queued proves the gateway took it (its
+  // answer was lost or is still on the way): settle it, do not resend.
+  const bool open = m.state == SmsState::kSent || m.state == SmsState::kQueued;
+  if (r.status == ReceiptStatus::kInProgress || !open) {
+    commit_locked();
+    return ReceiptResult::kUnchanged;  // receipts repeat; the first final word stands
+  }
+  const TimeUs now = clock_();
+  const std::string phone = m.phone;
+  if (r.status == ReceiptStatus::kDelivered) {
+    set_state_locked(m, SmsState::kDelivered, now, "");
+    if (auto h = health_.find(phone); h != health_.end() && !h->second.dead && h->second.strikes != 0) {
+      h->second.strikes = 0;  // it takes texts: earlier misses were passing
+      journal_health(phone);
+    }
+  } else {
+    const bool undelivered = r.status == ReceiptStatus::kUndelivered;
+    std::string err = r.detail.empty() ? std::string(undelivered ? "undelivered" : "gateway reported failure")
+                                       : r.detail;
+    if (r.error_code != 0) err += fmt::format(" (error {})", r.error_code);
+    fail_delivery_locked(m, now, std::move(err));
+    if (twilio_dead_number_code(r.error_code)) strike_locked(phone, true, now);
+    else if (undelivered) strike_locked(phone, false, now);
+  }
   commit_locked();
   return ReceiptResult::kUpdated;
 }
@@ -532,6 +750,18 @@ std::optional<std::string> SmsOutbox::opt_in(std::string_view phone_in) {
   return it == contacts_.end() ? std::nullopt : std::optional<std::string>(it->second);
 }
 
+bool SmsOutbox::is_dead(std::string_view phone) const {
+  const std::string p = normalize_phone(phone);
+  std::lock_guard<std::mutex> lk(mu_);
+  auto it = health_.find(p);
+  return it != health_.end() && it->second.dead;
+}
+
+std::vector<std::pair<std::string, RuleSmsStats>> SmsOutbox::rule_stats() const {
+  std::lock_guard<std::mutex> lk(mu_);
+  return {rule_stats_.begin(), rule_stats_.end()};
+}
+
 bool SmsOutbox::is_suppressed(std::string_view phone) const {
   const std::string p = normalize_phone(phone);
   std::lock_guard<std::mutex> lk(mu_);
@@ -564,6 +794,7 @@ SmsCounts SmsOutbox::counts() const {
       }
     }
     c.suppressed_phones = suppressed_.size();
+    for (const auto& [phone, h] : health_) c.dead_numbers += h.dead;
   }
   c.accepted = accepted_.load();
   c.duplicates = duplicates_.load();
@@ -571,6 +802,8 @@ SmsCounts SmsOutbox::counts() const {
   c.opted_out = opted_out_.load();
   c.attempts = attempts_.load();
   c.retries = retries_.load();
+  c.dead_number = dead_number_.load();
+  c.delivery_failed = delivery_failed_.load();
   return c;
 }
 
@@ -585,11 +818,21 @@ std::vector<SmsMessage> SmsOutbox::recent(std::size_t n) const {
 std::string SmsOutbox::status_json(std::size_t n) const {
   const SmsCounts c = counts();
   std::string o = fmt::format(
-      "{{\"gateway\":{},\"counts\":{{\"queued\":{},\"sent\":{},\"delivered\":{},\"failed\":{}}},"
-      "\"suppressedPhones\":{},\"maxOutbox\":{},\"totals\":{{\"accepted\":{},\"duplicates\":{},"
-      "\"droppedFull\":{},\"optedOut\":{},\"attempts\":{},\"retries\":{}}},\"messages\":[",
-      has_gateway() ? "true" : "false", c.queued, c.sent, c.delivered, c.failed, c.suppressed_phones,
-      opts_.max_outbox, c.accepted, c.duplicates, c.dropped_full, c.opted_out, c.attempts, c.retries);
+      "{{\"gateway\":{},\"format\":\"{}\",\"counts\":{{\"queued\":{},\"sent\":{},\"delivered\":{},"
+      "\"failed\":{}}},\"suppressedPhones\":{},\"deadNumbers\":{},\"maxOutbox\":{},\"totals\":{{"
+      "\"accepted\":{},\"duplicates\":{},\"droppedFull\":{},\"optedOut\":{},\"deadNumber\":{},"
+      "\"deliveryFailed\":{},\"attempts\":{},\"retries\":{}}},\"rules\":{{",
+      has_gateway() ? "true" : "false", gateway_format_name(opts_.format), c.queued, c.sent, c.delivered, c.failed,
+      c.suppressed_phones, c.dead_numbers, opts_.max_outbox, c.accepted, c.duplicates, c.dropped_full, c.opted_out,
+      c.dead_number, c.delivery_failed, c.attempts, c.retries);
+  bool first_rule = true;
+  for (const auto& [rule, st] : rule_stats()) {
+    if (!first_rule) o.push_back(',');
+    first_rule = false;
+    protocol::append_json_string(o, rule);
+    o += fmt::format(":{{\"sms_failed\":{},\"dead_number\":{}}}", st.failed, st.dead_number);
+  }
+  o += "},\"messages\":[";
   bool first = true;
   for (const auto& m : recent(n)) {
     if (!first) o.push_back(',');
@@ -605,6 +848,10 @@ std::string SmsOutbox::status_json(std::size_t n) const {
     protocol::append_json_string(o, mask_phone(m.phone));
     o += ",\"text\":";
     protocol::append_json_string(o, m.text);
+    if (!m.gateway_sid.empty()) {
+      o += ",\"gatewaySid\":";
+      protocol::append_json_string(o, m.gateway_sid);
+    }
     o += fmt::format(",\"state\":\"{}\",\"attempts\":{},\"created\":\"{}\",\"updated\":\"{}\",\"lastError\":",
                      sms_state_name(m.state), m.attempts, format_iso8601(m.created_us),
                      format_iso8601(m.updated_us));

@@ -4,6 +4,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include <algorithm>
 #include <charconv>
 
 namespace storepulse::actions {
@@ -91,6 +92,33 @@ SignatureCheck CallbackVerifier::verify(std::string_view header, std::string_vie
   recent_set_.insert(key);
   recent_.emplace_back(t, std::move(key));
   return SignatureCheck::kOk;
+}
+
+CallbackDeduper::CallbackDeduper(TimeUs window_us, std::size_t max_keys)
+    : window_us_(window_us), max_keys_(std::max<std::size_t>(1, max_keys)) {}
+
+bool CallbackDeduper::first(const std::string& key, TimeUs now_us) {
+  std::lock_guard<std::mutex> lk(mu_);
+  while (!order_.empty() && (order_.front().first < now_us - window_us_ || order_.size() >= max_keys_)) {
+    auto it = seen_.find(order_.front().second);
+    // A key forgotten and seen again has a newer entry further back: keep it.
+    if (it != seen_.end() && it->second == order_.front().first) seen_.erase(it);
+    order_.pop_front();
+  }
+  if (seen_.count(key)) return false;
+  seen_.emplace(key, now_us);
+  order_.emplace_back(now_us, key);
+  return true;
+}
+
+void CallbackDeduper::forget(const std::string& key) {
+  std::lock_guard<std::mutex> lk(mu_);
+  seen_.erase(key);
+}
+
+std::size_t CallbackDeduper::size() const {
+  std::lock_guard<std::mutex> lk(mu_);
+  return seen_.size();
 }
 
 }  // namespace storepulse::actions

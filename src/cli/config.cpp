@@ -90,7 +90,8 @@ Config load_config(const std::string& path) {
       {"events", {"max_future", "max_past", "max_products"}},
       {"rules", {"dir"}},
       {"models", {"dir"}},
-      {"sms", {"gateway_url", "gateway_secret", "max_outbox", "retry_max", "retry_base", "rate_per_sec", "timeout"}},
+      {"sms", {"gateway_format", "gateway_url", "gateway_secret", "account_sid", "auth_token", "from", "public_url",
+               "help_text", "max_outbox", "retry_max", "retry_base", "rate_per_sec", "timeout"}},
       {"log", {"level"}},
   };
   // Unknown keys are errors: a misspelt limit silently ignored is a limit not applied.
@@ -186,6 +187,20 @@ Config load_config(const std::string& path) {
     if (auto u = actions::parse_gateway_url(sms.gateway_url); !u) fail(path, "sms.gateway_url", u.status().detail());
   read_str(t, path, "sms", "gateway_secret", sms.gateway_secret);
   if (!sms.gateway_secret.empty()) c.secrets_in_file = true;
+  std::string format;
+  read_str(t, path, "sms", "gateway_format", format);
+  if (!format.empty() && !actions::parse_gateway_format(format, sms.format))
+    fail(path, "sms.gateway_format", fmt::format("expected twilio or json, got '{}'", format));
+  read_str(t, path, "sms", "account_sid", sms.account_sid);
+  read_str(t, path, "sms", "auth_token", sms.auth_token);
+  if (!sms.auth_token.empty()) c.secrets_in_file = true;
+  read_str(t, path, "sms", "from", sms.from);
+  read_str(t, path, "sms", "public_url", sms.public_url);
+  if (!sms.public_url.empty())
+    if (auto u = actions::parse_gateway_url(sms.public_url); !u) fail(path, "sms.public_url", u.status().detail());
+  read_str(t, path, "sms", "help_text", sms.help_text);
+  if (sms.help_text.empty() || sms.help_text.size() > 1600)
+    fail(path, "sms.help_text", "expected 1-1600 characters");
   read_int(t, path, "sms", "max_outbox", sms.max_outbox, 1, 10'000'000);
   read_int(t, path, "sms", "retry_max", sms.retry_max, 1, 100);
   read_duration(t, path, "sms", "retry_base", sms.retry_base_us);
@@ -205,6 +220,8 @@ void apply_env(Config& cfg) {
       throw std::runtime_error("STOREPULSE_REDIS_URL: " + st.detail());
   if (const char* pw = std::getenv("STOREPULSE_REDIS_PASSWORD"); pw && *pw) cfg.engine.redis.password = pw;
   if (const char* s = std::getenv("STOREPULSE_SMS_SECRET"); s && *s) cfg.sms.gateway_secret = s;
+  if (const char* s = std::getenv("STOREPULSE_SMS_ACCOUNT_SID"); s && *s) cfg.sms.account_sid = s;
+  if (const char* s = std::getenv("STOREPULSE_SMS_AUTH_TOKEN"); s && *s) cfg.sms.auth_token = s;
 }
 
 }  // namespace storepulse::cli

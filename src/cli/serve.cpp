@@ -85,10 +85,22 @@ int serve(const ServeFlags& f) {
   // The SMS outbox journals beside the shards and follows the same fsync policy.
   cfg.sms.dir = cfg.engine.data_dir + "/sms";
   cfg.sms.fsync = cfg.engine.fsync;
-  if (!cfg.sms.gateway_url.empty() && cfg.sms.gateway_secret.empty())
-    throw std::runtime_error("sms.gateway_url is set but there is no sms.gateway_secret (or STOREPULSE_SMS_SECRET) to sign with");
-  if (cfg.sms.gateway_secret.empty())
-    spdlog::warn("no sms.gateway_secret / STOREPULSE_SMS_SECRET: SMS callbacks (/v1/sms/status, /v1/sms/inbound) refuse everyone");
+  if (cfg.sms.format == actions::GatewayFormat::kJson) {
+    if (!cfg.sms.gateway_url.empty() && cfg.sms.gateway_secret.empty())
+      throw std::runtime_error("sms.gateway_url is set but there is no sms.gateway_secret (or STOREPULSE_SMS_SECRET) to sign with");
+    if (cfg.sms.gateway_secret.empty())
+      spdlog::warn("no sms.gateway_secret / STOREPULSE_SMS_SECRET: SMS callbacks (/v1/sms/status, /v1/sms/inbound) refuse everyone");
+  } else {
+    if (!cfg.sms.gateway_url.empty() &&
+        (cfg.sms.account_sid.empty() || cfg.sms.auth_token.empty() || cfg.sms.from.empty()))
+      throw std::runtime_error(
+          "sms.gateway_url is set (gateway_format twilio) but sms.account_sid / STOREPULSE_SMS_ACCOUNT_SID, "
+          "sms.auth_token / STOREPULSE_SMS_AUTH_TOKEN or sms.from is missing");
+    if (cfg.sms.auth_token.empty() || cfg.sms.public_url.empty())
+      spdlog::warn("no sms.auth_token / STOREPULSE_SMS_AUTH_TOKEN or no sms.public_url: SMS callbacks "
+                   "(/v1/sms/status, /v1/sms/inbound) refuse everyone{}",
+                   cfg.sms.public_url.empty() ? " and sends carry no StatusCallback" : "");
+  }
   auto opened = actions::SmsOutbox::open(cfg.sms);
   if (!opened) throw std::runtime_error(fmt::format("sms outbox {}: {}", cfg.sms.dir, opened.status().detail()));
   std::unique_ptr<actions::SmsOutbox> outbox = std::move(opened).value();

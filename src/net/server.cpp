@@ -464,7 +464,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     if (path == "/healthz" && req_.method() == http::verb::get)
       return send_simple(http::status::ok, R"({"status":"ok"})", req_.keep_alive());
     if (path == "/metrics" && req_.method() == http::verb::get)
-      return send_text(http::status::ok, render_metrics(srv_.engine), "text/plain; version=0.0.4");
+      return send_text(http::status::ok, render_metrics(srv_.engine) + render_sms_metrics(srv_.sms_outbox),
+                       "text/plain; version=0.0.4");
     if (path.rfind("/v1/profiles/", 0) == 0 && req_.method() == http::verb::get) {
       if (!srv_.admin_ok(bearer(req_)))
         return send_simple(http::status::unauthorized, R"({"error":"unauthorized","detail":"admin token required"})", req_.keep_alive());
@@ -480,10 +481,19 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     }
     if (path.rfind("/v1/sms/", 0) == 0) {
       // Exactly one signature header, or none counts: two would be ambiguous.
-      const auto sig = req_.count(actions::kSignatureHeader) == 1 ? req_[actions::kSignatureHeader] : beast::string_view{};
-      if (auto r = handle_sms_callback(srv_.sms_outbox, srv_.engine, path, req_.method() == http::verb::post,
-                                       std::string_view(sig.data(), sig.size()), req_.body()))
-        return send_simple(static_cast<http::status>(r->status), std::move(r->body), req_.keep_alive());
+      auto one = [&](std::string_view name) {
+        const auto v = req_.count(name) == 1 ? req_[name] : beast::string_view{};
+        return std::string_view(v.data(), v.size());
+      };
+      SmsCallbackRequest cb;
+      cb.path = path;
+      cb.target = target;
+      cb.is_post = req_.method() == http::verb::post;
+      cb.storepulse_signature = one(actions::kSignatureHeader);
+      cb.twilio_signature = one(actions::kTwilioSignatureHeader);
+      cb.body = req_.body();
+      if (auto r = handle_sms_callback(srv_.sms_outbox, srv_.engine, cb))
+        return send_text(static_cast<http::status>(r->status), std::move(r->body), r->content_type);
     }
     if (path == "/v1/events") {
       if (req_.method() != http::verb::post)

@@ -8,6 +8,7 @@
 #include <charconv>
 #include <cctype>
 
+#include "storepulse/actions/sms_twilio.hpp"
 #include "storepulse/protocol/codec.hpp"
 
 namespace storepulse::net {
@@ -22,8 +23,6 @@ constexpr std::size_t kMaxAdminMessages = 500;
 constexpr std::string_view kStopReply =
     "You are unsubscribed and will get no more texts from us. Reply START to resubscribe.";
 constexpr std::string_view kStartReply = "You are subscribed again. Reply STOP to unsubscribe.";
-constexpr std::string_view kHelpReply =
-    "Texts from your store's loyalty programme. Reply STOP to unsubscribe, START to resubscribe.";
 
 SmsRouteReply json_error(int status, std::string_view code, std::string_view detail) {
   std::string b = fmt::format("{{\"error\":\"{}\",\"detail\":", code);
@@ -79,45 +78,151 @@ SmsRouteReply handle_status(actions::SmsOutbox& outbox, simdjson::dom::element d
   return {200, R"({"status":"ok","changed":true})"};
 }
 
-SmsRouteReply handle_inbound(actions::SmsOutbox& outbox, engine::Engine& engine, simdjson::dom::element doc) {
-  std::string_view from, text;
-  if (doc["from"].get_string().get(from) || actions::SmsOutbox::normalize_phone(from).size() < 3)
-    return json_error(400, "bad_field", "from: expected a phone number");
-  if (doc["text"].get_string().get(text)) return json_error(400, "bad_field", "text: expected a string");
+/// What an inbound text did, for either wire format.
+struct InboundOutcome {
+  int status = 200;  // 503: the consent change could not be queued (the gateway retries)
+  std::string_view word = "none";
+  std::string reply;
+  bool customer_known = false;
+  bool consent_updated = false;
+};
+
+InboundOutcome process_inbound(actions::SmsOutbox& outbox, engine::Engine& engine, std::string_view from,
+                               std::string_view text) {
+  InboundOutcome out;
   const InboundKeyword kw = parse_inbound_keyword(text);
-  std::string_view word = "none", reply;
   std::optional<std::string> customer;
   if (kw == InboundKeyword::kStop) {
-    word = "stop";
-    reply = kStopReply;
+    out.word = "stop";
+    out.reply = kStopReply;
     customer = outbox.opt_out(from);  // durable before we answer
   } else if (kw == InboundKeyword::kStart) {
-    word = "start";
-    reply = kStartReply;
+    out.word = "start";
+    out.reply = kStartReply;
     customer = outbox.opt_in(from);
   } else if (kw == InboundKeyword::kHelp) {
-    word = "help";
-    reply = kHelpReply;
+    out.word = "help";
+    out.reply = outbox.options().help_text;
   }
-  bool consent_submitted = false;
+  out.customer_known = customer.has_value();
   if (customer && (kw == InboundKeyword::kStop || kw == InboundKeyword::kStart)) {
     Status s = submit_consent(engine, *customer, kw == InboundKeyword::kStart, from);
     if (!s) {
       // The suppression list already holds; a 503 makes the gateway retry so the
       // profile's consent follows.
-      spdlog::warn("sms {}: consent change for {} not queued: {}", word, *customer, s.detail());
-      return json_error(503, "unavailable", "consent change could not be queued; retry");
+      spdlog::warn("sms {}: consent change for {} not queued: {}", out.word, *customer, s.detail());
+      out.status = 503;
+      return out;
     }
-    consent_submitted = true;
+    out.consent_updated = true;
   }
-  std::string b = fmt::format(R"({{"status":"ok","keyword":"{}","customerKnown":{},"consentUpdated":{})", word,
-                              customer ? "true" : "false", consent_submitted ? "true" : "false");
-  if (!reply.empty()) {
+  return out;
+}
+
+SmsRouteReply handle_inbound(actions::SmsOutbox& outbox, engine::Engine& engine, simdjson::dom::element doc) {
+  std::string_view from, text;
+  if (doc["from"].get_string().get(from) || actions::SmsOutbox::normalize_phone(from).size() < 3)
+    return json_error(400, "bad_field", "from: expected a phone number");
+  if (doc["text"].get_string().get(text)) return json_error(400, "bad_field", "text: expected a string");
+  const InboundOutcome r = process_inbound(outbox, engine, from, text);
+  if (r.status == 503) return json_error(503, "unavailable", "consent change could not be queued; retry");
+  std::string b = fmt::format(R"({{"status":"ok","keyword":"{}","customerKnown":{},"consentUpdated":{})", r.word,
+                              r.customer_known ? "true" : "false", r.consent_updated ? "true" : "false");
+  if (!r.reply.empty()) {
     b += ",\"reply\":";
-    protocol::append_json_string(b, reply);
+    protocol::append_json_string(b, r.reply);
   }
   b += "}";
   return {200, std::move(b)};
+}
+
+SmsRouteReply handle_json_callback(actions::SmsOutbox& outbox, engine::Engine& engine,
+                                   const SmsCallbackRequest& req, bool status_path) {
+  const auto check = outbox.verifier().verify(req.storepulse_signature, req.body, wall_clock_us());
+  if (check != actions::SignatureCheck::kOk) {
+    // Never say which part was wrong beyond the category, and never log the header.
+    spdlog::warn("sms callback {} refused: {}", req.path, actions::signature_check_name(check));
+    return json_error(403, "forbidden", actions::signature_check_name(check));
+  }
+  simdjson::dom::parser parser;
+  simdjson::padded_string padded(req.body);
+  simdjson::dom::element doc;
+  if (parser.parse(padded).get(doc) || !doc.is_object())
+    return json_error(400, "bad_json", "expected a JSON object");
+  return status_path ? handle_status(outbox, doc) : handle_inbound(outbox, engine, doc);
+}
+
+SmsRouteReply twiml_reply(std::string_view text) {
+  return {200, twiml_message(text), "text/xml; charset=utf-8"};
+}
+
+SmsRouteReply handle_twilio_callback(actions::SmsOutbox& outbox, engine::Engine& engine,
+                                     const SmsCallbackRequest& req, bool status_path) {
+  const auto& opts = outbox.options();
+  if (opts.auth_token.empty() || opts.public_url.empty()) {
+    // Without both nothing can be verified, so nothing is accepted.
+    spdlog::warn("sms callback {} refused: no sms.auth_token or sms.public_url configured", req.path);
+    return json_error(403, "forbidden", "no auth token or public_url configured");
+  }
+  if (req.twilio_signature.empty()) {
+    spdlog::warn("sms callback {} refused: missing signature header", req.path);
+    return json_error(403, "forbidden", "missing signature header");
+  }
+  auto params = actions::parse_form(req.body);
+  if (!params) return json_error(400, "bad_request", params.status().detail());
+  // Twilio signs the URL it called: our public base URL and the target as sent.
+  const std::string url = actions::join_public_url(opts.public_url, req.target);
+  if (!actions::constant_time_equal(actions::twilio_signature(opts.auth_token, url, *params), req.twilio_signature)) {
+    spdlog::warn("sms callback {} refused: bad signature", req.path);
+    return json_error(403, "forbidden", "bad signature");
+  }
+  std::string_view sid = actions::form_value(*params, "MessageSid");
+  if (sid.empty()) sid = actions::form_value(*params, "SmsSid");
+  if (sid.empty() || sid.size() > 64) return json_error(400, "bad_field", "MessageSid: expected a message sid");
+
+  if (status_path) {
+    std::string_view st = actions::form_value(*params, "MessageStatus");
+    if (st.empty()) st = actions::form_value(*params, "SmsStatus");
+    if (st.empty() || st.size() > 32) return json_error(400, "bad_field", "MessageStatus: expected a status");
+    // The signature has no timestamp: a receipt seen before is a retry or a replay.
+    const std::string key = fmt::format("status|{}|{}", sid, st);
+    if (!outbox.deduper().first(key, wall_clock_us()))
+      return {200, R"({"status":"ok","changed":false,"duplicate":true})"};
+    actions::Receipt r;
+    // Our id rides in the StatusCallback URL; the sid finds it otherwise.
+    if (auto q = req.target.find('?'); q != std::string_view::npos)
+      if (auto query = actions::parse_form(req.target.substr(q + 1)))
+        r.id = std::string(actions::form_value(*query, "id"));
+    r.gateway_sid = std::string(sid);
+    r.status = actions::receipt_status_from_twilio(st);
+    const std::string_view code_text = actions::form_value(*params, "ErrorCode");
+    int code = 0;
+    if (!code_text.empty()) {
+      auto [end, ec] = std::from_chars(code_text.data(), code_text.data() + code_text.size(), code);
+      if (ec != std::errc() || end != code_text.data() + code_text.size()) code = 0;
+    }
+    r.error_code = code;
+    if (r.status == actions::ReceiptStatus::kFailed || r.status == actions::ReceiptStatus::kUndelivered)
+      r.detail = std::string(st);
+    switch (outbox.on_receipt(r)) {
+      case actions::ReceiptResult::kUnknown: return json_error(404, "not_found", "no such message");
+      case actions::ReceiptResult::kUnchanged: return {200, R"({"status":"ok","changed":false})"};
+      case actions::ReceiptResult::kUpdated: break;
+    }
+    return {200, R"({"status":"ok","changed":true})"};
+  }
+
+  const std::string_view from = actions::form_value(*params, "From");
+  if (actions::SmsOutbox::normalize_phone(from).size() < 3)
+    return json_error(400, "bad_field", "From: expected a phone number");
+  const std::string key = fmt::format("inbound|{}", sid);
+  if (!outbox.deduper().first(key, wall_clock_us())) return twiml_reply({});
+  const InboundOutcome r = process_inbound(outbox, engine, from, actions::form_value(*params, "Body"));
+  if (r.status == 503) {
+    outbox.deduper().forget(key);  // the gateway's retry must be processed
+    return json_error(503, "unavailable", "consent change could not be queued; retry");
+  }
+  return twiml_reply(r.reply);
 }
 
 }  // namespace
@@ -141,25 +246,70 @@ InboundKeyword parse_inbound_keyword(std::string_view text) {
 }
 
 std::optional<SmsRouteReply> handle_sms_callback(actions::SmsOutbox* outbox, engine::Engine& engine,
-                                                 std::string_view path, bool is_post,
-                                                 std::string_view signature, std::string_view body) {
-  const bool status_path = path == "/v1/sms/status";
-  if (!status_path && path != "/v1/sms/inbound") return std::nullopt;
-  if (!is_post) return json_error(405, "bad_request", "use POST");
+                                                 const SmsCallbackRequest& req) {
+  const bool status_path = req.path == "/v1/sms/status";
+  if (!status_path && req.path != "/v1/sms/inbound") return std::nullopt;
+  if (!req.is_post) return json_error(405, "bad_request", "use POST");
   if (!outbox) return json_error(503, "unavailable", "SMS is not enabled on this server");
-  if (body.size() > kMaxCallbackBytes) return json_error(413, "too_large", "callback body over 8 KiB");
-  const auto check = outbox->verifier().verify(signature, body, wall_clock_us());
-  if (check != actions::SignatureCheck::kOk) {
-    // Never say which part was wrong beyond the category, and never log the header.
-    spdlog::warn("sms callback {} refused: {}", path, actions::signature_check_name(check));
-    return json_error(403, "forbidden", actions::signature_check_name(check));
+  if (req.body.size() > kMaxCallbackBytes) return json_error(413, "too_large", "callback body over 8 KiB");
+  if (outbox->options().format == actions::GatewayFormat::kJson)
+    return handle_json_callback(*outbox, engine, req, status_path);
+  return handle_twilio_callback(*outbox, engine, req, status_path);
+}
+
+std::string twiml_message(std::string_view text) {
+  std::string o = R"(<?xml version="1.0" encoding="UTF-8"?>)";
+  if (text.empty()) return o + "<Response/>";
+  o += "<Response><Message>";
+  for (char c : text) {
+    switch (c) {
+      case '&': o += "&amp;"; break;
+      case '<': o += "&lt;"; break;
+      case '>': o += "&gt;"; break;
+      case '"': o += "&quot;"; break;
+      case '\'': o += "&apos;"; break;
+      default: o.push_back(c);
+    }
   }
-  simdjson::dom::parser parser;
-  simdjson::padded_string padded(body);
-  simdjson::dom::element doc;
-  if (parser.parse(padded).get(doc) || !doc.is_object())
-    return json_error(400, "bad_json", "expected a JSON object");
-  return status_path ? handle_status(*outbox, doc) : handle_inbound(*outbox, engine, doc);
+  o += "</Message></Response>";
+  return o;
+}
+
+std::string render_sms_metrics(const actions::SmsOutbox* outbox) {
+  if (!outbox) return {};
+  auto label = [](std::string_view v) {
+    std::string o;
+    for (char c : v) {
+      if (c == '\\' || c == '"') o.push_back('\\');
+      if (c == '\n') {
+        o += "\\n";
+        continue;
+      }
+      o.push_back(c);
+    }
+    return o;
+  };
+  const auto c = outbox->counts();
+  std::string o;
+  o += "# HELP storepulse_sms_messages SMS in the outbox, by state.\n";
+  o += "# TYPE storepulse_sms_messages gauge\n";
+  o += fmt::format("storepulse_sms_messages{{state=\"queued\"}} {}\n", c.queued);
+  o += fmt::format("storepulse_sms_messages{{state=\"sent\"}} {}\n", c.sent);
+  o += fmt::format("storepulse_sms_messages{{state=\"delivered\"}} {}\n", c.delivered);
+  o += fmt::format("storepulse_sms_messages{{state=\"failed\"}} {}\n", c.failed);
+  o += "# HELP storepulse_sms_dead_numbers Phone numbers marked dead (SMS to them are not sent).\n";
+  o += "# TYPE storepulse_sms_dead_numbers gauge\n";
+  o += fmt::format("storepulse_sms_dead_numbers {}\n", c.dead_numbers);
+  o += "# HELP storepulse_sms_suppressed_total SMS not sent, by reason.\n";
+  o += "# TYPE storepulse_sms_suppressed_total counter\n";
+  o += fmt::format("storepulse_sms_suppressed_total{{reason=\"opted_out\"}} {}\n", c.opted_out);
+  o += fmt::format("storepulse_sms_suppressed_total{{reason=\"dead_number\"}} {}\n", c.dead_number);
+  const auto rules = outbox->rule_stats();
+  o += "# HELP storepulse_sms_failed_total SMS that failed delivery (receipt failed/undelivered, refused, retries used up), by rule.\n";
+  o += "# TYPE storepulse_sms_failed_total counter\n";
+  for (const auto& [rule, st] : rules)
+    o += fmt::format("storepulse_sms_failed_total{{rule=\"{}\"}} {}\n", label(rule), st.failed);
+  return o;
 }
 
 std::optional<SmsRouteReply> handle_sms_admin(const actions::SmsOutbox* outbox, std::string_view path,

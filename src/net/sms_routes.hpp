@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include "storepulse/actions/sms_outbox.hpp"
+#include "storepulse/actions/sms_twilio.hpp"
 #include "storepulse/engine/engine.hpp"
 
 namespace storepulse::net {
@@ -14,18 +15,39 @@ namespace storepulse::net {
 struct SmsRouteReply {
   int status = 200;
   std::string body;
+  std::string content_type = "application/json";
 };
 
-/// `POST /v1/sms/status` (delivery receipt `{id, status: delivered|failed}`) and
-/// `POST /v1/sms/inbound` (`{from, text}`: STOP / START / HELP). Both must carry
-/// `X-StorePulse-Signature: t=<unix s>,v1=<hex HMAC-SHA256 of "t.body">`; a bad,
-/// stale (±5 min) or replayed signature gets 403 and changes nothing.
-/// STOP puts the phone on the outbox's suppression list and, when the outbox
-/// knows the customer behind the phone, submits an identify with
-/// `smsOptIn:false` through the engine. nullopt = not an SMS callback path.
+/// One callback request as the server received it.
+struct SmsCallbackRequest {
+  std::string_view path;    // without the query
+  std::string_view target;  // path and query, as sent (Twilio signs the full URL)
+  bool is_post = false;
+  std::string_view storepulse_signature;  // X-StorePulse-Signature (json format)
+  std::string_view twilio_signature;      // X-Twilio-Signature (twilio format)
+  std::string_view body;
+};
+
+/// `POST /v1/sms/status` (delivery receipt) and `POST /v1/sms/inbound` (a text
+/// from a phone: STOP / START / HELP), in the outbox's gateway format:
+/// - twilio: form fields (MessageSid, MessageStatus, ErrorCode / From, Body),
+///   `X-Twilio-Signature` = base64 HMAC-SHA1(auth token, sms.public_url + target
+///   + sorted fields); a repeat of (MessageSid, MessageStatus) inside the replay
+///   window is answered 200 and changes nothing; inbound answers TwiML.
+/// - json: `{id, status}` / `{from, text}` with `X-StorePulse-Signature`
+///   (HMAC-SHA256, ±5 min, replays refused).
+/// A bad or missing signature gets 403 and changes nothing. STOP puts the phone
+/// on the outbox's suppression list and, when the outbox knows the customer
+/// behind the phone, submits an identify with `smsOptIn:false` through the
+/// engine (START: true). nullopt = not an SMS callback path.
 std::optional<SmsRouteReply> handle_sms_callback(actions::SmsOutbox* outbox, engine::Engine& engine,
-                                                 std::string_view path, bool is_post,
-                                                 std::string_view signature, std::string_view body);
+                                                 const SmsCallbackRequest& req);
+
+/// Prometheus lines for the outbox (appended to GET /metrics); empty without one.
+std::string render_sms_metrics(const actions::SmsOutbox* outbox);
+
+/// `<?xml …?><Response><Message>text</Message></Response>`; empty text gives `<Response/>`.
+std::string twiml_message(std::string_view text);
 
 /// `GET /v1/admin/sms` (caller checked the admin token): outbox counts and the
 /// last messages with their states. nullopt = another path.

@@ -19,16 +19,20 @@ using namespace storepulse::actions;
 namespace {
 
 struct FakeGateway {
-  std::vector<int> script;  // statuses to answer, in order; then 200
+  std::vector<int> script;           // statuses to answer, in order; then 200
+  std::vector<std::string> answers;  // bodies to answer, in order; then a Twilio-style {"sid":…}
   std::vector<std::string> bodies;
   std::vector<std::string> signatures;
+  std::vector<GatewayRequest> requests;
   SmsTransport transport() {
-    return [this](const std::string& body, const std::string& sig) {
-      bodies.push_back(body);
-      signatures.push_back(sig);
+    return [this](const GatewayRequest& r) {
+      requests.push_back(r);
+      bodies.push_back(r.body);
+      signatures.push_back(std::string(r.header(kSignatureHeader)));
       const std::size_t i = bodies.size() - 1;
       const int st = i < script.size() ? script[i] : 200;
-      return GatewayReply{st, st == 0 ? "connection refused" : ""};
+      std::string answer = i < answers.size() ? answers[i] : fmt::format(R"({{"sid":"SM{:032}","status":"queued"}})", i);
+      return GatewayReply{st, st == 0 ? "connection refused" : "", st == 0 ? "" : answer};
     };
   }
 };
@@ -37,10 +41,16 @@ struct Fixture {
   test::TempDir dir;
   TimeUs now = 1'800'000'000LL * kUsPerSecond;
   FakeGateway gw;
+  GatewayFormat format = GatewayFormat::kJson;
   SmsOptions opts() {
     SmsOptions o;
     o.dir = dir / "sms";
+    o.format = format;
     o.gateway_secret = "shared-secret";
+    o.account_sid = "AC0123456789abcdef0123456789abcdef";
+    o.auth_token = "twilio-auth-token";
+    o.from = "+15005550006";
+    o.public_url = "https://pulse.example.com";
     o.rate_per_sec = 1000;
     o.retry_max = 3;
     o.retry_base_us = 10 * kUsPerSecond;

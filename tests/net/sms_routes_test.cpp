@@ -41,3 +41,22 @@ TEST_CASE("sms admin view: counts and a bounded list") {
   CHECK(handle_sms_admin(box->get(), "/v1/admin/sms", "limit=abc")->status == 400);
   CHECK(handle_sms_admin(nullptr, "/v1/admin/sms", "")->status == 503);
 }
+
+TEST_CASE("sms twiml reply: text escaped - empty gives an empty Response") {
+  CHECK(twiml_message("") == R"(<?xml version="1.0" encoding="UTF-8"?><Response/>)");
+  CHECK(twiml_message(R"(Tom & Jerry <3 "ok")") ==
+        R"(<?xml version="1.0" encoding="UTF-8"?><Response><Message>Tom &amp; Jerry &lt;3 &quot;ok&quot;</Message></Response>)");
+}
+
+TEST_CASE("sms metrics text: per-rule failures and dead numbers") {
+  CHECK(render_sms_metrics(nullptr).empty());
+  test::TempDir dir;
+  actions::SmsOptions o;
+  o.dir = dir / "sms";
+  auto box = actions::SmsOutbox::open(o);
+  REQUIRE(box.is_ok());
+  const std::string text = render_sms_metrics(box->get());
+  CHECK(text.find("# TYPE storepulse_sms_failed_total counter") != std::string::npos);
+  CHECK(text.find("storepulse_sms_messages{state=\"queued\"} 0") != std::string::npos);
+  CHECK(text.find("storepulse_sms_dead_numbers 0") != std::string::npos);
+}

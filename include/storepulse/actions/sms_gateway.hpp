@@ -1,10 +1,13 @@
 #pragma once
-// HTTP(S) client for the SMS gateway: one signed JSON POST per message.
+// HTTP(S) client for the SMS gateway: one POST per message (a Twilio-style form
+// with basic auth, or signed JSON; the outbox builds the request).
 // Runs on the outbox's sender thread only; it blocks for at most the timeout.
 #include <cstdint>
 #include <functional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "storepulse/common/status.hpp"
 #include "storepulse/common/time.hpp"
@@ -16,10 +19,24 @@ namespace storepulse::actions {
 struct GatewayReply {
   int status = 0;
   std::string error;
+  std::string body;  // the answer's body (at most 64 KiB), e.g. Twilio's JSON
 };
 
-/// Sends one request body with its signature header value. Replaced by a fake in tests.
-using SmsTransport = std::function<GatewayReply(const std::string& body, const std::string& signature)>;
+/// One POST to the gateway URL: body, its content type and extra headers
+/// (authorization, signature, idempotency key).
+struct GatewayRequest {
+  std::string body;
+  std::string content_type;
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string_view header(std::string_view name) const {
+    for (const auto& [k, v] : headers)
+      if (k == name) return v;
+    return {};
+  }
+};
+
+/// Sends one request. Replaced by a fake in tests.
+using SmsTransport = std::function<GatewayReply(const GatewayRequest& request)>;
 
 struct GatewayUrl {
   bool tls = false;
@@ -31,9 +48,8 @@ struct GatewayUrl {
 /// Parses `http://host[:port][/path]` or `https://…`. Errors name what is wrong.
 Result<GatewayUrl> parse_gateway_url(std::string_view url);
 
-/// A transport that POSTs `application/json` to `url` with the signature in
-/// `X-StorePulse-Signature`. HTTPS verifies the certificate against the system
-/// store and the host name.
+/// A transport that POSTs each request to `url`. HTTPS verifies the certificate
+/// against the system store and the host name.
 SmsTransport make_http_transport(GatewayUrl url, TimeUs timeout_us);
 
 }  // namespace storepulse::actions

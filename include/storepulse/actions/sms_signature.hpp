@@ -9,6 +9,7 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <unordered_set>
 
 #include "storepulse/common/time.hpp"
@@ -52,6 +53,27 @@ class CallbackVerifier {
   // the window can go: their timestamp alone makes a replay stale.
   std::deque<std::pair<std::int64_t, std::string>> recent_;
   std::unordered_set<std::string> recent_set_;
+};
+
+/// Replay protection for Twilio callbacks, whose signature carries no timestamp:
+/// remembers each callback's key (path + MessageSid + MessageStatus) for
+/// `window_us`, at most `max_keys` of them (oldest forgotten first).
+/// Thread-safe.
+class CallbackDeduper {
+ public:
+  explicit CallbackDeduper(TimeUs window_us = 24 * 3600 * kUsPerSecond, std::size_t max_keys = 100'000);
+  /// True the first time `key` is seen inside the window; remembers it.
+  bool first(const std::string& key, TimeUs now_us);
+  /// Drops `key` (the callback could not be processed; the gateway retries it).
+  void forget(const std::string& key);
+  std::size_t size() const;
+
+ private:
+  TimeUs window_us_;
+  std::size_t max_keys_;
+  mutable std::mutex mu_;
+  std::deque<std::pair<TimeUs, std::string>> order_;  // oldest first
+  std::unordered_map<std::string, TimeUs> seen_;
 };
 
 }  // namespace storepulse::actions
