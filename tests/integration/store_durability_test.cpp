@@ -92,9 +92,10 @@ void kill9_rounds(const std::string& data_dir, const std::vector<std::string>& a
         n, n % kCustomers);
     REQUIRE(has(pos.request(json), "\"ack\""));
   }
-  for (const auto& [cust, mids] : sent) {
+  for (int c = 0; c < kCustomers; ++c) {
+    const std::string cust = fmt::format("D{}", c);
     INFO(cust);
-    CHECK(frequency_of(srv.port(), cust) == static_cast<int>(mids.size()));
+    CHECK(frequency_of(srv.port(), cust) == next_id / kCustomers);
   }
 }
 
@@ -123,7 +124,8 @@ TEST_CASE("durability: redis store survives 5 kill -9 rounds under load", "[dura
   // ... and not in journal files.
   std::size_t logs = 0;
   for (const auto& e : std::filesystem::recursive_directory_iterator(dir / "data"))
-    if (e.path().extension() == ".log") ++logs;
+    if (e.path().extension() == ".log" && e.path().parent_path().filename() != "sms")
+      ++logs;  // the SMS outbox is local
   CHECK(logs == 0);
 }
 
@@ -135,9 +137,9 @@ TEST_CASE("redis store: a server does not start when redis is unreachable", "[re
     c << "[store]\nkind = \"redis\"\n[redis]\nurl = \"redis://127.0.0.1:" << free_loopback_port()
       << "\"\nconnect_timeout = \"200ms\"\n";
   }
-  const std::string cmd =
-      fmt::format("STOREPULSE_POS_KEYS=k {} serve --config {} --port 0 --data-dir {} 2>&1",
-                  STOREPULSE_BINARY, config, dir / "data");
+  const std::string cmd = fmt::format(
+      "STOREPULSE_POS_KEYS=k {} serve --config {} --rules {}/rules --port 0 --data-dir {} 2>&1",
+      STOREPULSE_BINARY, config, STOREPULSE_SOURCE_DIR, dir / "data");
   FILE* p = ::popen(cmd.c_str(), "r");
   REQUIRE(p);
   std::string out;
@@ -163,8 +165,9 @@ TEST_CASE("redis store: the shard count is kept in redis and a different one is 
   CHECK(redis.command({"GET", "meta-test:meta"}) == "shards 2");
   // A second node with its own (empty) data folder but the same Redis keys.
   const std::string cmd = fmt::format(
-      "STOREPULSE_POS_KEYS=k {} serve --config {} --shards 4 --port 0 --data-dir {} 2>&1",
-      STOREPULSE_BINARY, config, dir / "data-b");
+      "STOREPULSE_POS_KEYS=k {} serve --config {} --rules {}/rules --shards 4 --port 0 --data-dir "
+      "{} 2>&1",
+      STOREPULSE_BINARY, config, STOREPULSE_SOURCE_DIR, dir / "data-b");
   FILE* p = ::popen(cmd.c_str(), "r");
   REQUIRE(p);
   std::string out;
