@@ -53,6 +53,36 @@ void read_double(const toml::table& t, const std::string& file, std::string_view
   out = *v;
 }
 
+// Like read_double, but 0 is allowed (= off).
+void read_rate(const toml::table& t, const std::string& file, std::string_view sect, std::string_view key,
+               double& out) {
+  auto node = t[sect][key];
+  if (!node) return;
+  auto v = node.value<double>();
+  if (!v || *v < 0) fail(file, fmt::format("{}.{}", sect, key), "expected a number >= 0 (0 = no limit)");
+  out = *v;
+}
+
+// web.allowed_origins: exact origins as a browser sends them, "https://shop.example.com[:port]".
+void read_origins(const toml::table& t, const std::string& file, std::vector<std::string>& out) {
+  auto node = t["web"]["allowed_origins"];
+  if (!node) return;
+  auto* arr = node.as_array();
+  if (!arr) fail(file, "web.allowed_origins", "expected an array of strings");
+  for (const auto& o : *arr) {
+    auto v = o.value<std::string>();
+    if (!v) fail(file, "web.allowed_origins", "expected an array of strings");
+    std::string origin = *v;
+    while (!origin.empty() && origin.back() == '/') origin.pop_back();
+    const auto scheme = origin.find("://");
+    if (!(origin.rfind("https://", 0) == 0 || origin.rfind("http://", 0) == 0) || scheme + 3 >= origin.size() ||
+        origin.find_first_of("/?#* ", scheme + 3) != std::string::npos)
+      fail(file, "web.allowed_origins",
+           fmt::format("'{}' is not an origin: expected scheme://host[:port] such as https://shop.example.com", *v));
+    out.push_back(std::move(origin));
+  }
+}
+
 std::vector<std::string> split_csv(std::string_view s) {
   std::vector<std::string> out;
   std::size_t start = 0;
@@ -79,9 +109,14 @@ Config load_config(const std::string& path) {
                                          e.source().begin.column, e.description()));
   }
   static const std::vector<std::pair<std::string, std::vector<std::string>>> kKnown = {
-      {"server", {"host", "port", "io_threads", "max_connections", "max_message_bytes", "max_frame_bytes",
-                  "max_batch_bytes", "max_header_bytes", "idle_timeout", "send_queue_max", "web_root"}},
-      {"web", {"max_message_bytes", "rate_per_sec", "burst", "send_queue_max"}},
+      {"server", {"host", "port", "io_threads", "max_connections", "max_connections_per_ip", "max_message_bytes",
+                  "max_frame_bytes", "max_batch_bytes", "max_header_bytes", "idle_timeout", "send_queue_max",
+                  "web_root"}},
+      {"web", {"max_message_bytes", "rate_per_sec", "burst", "send_queue_max", "allowed_origins",
+               "max_connections_per_ip", "max_connections_per_visitor", "ip_rate_per_sec", "ip_burst",
+               "close_after_limited"}},
+      {"pos", {"rate_per_sec", "burst"}},
+      {"tls", {"cert", "key", "allow_plain"}},
       {"auth", {"pos_keys", "admin_token"}},
       {"engine", {"shards", "queue_capacity", "batch_max", "max_profiles", "dedupe_window"}},
       {"store", {"kind", "data_dir", "fsync", "fsync_interval", "segment_bytes", "snapshot_interval",
@@ -122,6 +157,24 @@ Config load_config(const std::string& path) {
   read_double(t, path, "web", "rate_per_sec", s.web_rate_per_sec);
   read_double(t, path, "web", "burst", s.web_burst);
   read_int(t, path, "web", "send_queue_max", s.web_send_queue_max, 1, 1'000'000);
+  read_int(t, path, "server", "max_connections_per_ip", s.max_connections_per_ip, 0, 1'000'000);
+  read_origins(t, path, s.web_allowed_origins);
+  read_int(t, path, "web", "max_connections_per_ip", s.web_max_connections_per_ip, 0, 1'000'000);
+  read_int(t, path, "web", "max_connections_per_visitor", s.web_max_connections_per_visitor, 0, 1'000'000);
+  read_rate(t, path, "web", "ip_rate_per_sec", s.web_ip_rate_per_sec);
+  read_double(t, path, "web", "ip_burst", s.web_ip_burst);
+  read_int(t, path, "web", "close_after_limited", s.web_close_after_limited, 0, 1'000'000);
+  read_rate(t, path, "pos", "rate_per_sec", s.pos_rate_per_sec);
+  read_rate(t, path, "pos", "burst", s.pos_burst);
+  read_str(t, path, "tls", "cert", s.tls_cert);
+  read_str(t, path, "tls", "key", s.tls_key);
+  if (s.tls_cert.empty() != s.tls_key.empty())
+    fail(path, s.tls_cert.empty() ? "tls.cert" : "tls.key", "tls.cert and tls.key go together: set both or neither");
+  if (auto a = t["tls"]["allow_plain"]) {
+    auto v = a.value<bool>();
+    if (!v) fail(path, "tls.allow_plain", "expected true or false");
+    s.tls_allow_plain = *v;
+  }
   if (s.max_frame_bytes < s.max_message_bytes) s.max_frame_bytes = s.max_message_bytes;
 
   if (auto keys = t["auth"]["pos_keys"]) {

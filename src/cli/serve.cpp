@@ -18,6 +18,8 @@ namespace {
 
 std::atomic<bool> g_stop{false};
 void on_signal(int) { g_stop.store(true); }
+std::atomic<bool> g_reload_tls{false};
+void on_sighup(int) { g_reload_tls.store(true); }
 
 // Latest modification time over the rules folder, to notice edits without inotify.
 std::filesystem::file_time_type rules_stamp(const std::string& dir) {
@@ -57,8 +59,13 @@ int serve(const ServeFlags& f) {
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
 
   struct stat st{};
-  if (::stat(f.config.c_str(), &st) == 0 && (st.st_mode & S_IROTH) && cfg.secrets_in_file)
-    spdlog::warn("config {} is readable by other users and holds secrets: chmod o-r {}", f.config, f.config);
+  // Group counts too: a shared "staff" group is how secrets usually leak on a host.
+  if (::stat(f.config.c_str(), &st) == 0 && (st.st_mode & 077) && cfg.secrets_in_file)
+    spdlog::warn("config {} holds secrets and is accessible to group or other users (mode {:03o}): chmod 600 {}",
+                 f.config, st.st_mode & 0777, f.config);
+  if (!cfg.server.tls_key.empty() && ::stat(cfg.server.tls_key.c_str(), &st) == 0 && (st.st_mode & 077))
+    spdlog::warn("TLS key {} is accessible to group or other users (mode {:03o}): chmod 600 {}", cfg.server.tls_key,
+                 st.st_mode & 0777, cfg.server.tls_key);
   if (cfg.server.pos_keys.empty())
     spdlog::warn("no terminal keys (auth.pos_keys / STOREPULSE_POS_KEYS): /v1/pos and POST /v1/events refuse everyone");
   if (cfg.server.admin_token.empty())
@@ -118,12 +125,15 @@ int serve(const ServeFlags& f) {
   });
   outbox->start();
   engine.start();
+  std::signal(SIGHUP, on_sighup);  // before start: a reload request is never fatal
   server.start();
   const std::string base = fmt::format("{}:{}", cfg.server.host, server.port());
-  fmt::print("storepulse listening on http://{} (ws://{}/v1/pos, ws://{}/v1/web, POST /v1/events, "
-             "/healthz, /metrics) — {} shards, fsync {}, data in {}\n",
-             base, base, base, cfg.engine.shards, store::fsync_policy_name(cfg.engine.fsync),
-             cfg.engine.data_dir);
+  const char* s = server.tls() ? "s" : "";
+  fmt::print("storepulse listening on http{}://{} (ws{}://{}/v1/pos, ws{}://{}/v1/web, POST /v1/events, "
+             "/healthz, /metrics) — {} shards, fsync {}, data in {}{}\n",
+             s, base, s, base, s, base, cfg.engine.shards, store::fsync_policy_name(cfg.engine.fsync),
+             cfg.engine.data_dir,
+             !server.tls() ? "" : cfg.server.tls_allow_plain ? "; TLS and plain on the same port" : "; TLS only");
   std::fflush(stdout);
 
   std::signal(SIGINT, on_signal);
@@ -133,6 +143,12 @@ int serve(const ServeFlags& f) {
   auto model_stamp = models::models_stamp(cfg.models_dir);
   while (!g_stop.load()) {
     std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    if (g_reload_tls.exchange(false)) {
+      if (!server.tls()) spdlog::info("SIGHUP: no [tls] configured, nothing to reload");
+      else if (Status st = server.reload_tls(); !st)
+        spdlog::error("SIGHUP: TLS certificate not reloaded, the previous one stays in use: {}", st.detail());
+      else spdlog::info("SIGHUP: TLS certificate and key reloaded from {}", cfg.server.tls_cert);
+    }
     auto now_stamp = rules_stamp(cfg.rules_dir);
     if (now_stamp != stamp) {
       stamp = now_stamp;

@@ -1,17 +1,23 @@
 #include "storepulse/net/server.hpp"
 
+#include <concurrentqueue.h>
 #include <fmt/format.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
 #include <spdlog/spdlog.h>
 
 #include <atomic>
 #include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/beast.hpp>
-#include <concurrentqueue.h>
-
+#include <boost/beast/ssl.hpp>
+#include <boost/beast/websocket/ssl.hpp>
 #include <deque>
 #include <mutex>
-#include <unordered_map>
 #include <thread>
+#include <unordered_map>
 
 #include "net/metrics_text.hpp"
 #include "net/sms_routes.hpp"
@@ -25,24 +31,74 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 namespace websocket = beast::websocket;
 using tcp = asio::ip::tcp;
+namespace ssl = asio::ssl;
+using PlainStream = beast::tcp_stream;
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
 
 bool secret_equals(std::string_view a, std::string_view b) {
-  // Compare every byte of the longer input so timing does not reveal a prefix.
-  const std::size_t n = std::max(a.size(), b.size());
-  unsigned char diff = a.size() == b.size() ? 0 : 1;
-  for (std::size_t i = 0; i < n; ++i) {
-    const unsigned char x = i < a.size() ? static_cast<unsigned char>(a[i]) : 0;
-    const unsigned char y = i < b.size() ? static_cast<unsigned char>(b[i]) : 0;
-    diff |= static_cast<unsigned char>(x ^ y);
+  // Digests first: CRYPTO_memcmp then always compares 32 bytes, so neither the
+  // position of the first difference nor the secret's length shows in the time.
+  unsigned char da[EVP_MAX_MD_SIZE], db[EVP_MAX_MD_SIZE];
+  unsigned int na = 0, nb = 0;
+  if (EVP_Digest(a.data(), a.size(), da, &na, EVP_sha256(), nullptr) != 1 ||
+      EVP_Digest(b.data(), b.size(), db, &nb, EVP_sha256(), nullptr) != 1 || na != nb)
+    return false;
+  return CRYPTO_memcmp(da, db, na) == 0 && !a.empty();
+}
+
+std::string_view peek_message_id(std::string_view s) {
+  // One pass, no allocation: tracks nesting and strings so that only a key of
+  // the outermost object counts (a "messageId" inside properties does not).
+  std::size_t i = 0;
+  auto skip_ws = [&] {
+    while (i < s.size() && (s[i] == ' ' || s[i] == '\n' || s[i] == '\r' || s[i] == '\t')) ++i;
+  };
+  skip_ws();
+  if (i >= s.size() || s[i] != '{') return {};
+  int depth = 0;
+  bool key_position = false;  // the next string at depth 1 is a key
+  for (; i < s.size(); ++i) {
+    const char c = s[i];
+    if (c == '"') {
+      const std::size_t start = ++i;
+      bool escaped = false;
+      while (i < s.size() && s[i] != '"') i += s[i] == '\\' ? (escaped = true, 2) : 1;
+      if (i >= s.size()) return {};
+      const std::string_view str = s.substr(start, i - start);
+      if (depth != 1 || !key_position) continue;
+      key_position = false;
+      if (escaped || str != "messageId") continue;
+      ++i;
+      skip_ws();
+      if (i >= s.size() || s[i] != ':') return {};
+      ++i;
+      skip_ws();
+      if (i >= s.size() || s[i] != '"') return {};
+      const std::size_t vstart = ++i;
+      while (i < s.size() && s[i] != '"' && s[i] != '\\' &&
+             static_cast<unsigned char>(s[i]) >= 0x20)
+        ++i;
+      if (i >= s.size() || s[i] != '"' || i == vstart || i - vstart > 128) return {};
+      return s.substr(vstart, i - vstart);
+    }
+    if (c == '{' || c == '[') {
+      ++depth;
+      key_position = depth == 1;
+    } else if (c == '}' || c == ']') {
+      if (--depth <= 0) return {};
+    } else if (c == ',' && depth == 1) {
+      key_position = true;
+    }
   }
-  return diff == 0 && !a.empty();
+  return {};
 }
 
 bool split_batch(std::string_view body, std::vector<std::string_view>& out, std::string& error) {
   out.clear();
   std::size_t i = 0;
   auto skip_ws = [&] {
-    while (i < body.size() && (body[i] == ' ' || body[i] == '\n' || body[i] == '\r' || body[i] == '\t'))
+    while (i < body.size() &&
+           (body[i] == ' ' || body[i] == '\n' || body[i] == '\r' || body[i] == '\t'))
       ++i;
   };
   skip_ws();
@@ -54,9 +110,12 @@ bool split_batch(std::string_view body, std::vector<std::string_view>& out, std:
     for (; i < body.size(); ++i) {
       const char c = body[i];
       if (in_str) {
-        if (esc) esc = false;
-        else if (c == '\\') esc = true;
-        else if (c == '"') in_str = false;
+        if (esc)
+          esc = false;
+        else if (c == '\\')
+          esc = true;
+        else if (c == '"')
+          in_str = false;
         continue;
       }
       if (c == '"') {
@@ -88,7 +147,8 @@ bool split_batch(std::string_view body, std::vector<std::string_view>& out, std:
         }
         out.push_back(body.substr(start, i - start));
         start = std::string_view::npos;
-      } else if (start == std::string_view::npos && c != ' ' && c != '\n' && c != '\r' && c != '\t') {
+      } else if (start == std::string_view::npos && c != ' ' && c != '\n' && c != '\r' &&
+                 c != '\t') {
         start = i;
       }
     }
@@ -122,7 +182,71 @@ std::string bearer(const http::request<http::string_body>& req) {
   return {};
 }
 
+/// Token bucket as GCRA (generic cell rate algorithm): one atomic time, the
+/// "theoretical arrival time" of the next message, so connections on several
+/// io threads share a bucket without a lock. `interval_ns` = 1 s / rate;
+/// `burst` messages may arrive at once.
+bool take_gcra(std::atomic<std::int64_t>& tat, std::int64_t now_ns, std::int64_t interval_ns,
+               std::int64_t burst_ns) {
+  std::int64_t cur = tat.load(std::memory_order_relaxed);
+  for (;;) {
+    const std::int64_t next = std::max(cur, now_ns) + interval_ns;
+    if (next - now_ns > burst_ns) return false;
+    if (tat.compare_exchange_weak(cur, next, std::memory_order_relaxed)) return true;
+  }
+}
+
+struct GcraParams {
+  std::int64_t interval_ns = 0;  // 0 = unlimited
+  std::int64_t burst_ns = 0;
+  static GcraParams of(double rate_per_sec, double burst) {
+    GcraParams p;
+    if (rate_per_sec <= 0) return p;
+    p.interval_ns = std::max<std::int64_t>(1, static_cast<std::int64_t>(1e9 / rate_per_sec));
+    p.burst_ns =
+        static_cast<std::int64_t>(std::max(1.0, burst) * static_cast<double>(p.interval_ns));
+    return p;
+  }
+};
+
+/// The value of `name` in the query string of `target`, undecoded; empty if absent.
+std::string_view query_param(std::string_view target, std::string_view name) {
+  const auto q = target.find('?');
+  if (q == std::string_view::npos) return {};
+  std::string_view rest = target.substr(q + 1);
+  while (!rest.empty()) {
+    const auto amp = rest.find('&');
+    const std::string_view pair = rest.substr(0, amp);
+    const auto eq = pair.find('=');
+    if (eq != std::string_view::npos && pair.substr(0, eq) == name) return pair.substr(eq + 1);
+    if (amp == std::string_view::npos) break;
+    rest.remove_prefix(amp + 1);
+  }
+  return {};
+}
+
+std::string client_address(const tcp::socket& sock) {
+  beast::error_code ec;
+  auto ep = sock.remote_endpoint(ec);
+  if (ec) return "?";
+  auto a = ep.address();
+  // An IPv4 client on a dual-stack socket counts as its IPv4 address.
+  if (a.is_v6() && a.to_v6().is_v4_mapped())
+    a = asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6());
+  return a.to_string();
+}
+
 }  // namespace
+
+/// What the server tracks per client address: open connections, open /v1/web
+/// sessions and the address's web token bucket. Counts are guarded by
+/// Impl::peers_mu (touched at accept, upgrade and close only); the bucket is
+/// one atomic, taken per web message without a lock.
+struct PeerState {
+  std::size_t connections = 0;
+  std::size_t web_sessions = 0;
+  std::atomic<std::int64_t> web_tat_ns{0};
+};
 
 struct Server::Impl {
   ServerOptions opts;
@@ -135,7 +259,12 @@ struct Server::Impl {
   std::uint16_t bound_port = 0;
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> guard;
 
-  Impl(ServerOptions o, engine::Engine& e) : opts(std::move(o)), engine(e) {}
+  Impl(ServerOptions o, engine::Engine& e) : opts(std::move(o)), engine(e) {
+    key_rate = GcraParams::of(opts.pos_rate_per_sec,
+                              opts.pos_burst > 0 ? opts.pos_burst : opts.pos_rate_per_sec);
+    web_ip_rate = GcraParams::of(opts.web_ip_rate_per_sec, opts.web_ip_burst);
+    key_tat = std::make_unique<std::atomic<std::int64_t>[]>(opts.pos_keys.size());
+  }
 
   // Live web sessions by customer id, for pushed nudges. Touched once per id per
   // session (not per event), so one mutex is enough.
@@ -156,7 +285,8 @@ struct Server::Impl {
       auto it = push_map.find(id);
       if (it == push_map.end()) continue;
       auto& v = it->second;
-      v.erase(std::remove_if(v.begin(), v.end(), [](const auto& w) { return w.expired(); }), v.end());
+      v.erase(std::remove_if(v.begin(), v.end(), [](const auto& w) { return w.expired(); }),
+              v.end());
       if (v.empty()) push_map.erase(it);
     }
   }
@@ -181,23 +311,206 @@ struct Server::Impl {
     return true;
   }
 
-  bool pos_key_ok(const std::string& key) const {
-    bool ok = false;
-    for (const auto& k : opts.pos_keys) ok |= secret_equals(key, k);
-    return ok;
+  /// Index of the terminal key in opts.pos_keys, -1 if none. Every key is
+  /// compared (no early exit), so the time does not say which one matched.
+  int pos_key_index(const std::string& key) const {
+    int found = -1;
+    for (std::size_t i = 0; i < opts.pos_keys.size(); ++i)
+      if (secret_equals(key, opts.pos_keys[i])) found = static_cast<int>(i);
+    return found;
+  }
+  bool pos_key_ok(const std::string& key) const { return pos_key_index(key) >= 0; }
+
+  // ---- per-key and per-address limits ----
+  GcraParams key_rate, web_ip_rate;
+  std::unique_ptr<std::atomic<std::int64_t>[]> key_tat;  // one bucket per entry of opts.pos_keys
+
+  /// One token from the terminal key's bucket (shared by its connections and batches).
+  bool take_key_token(int key_index) {
+    if (key_rate.interval_ns == 0 || key_index < 0) return true;
+    return take_gcra(key_tat[static_cast<std::size_t>(key_index)], mono_ns(), key_rate.interval_ns,
+                     key_rate.burst_ns);
+  }
+  bool take_ip_token(PeerState& p) {
+    if (web_ip_rate.interval_ns == 0) return true;
+    return take_gcra(p.web_tat_ns, mono_ns(), web_ip_rate.interval_ns, web_ip_rate.burst_ns);
+  }
+
+  // Addresses: bounded. Entries with open connections are bounded by
+  // max_connections; idle ones are kept (so reconnecting does not refill an
+  // address's bucket) until the map is full, then dropped, refilled ones first.
+  static constexpr std::size_t kMaxPeers = 100'000;
+  std::mutex peers_mu;
+  std::unordered_map<std::string, std::shared_ptr<PeerState>> peers;
+  std::unordered_map<std::string, std::size_t> visitors;  // open /v1/web sessions per ?anonymousId=
+
+  /// Counts a new connection from `addr`; null when the address is over its cap.
+  std::shared_ptr<PeerState> admit_connection(const std::string& addr) {
+    std::lock_guard<std::mutex> lk(peers_mu);
+    auto it = peers.find(addr);
+    if (it == peers.end()) {
+      if (peers.size() >= kMaxPeers) evict_idle_peers();
+      it = peers.emplace(addr, std::make_shared<PeerState>()).first;
+    }
+    auto& p = it->second;
+    if (opts.max_connections_per_ip > 0 && p->connections >= opts.max_connections_per_ip)
+      return nullptr;
+    ++p->connections;
+    return p;
+  }
+  void evict_idle_peers() {
+    const std::int64_t now = mono_ns();
+    for (int pass = 0; pass < 2 && peers.size() >= kMaxPeers; ++pass)
+      for (auto it = peers.begin(); it != peers.end();) {
+        const bool idle =
+            it->second->connections == 0 &&
+            (pass == 1 || it->second->web_tat_ns.load(std::memory_order_relaxed) <= now);
+        it = idle ? peers.erase(it) : std::next(it);
+      }
+  }
+  void release_connection(PeerState& p) {
+    {
+      std::lock_guard<std::mutex> lk(peers_mu);
+      --p.connections;
+    }
+    connections.fetch_sub(1);
+    engine.metrics().connections.fetch_sub(1);
+  }
+  /// Admits a /v1/web session; an error detail when the address or visitor is over its cap.
+  std::string admit_web(PeerState& p, const std::string& visitor) {
+    std::lock_guard<std::mutex> lk(peers_mu);
+    if (opts.web_max_connections_per_ip > 0 && p.web_sessions >= opts.web_max_connections_per_ip)
+      return fmt::format("too many /v1/web connections from this address (limit {})",
+                         opts.web_max_connections_per_ip);
+    if (!visitor.empty() && opts.web_max_connections_per_visitor > 0) {
+      auto it = visitors.find(visitor);
+      if (it != visitors.end() && it->second >= opts.web_max_connections_per_visitor)
+        return fmt::format("too many /v1/web connections for this visitor (limit {})",
+                           opts.web_max_connections_per_visitor);
+    }
+    ++p.web_sessions;
+    if (!visitor.empty()) ++visitors[visitor];
+    return {};
+  }
+  void release_web(PeerState& p, const std::string& visitor) {
+    std::lock_guard<std::mutex> lk(peers_mu);
+    --p.web_sessions;
+    if (visitor.empty()) return;
+    auto it = visitors.find(visitor);
+    if (it != visitors.end() && --it->second == 0) visitors.erase(it);
+  }
+  /// Exact match against web.allowed_origins (case-insensitive); any Origin when the list is empty.
+  bool origin_allowed(const http::request<http::string_body>& req) const {
+    if (opts.web_allowed_origins.empty()) return true;
+    if (req.count(http::field::origin) != 1) return false;
+    auto v = req[http::field::origin];
+    for (const auto& o : opts.web_allowed_origins)
+      if (beast::iequals(v, o)) return true;
+    return false;
   }
   bool admin_ok(const std::string& token) const {
     return !opts.admin_token.empty() && secret_equals(token, opts.admin_token);
   }
+  // ---- TLS ----
+  // The context new connections use. Swapped whole on reload (SIGHUP); each
+  // connection holds the one it started with. Read once per TLS connection.
+  std::mutex tls_mu;
+  std::shared_ptr<ssl::context> tls_ctx;
+  std::shared_ptr<ssl::context> current_tls() {
+    std::lock_guard<std::mutex> lk(tls_mu);
+    return tls_ctx;
+  }
+
   void do_accept();
+};
+
+namespace {
+
+// TLS 1.2 suites: forward secrecy (ECDHE) and AEAD (AES-GCM, ChaCha20-Poly1305)
+// only. TLS 1.3's own suites are all of that kind and keep OpenSSL's order.
+constexpr const char* kTls12Ciphers =
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
+
+std::string openssl_error() {
+  const unsigned long e = ERR_get_error();
+  ERR_clear_error();
+  if (e == 0) return "unknown OpenSSL error";
+  char buf[256];
+  ERR_error_string_n(e, buf, sizeof buf);
+  return buf;
+}
+
+/// A server context from PEM files: TLS 1.2+, the suites above, no
+/// compression, no renegotiation, server's cipher order. Errors name the file.
+Result<std::shared_ptr<ssl::context>> make_tls_context(const std::string& cert,
+                                                       const std::string& key) {
+  auto ctx = std::make_shared<ssl::context>(ssl::context::tls_server);
+  SSL_CTX* h = ctx->native_handle();
+  ERR_clear_error();
+  ctx->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                   ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 |
+                   ssl::context::no_compression | ssl::context::single_dh_use);
+  SSL_CTX_set_options(
+      h, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION);
+  if (SSL_CTX_set_min_proto_version(h, TLS1_2_VERSION) != 1 ||
+      SSL_CTX_set_cipher_list(h, kTls12Ciphers) != 1)
+    return Status(ErrorCode::kInternal, "tls: " + openssl_error());
+  if (SSL_CTX_use_certificate_chain_file(h, cert.c_str()) != 1)
+    return Status(ErrorCode::kBadField, fmt::format("tls.cert {}: {}", cert, openssl_error()));
+  if (SSL_CTX_use_PrivateKey_file(h, key.c_str(), SSL_FILETYPE_PEM) != 1)
+    return Status(ErrorCode::kBadField, fmt::format("tls.key {}: {}", key, openssl_error()));
+  if (SSL_CTX_check_private_key(h) != 1)
+    return Status(ErrorCode::kBadField, fmt::format("tls.key {} does not match tls.cert {}: {}",
+                                                    key, cert, openssl_error()));
+  return ctx;
+}
+
+}  // namespace
+
+/// A connection's place in the global and per-address counts, taken at
+/// accept and given back when the last session object holding it goes
+/// (detector -> HTTP session -> WebSocket session). Move-only.
+class ConnectionSlot {
+ public:
+  ConnectionSlot(Server::Impl& srv, std::shared_ptr<PeerState> peer)
+      : srv_(&srv), peer_(std::move(peer)) {}
+  ConnectionSlot(ConnectionSlot&& o) noexcept : srv_(o.srv_), peer_(std::move(o.peer_)) {}
+  ConnectionSlot& operator=(ConnectionSlot&&) = delete;
+  ~ConnectionSlot() {
+    if (peer_) srv_->release_connection(*peer_);
+  }
+  PeerState& peer() { return *peer_; }
+
+ private:
+  Server::Impl* srv_;
+  std::shared_ptr<PeerState> peer_;
 };
 
 // ---- WebSocket session -------------------------------------------------------
 
-class WsSession : public engine::ReplyTarget, public std::enable_shared_from_this<WsSession> {
+/// One WebSocket connection, plain (Stream = beast::tcp_stream) or TLS
+/// (beast::ssl_stream<beast::tcp_stream>). Runs on its strand; shard threads
+/// only call deliver().
+template <class Stream>
+class WsSession : public engine::ReplyTarget,
+                  public std::enable_shared_from_this<WsSession<Stream>> {
  public:
-  WsSession(Server::Impl& srv, tcp::socket&& sock, Endpoint ep, std::string who)
-      : srv_(srv), ws_(std::move(sock)), ep_(ep), who_(std::move(who)),
+  /// `slot` is the connection's place in the caps (released with the session);
+  /// `key_index` is the terminal key on /v1/pos (-1 on /v1/web); a web session
+  /// was admitted with `visitor` (may be empty) by Impl::admit_web. `tls_ctx`
+  /// keeps the TLS context the connection was accepted with alive.
+  WsSession(Server::Impl& srv, Stream&& stream, Endpoint ep, std::string who, ConnectionSlot slot,
+            int key_index, std::string visitor, std::shared_ptr<ssl::context> tls_ctx)
+      : srv_(srv),
+        tls_ctx_(std::move(tls_ctx)),
+        ws_(std::move(stream)),
+        ep_(ep),
+        who_(std::move(who)),
+        slot_(std::move(slot)),
+        key_index_(key_index),
+        visitor_(std::move(visitor)),
         decoder_(srv.engine.options().limits) {
     const bool web = ep_ == Endpoint::kWeb;
     max_msg_ = web ? srv_.opts.web_max_message_bytes : srv_.opts.max_message_bytes;
@@ -207,11 +520,12 @@ class WsSession : public engine::ReplyTarget, public std::enable_shared_from_thi
   }
   ~WsSession() override {
     srv_.unregister_push(push_ids_);
-    srv_.connections.fetch_sub(1);
-    srv_.engine.metrics().connections.fetch_sub(1);
+    if (ep_ == Endpoint::kWeb) srv_.release_web(slot_.peer(), visitor_);
   }
 
   void run(http::request<http::string_body> req) {
+    // The websocket stream keeps its own timers; the TCP layer's would cut it.
+    beast::get_lowest_layer(ws_).expires_never();
     websocket::stream_base::timeout t{};
     t.handshake_timeout = std::chrono::seconds(10);
     t.idle_timeout = std::chrono::microseconds(srv_.opts.idle_timeout_us);
@@ -219,10 +533,9 @@ class WsSession : public engine::ReplyTarget, public std::enable_shared_from_thi
     ws_.set_option(t);
     ws_.read_message_max(srv_.opts.max_frame_bytes);
     ws_.auto_fragment(false);
-    ws_.set_option(websocket::stream_base::decorator([](websocket::response_type& res) {
-      res.set(http::field::server, "storepulse");
-    }));
-    ws_.async_accept(req, [self = shared_from_this()](beast::error_code ec) {
+    ws_.set_option(websocket::stream_base::decorator(
+        [](websocket::response_type& res) { res.set(http::field::server, "storepulse"); }));
+    ws_.async_accept(req, [self = this->shared_from_this()](beast::error_code ec) {
       if (ec) return;
       self->do_read();
     });
@@ -234,7 +547,7 @@ class WsSession : public engine::ReplyTarget, public std::enable_shared_from_thi
     // whole group commit's replies cross threads with a single wake-up.
     inbox_.enqueue(std::move(message));
     if (!drain_posted_.exchange(true, std::memory_order_acq_rel))
-      asio::post(ws_.get_executor(), [self = shared_from_this()] { self->drain_inbox(); });
+      asio::post(ws_.get_executor(), [self = this->shared_from_this()] { self->drain_inbox(); });
   }
 
  private:
@@ -245,21 +558,50 @@ class WsSession : public engine::ReplyTarget, public std::enable_shared_from_thi
   }
 
   void do_read() {
-    ws_.async_read(buf_, [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+    ws_.async_read(buf_, [self = this->shared_from_this()](beast::error_code ec, std::size_t n) {
       self->on_read(ec, n);
     });
   }
 
+  /// Rate limits, before any decoding: the terminal key's bucket on /v1/pos;
+  /// on /v1/web the connection's bucket, then the address's.
   bool take_token() {
-    if (ep_ != Endpoint::kWeb) return true;
+    if (ep_ != Endpoint::kWeb) return srv_.take_key_token(key_index_);
     const auto now = mono_ns();
-    tokens_ = std::min(srv_.opts.web_burst,
-                       tokens_ + static_cast<double>(now - last_refill_ns_) / 1e9 * srv_.opts.web_rate_per_sec);
+    tokens_ = std::min(srv_.opts.web_burst, tokens_ + static_cast<double>(now - last_refill_ns_) /
+                                                          1e9 * srv_.opts.web_rate_per_sec);
     last_refill_ns_ = now;
     if (tokens_ < 1) return false;
+    if (!srv_.take_ip_token(slot_.peer())) return false;
     tokens_ -= 1;
     return true;
   }
+
+  /// Closes with 1008 (policy violation): stops reading, lets the replies
+  /// already queued go out (the client learns which messages were refused),
+  /// then sends the close. A client that floods and never reads would stall
+  /// that, so the socket is cut after kPolicyCloseGrace regardless.
+  void policy_close() {
+    if (closing_ || policy_close_pending_) return;
+    policy_close_pending_ = true;
+    srv_.engine.metrics().policy_closed.fetch_add(1);
+    spdlog::info("closing {} with 1008: stayed over the rate limit", who_);
+    close_timer_.emplace(ws_.get_executor());
+    close_timer_->expires_after(kPolicyCloseGrace);
+    close_timer_->async_wait([self = this->shared_from_this()](beast::error_code ec) {
+      if (!ec) beast::get_lowest_layer(self->ws_).close();
+    });
+    if (outq_.empty()) start_policy_close();
+  }
+  void start_policy_close() {
+    closing_ = true;  // replies arriving from shards from now on are dropped
+    ws_.async_close(
+        websocket::close_reason(websocket::close_code::policy_error, "rate limit exceeded"),
+        [self = this->shared_from_this()](beast::error_code) {
+          if (self->close_timer_) self->close_timer_->cancel();
+        });
+  }
+  static constexpr std::chrono::seconds kPolicyCloseGrace{5};
 
   void reply_error(std::string_view mid, ErrorCode code, std::string_view detail) {
     srv_.engine.metrics().count_error(code);
@@ -290,9 +632,17 @@ class WsSession : public engine::ReplyTarget, public std::enable_shared_from_thi
     raw.append(static_cast<const char*>(data.data()), data.size());
     buf_.consume(n);
     if (!take_token()) {
-      reply_error("", ErrorCode::kRateLimited, "too many messages on this connection; slow down");
+      // The id is peeked, not decoded: refusing must stay cheaper than accepting.
+      reply_error(peek_message_id(raw), ErrorCode::kRateLimited,
+                  ep_ == Endpoint::kWeb
+                      ? "too many messages from this connection or address; slow down"
+                      : "too many messages for this terminal key; slow down");
+      if (ep_ == Endpoint::kWeb && srv_.opts.web_close_after_limited > 0 &&
+          ++limited_streak_ >= srv_.opts.web_close_after_limited)
+        return policy_close();
       return do_read();
     }
+    limited_streak_ = 0;
     protocol::Event ev;
     protocol::RecommendRequest rec;
     auto kind = decoder_.decode_message(raw, now, ev, rec);
@@ -305,13 +655,14 @@ class WsSession : public engine::ReplyTarget, public std::enable_shared_from_thi
         reply_error(ev.message_id, ErrorCode::kUnknownEvent, "recommend is only served on /v1/web");
         return do_read();
       }
-      srv_.engine.recommend(std::move(rec), shared_from_this());
+      srv_.engine.recommend(std::move(rec), this->shared_from_this());
       return do_read();
     }
     // The endpoint decides the channel: a web visitor cannot claim to be a till.
     if (ep_ == Endpoint::kWeb) {
       if (ev.channel == protocol::Channel::kPos) {
-        reply_error(ev.message_id, ErrorCode::kBadField, "context.channel: pos is not allowed on /v1/web");
+        reply_error(ev.message_id, ErrorCode::kBadField,
+                    "context.channel: pos is not allowed on /v1/web");
         return do_read();
       }
       if (ev.channel == protocol::Channel::kUnknown) ev.channel = protocol::Channel::kWeb;
@@ -323,10 +674,10 @@ class WsSession : public engine::ReplyTarget, public std::enable_shared_from_thi
         if (id->empty() || push_ids_.size() >= 4) continue;
         if (std::find(push_ids_.begin(), push_ids_.end(), *id) != push_ids_.end()) continue;
         push_ids_.push_back(*id);
-        srv_.register_push(*id, shared_from_this());
+        srv_.register_push(*id, this->shared_from_this());
       }
     }
-    Status s = srv_.engine.submit(std::move(ev), std::move(raw), now, shared_from_this());
+    Status s = srv_.engine.submit(std::move(ev), std::move(raw), now, this->shared_from_this());
     if (!s) srv_.engine.metrics().count_error(s.code());  // the shard already replied
     do_read();
   }
@@ -348,27 +699,36 @@ class WsSession : public engine::ReplyTarget, public std::enable_shared_from_thi
   void do_write() {
     ws_.text(true);
     ws_.async_write(asio::buffer(outq_.front()),
-                    [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                    [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
                       if (ec) {
                         self->closing_ = true;
                         self->outq_.clear();
                         return;
                       }
                       self->outq_.pop_front();
-                      if (!self->outq_.empty()) self->do_write();
+                      if (!self->outq_.empty()) return self->do_write();
+                      if (self->policy_close_pending_ && !self->closing_)
+                        self->start_policy_close();
                     });
   }
 
   Server::Impl& srv_;
-  websocket::stream<beast::tcp_stream> ws_;
+  std::shared_ptr<ssl::context> tls_ctx_;  // before ws_: outlives the TLS stream
+  websocket::stream<Stream> ws_;
   Endpoint ep_;
   std::string who_;
+  ConnectionSlot slot_;
+  int key_index_;
+  std::string visitor_;
+  std::size_t limited_streak_ = 0;     // consecutive rate_limited replies
+  bool policy_close_pending_ = false;  // close 1008 once the queued replies are written
+  std::optional<asio::steady_timer> close_timer_;
   beast::flat_buffer buf_;
   std::deque<std::string> outq_;
   bool closing_ = false;
   std::size_t max_msg_;
   std::size_t max_queue_;
-  std::vector<std::string> push_ids_;  // ids registered for pushed nudges
+  std::vector<std::string> push_ids_;               // ids registered for pushed nudges
   moodycamel::ConcurrentQueue<std::string> inbox_;  // replies from shard threads
   std::atomic<bool> drain_posted_{false};
   double tokens_;
@@ -378,53 +738,99 @@ class WsSession : public engine::ReplyTarget, public std::enable_shared_from_thi
 
 // ---- HTTP session ------------------------------------------------------------
 
-class HttpSession : public std::enable_shared_from_this<HttpSession> {
+/// HTTP requests on one connection, plain or TLS (see WsSession); hands the
+/// stream to a WsSession on upgrade.
+template <class Stream>
+class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
+  static constexpr bool kTls = !std::is_same_v<Stream, PlainStream>;
+
  public:
-  HttpSession(Server::Impl& srv, tcp::socket&& sock)
-      : srv_(srv), stream_(std::move(sock)), decoder_(srv.engine.options().limits) {
+  /// `buf` holds bytes already read (by TLS detection); `slot` is the
+  /// connection's place in the caps, passed on to a WsSession on upgrade.
+  HttpSession(Server::Impl& srv, Stream&& stream, beast::flat_buffer&& buf, ConnectionSlot slot,
+              std::shared_ptr<ssl::context> tls_ctx)
+      : srv_(srv),
+        tls_ctx_(std::move(tls_ctx)),
+        stream_(std::move(stream)),
+        buf_(std::move(buf)),
+        slot_(std::move(slot)),
+        decoder_(srv.engine.options().limits) {
     beast::error_code ec;
-    auto ep = stream_.socket().remote_endpoint(ec);
+    auto ep = beast::get_lowest_layer(stream_).socket().remote_endpoint(ec);
     who_ = ec ? "?" : fmt::format("{}:{}", ep.address().to_string(), ep.port());
-  }
-  ~HttpSession() {
-    if (!upgraded_) {
-      srv_.connections.fetch_sub(1);
-      srv_.engine.metrics().connections.fetch_sub(1);
-    }
   }
 
   void run() {
-    asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->do_read(); });
+    asio::dispatch(stream_.get_executor(), [self = this->shared_from_this()] {
+      if constexpr (kTls) {
+        self->handshake();
+      } else {
+        self->do_read();
+      }
+    });
   }
 
  private:
+  void handshake() {
+    beast::get_lowest_layer(stream_).expires_after(kTlsHandshakeTimeout);
+    // The detector's bytes (the start of the ClientHello) are fed in first.
+    // (`used = 0`: Boost 1.81's ssl_stream constrains this handler as if it
+    // took only the error code, while it is called with both.)
+    stream_.async_handshake(
+        ssl::stream_base::server, buf_.data(),
+        [self = this->shared_from_this()](beast::error_code ec, std::size_t used = 0) {
+          if (ec) return;  // not TLS we accept (old version, no shared cipher) or timeout
+          self->buf_.consume(used);
+          self->do_read();
+        });
+  }
+  static constexpr std::chrono::seconds kTlsHandshakeTimeout{10};
+
+  /// Ends the connection after the last response: TCP half-close, or the TLS
+  /// close_notify (bounded by a timeout) before the socket goes.
+  void close_stream() {
+    if constexpr (kTls) {
+      beast::get_lowest_layer(stream_).expires_after(std::chrono::seconds(5));
+      stream_.async_shutdown([self = this->shared_from_this()](beast::error_code) {
+        beast::error_code ignored;
+        beast::get_lowest_layer(self->stream_)
+            .socket()
+            .shutdown(tcp::socket::shutdown_both, ignored);
+      });
+    } else {
+      beast::error_code ignored;
+      stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    }
+  }
+
   void do_read() {
     parser_.emplace();
     parser_->header_limit(static_cast<std::uint32_t>(srv_.opts.max_header_bytes));
     parser_->body_limit(srv_.opts.max_batch_bytes);
-    stream_.expires_after(std::chrono::microseconds(srv_.opts.idle_timeout_us));
+    beast::get_lowest_layer(stream_).expires_after(
+        std::chrono::microseconds(srv_.opts.idle_timeout_us));
     http::async_read(stream_, buf_, *parser_,
-                     [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                     [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
                        self->on_read(ec);
                      });
   }
 
   void on_read(beast::error_code ec) {
-    if (ec == http::error::end_of_stream) {
-      beast::error_code ignored;
-      stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
-      return;
-    }
+    if (ec == http::error::end_of_stream) return close_stream();
     if (ec == http::error::body_limit) {
-      return send_simple(http::status::payload_too_large, R"({"error":"too_large","detail":"request body over the batch limit"})", false);
+      return send_simple(http::status::payload_too_large,
+                         R"({"error":"too_large","detail":"request body over the batch limit"})",
+                         false);
     }
     if (ec == http::error::header_limit) {
-      return send_simple(http::status::request_header_fields_too_large, R"({"error":"too_large","detail":"request headers too large"})", false);
+      return send_simple(http::status::request_header_fields_too_large,
+                         R"({"error":"too_large","detail":"request headers too large"})", false);
     }
     if (ec) {
       if (ec != beast::error::timeout && ec != asio::error::operation_aborted &&
           ec != asio::error::connection_reset)
-        send_simple(http::status::bad_request, fmt::format(R"({{"error":"bad_request","detail":"{}"}})", ec.message()), false);
+        send_simple(http::status::bad_request,
+                    fmt::format(R"({{"error":"bad_request","detail":"{}"}})", ec.message()), false);
       return;
     }
     req_ = parser_->release();
@@ -437,46 +843,89 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     // Two credentials: which one counts would depend on header order, and a
     // proxy in front may check the other one. Refuse rather than pick.
     if (req_.count(http::field::authorization) > 1)
-      return send_simple(http::status::bad_request, R"({"error":"bad_request","detail":"more than one Authorization header"})", false);
+      return send_simple(http::status::bad_request,
+                         R"({"error":"bad_request","detail":"more than one Authorization header"})",
+                         false);
     if (websocket::is_upgrade(req_)) {
       // An upgrade is a GET without a body (RFC 6455 §4.1). Body bytes would be
       // swallowed here as HTTP, while a proxy may forward them as frames: the
       // two would disagree about what the client sent.
-      if (req_.count(http::field::content_length) > 0 || req_.count(http::field::transfer_encoding) > 0)
-        return send_simple(http::status::bad_request, R"({"error":"bad_request","detail":"a WebSocket upgrade must not carry a body"})", false);
+      if (req_.count(http::field::content_length) > 0 ||
+          req_.count(http::field::transfer_encoding) > 0)
+        return send_simple(
+            http::status::bad_request,
+            R"({"error":"bad_request","detail":"a WebSocket upgrade must not carry a body"})",
+            false);
       Endpoint ep;
+      int key_index = -1;
+      std::string visitor;
       if (path == "/v1/pos") {
-        if (!srv_.pos_key_ok(bearer(req_))) {
+        key_index = srv_.pos_key_index(bearer(req_));
+        if (key_index < 0) {
           srv_.engine.metrics().count_error(ErrorCode::kUnauthorized);
-          return send_simple(http::status::unauthorized, R"({"error":"unauthorized","detail":"/v1/pos needs Authorization: Bearer <terminal key>"})", false);
+          return send_simple(
+              http::status::unauthorized,
+              R"({"error":"unauthorized","detail":"/v1/pos needs Authorization: Bearer <terminal key>"})",
+              false);
         }
         ep = Endpoint::kPos;
       } else if (path == "/v1/web") {
+        // A browser always sends Origin on a WebSocket upgrade; a page on
+        // another site cannot forge it. Non-browser clients can, so this
+        // guards visitors' browsers, not the endpoint (limits below do that).
+        if (!srv_.origin_allowed(req_)) {
+          srv_.engine.metrics().connections_refused.fetch_add(1);
+          return send_simple(http::status::forbidden,
+                             R"({"error":"forbidden","detail":"Origin not allowed for /v1/web"})",
+                             false);
+        }
+        visitor = percent_decode(query_param(target, "anonymousId"));
+        if (visitor.size() > 128)
+          return send_simple(
+              http::status::bad_request,
+              R"({"error":"bad_field","detail":"anonymousId: longer than 128 bytes"})", false);
+        if (auto over = srv_.admit_web(slot_.peer(), visitor); !over.empty()) {
+          srv_.engine.metrics().connections_refused.fetch_add(1);
+          return send_simple(http::status::too_many_requests,
+                             fmt::format(R"({{"error":"rate_limited","detail":"{}"}})", over),
+                             false);
+        }
         ep = Endpoint::kWeb;
       } else {
-        return send_simple(http::status::not_found, R"({"error":"not_found","detail":"WebSocket endpoints are /v1/pos and /v1/web"})", false);
+        return send_simple(
+            http::status::not_found,
+            R"({"error":"not_found","detail":"WebSocket endpoints are /v1/pos and /v1/web"})",
+            false);
       }
-      upgraded_ = true;
-      stream_.expires_never();
-      std::make_shared<WsSession>(srv_, stream_.release_socket(), ep, who_)->run(std::move(req_));
+      // Same stream, TLS state and all; the WsSession now owns the slot.
+      std::make_shared<WsSession<Stream>>(srv_, std::move(stream_), ep, who_, std::move(slot_),
+                                          key_index, std::move(visitor), tls_ctx_)
+          ->run(std::move(req_));
       return;
     }
     if (path == "/healthz" && req_.method() == http::verb::get)
       return send_simple(http::status::ok, R"({"status":"ok"})", req_.keep_alive());
     if (path == "/metrics" && req_.method() == http::verb::get)
-      return send_text(http::status::ok, render_metrics(srv_.engine) + render_sms_metrics(srv_.sms_outbox),
+      return send_text(http::status::ok,
+                       render_metrics(srv_.engine) + render_sms_metrics(srv_.sms_outbox),
                        "text/plain; version=0.0.4");
     if (path.rfind("/v1/profiles/", 0) == 0 && req_.method() == http::verb::get) {
       if (!srv_.admin_ok(bearer(req_)))
-        return send_simple(http::status::unauthorized, R"({"error":"unauthorized","detail":"admin token required"})", req_.keep_alive());
+        return send_simple(http::status::unauthorized,
+                           R"({"error":"unauthorized","detail":"admin token required"})",
+                           req_.keep_alive());
       std::string id = percent_decode(path.substr(13));
       if (id.empty() || id.size() > 128)
-        return send_simple(http::status::bad_request, R"({"error":"bad_field","detail":"profile id must be 1-128 bytes"})", req_.keep_alive());
-      srv_.engine.query_profile(std::move(id), [self = shared_from_this()](int status, std::string body) {
-        asio::post(self->stream_.get_executor(), [self, status, b = std::move(body)]() mutable {
-          self->send_simple(static_cast<http::status>(status), std::move(b), self->req_.keep_alive());
-        });
-      });
+        return send_simple(http::status::bad_request,
+                           R"({"error":"bad_field","detail":"profile id must be 1-128 bytes"})",
+                           req_.keep_alive());
+      srv_.engine.query_profile(
+          std::move(id), [self = this->shared_from_this()](int status, std::string body) {
+            asio::post(self->stream_.get_executor(), [self, status, b = std::move(body)]() mutable {
+              self->send_simple(static_cast<http::status>(status), std::move(b),
+                                self->req_.keep_alive());
+            });
+          });
       return;
     }
     if (path.rfind("/v1/sms/", 0) == 0) {
@@ -497,23 +946,34 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     }
     if (path == "/v1/events") {
       if (req_.method() != http::verb::post)
-        return send_simple(http::status::method_not_allowed, R"({"error":"bad_request","detail":"use POST"})", req_.keep_alive());
-      if (!srv_.pos_key_ok(bearer(req_))) {
+        return send_simple(http::status::method_not_allowed,
+                           R"({"error":"bad_request","detail":"use POST"})", req_.keep_alive());
+      const int key_index = srv_.pos_key_index(bearer(req_));
+      if (key_index < 0) {
         srv_.engine.metrics().count_error(ErrorCode::kUnauthorized);
-        return send_simple(http::status::unauthorized, R"({"error":"unauthorized","detail":"POST /v1/events needs Authorization: Bearer <terminal key>"})", req_.keep_alive());
+        return send_simple(
+            http::status::unauthorized,
+            R"({"error":"unauthorized","detail":"POST /v1/events needs Authorization: Bearer <terminal key>"})",
+            req_.keep_alive());
       }
-      return handle_batch();
+      return handle_batch(key_index);
     }
     if (path == "/v1/rules" || path.rfind("/v1/admin/", 0) == 0) {
       if (req_.method() != http::verb::get)
-        return send_simple(http::status::method_not_allowed, R"({"error":"bad_request","detail":"use GET"})", req_.keep_alive());
+        return send_simple(http::status::method_not_allowed,
+                           R"({"error":"bad_request","detail":"use GET"})", req_.keep_alive());
       if (!srv_.admin_ok(bearer(req_)))
-        return send_simple(http::status::unauthorized, R"({"error":"unauthorized","detail":"admin token required"})", req_.keep_alive());
-      if (auto r = handle_sms_admin(srv_.sms_outbox, path,
-                                    target.size() > path.size() ? std::string_view(target).substr(path.size() + 1) : ""))
-        return send_simple(static_cast<http::status>(r->status), std::move(r->body), req_.keep_alive());
+        return send_simple(http::status::unauthorized,
+                           R"({"error":"unauthorized","detail":"admin token required"})",
+                           req_.keep_alive());
+      if (auto r = handle_sms_admin(
+              srv_.sms_outbox, path,
+              target.size() > path.size() ? std::string_view(target).substr(path.size() + 1) : ""))
+        return send_simple(static_cast<http::status>(r->status), std::move(r->body),
+                           req_.keep_alive());
       if (auto r = handle_admin(srv_.engine, path))
-        return send_simple(static_cast<http::status>(r->status), std::move(r->body), req_.keep_alive());
+        return send_simple(static_cast<http::status>(r->status), std::move(r->body),
+                           req_.keep_alive());
     }
     if (req_.method() == http::verb::get) {
       if (auto f = serve_static(srv_.opts.web_root, path))
@@ -557,7 +1017,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
         body += results[i];
         if (results[i].find(R"("type":"error")") != std::string::npos) ++rejected;
       }
-      body += fmt::format("],\"accepted\":{},\"rejected\":{}}}", results.size() - rejected, rejected);
+      body +=
+          fmt::format("],\"accepted\":{},\"rejected\":{}}}", results.size() - rejected, rejected);
       auto s = session;
       asio::post(s->stream_.get_executor(), [s, b = std::move(body)]() mutable {
         s->send_simple(http::status::ok, std::move(b), s->req_.keep_alive());
@@ -573,19 +1034,21 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     }
   };
 
-  void handle_batch() {
+  void handle_batch(int key_index) {
     std::vector<std::string_view> parts;
     std::string err;
     const std::string& body = req_.body();
     if (!split_batch(body, parts, err))
       return send_simple(http::status::bad_request,
-                         fmt::format(R"({{"error":"bad_json","detail":"batch: {}"}})", err), req_.keep_alive());
+                         fmt::format(R"({{"error":"bad_json","detail":"batch: {}"}})", err),
+                         req_.keep_alive());
     if (parts.empty())
-      return send_simple(http::status::ok, R"({"results":[],"accepted":0,"rejected":0})", req_.keep_alive());
+      return send_simple(http::status::ok, R"({"results":[],"accepted":0,"rejected":0})",
+                         req_.keep_alive());
     auto batch = std::make_shared<Batch>();
     batch->results.resize(parts.size());
     batch->remaining.store(parts.size());
-    batch->session = shared_from_this();
+    batch->session = this->shared_from_this();
     const TimeUs now = wall_clock_us();
     for (std::size_t i = 0; i < parts.size(); ++i) {
       auto slot = std::make_shared<BatchSlot>();
@@ -593,8 +1056,16 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
       slot->index = i;
       if (parts[i].size() > srv_.opts.max_message_bytes) {
         srv_.engine.metrics().count_error(ErrorCode::kTooLarge);
-        slot->deliver(protocol::encode_error("", ErrorCode::kTooLarge,
-                                             fmt::format("event {} is over the {} byte limit", i, srv_.opts.max_message_bytes)));
+        slot->deliver(protocol::encode_error(
+            "", ErrorCode::kTooLarge,
+            fmt::format("event {} is over the {} byte limit", i, srv_.opts.max_message_bytes)));
+        continue;
+      }
+      // Each event of a batch takes a token from the key's bucket, as on /v1/pos.
+      if (!srv_.take_key_token(key_index)) {
+        srv_.engine.metrics().count_error(ErrorCode::kRateLimited);
+        slot->deliver(protocol::encode_error(peek_message_id(parts[i]), ErrorCode::kRateLimited,
+                                             "too many messages for this terminal key; slow down"));
         continue;
       }
       std::string raw;
@@ -634,24 +1105,78 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   }
 
   void write(std::shared_ptr<http::response<http::string_body>> res) {
-    http::async_write(stream_, *res, [self = shared_from_this(), res](beast::error_code ec, std::size_t) {
-      if (ec || !res->keep_alive()) {
-        beast::error_code ignored;
-        self->stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
-        return;
-      }
-      self->do_read();
+    http::async_write(stream_, *res,
+                      [self = this->shared_from_this(), res](beast::error_code ec, std::size_t) {
+                        if (ec) return;
+                        if (!res->keep_alive()) return self->close_stream();
+                        self->do_read();
+                      });
+  }
+
+  Server::Impl& srv_;
+  std::shared_ptr<ssl::context> tls_ctx_;  // before stream_: outlives the TLS stream
+  Stream stream_;
+  beast::flat_buffer buf_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  http::request<http::string_body> req_;
+  std::string who_;
+  ConnectionSlot slot_;
+  protocol::EventDecoder decoder_;
+};
+
+// ---- TLS detection ----------------------------------------------------------
+
+/// With TLS configured, the first bytes of a connection decide: a TLS
+/// ClientHello gets an HttpSession over TLS, anything else plain HTTP (when
+/// tls.allow_plain) or a 400 telling it to use https.
+class DetectSession : public std::enable_shared_from_this<DetectSession> {
+ public:
+  DetectSession(Server::Impl& srv, tcp::socket&& sock, ConnectionSlot slot)
+      : srv_(srv), stream_(std::move(sock)), slot_(std::move(slot)) {}
+
+  void run() {
+    asio::dispatch(stream_.get_executor(), [self = shared_from_this()] {
+      self->stream_.expires_after(std::chrono::microseconds(self->srv_.opts.idle_timeout_us));
+      beast::async_detect_ssl(self->stream_, self->buf_,
+                              [self](beast::error_code ec, bool tls) { self->on_detect(ec, tls); });
     });
+  }
+
+ private:
+  void on_detect(beast::error_code ec, bool tls) {
+    if (ec) return;  // closed or silent until the idle timeout
+    if (tls) {
+      auto ctx = srv_.current_tls();
+      TlsStream ts(std::move(stream_), *ctx);
+      std::make_shared<HttpSession<TlsStream>>(srv_, std::move(ts), std::move(buf_),
+                                               std::move(slot_), ctx)
+          ->run();
+      return;
+    }
+    if (srv_.opts.tls_allow_plain) {
+      std::make_shared<HttpSession<PlainStream>>(srv_, std::move(stream_), std::move(buf_),
+                                                 std::move(slot_), nullptr)
+          ->run();
+      return;
+    }
+    static constexpr std::string_view kBody =
+        R"({"error":"tls_required","detail":"this port serves https:// and wss:// only"})";
+    static const std::string kResponse = fmt::format(
+        "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: "
+        "{}\r\nConnection: close\r\n\r\n{}",
+        kBody.size(), kBody);
+    stream_.expires_after(std::chrono::seconds(5));
+    asio::async_write(stream_, asio::buffer(kResponse),
+                      [self = shared_from_this()](beast::error_code, std::size_t) {
+                        beast::error_code ignored;
+                        self->stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+                      });
   }
 
   Server::Impl& srv_;
   beast::tcp_stream stream_;
   beast::flat_buffer buf_;
-  std::optional<http::request_parser<http::string_body>> parser_;
-  http::request<http::string_body> req_;
-  std::string who_;
-  bool upgraded_ = false;
-  protocol::EventDecoder decoder_;
+  ConnectionSlot slot_;
 };
 
 void Server::Impl::do_accept() {
@@ -671,24 +1196,67 @@ void Server::Impl::do_accept() {
       engine.metrics().count_error(ErrorCode::kRateLimited);
       return do_accept();
     }
+    auto peer = admit_connection(client_address(sock));
+    if (!peer) {
+      // One address holding many slots (silent ones until idle_timeout) would
+      // deny everyone else; it gets a short 429 instead.
+      static constexpr std::string_view kTooMany =
+          "HTTP/1.1 429 Too Many Requests\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+      beast::error_code ignored;
+      asio::write(sock, asio::buffer(kTooMany), ignored);
+      sock.close(ignored);
+      engine.metrics().connections_refused.fetch_add(1);
+      return do_accept();
+    }
     connections.fetch_add(1);
     engine.metrics().connections.fetch_add(1);
     engine.metrics().connections_total.fetch_add(1);
     beast::error_code ignored;
     sock.set_option(tcp::no_delay(true), ignored);
-    std::make_shared<HttpSession>(*this, std::move(sock))->run();
+    ConnectionSlot slot(*this, std::move(peer));
+    if (current_tls()) {
+      std::make_shared<DetectSession>(*this, std::move(sock), std::move(slot))->run();
+    } else {
+      std::make_shared<HttpSession<PlainStream>>(*this, PlainStream(std::move(sock)),
+                                                 beast::flat_buffer{}, std::move(slot), nullptr)
+          ->run();
+    }
     do_accept();
   });
 }
 
 Server::Server(ServerOptions opts, engine::Engine& engine)
-    : impl_(std::make_unique<Impl>(std::move(opts), engine)) {}
+    : impl_(std::make_unique<Impl>(std::move(opts), engine)) {
+  // Here rather than in start(): a bad certificate stops serve before the
+  // engine and outbox threads exist.
+  if (Status st = reload_tls(); !st) throw std::runtime_error(st.detail());
+}
 
-bool Server::push(const protocol::Action& action) { return impl_->push(action); }
+bool Server::push(const protocol::Action& action) {
+  return impl_->push(action);
+}
 
-void Server::set_sms_outbox(actions::SmsOutbox* outbox) { impl_->sms_outbox = outbox; }
+void Server::set_sms_outbox(actions::SmsOutbox* outbox) {
+  impl_->sms_outbox = outbox;
+}
 
-Server::~Server() { stop(); }
+Server::~Server() {
+  stop();
+}
+
+Status Server::reload_tls() {
+  auto& i = *impl_;
+  if (i.opts.tls_cert.empty()) return Status::ok();
+  auto ctx = make_tls_context(i.opts.tls_cert, i.opts.tls_key);
+  if (!ctx) return ctx.status();
+  std::lock_guard<std::mutex> lk(i.tls_mu);
+  i.tls_ctx = std::move(ctx).value();
+  return Status::ok();
+}
+
+bool Server::tls() const {
+  return !impl_->opts.tls_cert.empty();
+}
 
 void Server::start() {
   auto& i = *impl_;
@@ -717,6 +1285,8 @@ void Server::stop() {
   i.threads.clear();
 }
 
-std::uint16_t Server::port() const { return impl_->bound_port; }
+std::uint16_t Server::port() const {
+  return impl_->bound_port;
+}
 
 }  // namespace storepulse::net

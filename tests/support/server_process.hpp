@@ -56,11 +56,14 @@ class ServerProcess {
     out_ = ::fdopen(out[0], "r");
     char line[1024];
     port_ = 0;
+    startup_output_.clear();
     while (std::fgets(line, sizeof line, out_)) {
       std::string s(line);
-      auto at = s.find("listening on http://127.0.0.1:");
-      if (at != std::string::npos) {
-        port_ = static_cast<unsigned short>(std::stoi(s.substr(at + 30)));
+      startup_output_ += s;
+      // http:// or https:// (TLS configured)
+      auto at = s.find("listening on http");
+      if (at != std::string::npos && (at = s.find("://127.0.0.1:", at)) != std::string::npos) {
+        port_ = static_cast<unsigned short>(std::stoi(s.substr(at + 13)));
         break;
       }
     }
@@ -80,6 +83,9 @@ class ServerProcess {
     reap();
   }
   unsigned short port() const { return port_; }
+  /// What the server printed up to and including its "listening on" line
+  /// (start-up warnings).
+  const std::string& startup_output() const { return startup_output_; }
   /// The server's process id while it runs (-1 after stop), e.g. to read
   /// /proc/<pid>/status in memory-bound tests.
   pid_t pid() const { return pid_; }
@@ -99,6 +105,7 @@ class ServerProcess {
   pid_t pid_ = -1;
   FILE* out_ = nullptr;
   unsigned short port_ = 0;
+  std::string startup_output_;
 };
 
 namespace asio = boost::asio;
@@ -110,14 +117,17 @@ namespace websocket = beast::websocket;
 class WsClient {
  public:
   /// Returns the HTTP status of a refused upgrade in `refused_status`.
-  WsClient(unsigned short port, const std::string& path, const std::string& key = "")
+  /// `headers` are added to the upgrade request (e.g. Origin).
+  WsClient(unsigned short port, const std::string& path, const std::string& key = "",
+           std::vector<std::pair<std::string, std::string>> headers = {})
       : ws_(ioc_) {
     asio::ip::tcp::endpoint ep(asio::ip::make_address("127.0.0.1"), port);
     ws_.next_layer().connect(ep);
     timeval tv{10, 0};
     ::setsockopt(ws_.next_layer().native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    ws_.set_option(websocket::stream_base::decorator([key](websocket::request_type& req) {
+    ws_.set_option(websocket::stream_base::decorator([key, headers](websocket::request_type& req) {
       if (!key.empty()) req.set(http::field::authorization, "Bearer " + key);
+      for (const auto& [name, value] : headers) req.set(name, value);
     }));
     ws_.read_message_max(64 << 20);
     websocket::response_type res;

@@ -153,6 +153,9 @@
     else if (!/^wss?:/i.test(base)) base = (win.location.protocol === "https:" ? "wss://" : "ws://") + base;
     var url = base + "/v1/web";
     if (cfg.siteKey) url += "?site=" + encodeURIComponent(String(cfg.siteKey));
+    // Names the visitor at the upgrade, so the server can cap connections per
+    // visitor (web.max_connections_per_visitor) as well as per address.
+    url += (cfg.siteKey ? "&" : "?") + "anonymousId=" + encodeURIComponent(visitorId);
     return url;
   }
 
