@@ -712,7 +712,21 @@ void Shard::process_batch(std::unique_ptr<Work>* items, std::size_t n) {
   // Phase 2: group commit. Nothing is applied or acked unless it is durable.
   Status committed = journal_->commit();
   if (committed) m.journal_commits.fetch_add(1, std::memory_order_relaxed);
-  else spdlog::error("shard {}: journal commit failed: {}", index_, committed.detail());
+  else {
+    // During an outage every batch fails: log the first failure, then at most
+    // one line a second with the number of failures in between.
+    ++commit_failures_;
+    const std::int64_t now = mono_ns();
+    if (now - last_commit_log_ns_ >= 1'000'000'000) {
+      if (commit_failures_ > 1)
+        spdlog::error("shard {}: journal commit failed ({} failed commits since the last report): {}", index_,
+                      commit_failures_, committed.detail());
+      else
+        spdlog::error("shard {}: journal commit failed: {}", index_, committed.detail());
+      last_commit_log_ns_ = now;
+      commit_failures_ = 0;
+    }
+  }
 
   // Internal work whose journal write failed is retried in a later batch.
   auto requeue = [&](std::size_t i) {

@@ -138,6 +138,8 @@ class Shard {
   std::vector<std::string> recovery_lines_;
 
   // worker-owned
+  std::int64_t last_commit_log_ns_ = 0;  // commit failures are logged at most once a second
+  std::uint64_t commit_failures_ = 0;
   std::unique_ptr<store::Log> journal_;  // file journal or Redis stream (store.kind)
   std::unordered_map<std::string, std::unique_ptr<profile::CustomerProfile>> profiles_;
   DedupeWindow dedupe_;

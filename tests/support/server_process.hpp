@@ -68,6 +68,12 @@ class ServerProcess {
       }
     }
     REQUIRE(port_ != 0);
+    // Keep reading what the server logs: a full pipe would block its threads.
+    drain_ = std::thread([f = out_] {
+      char buf[4096];
+      while (std::fgets(buf, sizeof buf, f)) {
+      }
+    });
   }
 
   /// SIGKILL: no drain, no final snapshot.
@@ -95,6 +101,7 @@ class ServerProcess {
     int st;
     ::waitpid(pid_, &st, 0);
     pid_ = -1;
+    if (drain_.joinable()) drain_.join();  // EOF: the server is gone
     if (out_) {
       std::fclose(out_);
       out_ = nullptr;
@@ -104,6 +111,7 @@ class ServerProcess {
   std::vector<std::string> extra_;
   pid_t pid_ = -1;
   FILE* out_ = nullptr;
+  std::thread drain_;
   unsigned short port_ = 0;
   std::string startup_output_;
 };
