@@ -7,6 +7,7 @@
 #include <array>
 #include <cmath>
 
+#include "model_json.hpp"
 #include "storepulse/profile/profile.hpp"
 #include "storepulse/protocol/codec.hpp"
 
@@ -150,21 +151,16 @@ Result<BasketModel> parse_basket_model_json(std::string_view json) {
   dom::parser parser;
   dom::element root;
   simdjson::padded_string padded(json);
-  if (parser.parse(padded).get(root) || !root.is_object())
-    return Status(ErrorCode::kBadJson, "basket model: not a JSON object");
+  BasketModel m;
+  if (Status s =
+          detail::parse_model_header(parser, padded, "basket model", kBasketsFormat, root, m.meta);
+      !s)
+    return s;
   auto bad = [](std::string_view what) {
     return Status(ErrorCode::kBadField, fmt::format("basket model: {}", what));
   };
-  std::string_view format;
-  const bool has_format = !root["format"].get(format);
-  if (Status s = check_format(format, has_format, kBasketsFormat); !s) return bad(s.detail());
-  BasketModel m;
   std::string_view sv;
-  if (!root["fitted_on"].get(sv)) m.meta.fitted_on = std::string(sv);
-  if (!root["fitted_at"].get(sv) && !sv.empty())
-    if (auto t = parse_iso8601(sv)) m.meta.fitted_at = *t;
   std::uint64_t u = 0;
-  if (!root["subjects"].get(u)) m.meta.subjects = u;
   if (!root["item_key"].get(sv)) {
     if (sv != "product" && sv != "name" && sv != "category")
       return bad(fmt::format("item_key \"{}\": expected product, name or category", sv));

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <limits>
 
+#include "model_json.hpp"
 #include "storepulse/profile/profile.hpp"
 
 namespace storepulse::models {
@@ -162,21 +163,15 @@ Result<ClvModel> parse_clv_model_json(std::string_view json) {
   dom::parser parser;
   dom::element root;
   simdjson::padded_string padded(json);
-  if (parser.parse(padded).get(root) || !root.is_object())
-    return Status(ErrorCode::kBadJson, "clv model: not a JSON object");
+  ClvModel m;
+  if (Status s = detail::parse_model_header(parser, padded, "clv model", kClvFormat, root, m.meta);
+      !s)
+    return s;
   auto bad = [](std::string_view what) {
     return Status(ErrorCode::kBadField, fmt::format("clv model: {}", what));
   };
-  std::string_view format;
-  const bool has_format = !root["format"].get(format);
-  if (Status s = check_format(format, has_format, kClvFormat); !s) return bad(s.detail());
-  ClvModel m;
   std::string_view sv;
-  if (!root["fitted_on"].get(sv)) m.meta.fitted_on = std::string(sv);
-  if (!root["fitted_at"].get(sv) && !sv.empty())
-    if (auto t = parse_iso8601(sv)) m.meta.fitted_at = *t;
   std::uint64_t u = 0;
-  if (!root["subjects"].get(u)) m.meta.subjects = u;
   if (!root["customers"].get(u)) m.subjects = static_cast<std::size_t>(u);
   if (!root["calibration_end"].get(sv) && !sv.empty())
     if (auto t = parse_iso8601(sv)) m.calibration_end = *t;

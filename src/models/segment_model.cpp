@@ -7,6 +7,7 @@
 #include <cmath>
 #include <limits>
 
+#include "model_json.hpp"
 #include "storepulse/profile/profile.hpp"
 #include "storepulse/protocol/codec.hpp"
 
@@ -213,21 +214,15 @@ Result<SegmentModel> parse_segment_model_json(std::string_view json) {
   dom::parser parser;
   dom::element root;
   simdjson::padded_string padded(json);
-  if (parser.parse(padded).get(root) || !root.is_object())
-    return Status(ErrorCode::kBadJson, "segment model: not valid JSON");
+  SegmentModel m;
+  if (Status s = detail::parse_model_header(parser, padded, "segment model", kSegmentsFormat, root,
+                                            m.meta);
+      !s)
+    return s;
   auto bad = [](std::string_view what) {
     return Status(ErrorCode::kBadField, fmt::format("segment model: {}", what));
   };
-  SegmentModel m;
-  std::string_view format;
-  const bool has_format = !root["format"].get(format);
-  if (Status s = check_format(format, has_format, kSegmentsFormat); !s) return bad(s.detail());
   std::string_view sv;
-  if (!root["fitted_on"].get(sv)) m.meta.fitted_on = std::string(sv);
-  if (!root["fitted_at"].get(sv) && !sv.empty())
-    if (auto t = parse_iso8601(sv)) m.meta.fitted_at = *t;
-  std::uint64_t u = 0;
-  if (!root["subjects"].get(u)) m.meta.subjects = u;
   std::int64_t nmo = 0;
   if (!root["new_member_orders"].get(nmo)) {
     if (nmo < 1 || nmo > 10000) return bad("new_member_orders: expected 1..10000");
