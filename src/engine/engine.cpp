@@ -430,6 +430,7 @@ void Shard::apply_recovered(const store::JournalRecord& rec, protocol::EventDeco
       max_event_time_ = std::max(max_event_time_, ev.timestamp);
       evaluate_rules(key, p, ev, false);
       record_popularity(ev);
+      recent_.add(key, ev);
       break;
     }
     case store::RecordType::kLink: {
@@ -763,6 +764,7 @@ void Shard::process_batch(std::unique_ptr<Work>* items, std::size_t n) {
         max_event_time_ = std::max(max_event_time_, w.event.timestamp);
         evaluate_rules(w.target, p, w.event, true);
         record_popularity(w.event);
+        recent_.add(w.target, w.event);
         m.count_event(static_cast<int>(w.event.type), static_cast<int>(w.event.channel));
         if (w.reply) {
           if (reply_actions_.empty()) {
@@ -833,7 +835,46 @@ void Shard::handle_query(Work& w) {
     engine_.query_profile(p->merged_into, std::move(w.profile_done));
     return;
   }
-  w.profile_done(200, profile::profile_to_json(*p, wall_clock_us()));
+  std::string body = profile::profile_to_json(*p, wall_clock_us());
+  // Recent events of this id and of the visitor ids merged into it (those
+  // applied on this shard), before the closing brace.
+  if (!body.empty() && body.back() == '}') {
+    body.pop_back();
+    std::vector<std::string_view> also;
+    for (const auto& l : p->links) also.push_back(l.other_id);
+    recent_.append_json(body, w.target, also);
+    body.push_back('}');
+  }
+  w.profile_done(200, std::move(body));
+}
+
+void RecentEvents::append_json(std::string& out, std::string_view key,
+                               const std::vector<std::string_view>& also) const {
+  out += ",\"recentEvents\":[";
+  std::size_t n = 0;
+  for (std::size_t i = 0; i < count_ && n < kMaxPerProfile; ++i) {
+    const Slot& s = ring_[(next_ + kSize - 1 - i) % kSize];
+    if (s.key != key && std::find(also.begin(), also.end(), s.key) == also.end()) continue;
+    if (n++) out.push_back(',');
+    out += "{\"type\":\"";
+    out += protocol::event_type_name(s.type);
+    out += '"';
+    if (s.name != protocol::EventName::kNone) {
+      out += ",\"event\":";
+      protocol::append_json_string(out, protocol::event_name_str(s.name));
+    }
+    out += fmt::format(",\"channel\":\"{}\",\"timestamp\":\"{}\"", protocol::channel_name(s.channel),
+                       format_iso8601(s.at));
+    if (s.total >= 0) out += fmt::format(",\"total\":{}.{:02}", s.total / 100, s.total % 100);
+    if (s.key != key) {
+      out += ",\"id\":";
+      protocol::append_json_string(out, s.key);
+    }
+    out += ",\"messageId\":";
+    protocol::append_json_string(out, s.message_id);
+    out += '}';
+  }
+  out += ']';
 }
 
 void Shard::handle_recommend(Work& w) {

@@ -6,8 +6,8 @@
 
 #include <atomic>
 #include <deque>
-#include <queue>
 #include <memory>
+#include <queue>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -28,7 +28,8 @@ struct Work {
     kRecommend,     // web recommend request
     kLinkRequest,   // "give me profile `other` and route it to `target` from now on"
     kMergePayload,  // serialized profile of `other`, to fold into `target`
-    kContactClaim,  // "profile `target` has contact `other` (phone:/email:)"; to the contact's shard
+    kContactClaim,  // "profile `target` has contact `other` (phone:/email:)"; to the contact's
+                    // shard
     kLinkCommand,   // "link `other` into member `target`" (found by a shared contact)
   };
   Kind kind = Kind::kEvent;
@@ -36,12 +37,49 @@ struct Work {
   std::string raw;
   TimeUs recv = 0;
   std::int64_t enq_ns = 0;
-  std::string target;  // profile key this work applies to
-  std::string other;   // linked id (link / merge)
+  std::string target;   // profile key this work applies to
+  std::string other;    // linked id (link / merge)
   std::string payload;  // merge: serialized profile
   std::shared_ptr<ReplyTarget> reply;
   ProfileCallback profile_done;
   protocol::RecommendRequest rec;
+};
+
+/// The last events a shard applied, for the dashboard's profile lookup
+/// (`recentEvents` in GET /v1/profiles/{id}): a fixed ring of kSize slots whose
+/// strings keep their capacity, so steady state allocates nothing. Owned by the
+/// shard worker like the profiles.
+class RecentEvents {
+ public:
+  static constexpr std::size_t kSize = 8192;
+  static constexpr std::size_t kMaxPerProfile = 20;
+  void add(std::string_view key, const protocol::Event& ev) {
+    Slot& s = ring_[next_];
+    s.key.assign(key);
+    s.message_id.assign(ev.message_id);
+    s.at = ev.timestamp;
+    s.type = ev.type;
+    s.name = ev.name;
+    s.channel = ev.channel;
+    s.total = ev.has_total ? ev.total : -1;
+    next_ = (next_ + 1) % kSize;
+    if (count_ < kSize) ++count_;
+  }
+  /// `,"recentEvents":[...]` for `key` (and ids merged into it), newest first.
+  void append_json(std::string& out, std::string_view key,
+                   const std::vector<std::string_view>& also) const;
+
+ private:
+  struct Slot {
+    std::string key, message_id;
+    TimeUs at = 0;
+    protocol::EventType type = protocol::EventType::kTrack;
+    protocol::EventName name = protocol::EventName::kNone;
+    protocol::Channel channel = protocol::Channel::kUnknown;
+    protocol::Money total = -1;  // -1: the event had no total
+  };
+  std::vector<Slot> ring_ = std::vector<Slot>(kSize);
+  std::size_t next_ = 0, count_ = 0;
 };
 
 /// Bounded FIFO of messageIds seen; re-sent ids are acked without applying.
@@ -97,7 +135,8 @@ class Shard {
   profile::CustomerProfile& get_or_create(std::string_view key);
   void apply_and_link(profile::CustomerProfile& p, const protocol::Event& ev);
   /// Records a link from `p` to `other` unless already there or full; true if added.
-  bool add_link(profile::CustomerProfile& p, std::string_view other, TimeUs when, std::string_view via);
+  bool add_link(profile::CustomerProfile& p, std::string_view other, TimeUs when,
+                std::string_view via);
   /// Folds the serialized profile of `other` into `target`, once per link.
   void absorb(const std::string& target, const std::string& other, std::string_view serialized);
   void record_popularity(const protocol::Event& ev);
@@ -109,15 +148,16 @@ class Shard {
   static std::string event_payload(std::string_view key, std::string_view raw);
   /// Runs the rules for an applied event; pos/web actions go to `reply_actions`,
   /// the rest to the engine's sink (live only).
-  void evaluate_rules(const std::string& key, profile::CustomerProfile& p, const protocol::Event& ev,
-                      bool live);
+  void evaluate_rules(const std::string& key, profile::CustomerProfile& p,
+                      const protocol::Event& ev, bool live);
   void index_timers(const std::string& key, const profile::CustomerProfile& p);
   void fire_due_timers();
   /// Before a customer's event at `t`: fires that customer's timers due at or
   /// before `t` first, earliest first, so the event sees what a real-time
   /// watermark would have done (live and replay alike; not journaled, because
   /// the event record itself implies it).
-  void fire_customer_timers(const std::string& key, profile::CustomerProfile& p, TimeUs t, bool live);
+  void fire_customer_timers(const std::string& key, profile::CustomerProfile& p, TimeUs t,
+                            bool live);
   void remove_timer(profile::CustomerProfile& p, const std::string& rule, TimeUs at);
 
   struct TimerEntry {
@@ -143,6 +183,7 @@ class Shard {
   std::unique_ptr<store::Log> journal_;  // file journal or Redis stream (store.kind)
   std::unordered_map<std::string, std::unique_ptr<profile::CustomerProfile>> profiles_;
   DedupeWindow dedupe_;
+  RecentEvents recent_;
   std::unordered_map<std::string, std::unordered_map<std::string, std::uint32_t>> popularity_;
   std::unordered_map<std::string, std::string> product_names_;
   std::shared_ptr<rules::RuleSet> rules_;

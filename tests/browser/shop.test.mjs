@@ -279,6 +279,8 @@ try {
   const summary = await dash.textContent("#profile-summary");
   check(summary.includes("Ana") && summary.includes(vid) && summary.includes("Rain boots"),
         "profile lookup shows the member, the linked visitor and the cart", summary.slice(0, 300));
+  check((await dash.$$eval("#profile-recent tr", (r) => r.length)) >= 2,
+        "profile lookup lists the member's recent events", summary.slice(summary.indexOf("Recent events"), 300));
   await dash.fill("#profile-id", "nobody-here");
   await dash.click("#lookup-go");
   await until("404 shown", async () => (await dash.textContent("#profile-summary")).includes("No profile"));

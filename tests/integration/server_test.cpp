@@ -76,6 +76,14 @@ TEST_CASE("a scripted session: identify - birthday swipe - order - profile read 
                         R"("discountShare":0.0900)", R"("cart":{"items":[],"value":0.00})",
                         R"("size":"110")", R"("points":45)"})
     CHECK(has(p.body, f));
+  // The dashboard's "recent events": newest first, with event names and totals.
+  const auto recent = p.body.find(R"("recentEvents":[)");
+  REQUIRE(recent != std::string::npos);
+  const std::string tail = p.body.substr(recent);
+  CHECK(has(tail, R"({"type":"track","event":"Order Completed","channel":"pos")"));
+  CHECK(has(tail, R"("total":45.50,"messageId":"s-4")"));
+  CHECK(tail.find(R"("messageId":"s-4")") < tail.find(R"("messageId":"s-2")"));
+  CHECK(tail.find(R"("messageId":"s-2")") < tail.find(R"("messageId":"s-1")"));
 }
 
 TEST_CASE("bad input gets a specific error - changes nothing - and the connection stays open") {

@@ -352,6 +352,25 @@
           ["first / last seen", (p.firstSeen || "?") + " / " + (p.lastSeen || "?")],
           ["actions received", contacts.length ? contacts.map(function (c) { return c.rule + " via " + c.channel + " at " + c.at; }).join("; ") : "none"]
         ]));
+        var recent = Array.isArray(p.recentEvents) ? p.recentEvents : [];
+        var rt = el("table", "recent");
+        rt.id = "profile-recent";
+        var head = el("tr");
+        ["time", "event", "channel", "total", "id", "messageId"].forEach(function (h) { head.appendChild(el("th", "", h)); });
+        rt.appendChild(head);
+        recent.forEach(function (e) {
+          if (!e || typeof e !== "object") return;
+          var tr = el("tr");
+          tr.appendChild(el("td", "", String(e.timestamp || "")));
+          tr.appendChild(el("td", "", String(e.event || e.type || "")));
+          tr.appendChild(el("td", "", String(e.channel || "")));
+          tr.appendChild(el("td", "num", typeof e.total === "number" ? "€" + e.total.toFixed(2) : ""));
+          tr.appendChild(el("td", "", String(e.id || "")));
+          tr.appendChild(el("td", "", String(e.messageId || "")));
+          rt.appendChild(tr);
+        });
+        out.appendChild(el("h3", "", "Recent events (" + recent.length + ", newest first)"));
+        out.appendChild(recent.length ? rt : el("p", "hint", "none kept on this node (the last " + 8192 + " events per shard are kept)"));
         $("profile-raw").textContent = JSON.stringify(p, null, 2);
       })
       .catch(function (err) { out.appendChild(el("p", "err", "Lookup failed: " + (err && err.message ? err.message : err))); });
