@@ -400,9 +400,16 @@ void SmsOutbox::commit_locked() {
   maybe_compact_locked();
 }
 
-void SmsOutbox::maybe_compact_locked() {
+bool SmsOutbox::maybe_compact_locked(bool force) {
   const std::uint64_t live = messages_.size() * 2 + contacts_.size() + suppressed_.size() + health_.size();
-  if (records_since_compact_ < kCompactMinRecords + 4 * live) return;
+  if (!force && records_since_compact_ < kCompactMinRecords + 4 * live) return true;
+  if (force) {
+    // Erasure: every old record must go, so the rewrite starts a new segment.
+    if (Status s = journal_->roll_segment(); !s) {
+      spdlog::error("sms outbox: cannot start a new journal segment: {}", s.detail());
+      return false;
+    }
+  }
   const std::uint64_t before = journal_->last_seq();
   records_since_compact_ = 0;
   // Contacts and the STOP list first, then messages in arrival order, so a
@@ -420,9 +427,98 @@ void SmsOutbox::maybe_compact_locked() {
   }
   if (Status s = journal_->commit(); !s) {
     spdlog::error("sms outbox: compaction write failed, keeping old segments: {}", s.detail());
-    return;
+    return false;
   }
   journal_->remove_segments_through(before);
+  return true;
+}
+
+Result<std::size_t> SmsOutbox::erase_customer(const std::vector<std::string>& customers,
+                                              const std::vector<std::string>& phones_in) {
+  std::vector<std::string> phones;
+  for (const auto& p : phones_in) {
+    phones.push_back(p);
+    phones.push_back(normalize_phone(p));
+  }
+  auto has = [](const std::vector<std::string>& v, const std::string& x) {
+    return std::find(v.begin(), v.end(), x) != v.end();
+  };
+  std::lock_guard lock(mu_);
+  for (const auto& [phone, customer] : contacts_)
+    if (has(customers, customer)) phones.push_back(phone);
+  std::size_t removed = 0;
+  for (auto it = messages_.begin(); it != messages_.end();) {
+    const SmsMessage& m = it->second;
+    if (!has(customers, m.customer) && !has(phones, m.phone)) {
+      ++it;
+      continue;
+    }
+    due_.erase({m.next_attempt_us, m.id});
+    if (!m.gateway_sid.empty()) by_gateway_sid_.erase(m.gateway_sid);
+    order_.erase(std::remove(order_.begin(), order_.end(), m.id), order_.end());
+    finished_.erase(std::remove(finished_.begin(), finished_.end(), m.id), finished_.end());
+    it = messages_.erase(it);
+    ++removed;
+  }
+  for (const auto& p : phones) {
+    contacts_.erase(p);
+    suppressed_.erase(p);
+    health_.erase(p);
+  }
+  contact_order_.erase(std::remove_if(contact_order_.begin(), contact_order_.end(),
+                                      [&](const std::string& p) { return !contacts_.count(p); }),
+                       contact_order_.end());
+  health_order_.erase(std::remove_if(health_order_.begin(), health_order_.end(),
+                                     [&](const std::string& p) { return !health_.count(p); }),
+                      health_order_.end());
+  if (!maybe_compact_locked(true))
+    return Status(ErrorCode::kUnavailable, "sms outbox: the journal rewrite after erasure failed (see the log)");
+  return removed;
+}
+
+std::string SmsOutbox::customer_json(const std::vector<std::string>& customers,
+                                     const std::vector<std::string>& phones_in) const {
+  std::vector<std::string> phones;
+  for (const auto& p : phones_in) phones.push_back(normalize_phone(p));
+  auto has = [](const std::vector<std::string>& v, const std::string& x) {
+    return std::find(v.begin(), v.end(), x) != v.end();
+  };
+  std::lock_guard lock(mu_);
+  for (const auto& [phone, customer] : contacts_)
+    if (has(customers, customer) && !has(phones, phone)) phones.push_back(phone);
+  std::string o = "{\"phones\":[";
+  for (std::size_t i = 0; i < phones.size(); ++i) {
+    if (i) o.push_back(',');
+    o += "{\"phone\":";
+    protocol::append_json_string(o, phones[i]);
+    auto h = health_.find(phones[i]);
+    o += fmt::format(",\"optedOut\":{},\"deadNumber\":{}}}", suppressed_.count(phones[i]) ? "true" : "false",
+                     h != health_.end() && h->second.dead ? "true" : "false");
+  }
+  o += "],\"messages\":[";
+  bool first = true;
+  for (const auto& id : order_) {
+    auto it = messages_.find(id);
+    if (it == messages_.end()) continue;
+    const SmsMessage& m = it->second;
+    if (!has(customers, m.customer) && !has(phones, m.phone)) continue;
+    if (!first) o.push_back(',');
+    first = false;
+    o += "{\"id\":";
+    protocol::append_json_string(o, m.id);
+    o += ",\"rule\":";
+    protocol::append_json_string(o, m.rule);
+    o += ",\"customer\":";
+    protocol::append_json_string(o, m.customer);
+    o += ",\"to\":";
+    protocol::append_json_string(o, m.phone);
+    o += ",\"text\":";
+    protocol::append_json_string(o, m.text);
+    o += fmt::format(",\"state\":\"{}\",\"created\":\"{}\",\"updated\":\"{}\"}}", sms_state_name(m.state),
+                     format_iso8601(m.created_us), format_iso8601(m.updated_us));
+  }
+  o += "]}";
+  return o;
 }
 
 void SmsOutbox::remember_contact_locked(const std::string& phone, const std::string& customer) {

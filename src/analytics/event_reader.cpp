@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <unordered_map>
 
 #include "storepulse/common/bytes.hpp"
 #include "storepulse/store/journal.hpp"
@@ -79,12 +80,31 @@ Result<EventLog> read_journal_dir(const std::string& dir, const EventReadOptions
   std::sort(shard_dirs.begin(), shard_dirs.end());
   protocol::EventDecoder dec(history_limits());
   EventLog log;
-  std::string raw;
+  std::string raw, plain;
+  store::Sealer sealer;
   for (const auto& sd : shard_dirs) {
     store::RecoveryReport rep;
+    // Sealed records (privacy.encrypt_journal) open with the shard's customer
+    // keys; those of erased customers stay closed and are not counted.
+    std::unordered_map<std::uint64_t, store::KeyBytes> keys;
+    if (Status ks = store::scan_keys(sd, [&](store::StoredKey&& k) { keys.emplace(k.kid, k.key); }, rep); !ks)
+      return ks;
     Status s = store::scan_journal(
         sd,
-        [&](const store::JournalRecord& rec) {
+        [&](const store::JournalRecord& sealed_rec) {
+          store::JournalRecord rec = sealed_rec;
+          const auto t = static_cast<std::uint8_t>(rec.type);
+          if (t & store::kSealedBit) {
+            auto k = keys.find(store::Sealer::kid_of(rec.payload));
+            if (k == keys.end()) return;  // an erased customer
+            if (!sealer.open(k->second, t, rec.payload, plain)) {
+              if (log.first_errors.size() < kMaxReportedErrors)
+                log.first_errors.push_back(fmt::format("{} record {}: fails authentication", sd, rec.seq));
+              return;
+            }
+            rec.type = static_cast<store::RecordType>(t & ~store::kSealedBit);
+            rec.payload = plain;
+          }
           if (rec.type != store::RecordType::kEvent) return;  // identity / timer records
           ByteReader r(rec.payload);
           r.str_view();  // the profile key the event was applied to

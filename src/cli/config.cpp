@@ -127,6 +127,7 @@ Config load_config(const std::string& path) {
       {"models", {"dir"}},
       {"sms", {"gateway_format", "gateway_url", "gateway_secret", "account_sid", "auth_token", "from", "public_url",
                "help_text", "max_outbox", "retry_max", "retry_base", "rate_per_sec", "timeout"}},
+      {"privacy", {"encrypt_journal"}},
       {"log", {"level"}},
   };
   // Unknown keys are errors: a misspelt limit silently ignored is a limit not applied.
@@ -228,6 +229,11 @@ Config load_config(const std::string& path) {
     auto v = a.value<bool>();
     if (!v) fail(path, "store.archive_segments", "expected true or false");
     e.archive_segments = *v;
+  }
+  if (auto a = t["privacy"]["encrypt_journal"]) {
+    auto v = a.value<bool>();
+    if (!v) fail(path, "privacy.encrypt_journal", "expected true or false");
+    e.seal_records = *v;
   }
   read_duration(t, path, "events", "max_future", e.limits.max_future_us);
   read_duration(t, path, "events", "max_past", e.limits.max_past_us);

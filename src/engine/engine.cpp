@@ -269,17 +269,56 @@ void Shard::recover() {
   protocol::DecodeLimits replay_limits = engine_.opts_.limits;
   protocol::EventDecoder dec(replay_limits);
   store::RecoveryReport rep;
+  sealer_ = std::make_unique<store::Sealer>();
+  if (Status ks = journal_->load_keys(
+          [&](store::StoredKey&& k) {
+            kid_subject_[k.kid] = k.subject;
+            std::string subject = k.subject;
+            keys_.insert_or_assign(std::move(subject), std::move(k));
+          },
+          rep);
+      !ks)
+    throw std::runtime_error(fmt::format("shard {}: customer keys: {}", index_, ks.detail()));
   Status s = journal_->replay(
-      seq, [&](const store::JournalRecord& r) { apply_recovered(r, dec); }, rep);
+      seq,
+      [&](const store::JournalRecord& r) {
+        const auto t = static_cast<std::uint8_t>(r.type);
+        if (!(t & store::kSealedBit)) {
+          apply_recovered(r, dec);
+          return;
+        }
+        // A sealed record: its key is gone when the customer was erased.
+        const std::uint64_t kid = store::Sealer::kid_of(r.payload);
+        auto ks = kid_subject_.find(kid);
+        if (ks == kid_subject_.end()) {
+          ++shredded_records_;
+          return;
+        }
+        if (!sealer_->open(keys_.at(ks->second).key, t, r.payload, open_buf_)) {
+          rep.problems.push_back(fmt::format("record {} fails authentication; skipped", r.seq));
+          return;
+        }
+        store::JournalRecord plain = r;
+        plain.type = static_cast<store::RecordType>(t & ~store::kSealedBit);
+        plain.payload = open_buf_;
+        apply_recovered(plain, dec);
+      },
+      rep);
   if (!s) throw std::runtime_error(fmt::format("shard {}: {}", index_, s.detail()));
+  if (shredded_records_ > 0) {
+    auto line = fmt::format("shard {}: {} records of erased customers skipped (their keys are destroyed)",
+                            index_, shredded_records_);
+    spdlog::info("{}", line);
+    recovery_lines_.push_back(line);
+  }
   for (const auto& p : rep.problems) {
     spdlog::warn("shard {}: journal damage: {}", index_, p);
     recovery_lines_.push_back(fmt::format("shard {}: {}", index_, p));
   }
   const double ms = static_cast<double>(mono_ns() - t0) / 1e6;
   auto line = fmt::format(
-      "shard {}: recovered {} profiles from snapshot@{} + {} journal records in {:.1f} ms",
-      index_, profiles_.size(), seq, journal_->last_seq() - seq, ms);
+      "shard {}: recovered {} profiles ({} customer keys) from snapshot@{} + {} journal records in {:.1f} ms",
+      index_, profiles_.size(), keys_.size(), seq, journal_->last_seq() - seq, ms);
   spdlog::info("{}", line);
   recovery_lines_.push_back(line);
   last_snapshot_ns_ = mono_ns();
@@ -356,7 +395,7 @@ void Shard::fire_due_timers() {
     w.str(e.key);
     w.str(e.rule);
     w.i64(e.at);
-    journal_->append(store::RecordType::kTimerFired, watermark, payload);
+    append_record(store::RecordType::kTimerFired, watermark, e.key, payload);
     due.push_back({std::move(e.key), std::move(e.rule), e.at});
   }
   if (due.empty()) return;
@@ -630,7 +669,7 @@ void Shard::run() {
 }
 
 void Shard::process_batch(std::unique_ptr<Work>* items, std::size_t n) {
-  enum class Step : std::uint8_t { kSkip, kApply, kDuplicate, kMerge, kRedirect, kRead, kLink, kClaim };
+  enum class Step : std::uint8_t { kSkip, kApply, kDuplicate, kMerge, kRedirect, kRead, kLink, kClaim, kErase, kPurge };
   Step steps[4096];
   Step* step = n <= 4096 ? steps : new Step[n];
   Metrics& m = engine_.metrics_;
@@ -665,7 +704,7 @@ void Shard::process_batch(std::unique_ptr<Work>* items, std::size_t n) {
           break;
         }
         dedupe_.insert(w.event.message_id);
-        journal_->append(store::RecordType::kEvent, w.recv, event_payload(w.target, w.raw));
+        append_record(store::RecordType::kEvent, w.recv, w.target, event_payload(w.target, w.raw));
         step[i] = Step::kApply;
         break;
       }
@@ -675,7 +714,7 @@ void Shard::process_batch(std::unique_ptr<Work>* items, std::size_t n) {
         bw.str(w.target);
         bw.str(w.other);
         bw.str(w.payload);
-        journal_->append(store::RecordType::kMergePayload, 0, payload);
+        append_record(store::RecordType::kMergePayload, 0, w.target, payload);
         step[i] = Step::kMerge;
         break;
       }
@@ -689,13 +728,15 @@ void Shard::process_batch(std::unique_ptr<Work>* items, std::size_t n) {
         ByteWriter bw(payload);
         bw.str(w.other);
         bw.str(w.target);
-        journal_->append(store::RecordType::kRedirect, 0, payload);
+        append_record(store::RecordType::kRedirect, 0, w.other, payload);
         step[i] = Step::kRedirect;
         break;
       }
       case Work::Kind::kProfileQuery:
       case Work::Kind::kRecommend: step[i] = Step::kRead; break;
       case Work::Kind::kContactClaim: step[i] = Step::kClaim; break;
+      case Work::Kind::kErase: step[i] = Step::kErase; break;
+      case Work::Kind::kPurge: step[i] = Step::kPurge; break;
       case Work::Kind::kLinkCommand: {
         std::string payload;
         ByteWriter bw(payload);
@@ -703,7 +744,7 @@ void Shard::process_batch(std::unique_ptr<Work>* items, std::size_t n) {
         bw.str(w.other);
         bw.str(w.payload);
         w.recv = wall_clock_us();  // the link's time, the same on replay
-        journal_->append(store::RecordType::kLink, w.recv, payload);
+        append_record(store::RecordType::kLink, w.recv, w.target, payload);
         step[i] = Step::kLink;
         break;
       }
@@ -810,6 +851,10 @@ void Shard::process_batch(std::unique_ptr<Work>* items, std::size_t n) {
         else handle_recommend(w);
         break;
       case Step::kClaim: handle_contact_claim(w); break;
+      // After the commit, so events of this batch are durable before their
+      // subjects are erased (and their keys destroyed with the rest).
+      case Step::kErase: handle_erase(w); break;
+      case Step::kPurge: handle_purge(w); break;
       case Step::kLink:
         if (!committed) {
           requeue(i);
@@ -820,6 +865,130 @@ void Shard::process_batch(std::unique_ptr<Work>* items, std::size_t n) {
     }
   }
   if (step != steps) delete[] step;
+}
+
+// ---- erasure (crypto-shredding) ------------------------------------------------
+
+const store::StoredKey& Shard::key_for(std::string_view subject) {
+  auto it = keys_.find(std::string(subject));
+  if (it != keys_.end()) return it->second;
+  store::StoredKey k = store::Sealer::new_key(subject);
+  while (kid_subject_.count(k.kid)) k = store::Sealer::new_key(subject);
+  journal_->stage_key(k);
+  kid_subject_.emplace(k.kid, k.subject);
+  return keys_.emplace(k.subject, std::move(k)).first->second;
+}
+
+void Shard::append_record(store::RecordType type, TimeUs recv, std::string_view subject,
+                          std::string_view payload) {
+  if (!engine_.opts_.seal_records) {
+    journal_->append(type, recv, payload);
+    return;
+  }
+  const auto t = static_cast<std::uint8_t>(static_cast<std::uint8_t>(type) | store::kSealedBit);
+  seal_buf_.clear();
+  sealer_->seal(key_for(subject), t, payload, seal_buf_);
+  journal_->append(static_cast<store::RecordType>(t), recv, seal_buf_);
+}
+
+void Engine::erase_profile(std::string id, ErasureCallback done) {
+  auto w = std::make_unique<Work>();
+  w->kind = Work::Kind::kErase;
+  w->target = std::move(id);
+  w->erase_done = std::move(done);
+  const int s = shard_of(w->target);
+  shards_[static_cast<std::size_t>(s)]->push(std::move(w), false);
+}
+
+void Shard::handle_erase(Work& w) {
+  auto* p = find(w.target);
+  if (p && !p->merged_into.empty()) {
+    // A visitor id merged into a member: erasing it erases the member.
+    engine_.erase_profile(p->merged_into, std::move(w.erase_done));
+    return;
+  }
+  auto state = std::make_shared<PurgeState>();
+  ErasureResult& r = state->result;
+  r.subjects.push_back(w.target);
+  if (p) {
+    for (const auto& l : p->links) r.subjects.push_back(l.other_id);
+    if (!p->traits.phone.empty()) r.phones.push_back(p->traits.phone);
+    if (!p->traits.email.empty()) r.emails.push_back(p->traits.email);
+  }
+  state->done = std::move(w.erase_done);
+  state->remaining = engine_.shard_count();
+  for (int s = 0; s < engine_.shard_count(); ++s) {
+    auto pw = std::make_unique<Work>();
+    pw->kind = Work::Kind::kPurge;
+    pw->purge = state;
+    engine_.shards_[static_cast<std::size_t>(s)]->push(std::move(pw), false);
+  }
+}
+
+void Shard::handle_purge(Work& w) {
+  PurgeState& st = *w.purge;
+  std::vector<std::string> subjects;
+  {
+    std::lock_guard lock(st.mu);
+    subjects = st.result.subjects;
+  }
+  auto is_subject = [&](std::string_view k) {
+    return std::find(subjects.begin(), subjects.end(), k) != subjects.end();
+  };
+  std::uint64_t removed = 0;
+  std::vector<std::uint64_t> kids;
+  for (const auto& sub : subjects) {
+    removed += profiles_.erase(sub);
+    if (auto it = keys_.find(sub); it != keys_.end()) {
+      kids.push_back(it->second.kid);
+      kid_subject_.erase(it->second.kid);
+      keys_.erase(it);
+    }
+  }
+  recent_.forget(subjects);
+  for (auto it = contact_owners_.begin(); it != contact_owners_.end();)
+    it = is_subject(it->second.key) ? contact_owners_.erase(it) : std::next(it);
+  profile_count_.store(profiles_.size(), std::memory_order_relaxed);
+  // A new snapshot without them first (the previous one holds them in the
+  // clear), then the keys: a crash in between leaves the keys, not the data.
+  Status s = Status::ok();
+  if (removed > 0 || !kids.empty()) s = snapshot_now();
+  if (s) s = journal_->erase_keys(kids);
+  if (!s) spdlog::error("shard {}: erasure incomplete: {}", index_, s.detail());
+  ErasureCallback done;
+  ErasureResult result;
+  {
+    std::lock_guard lock(st.mu);
+    st.result.profiles += removed;
+    st.result.keys += kids.size();
+    if (!s && st.result.status == 200) {
+      st.result.status = 503;
+      st.result.error = fmt::format("shard {}: {}", index_, s.detail());
+    }
+    if (--st.remaining > 0) return;
+    done = std::move(st.done);
+    result = std::move(st.result);
+  }
+  if (result.status == 200 && result.profiles == 0 && result.keys == 0) {
+    result.status = 404;
+    result.error = "no profile for " + result.subjects.front();
+  }
+  if (done) done(std::move(result));
+}
+
+Status Shard::snapshot_now() {
+  if (snapshot_thread_.joinable()) snapshot_thread_.join();
+  const std::uint64_t done = snapshot_done_seq_.load();
+  if (done > snapshot_seq_) snapshot_seq_ = done;
+  const std::uint64_t seq = journal_->last_seq();
+  std::string body = encode_snapshot();
+  if (Status s = journal_->write_snapshot(seq, body); !s) return s;
+  snapshot_seq_ = seq;
+  snapshot_done_seq_.store(seq);
+  last_snapshot_ns_ = mono_ns();
+  journal_->remove_through(seq);
+  engine_.metrics_.snapshots.fetch_add(1, std::memory_order_relaxed);
+  return Status::ok();
 }
 
 void Shard::handle_query(Work& w) {

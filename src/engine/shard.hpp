@@ -4,7 +4,9 @@
 // that thread (and by recovery, before it starts).
 #include <blockingconcurrentqueue.h>
 
+#include <algorithm>
 #include <atomic>
+#include <mutex>
 #include <deque>
 #include <memory>
 #include <queue>
@@ -17,8 +19,11 @@
 #include "storepulse/engine/engine.hpp"
 #include "storepulse/profile/profile.hpp"
 #include "storepulse/store/journal.hpp"
+#include "storepulse/store/sealer.hpp"
 
 namespace storepulse::engine {
+
+struct PurgeState;
 
 struct Work {
   enum class Kind : std::uint8_t {
@@ -31,6 +36,8 @@ struct Work {
     kContactClaim,  // "profile `target` has contact `other` (phone:/email:)"; to the contact's
                     // shard
     kLinkCommand,   // "link `other` into member `target`" (found by a shared contact)
+    kErase,         // DELETE /v1/profiles/{target}: collect what to erase, then kPurge to all
+    kPurge,         // erase `purge->result.subjects` held on this shard
   };
   Kind kind = Kind::kEvent;
   protocol::Event event;
@@ -42,6 +49,8 @@ struct Work {
   std::string payload;  // merge: serialized profile
   std::shared_ptr<ReplyTarget> reply;
   ProfileCallback profile_done;
+  ErasureCallback erase_done;
+  std::shared_ptr<PurgeState> purge;
   protocol::RecommendRequest rec;
 };
 
@@ -65,6 +74,16 @@ class RecentEvents {
     next_ = (next_ + 1) % kSize;
     if (count_ < kSize) ++count_;
   }
+  /// Blanks the slots of these profile keys (erasure).
+  std::size_t forget(const std::vector<std::string>& keys) {
+    std::size_t n = 0;
+    for (auto& s : ring_)
+      if (!s.key.empty() && std::find(keys.begin(), keys.end(), s.key) != keys.end()) {
+        s = Slot{};
+        ++n;
+      }
+    return n;
+  }
   /// `,"recentEvents":[...]` for `key` (and ids merged into it), newest first.
   void append_json(std::string& out, std::string_view key,
                    const std::vector<std::string_view>& also) const;
@@ -80,6 +99,14 @@ class RecentEvents {
   };
   std::vector<Slot> ring_ = std::vector<Slot>(kSize);
   std::size_t next_ = 0, count_ = 0;
+};
+
+/// One erasure in flight across every shard; the last shard done answers.
+struct PurgeState {
+  std::mutex mu;
+  ErasureResult result;
+  int remaining = 0;
+  ErasureCallback done;
 };
 
 /// Bounded FIFO of messageIds seen; re-sent ids are acked without applying.
@@ -143,6 +170,15 @@ class Shard {
   /// Takes the engine's current models for this thread (per batch, recovery).
   void take_models();
   void maybe_snapshot(bool force);
+  /// Writes the snapshot now, synchronously, even when no record came since the
+  /// last one (erasure: the previous snapshot still holds the erased profile).
+  Status snapshot_now();
+  /// Journals a record about `subject`, sealed with its key when sealing is on.
+  void append_record(store::RecordType type, TimeUs recv, std::string_view subject,
+                     std::string_view payload);
+  const store::StoredKey& key_for(std::string_view subject);
+  void handle_erase(Work& w);
+  void handle_purge(Work& w);
   std::string encode_snapshot() const;
   void decode_snapshot(const std::string& body);
   static std::string event_payload(std::string_view key, std::string_view raw);
@@ -181,6 +217,13 @@ class Shard {
   std::int64_t last_commit_log_ns_ = 0;  // commit failures are logged at most once a second
   std::uint64_t commit_failures_ = 0;
   std::unique_ptr<store::Log> journal_;  // file journal or Redis stream (store.kind)
+  // Customer keys (crypto-shredding): subject -> key, and kid -> subject for
+  // opening sealed records on replay.
+  std::unique_ptr<store::Sealer> sealer_;
+  std::unordered_map<std::string, store::StoredKey> keys_;
+  std::unordered_map<std::uint64_t, std::string> kid_subject_;
+  std::string seal_buf_, open_buf_;
+  std::uint64_t shredded_records_ = 0;  // replay: sealed records whose key was erased
   std::unordered_map<std::string, std::unique_ptr<profile::CustomerProfile>> profiles_;
   DedupeWindow dedupe_;
   RecentEvents recent_;

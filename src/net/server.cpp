@@ -20,6 +20,7 @@
 #include <unordered_map>
 
 #include "net/metrics_text.hpp"
+#include "net/privacy_routes.hpp"
 #include "net/sms_routes.hpp"
 #include "net/web_routes.hpp"
 #include "storepulse/protocol/codec.hpp"
@@ -909,23 +910,34 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
       return send_text(http::status::ok,
                        render_metrics(srv_.engine) + render_sms_metrics(srv_.sms_outbox),
                        "text/plain; version=0.0.4");
-    if (path.rfind("/v1/profiles/", 0) == 0 && req_.method() == http::verb::get) {
+    if (path.rfind("/v1/profiles/", 0) == 0) {
+      const auto verb = req_.method();
+      if (verb != http::verb::get && verb != http::verb::delete_)
+        return send_simple(http::status::method_not_allowed,
+                           R"({"error":"bad_request","detail":"use GET or DELETE"})", req_.keep_alive());
       if (!srv_.admin_ok(bearer(req_)))
         return send_simple(http::status::unauthorized,
                            R"({"error":"unauthorized","detail":"admin token required"})",
                            req_.keep_alive());
-      std::string id = percent_decode(path.substr(13));
+      std::string_view rest = std::string_view(path).substr(13);
+      const bool is_export = rest.ends_with("/export");
+      if (is_export) rest.remove_suffix(7);
+      if (is_export && verb != http::verb::get)
+        return send_simple(http::status::method_not_allowed,
+                           R"({"error":"bad_request","detail":"use GET for an export"})", req_.keep_alive());
+      std::string id = percent_decode(rest);
       if (id.empty() || id.size() > 128)
         return send_simple(http::status::bad_request,
                            R"({"error":"bad_field","detail":"profile id must be 1-128 bytes"})",
                            req_.keep_alive());
-      srv_.engine.query_profile(
-          std::move(id), [self = this->shared_from_this()](int status, std::string body) {
-            asio::post(self->stream_.get_executor(), [self, status, b = std::move(body)]() mutable {
-              self->send_simple(static_cast<http::status>(status), std::move(b),
-                                self->req_.keep_alive());
-            });
-          });
+      auto answer = [self = this->shared_from_this()](int status, std::string body) {
+        asio::post(self->stream_.get_executor(), [self, status, b = std::move(body)]() mutable {
+          self->send_simple(static_cast<http::status>(status), std::move(b), self->req_.keep_alive());
+        });
+      };
+      if (verb == http::verb::delete_) erase_customer(srv_.engine, srv_.sms_outbox, std::move(id), answer);
+      else if (is_export) export_customer(srv_.engine, srv_.sms_outbox, std::move(id), answer);
+      else srv_.engine.query_profile(std::move(id), answer);
       return;
     }
     if (path.rfind("/v1/sms/", 0) == 0) {

@@ -2,6 +2,7 @@
 #include "storepulse/store/snapshot.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -76,6 +77,173 @@ Journal::~Journal() {
     if (dirty_) ::fdatasync(fd_);
     ::close(fd_);
   }
+  if (keys_fd_ >= 0) {
+    if (keys_dirty_) ::fdatasync(keys_fd_);
+    ::close(keys_fd_);
+  }
+}
+
+// ---- customer keys (keys.bin) -------------------------------------------------
+
+namespace {
+constexpr std::size_t kKeyHeader = 4 + 8 + 32 + 4;  // crc, kid, key, subject length
+constexpr std::uint32_t kMaxSubject = 4096;
+
+void encode_key(const StoredKey& k, std::string& out) {
+  const std::size_t at = out.size();
+  ByteWriter w(out);
+  w.u32(0);
+  w.u64(k.kid);
+  out.append(reinterpret_cast<const char*>(k.key.data()), k.key.size());
+  w.str(k.subject);
+  const std::uint32_t crc = crc32_of(std::string_view(out).substr(at + 4));
+  std::memcpy(out.data() + at, &crc, 4);
+}
+
+bool fsync_dir(const std::string& dir) {
+  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0) return false;
+  const bool ok = ::fsync(dfd) == 0;
+  ::close(dfd);
+  return ok;
+}
+
+bool write_all(int fd, std::string_view data) {
+  while (!data.empty()) {
+    ssize_t n = ::write(fd, data.data(), data.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    data.remove_prefix(static_cast<std::size_t>(n));
+  }
+  return true;
+}
+}  // namespace
+
+void Journal::stage_key(const StoredKey& key) { encode_key(key, key_buffer_); }
+
+Status Journal::write_keys() {
+  if (key_buffer_.empty()) return Status::ok();
+  const std::string path = opts_.dir + "/keys.bin";
+  if (keys_fd_ < 0) {
+    keys_fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (keys_fd_ < 0) return io_error("cannot open", path);
+    fsync_dir(opts_.dir);
+  }
+  struct stat st {};
+  const off_t before = ::fstat(keys_fd_, &st) == 0 ? st.st_size : -1;
+  if (!write_all(keys_fd_, key_buffer_)) {
+    Status s = io_error("cannot write", path);
+    // Keep the keys staged for the next commit; drop any partial record.
+    if (before >= 0 && ::ftruncate(keys_fd_, before) != 0)
+      spdlog::error("journal: cannot truncate {} after failed write: {}", path, std::strerror(errno));
+    return s;
+  }
+  key_buffer_.clear();
+  keys_dirty_ = true;
+  // A key must be on disk no later than the first record sealed under it.
+  if (opts_.fsync == FsyncPolicy::kAlways) {
+    if (::fdatasync(keys_fd_) != 0) return io_error("cannot fsync", path);
+    keys_dirty_ = false;
+  }
+  return Status::ok();
+}
+
+Status scan_keys(const std::string& dir, const std::function<void(StoredKey&&)>& fn, RecoveryReport& report,
+                 std::size_t* good_bytes) {
+  const std::string path = dir + "/keys.bin";
+  std::string data;
+  if (good_bytes) *good_bytes = 0;
+  if (!read_file(path, data)) {
+    if (errno == ENOENT) return Status::ok();
+    return io_error("cannot read", path);
+  }
+  std::size_t off = 0;
+  std::uint64_t n_keys = 0;
+  while (off < data.size()) {
+    if (data.size() - off < kKeyHeader) break;
+    ByteReader r(std::string_view(data).substr(off));
+    const std::uint32_t crc = r.u32();
+    StoredKey k;
+    k.kid = r.u64();
+    std::memcpy(k.key.data(), data.data() + off + 12, 32);
+    ByteReader rs(std::string_view(data).substr(off + 44));
+    const std::uint32_t n = rs.u32();
+    if (n > kMaxSubject || data.size() - off < kKeyHeader + n) break;
+    const std::size_t len = kKeyHeader + n;
+    if (crc32_of(std::string_view(data).substr(off + 4, len - 4)) != crc) break;
+    k.subject.assign(data.data() + off + kKeyHeader, n);
+    fn(std::move(k));
+    ++n_keys;
+    off += len;
+  }
+  report.keys += n_keys;
+  if (good_bytes) *good_bytes = off;
+  if (off < data.size()) {
+    report.problems.push_back(
+        fmt::format("{}: {} damaged bytes after {} keys", path, data.size() - off, n_keys));
+    report.bytes_dropped += data.size() - off;
+  }
+  return Status::ok();
+}
+
+Status Journal::load_keys(const std::function<void(StoredKey&&)>& fn, RecoveryReport& report) {
+  std::size_t good = 0;
+  const std::size_t problems = report.problems.size();
+  if (Status s = scan_keys(opts_.dir, fn, report, &good); !s) return s;
+  if (report.problems.size() > problems) {
+    // A torn tail: the key of a batch whose records never became durable
+    // either (keys are written first). Truncate it so appends start clean.
+    const std::string path = opts_.dir + "/keys.bin";
+    if (::truncate(path.c_str(), static_cast<off_t>(good)) != 0) return io_error("cannot truncate", path);
+  }
+  return Status::ok();
+}
+
+Status Journal::erase_keys(const std::vector<std::uint64_t>& kids) {
+  if (kids.empty()) return Status::ok();
+  auto erased = [&](std::uint64_t kid) { return std::find(kids.begin(), kids.end(), kid) != kids.end(); };
+  // Staged keys first: those never reached the disk.
+  std::string staged;
+  {
+    std::size_t off = 0;
+    while (off + kKeyHeader <= key_buffer_.size()) {
+      std::uint64_t kid = 0;
+      std::memcpy(&kid, key_buffer_.data() + off + 4, 8);
+      std::uint32_t n = 0;
+      std::memcpy(&n, key_buffer_.data() + off + 44, 4);
+      const std::size_t len = kKeyHeader + n;
+      if (!erased(kid)) staged.append(key_buffer_, off, len);
+      off += len;
+    }
+  }
+  key_buffer_.swap(staged);
+  // Rewrite keys.bin without the erased keys: the old file is replaced as a
+  // whole, so no byte of it stays reachable through the file system.
+  std::string kept;
+  RecoveryReport rep;
+  if (Status s = load_keys([&](StoredKey&& k) { if (!erased(k.kid)) encode_key(k, kept); }, rep); !s)
+    return s;
+  const std::string path = opts_.dir + "/keys.bin";
+  const std::string tmp = path + ".tmp";
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return io_error("cannot create", tmp);
+  if (!write_all(fd, kept) || ::fsync(fd) != 0) {
+    Status s = io_error("cannot write", tmp);
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    return s;
+  }
+  ::close(fd);
+  if (keys_fd_ >= 0) {
+    ::close(keys_fd_);
+    keys_fd_ = -1;
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) return io_error("cannot replace", path);
+  if (!fsync_dir(opts_.dir)) return io_error("cannot fsync", opts_.dir);
+  keys_dirty_ = false;
+  return Status::ok();
 }
 
 Result<std::unique_ptr<Journal>> Journal::open(const JournalOptions& opts) {
@@ -256,6 +424,7 @@ Status Journal::commit() {
     errno = ENOSPC;
     return rollback(io_error("cannot write", opts_.dir));
   }
+  if (Status s = write_keys(); !s) return rollback(s);
   const char* p = buffer_.data();
   std::size_t left = buffer_.size();
   while (left > 0) {
@@ -280,6 +449,10 @@ Status Journal::commit() {
 }
 
 Status Journal::sync() {
+  if (keys_dirty_ && keys_fd_ >= 0) {
+    if (::fdatasync(keys_fd_) != 0) return io_error("cannot fsync keys in", opts_.dir);
+    keys_dirty_ = false;
+  }
   if (!dirty_ || fd_ < 0) return Status::ok();
   if (::fdatasync(fd_) != 0) return io_error("cannot fsync journal in", opts_.dir);
   dirty_ = false;
@@ -288,9 +461,15 @@ Status Journal::sync() {
 }
 
 Status Journal::tick() {
-  if (opts_.fsync != FsyncPolicy::kInterval || !dirty_) return Status::ok();
+  if (opts_.fsync != FsyncPolicy::kInterval || (!dirty_ && !keys_dirty_)) return Status::ok();
   if (mono_ns() - last_sync_ns_ < opts_.fsync_interval_us * 1000) return Status::ok();
   return sync();
+}
+
+Status Journal::roll_segment() {
+  if (Status s = commit(); !s) return s;
+  if (fd_ >= 0 && segment_size_ == 0) return Status::ok();  // already a fresh segment
+  return open_segment(last_seq_ + 1);
 }
 
 void Journal::remove_segments_through(std::uint64_t seq) {

@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 #include <sys/time.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cstring>
 #include <string_view>
@@ -148,7 +149,78 @@ Result<redisContext*> redis_connect(const RedisOptions& o) {
 RedisLog::RedisLog(RedisOptions opts, int shard)
     : opts_(std::move(opts)),
       stream_key_(fmt::format("{}:{{s{}}}:log", opts_.prefix, shard)),
-      snapshot_key_(fmt::format("{}:{{s{}}}:snapshot", opts_.prefix, shard)) {}
+      snapshot_key_(fmt::format("{}:{{s{}}}:snapshot", opts_.prefix, shard)),
+      keys_key_(fmt::format("{}:{{s{}}}:keys", opts_.prefix, shard)) {}
+
+void RedisLog::stage_key(const StoredKey& key) {
+  pending_keys_.emplace_back(reinterpret_cast<const char*>(&key.kid), 8);
+  std::string v(reinterpret_cast<const char*>(key.key.data()), key.key.size());
+  v.append(key.subject);
+  pending_keys_.push_back(std::move(v));
+}
+
+Status RedisLog::load_keys(const std::function<void(StoredKey&&)>& fn, RecoveryReport& report) {
+  if (Status s = ensure_connected(); !s) return s;
+  std::string cursor = "0";
+  do {
+    auto r = run(ctx_, {"HSCAN", keys_key_, cursor, "COUNT", "10000"});
+    if (!r) {
+      drop_connection();
+      return r.status();
+    }
+    redisReply* x = r->get();
+    if (x->type != REDIS_REPLY_ARRAY || x->elements != 2 || x->element[1]->type != REDIS_REPLY_ARRAY)
+      return unavailable(fmt::format("{}: HSCAN: {}", keys_key_, reply_text(x)));
+    cursor.assign(x->element[0]->str, x->element[0]->len);
+    redisReply* kv = x->element[1];
+    for (std::size_t i = 0; i + 1 < kv->elements; i += 2) {
+      const redisReply* f = kv->element[i];
+      const redisReply* v = kv->element[i + 1];
+      if (f->len != 8 || v->len < 32) {
+        report.problems.push_back(fmt::format("{}: malformed key entry skipped", keys_key_));
+        continue;
+      }
+      StoredKey k;
+      std::memcpy(&k.kid, f->str, 8);
+      std::memcpy(k.key.data(), v->str, 32);
+      k.subject.assign(v->str + 32, v->len - 32);
+      fn(std::move(k));
+      ++report.keys;
+    }
+  } while (cursor != "0");
+  return Status::ok();
+}
+
+Status RedisLog::erase_keys(const std::vector<std::uint64_t>& kids) {
+  if (kids.empty()) return Status::ok();
+  // Staged (not yet written) keys are dropped first.
+  for (std::size_t i = 0; i + 1 < pending_keys_.size();) {
+    std::uint64_t kid = 0;
+    std::memcpy(&kid, pending_keys_[i].data(), 8);
+    if (std::find(kids.begin(), kids.end(), kid) != kids.end())
+      pending_keys_.erase(pending_keys_.begin() + static_cast<std::ptrdiff_t>(i),
+                          pending_keys_.begin() + static_cast<std::ptrdiff_t>(i + 2));
+    else i += 2;
+  }
+  if (Status s = ensure_connected(); !s) return s;
+  std::vector<std::string> fields;
+  fields.reserve(kids.size());
+  std::vector<std::string_view> args{"HDEL", keys_key_};
+  for (auto kid : kids) fields.emplace_back(reinterpret_cast<const char*>(&kid), 8);
+  for (const auto& f : fields) args.push_back(f);
+  auto r = run(ctx_, args);
+  if (!r) {
+    drop_connection();
+    return r.status();
+  }
+  if ((*r)->type == REDIS_REPLY_ERROR) return unavailable(fmt::format("{}: HDEL: {}", keys_key_, reply_text(r->get())));
+  // The AOF still replays the old HSET until it is rewritten. "Already in
+  // progress" is fine: Redis schedules another rewrite after it.
+  auto w = run(ctx_, {"BGREWRITEAOF"});
+  if (w && (*w)->type == REDIS_REPLY_ERROR)
+    spdlog::warn("{}: BGREWRITEAOF after erasure: {}", where(opts_), reply_text(w->get()));
+  return Status::ok();
+}
 
 RedisLog::~RedisLog() {
   drop_connection();
@@ -234,7 +306,7 @@ Status RedisLog::replay(std::uint64_t after_seq,
         std::string_view value(f->element[k + 1]->str, f->element[k + 1]->len);
         if (name == "t") {
           int t = 0;
-          have_t = parse_int(value, t) && t >= 1 && t <= 5;
+          have_t = parse_int(value, t) && t >= 1 && t <= 255 && (t & 0x7f) >= 1 && (t & 0x7f) <= 5;  // 0x80: sealed
           rec.type = static_cast<RecordType>(t);
         } else if (name == "r") {
           if (!parse_int(value, rec.recv_time)) have_t = false;
@@ -275,8 +347,18 @@ Status RedisLog::commit() {
     }
   } clear{*this};
   if (Status s = ensure_connected(); !s) return s;
-  // MULTI, one XADD per record, EXEC: one round trip, all or nothing.
+  // MULTI, the batch's new keys, one XADD per record, EXEC: one round trip, all or nothing.
   redisAppendCommand(ctx_, "MULTI");
+  const bool with_keys = !pending_keys_.empty();
+  if (with_keys) {
+    std::vector<const char*> kargv{"HSET", keys_key_.data()};
+    std::vector<std::size_t> klens{4, keys_key_.size()};
+    for (const auto& k : pending_keys_) {
+      kargv.push_back(k.data());
+      klens.push_back(k.size());
+    }
+    redisAppendCommandArgv(ctx_, static_cast<int>(kargv.size()), kargv.data(), klens.data());
+  }
   char id[32], type[4], recv[24];
   for (const auto& p : pending_) {
     auto idn = fmt::format_to_n(id, sizeof id - 1, "{}-0", p.seq).size;
@@ -289,7 +371,7 @@ Status RedisLog::commit() {
   }
   redisAppendCommand(ctx_, "EXEC");
   Status failed;
-  const std::size_t replies = pending_.size() + 2;
+  const std::size_t replies = pending_.size() + 2 + (with_keys ? 1 : 0);
   for (std::size_t i = 0; i < replies; ++i) {
     void* raw = nullptr;
     if (redisGetReply(ctx_, &raw) != REDIS_OK) {
@@ -312,6 +394,7 @@ Status RedisLog::commit() {
       if (r->element[k]->type == REDIS_REPLY_ERROR)
         return unavailable(fmt::format("{}: XADD: {}", stream_key_, reply_text(r->element[k])));
   }
+  pending_keys_.clear();
   return Status::ok();
 }
 

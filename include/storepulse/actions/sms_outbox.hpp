@@ -180,6 +180,16 @@ class SmsOutbox {
   static std::string normalize_phone(std::string_view phone);
 
   std::optional<SmsMessage> find(const std::string& id) const;
+  /// Erasure: forgets every message to or about these customers or phones, the
+  /// phones' contact, STOP and health entries, then writes the outbox journal
+  /// again from scratch and deletes every older segment. Returns how many
+  /// messages were removed; an error when the rewrite failed.
+  Result<std::size_t> erase_customer(const std::vector<std::string>& customers,
+                                     const std::vector<std::string>& phones);
+  /// Subject access: `"sms":{...}` content (messages, opt-out, health) for these
+  /// customers or phones, as JSON, unmasked.
+  std::string customer_json(const std::vector<std::string>& customers,
+                            const std::vector<std::string>& phones) const;
   SmsCounts counts() const;
   /// Newest first.
   std::vector<SmsMessage> recent(std::size_t n) const;
@@ -214,7 +224,7 @@ class SmsOutbox {
   void set_state_locked(SmsMessage& m, SmsState s, TimeUs now, std::string error);
   void remember_contact_locked(const std::string& phone, const std::string& customer);
   void finish_locked(const std::string& id);
-  void maybe_compact_locked();
+  bool maybe_compact_locked(bool force = false);  // false: the rewrite failed
 
   SmsOptions opts_;
   SmsTransport transport_;

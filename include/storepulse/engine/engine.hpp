@@ -47,6 +47,9 @@ struct EngineOptions {
   std::size_t max_profiles = 5'000'000;  // per shard
   TimeUs snapshot_interval_us = 60 * kUsPerSecond;
   std::uint64_t snapshot_min_records = 10'000;  // skip a snapshot when fewer new records
+  /// Seal every log record that names a customer with that customer's own key
+  /// (privacy.encrypt_journal), so erasure can destroy the key (crypto-shredding).
+  bool seal_records = true;
   protocol::DecodeLimits limits;
   /// What moves the timer watermark when no events come: the wall clock by
   /// default. `storepulse backtest` replays history with a clock it controls,
@@ -63,6 +66,18 @@ using ActionSink = std::function<void(const protocol::Action&)>;
 
 /// Answer to a profile lookup: HTTP status and JSON body.
 using ProfileCallback = std::function<void(int status, std::string body)>;
+
+/// What an erasure (DELETE /v1/profiles/{id}) removed.
+struct ErasureResult {
+  int status = 200;                   // 200, 404 (nothing held), 503 (a store write failed)
+  std::string error;                  // when status != 200
+  std::vector<std::string> subjects;  // the id, and the visitor ids linked to it
+  std::vector<std::string> phones;    // contacts the profile held, for the SMS outbox
+  std::vector<std::string> emails;
+  std::uint64_t profiles = 0;  // profiles and redirect entries removed, all shards
+  std::uint64_t keys = 0;      // customer keys destroyed
+};
+using ErasureCallback = std::function<void(ErasureResult)>;
 
 class Engine {
  public:
@@ -83,6 +98,12 @@ class Engine {
   Status submit(protocol::Event&& ev, std::string&& raw, TimeUs recv,
                 std::shared_ptr<ReplyTarget> reply);
   void query_profile(std::string id, ProfileCallback done);
+  /// Erases a customer: the profile, every visitor id linked to it and their
+  /// redirect entries, recent events, timers and contact index entries, on every
+  /// shard; then writes each shard's snapshot again and destroys the customers'
+  /// keys, so what the log still holds about them can no longer be read.
+  /// `done` runs once, on a shard worker thread.
+  void erase_profile(std::string id, ErasureCallback done);
   void recommend(protocol::RecommendRequest req, std::shared_ptr<ReplyTarget> reply);
 
   int shard_count() const { return static_cast<int>(shards_.size()); }

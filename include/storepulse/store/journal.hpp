@@ -60,6 +60,9 @@ class Journal final : public Log {
   /// Forces an fsync of everything written so far.
   Status sync() override;
 
+  /// Writes what is buffered and starts a new segment, so the records so far
+  /// can all be dropped by remove_segments_through() (erasure, compaction).
+  Status roll_segment();
   /// Deletes whole segments whose records are all <= seq (after a snapshot).
   void remove_segments_through(std::uint64_t seq);
   void remove_through(std::uint64_t seq) override { remove_segments_through(seq); }
@@ -69,6 +72,12 @@ class Journal final : public Log {
   Result<bool> read_snapshot(std::uint64_t& seq, std::string& body) override;
   Status write_snapshot(std::uint64_t seq, const std::string& body) override;
   std::string describe() const override { return "journal in " + opts_.dir; }
+  /// Keys are records in `keys.bin` (u32 crc | u64 kid | 32-byte key | str subject),
+  /// appended on commit and fsynced with the journal; erase_keys() rewrites the
+  /// file without the erased ones (write, fsync, rename, fsync the folder).
+  void stage_key(const StoredKey& key) override;
+  Status erase_keys(const std::vector<std::uint64_t>& kids) override;
+  Status load_keys(const std::function<void(StoredKey&&)>& fn, RecoveryReport& report) override;
   std::size_t pending_bytes() const { return buffer_.size(); }
   const JournalOptions& options() const { return opts_; }
   /// Test hook: make the next commit() fail as a full disk would.
@@ -89,6 +98,10 @@ class Journal final : public Log {
   std::int64_t last_sync_ns_ = 0;
   bool dirty_ = false;  // written but not fsynced
   bool fail_next_write_ = false;
+  int keys_fd_ = -1;
+  std::string key_buffer_;  // staged keys, written first by the next commit()
+  bool keys_dirty_ = false;
+  Status write_keys();
 };
 
 std::uint32_t crc32_of(std::string_view data, std::uint32_t seed = 0);
@@ -99,5 +112,10 @@ std::uint32_t crc32_of(std::string_view data, std::uint32_t seed = 0);
 /// its first damaged record; damage is reported in `report.problems`.
 Status scan_journal(const std::string& dir, const std::function<void(const JournalRecord&)>& fn,
                     RecoveryReport& report);
+
+/// Read-only scan of the customer keys in `dir`/keys.bin (for tools); damage is
+/// reported, never repaired. `good_bytes`: how much of the file is intact.
+Status scan_keys(const std::string& dir, const std::function<void(StoredKey&&)>& fn, RecoveryReport& report,
+                 std::size_t* good_bytes = nullptr);
 
 }  // namespace storepulse::store

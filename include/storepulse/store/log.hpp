@@ -17,6 +17,7 @@
 
 #include "storepulse/common/status.hpp"
 #include "storepulse/common/time.hpp"
+#include "storepulse/store/sealer.hpp"
 
 namespace storepulse::store {
 
@@ -41,6 +42,8 @@ struct RecoveryReport {
   std::uint64_t segments = 0;
   std::uint64_t bytes_dropped = 0;    // torn / corrupt bytes truncated at the tail
   std::vector<std::string> problems;  // one line per damage found
+  std::uint64_t keys = 0;             // customer keys loaded
+  std::uint64_t shredded = 0;         // sealed records whose key was erased (skipped)
 };
 
 class Log {
@@ -71,6 +74,16 @@ class Log {
   /// Stores a snapshot of the state after record `seq`, atomically (a crash
   /// leaves the previous one). Safe to call from another thread.
   virtual Status write_snapshot(std::uint64_t seq, const std::string& body) = 0;
+
+  /// Customer keys (sealer.hpp). stage_key() buffers a new key; the next
+  /// commit() makes it durable before (or with) the records sealed under it,
+  /// and keeps it buffered when that commit fails.
+  virtual void stage_key(const StoredKey& key) = 0;
+  /// Destroys keys for good: when this returns ok, no file (or Redis value)
+  /// the store keeps holds them or the subjects they belonged to.
+  virtual Status erase_keys(const std::vector<std::uint64_t>& kids) = 0;
+  /// Every stored key, before replay().
+  virtual Status load_keys(const std::function<void(StoredKey&&)>& fn, RecoveryReport& report) = 0;
 
   /// "journal in DIR" / "redis stream KEY at HOST:PORT", for logs.
   virtual std::string describe() const = 0;

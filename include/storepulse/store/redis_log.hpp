@@ -63,6 +63,13 @@ class RedisLog final : public Log {
   Result<bool> read_snapshot(std::uint64_t& seq, std::string& body) override;
   Status write_snapshot(std::uint64_t seq, const std::string& body) override;
   std::string describe() const override;
+  /// Keys live in the hash `<prefix>:{sN}:keys` (field: the 8-byte kid; value:
+  /// 32-byte key + subject), written by HSET inside the commit's MULTI/EXEC.
+  /// erase_keys() is HDEL followed by BGREWRITEAOF, so the append-only file on
+  /// the Redis host stops holding them too.
+  void stage_key(const StoredKey& key) override;
+  Status erase_keys(const std::vector<std::uint64_t>& kids) override;
+  Status load_keys(const std::function<void(StoredKey&&)>& fn, RecoveryReport& report) override;
 
   const std::string& stream_key() const { return stream_key_; }
   const std::string& snapshot_key() const { return snapshot_key_; }
@@ -82,6 +89,8 @@ class RedisLog final : public Log {
   RedisOptions opts_;
   std::string stream_key_;
   std::string snapshot_key_;
+  std::string keys_key_;
+  std::vector<std::string> pending_keys_;  // HSET field, value pairs; kept until a commit succeeds
   redisContext* ctx_ = nullptr;
   std::int64_t last_connect_fail_ns_ = 0;
   std::uint64_t last_seq_ = 0;

@@ -1,0 +1,62 @@
+#pragma once
+// Per-customer encryption of log records (crypto-shredding). A shard seals
+// every record that names a customer with that customer's own AES-256-GCM key;
+// the key lives in the log's key store (keys.bin beside the journal, or a hash
+// in Redis). Erasing a customer destroys the key, which leaves every record
+// about them in the append-only log - and in archived segments and Redis AOF
+// history - unreadable, without rewriting the log.
+//
+// Sealed payload: u64 kid | 12-byte nonce | ciphertext | 16-byte tag.
+// The record type byte is authenticated as associated data. Nonces are a
+// random 32-bit prefix drawn when the sealer is created plus a 64-bit counter,
+// so a nonce never repeats under one key, across restarts included.
+#include <array>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "storepulse/common/status.hpp"
+
+typedef struct evp_cipher_ctx_st EVP_CIPHER_CTX;
+
+namespace storepulse::store {
+
+using KeyBytes = std::array<unsigned char, 32>;
+
+/// One customer's key: `kid` is what sealed records carry in the clear (a
+/// random number, not derived from the customer id), `subject` the profile key.
+struct StoredKey {
+  std::uint64_t kid = 0;
+  std::string subject;
+  KeyBytes key{};
+};
+
+/// Record type bit set on sealed records; the low bits keep the RecordType.
+constexpr std::uint8_t kSealedBit = 0x80;
+constexpr std::size_t kSealOverhead = 8 + 12 + 16;
+
+class Sealer {
+ public:
+  Sealer();
+  ~Sealer();
+  Sealer(const Sealer&) = delete;
+  Sealer& operator=(const Sealer&) = delete;
+
+  /// A fresh random key and kid (kid is never 0).
+  static StoredKey new_key(std::string_view subject);
+  /// The kid a sealed payload was written under (0 when too short to be one).
+  static std::uint64_t kid_of(std::string_view sealed);
+
+  /// Appends the sealed form of `plain` to `out`.
+  void seal(const StoredKey& k, std::uint8_t type, std::string_view plain, std::string& out);
+  /// Replaces `out` with the plaintext; an error when the payload is damaged or
+  /// was not sealed with this key.
+  Status open(const KeyBytes& key, std::uint8_t type, std::string_view sealed, std::string& out);
+
+ private:
+  EVP_CIPHER_CTX* ctx_;
+  std::uint32_t nonce_prefix_ = 0;
+  std::uint64_t counter_ = 0;
+};
+
+}  // namespace storepulse::store

@@ -1,0 +1,89 @@
+#include "storepulse/store/sealer.hpp"
+
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include <cstring>
+#include <stdexcept>
+
+namespace storepulse::store {
+namespace {
+void random_bytes(void* p, std::size_t n) {
+  if (RAND_bytes(static_cast<unsigned char*>(p), static_cast<int>(n)) != 1)
+    throw std::runtime_error("OpenSSL RAND_bytes failed: no entropy for customer keys");
+}
+}  // namespace
+
+Sealer::Sealer() : ctx_(EVP_CIPHER_CTX_new()) {
+  if (!ctx_) throw std::runtime_error("OpenSSL: cannot allocate a cipher context");
+  random_bytes(&nonce_prefix_, sizeof nonce_prefix_);
+  random_bytes(&counter_, sizeof counter_);
+}
+
+Sealer::~Sealer() {
+  EVP_CIPHER_CTX_free(ctx_);
+}
+
+StoredKey Sealer::new_key(std::string_view subject) {
+  StoredKey k;
+  k.subject.assign(subject);
+  while (k.kid == 0) random_bytes(&k.kid, sizeof k.kid);
+  random_bytes(k.key.data(), k.key.size());
+  return k;
+}
+
+std::uint64_t Sealer::kid_of(std::string_view sealed) {
+  if (sealed.size() < kSealOverhead) return 0;
+  std::uint64_t kid = 0;
+  std::memcpy(&kid, sealed.data(), 8);
+  return kid;
+}
+
+void Sealer::seal(const StoredKey& k, std::uint8_t type, std::string_view plain, std::string& out) {
+  const std::size_t at = out.size();
+  out.resize(at + kSealOverhead + plain.size());
+  auto* p = reinterpret_cast<unsigned char*>(out.data() + at);
+  std::memcpy(p, &k.kid, 8);
+  unsigned char* nonce = p + 8;
+  ++counter_;
+  std::memcpy(nonce, &nonce_prefix_, 4);
+  std::memcpy(nonce + 4, &counter_, 8);
+  unsigned char* ct = nonce + 12;
+  int len = 0;
+  // AES-256-GCM cannot fail on valid sizes with a live context; a failure here
+  // means OpenSSL itself is broken, which no caller can recover from.
+  if (EVP_EncryptInit_ex(ctx_, EVP_aes_256_gcm(), nullptr, k.key.data(), nonce) != 1 ||
+      EVP_EncryptUpdate(ctx_, nullptr, &len, &type, 1) != 1 ||
+      EVP_EncryptUpdate(ctx_, ct, &len, reinterpret_cast<const unsigned char*>(plain.data()),
+                        static_cast<int>(plain.size())) != 1 ||
+      EVP_EncryptFinal_ex(ctx_, ct + len, &len) != 1 ||
+      EVP_CIPHER_CTX_ctrl(ctx_, EVP_CTRL_GCM_GET_TAG, 16, ct + plain.size()) != 1)
+    throw std::runtime_error("OpenSSL AES-256-GCM encryption failed");
+}
+
+Status Sealer::open(const KeyBytes& key, std::uint8_t type, std::string_view sealed,
+                    std::string& out) {
+  if (sealed.size() < kSealOverhead)
+    return Status(ErrorCode::kBadField, "sealed record shorter than its header");
+  const auto* p = reinterpret_cast<const unsigned char*>(sealed.data());
+  const unsigned char* nonce = p + 8;
+  const unsigned char* ct = nonce + 12;
+  const std::size_t n = sealed.size() - kSealOverhead;
+  out.resize(n);
+  int len = 0;
+  unsigned char tag[16];
+  std::memcpy(tag, ct + n, 16);
+  if (EVP_DecryptInit_ex(ctx_, EVP_aes_256_gcm(), nullptr, key.data(), nonce) != 1 ||
+      EVP_DecryptUpdate(ctx_, nullptr, &len, &type, 1) != 1 ||
+      EVP_DecryptUpdate(ctx_, reinterpret_cast<unsigned char*>(out.data()), &len, ct,
+                        static_cast<int>(n)) != 1 ||
+      EVP_CIPHER_CTX_ctrl(ctx_, EVP_CTRL_GCM_SET_TAG, 16, tag) != 1 ||
+      EVP_DecryptFinal_ex(ctx_, reinterpret_cast<unsigned char*>(out.data()) + len, &len) != 1) {
+    out.clear();
+    return Status(ErrorCode::kBadField,
+                  "sealed record fails authentication (damaged or wrong key)");
+  }
+  return Status::ok();
+}
+
+}  // namespace storepulse::store
