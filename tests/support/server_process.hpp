@@ -1,6 +1,7 @@
 #pragma once
 // Starts the real `storepulse serve` binary on a free loopback port, and small
 // synchronous WebSocket / HTTP clients to talk to it.
+#include <cstdlib>
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
 #include <signal.h>
@@ -68,11 +69,20 @@ class ServerProcess {
       }
     }
     REQUIRE(port_ != 0);
+    // Under ctest every server's log is kept (STOREPULSE_TEST_LOG_DIR), and the
+    // last test of the run checks that none holds a phone, email or birthday.
+    FILE* keep = nullptr;
+    if (const char* d = std::getenv("STOREPULSE_TEST_LOG_DIR"); d && *d) {
+      const std::string path = std::string(d) + "/server-" + std::to_string(pid_) + ".log";
+      keep = std::fopen(path.c_str(), "a");
+      if (keep) std::fputs(startup_output_.c_str(), keep);
+    }
     // Keep reading what the server logs: a full pipe would block its threads.
-    drain_ = std::thread([f = out_] {
+    drain_ = std::thread([f = out_, keep] {
       char buf[4096];
-      while (std::fgets(buf, sizeof buf, f)) {
-      }
+      while (std::fgets(buf, sizeof buf, f))
+        if (keep) std::fputs(buf, keep);
+      if (keep) std::fclose(keep);
     });
   }
 
