@@ -7,9 +7,11 @@ set -euo pipefail
 dir=${1:?usage: check_logs.sh LOG_DIR}
 shopt -s nullglob
 logs=("$dir"/server-*.log)
-# Guard against passing vacuously: the integration suite starts dozens of servers.
-if [ ${#logs[@]} -lt 10 ]; then
-  echo "only ${#logs[@]} server logs in $dir: the integration tests did not run with STOREPULSE_TEST_LOG_DIR"
+# Guard against passing vacuously: the full integration suite starts ~100
+# servers; a subset (ctest -R) may start a few. None at all means the logs
+# were not kept (STOREPULSE_TEST_LOG_DIR not passed to the tests).
+if [ ${#logs[@]} -lt 1 ]; then
+  echo "no server logs in $dir: the integration tests did not run with STOREPULSE_TEST_LOG_DIR"
   exit 1
 fi
 lines=$(cat "${logs[@]}" | wc -l)
