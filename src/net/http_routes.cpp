@@ -131,6 +131,15 @@ RouteDecision route_request(const HttpRequest& req, const ServerOptions& opts) {
   const std::string_view path = target.substr(0, target.find('?'));
   const bool keep = req.keep_alive();
   const auto method = req.method();
+  // A Transfer-Encoding whose last coding is not chunked leaves the body's
+  // length undefined (RFC 9112 6.1): Beast then reads no body (or the
+  // Content-Length that came after it), and the body bytes would be taken as
+  // the next request while a proxy in front may frame them otherwise. The
+  // parser already refuses chunked next to a Content-Length.
+  if (req.count(http::field::transfer_encoding) > 0 && !req.chunked())
+    return reply(http::status::bad_request,
+                 R"({"error":"bad_request","detail":"Transfer-Encoding other than chunked"})",
+                 false);
   // Two credentials: which one counts would depend on header order, and a
   // proxy in front may check the other one. Refuse rather than pick.
   if (req.count(http::field::authorization) > 1)
