@@ -222,7 +222,6 @@ Result<SegmentModel> parse_segment_model_json(std::string_view json) {
   auto bad = [](std::string_view what) {
     return Status(ErrorCode::kBadField, fmt::format("segment model: {}", what));
   };
-  std::string_view sv;
   std::int64_t nmo = 0;
   if (!root["new_member_orders"].get(nmo)) {
     if (nmo < 1 || nmo > 10000) return bad("new_member_orders: expected 1..10000");

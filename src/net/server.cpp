@@ -19,6 +19,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "net/http_routes.hpp"
 #include "net/metrics_text.hpp"
 #include "net/privacy_routes.hpp"
 #include "net/sms_routes.hpp"
@@ -174,15 +175,6 @@ namespace {
 
 enum class Endpoint : unsigned char { kPos, kWeb };
 
-std::string bearer(const http::request<http::string_body>& req) {
-  auto it = req.find(http::field::authorization);
-  if (it == req.end()) return {};
-  std::string_view v(it->value().data(), it->value().size());
-  if (v.size() > 7 && (v.substr(0, 7) == "Bearer " || v.substr(0, 7) == "bearer "))
-    return std::string(v.substr(7));
-  return {};
-}
-
 /// Token bucket as GCRA (generic cell rate algorithm): one atomic time, the
 /// "theoretical arrival time" of the next message, so connections on several
 /// io threads share a bucket without a lock. `interval_ns` = 1 s / rate;
@@ -209,22 +201,6 @@ struct GcraParams {
     return p;
   }
 };
-
-/// The value of `name` in the query string of `target`, undecoded; empty if absent.
-std::string_view query_param(std::string_view target, std::string_view name) {
-  const auto q = target.find('?');
-  if (q == std::string_view::npos) return {};
-  std::string_view rest = target.substr(q + 1);
-  while (!rest.empty()) {
-    const auto amp = rest.find('&');
-    const std::string_view pair = rest.substr(0, amp);
-    const auto eq = pair.find('=');
-    if (eq != std::string_view::npos && pair.substr(0, eq) == name) return pair.substr(eq + 1);
-    if (amp == std::string_view::npos) break;
-    rest.remove_prefix(amp + 1);
-  }
-  return {};
-}
 
 std::string client_address(const tcp::socket& sock) {
   beast::error_code ec;
@@ -312,16 +288,6 @@ struct Server::Impl {
     return true;
   }
 
-  /// Index of the terminal key in opts.pos_keys, -1 if none. Every key is
-  /// compared (no early exit), so the time does not say which one matched.
-  int pos_key_index(const std::string& key) const {
-    int found = -1;
-    for (std::size_t i = 0; i < opts.pos_keys.size(); ++i)
-      if (secret_equals(key, opts.pos_keys[i])) found = static_cast<int>(i);
-    return found;
-  }
-  bool pos_key_ok(const std::string& key) const { return pos_key_index(key) >= 0; }
-
   // ---- per-key and per-address limits ----
   GcraParams key_rate, web_ip_rate;
   std::unique_ptr<std::atomic<std::int64_t>[]> key_tat;  // one bucket per entry of opts.pos_keys
@@ -399,18 +365,6 @@ struct Server::Impl {
     if (visitor.empty()) return;
     auto it = visitors.find(visitor);
     if (it != visitors.end() && --it->second == 0) visitors.erase(it);
-  }
-  /// Exact match against web.allowed_origins (case-insensitive); any Origin when the list is empty.
-  bool origin_allowed(const http::request<http::string_body>& req) const {
-    if (opts.web_allowed_origins.empty()) return true;
-    if (req.count(http::field::origin) != 1) return false;
-    auto v = req[http::field::origin];
-    for (const auto& o : opts.web_allowed_origins)
-      if (beast::iequals(v, o)) return true;
-    return false;
-  }
-  bool admin_ok(const std::string& token) const {
-    return !opts.admin_token.empty() && secret_equals(token, opts.admin_token);
   }
   // ---- TLS ----
   // The context new connections use. Swapped whole on reload (SIGHUP); each
@@ -806,8 +760,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
 
   void do_read() {
     parser_.emplace();
-    parser_->header_limit(static_cast<std::uint32_t>(srv_.opts.max_header_bytes));
-    parser_->body_limit(srv_.opts.max_batch_bytes);
+    apply_request_limits(*parser_, srv_.opts);
     beast::get_lowest_layer(stream_).expires_after(
         std::chrono::microseconds(srv_.opts.idle_timeout_us));
     http::async_read(stream_, buf_, *parser_,
@@ -839,181 +792,84 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
   }
 
   void route() {
-    const std::string target(req_.target());
-    const auto path = target.substr(0, target.find('?'));
-    // Two credentials: which one counts would depend on header order, and a
-    // proxy in front may check the other one. Refuse rather than pick.
-    if (req_.count(http::field::authorization) > 1)
-      return send_simple(http::status::bad_request,
-                         R"({"error":"bad_request","detail":"more than one Authorization header"})",
-                         false);
-    if (websocket::is_upgrade(req_)) {
-      // An upgrade is a GET without a body (RFC 6455 §4.1). Body bytes would be
-      // swallowed here as HTTP, while a proxy may forward them as frames: the
-      // two would disagree about what the client sent.
-      if (req_.count(http::field::content_length) > 0 ||
-          req_.count(http::field::transfer_encoding) > 0)
-        return send_simple(
-            http::status::bad_request,
-            R"({"error":"bad_request","detail":"a WebSocket upgrade must not carry a body"})",
-            false);
-      Endpoint ep;
-      int key_index = -1;
-      std::string visitor;
-      if (path == "/v1/pos") {
-        key_index = srv_.pos_key_index(bearer(req_));
-        if (key_index < 0) {
+    RouteDecision d = route_request(req_, srv_.opts);
+    switch (d.route) {
+      case Route::kReply:
+        if (d.tally == RouteTally::kUnauthorized)
           srv_.engine.metrics().count_error(ErrorCode::kUnauthorized);
-          return send_simple(
-              http::status::unauthorized,
-              R"({"error":"unauthorized","detail":"/v1/pos needs Authorization: Bearer <terminal key>"})",
-              false);
-        }
-        ep = Endpoint::kPos;
-      } else if (path == "/v1/web") {
-        // A browser always sends Origin on a WebSocket upgrade; a page on
-        // another site cannot forge it. Non-browser clients can, so this
-        // guards visitors' browsers, not the endpoint (limits below do that).
-        if (!srv_.origin_allowed(req_)) {
+        if (d.tally == RouteTally::kConnectionRefused)
           srv_.engine.metrics().connections_refused.fetch_add(1);
-          return send_simple(http::status::forbidden,
-                             R"({"error":"forbidden","detail":"Origin not allowed for /v1/web"})",
-                             false);
-        }
-        visitor = percent_decode(query_param(target, "anonymousId"));
-        if (visitor.size() > 128)
-          return send_simple(
-              http::status::bad_request,
-              R"({"error":"bad_field","detail":"anonymousId: longer than 128 bytes"})", false);
-        if (auto over = srv_.admit_web(slot_.peer(), visitor); !over.empty()) {
+        return send_simple(d.status, std::string(d.body), d.keep_alive);
+      case Route::kUpgradePos: return upgrade(Endpoint::kPos, d.key_index, {});
+      case Route::kUpgradeWeb:
+        if (auto over = srv_.admit_web(slot_.peer(), d.subject); !over.empty()) {
           srv_.engine.metrics().connections_refused.fetch_add(1);
           return send_simple(http::status::too_many_requests,
                              fmt::format(R"({{"error":"rate_limited","detail":"{}"}})", over),
                              false);
         }
-        ep = Endpoint::kWeb;
-      } else {
-        return send_simple(
-            http::status::not_found,
-            R"({"error":"not_found","detail":"WebSocket endpoints are /v1/pos and /v1/web"})",
-            false);
+        return upgrade(Endpoint::kWeb, -1, std::move(d.subject));
+      case Route::kMetrics:
+        return send_text(http::status::ok,
+                         render_metrics(srv_.engine) + render_sms_metrics(srv_.sms_outbox),
+                         "text/plain; version=0.0.4");
+      case Route::kProfile:
+      case Route::kProfileExport:
+      case Route::kProfileErase: {
+        auto answer = [self = this->shared_from_this()](int status, std::string body) {
+          asio::post(self->stream_.get_executor(), [self, status, b = std::move(body)]() mutable {
+            self->send_simple(static_cast<http::status>(status), std::move(b),
+                              self->req_.keep_alive());
+          });
+        };
+        if (d.route == Route::kProfileErase)
+          erase_customer(srv_.engine, srv_.sms_outbox, std::move(d.subject), std::move(answer));
+        else if (d.route == Route::kProfileExport)
+          export_customer(srv_.engine, srv_.sms_outbox, std::move(d.subject), std::move(answer));
+        else
+          srv_.engine.query_profile(std::move(d.subject), std::move(answer));
+        return;
       }
-      // Same stream, TLS state and all; the WsSession now owns the slot.
-      std::make_shared<WsSession<Stream>>(srv_, std::move(stream_), ep, who_, std::move(slot_),
-                                          key_index, std::move(visitor), tls_ctx_)
-          ->run(std::move(req_));
-      return;
-    }
-    if (path == "/healthz" && req_.method() == http::verb::get)
-      return send_simple(http::status::ok, R"({"status":"ok"})", req_.keep_alive());
-    if (path == "/metrics" && req_.method() == http::verb::get)
-      return send_text(http::status::ok,
-                       render_metrics(srv_.engine) + render_sms_metrics(srv_.sms_outbox),
-                       "text/plain; version=0.0.4");
-    if (path.rfind("/v1/profiles/", 0) == 0) {
-      const auto verb = req_.method();
-      if (verb != http::verb::get && verb != http::verb::delete_)
-        return send_simple(http::status::method_not_allowed,
-                           R"({"error":"bad_request","detail":"use GET or DELETE"})", req_.keep_alive());
-      if (!srv_.admin_ok(bearer(req_)))
-        return send_simple(http::status::unauthorized,
-                           R"({"error":"unauthorized","detail":"admin token required"})",
-                           req_.keep_alive());
-      std::string_view rest = std::string_view(path).substr(13);
-      const bool is_export = rest.ends_with("/export");
-      if (is_export) rest.remove_suffix(7);
-      if (is_export && verb != http::verb::get)
-        return send_simple(http::status::method_not_allowed,
-                           R"({"error":"bad_request","detail":"use GET for an export"})", req_.keep_alive());
-      std::string id = percent_decode(rest);
-      if (id.empty() || id.size() > 128)
-        return send_simple(http::status::bad_request,
-                           R"({"error":"bad_field","detail":"profile id must be 1-128 bytes"})",
-                           req_.keep_alive());
-      auto answer = [self = this->shared_from_this()](int status, std::string body) {
-        asio::post(self->stream_.get_executor(), [self, status, b = std::move(body)]() mutable {
-          self->send_simple(static_cast<http::status>(status), std::move(b), self->req_.keep_alive());
-        });
-      };
-      if (verb == http::verb::delete_) erase_customer(srv_.engine, srv_.sms_outbox, std::move(id), answer);
-      else if (is_export) export_customer(srv_.engine, srv_.sms_outbox, std::move(id), answer);
-      else srv_.engine.query_profile(std::move(id), answer);
-      return;
-    }
-    if (path.rfind("/v1/sms/", 0) == 0) {
-      // Exactly one signature header, or none counts: two would be ambiguous.
-      auto one = [&](std::string_view name) {
-        const auto v = req_.count(name) == 1 ? req_[name] : beast::string_view{};
-        return std::string_view(v.data(), v.size());
-      };
-      SmsCallbackRequest cb;
-      cb.path = path;
-      cb.target = target;
-      cb.is_post = req_.method() == http::verb::post;
-      cb.storepulse_signature = one(actions::kSignatureHeader);
-      cb.twilio_signature = one(actions::kTwilioSignatureHeader);
-      cb.body = req_.body();
-      if (auto r = handle_sms_callback(srv_.sms_outbox, srv_.engine, cb))
-        return send_text(static_cast<http::status>(r->status), std::move(r->body), r->content_type);
-    }
-    if (path == "/v1/events") {
-      if (req_.method() != http::verb::post)
-        return send_simple(http::status::method_not_allowed,
-                           R"({"error":"bad_request","detail":"use POST"})", req_.keep_alive());
-      const int key_index = srv_.pos_key_index(bearer(req_));
-      if (key_index < 0) {
-        srv_.engine.metrics().count_error(ErrorCode::kUnauthorized);
-        return send_simple(
-            http::status::unauthorized,
-            R"({"error":"unauthorized","detail":"POST /v1/events needs Authorization: Bearer <terminal key>"})",
-            req_.keep_alive());
+      case Route::kSmsCallback: {
+        // Exactly one signature header, or none counts: two would be ambiguous.
+        auto one = [&](std::string_view name) {
+          const auto v = req_.count(name) == 1 ? req_[name] : beast::string_view{};
+          return std::string_view(v.data(), v.size());
+        };
+        SmsCallbackRequest cb;
+        cb.path = d.path;
+        cb.target = std::string_view(req_.target().data(), req_.target().size());
+        cb.is_post = req_.method() == http::verb::post;
+        cb.storepulse_signature = one(actions::kSignatureHeader);
+        cb.twilio_signature = one(actions::kTwilioSignatureHeader);
+        cb.body = req_.body();
+        if (auto r = handle_sms_callback(srv_.sms_outbox, srv_.engine, cb))
+          return send_text(static_cast<http::status>(r->status), std::move(r->body),
+                           r->content_type);
+        break;
       }
-      return handle_batch(key_index);
-    }
-    if (path == "/v1/rules" || path.rfind("/v1/admin/", 0) == 0) {
-      if (req_.method() != http::verb::get)
-        return send_simple(http::status::method_not_allowed,
-                           R"({"error":"bad_request","detail":"use GET"})", req_.keep_alive());
-      if (!srv_.admin_ok(bearer(req_)))
-        return send_simple(http::status::unauthorized,
-                           R"({"error":"unauthorized","detail":"admin token required"})",
-                           req_.keep_alive());
-      if (auto r = handle_sms_admin(
-              srv_.sms_outbox, path,
-              target.size() > path.size() ? std::string_view(target).substr(path.size() + 1) : ""))
-        return send_simple(static_cast<http::status>(r->status), std::move(r->body),
-                           req_.keep_alive());
-      if (auto r = handle_admin(srv_.engine, path))
-        return send_simple(static_cast<http::status>(r->status), std::move(r->body),
-                           req_.keep_alive());
-    }
-    if (req_.method() == http::verb::get) {
-      if (auto f = serve_static(srv_.opts.web_root, path))
-        return send_text(http::status::ok, std::move(f->body), f->content_type);
+      case Route::kBatch: return handle_batch(d.key_index);
+      case Route::kAdmin:
+        if (auto r = handle_sms_admin(srv_.sms_outbox, d.path, d.query))
+          return send_simple(static_cast<http::status>(r->status), std::move(r->body),
+                             req_.keep_alive());
+        if (auto r = handle_admin(srv_.engine, d.path))
+          return send_simple(static_cast<http::status>(r->status), std::move(r->body),
+                             req_.keep_alive());
+        break;
+      case Route::kStatic:
+        if (auto f = read_static_file(srv_.opts.web_root, d.file))
+          return send_text(http::status::ok, std::move(f->body), f->content_type);
+        break;
     }
     send_simple(http::status::not_found, R"({"error":"not_found"})", req_.keep_alive());
   }
 
-  static std::string percent_decode(std::string_view s) {
-    auto hex = [](char c) -> int {
-      if (c >= '0' && c <= '9') return c - '0';
-      if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-      if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-      return -1;
-    };
-    std::string out;
-    for (std::size_t i = 0; i < s.size(); ++i) {
-      if (s[i] == '%' && i + 2 < s.size()) {
-        const int h = hex(s[i + 1]), l = hex(s[i + 2]);
-        if (h >= 0 && l >= 0) {
-          out.push_back(static_cast<char>(h * 16 + l));
-          i += 2;
-          continue;
-        }
-      }
-      out.push_back(s[i]);
-    }
-    return out;
+  void upgrade(Endpoint ep, int key_index, std::string visitor) {
+    // Same stream, TLS state and all; the WsSession now owns the slot.
+    std::make_shared<WsSession<Stream>>(srv_, std::move(stream_), ep, who_, std::move(slot_),
+                                        key_index, std::move(visitor), tls_ctx_)
+        ->run(std::move(req_));
   }
 
   // Collects one reply per event of a batch; the last shard to answer posts the response.

@@ -5,6 +5,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "net/http_routes.hpp"
+
 namespace storepulse::net {
 namespace {
 
@@ -21,27 +23,10 @@ std::string_view content_type_for(std::string_view file) {
   return "application/octet-stream";
 }
 
-bool safe_relative(std::string_view rel) {
-  if (rel.empty() || rel.size() > 200 || rel.front() == '/') return false;
-  for (char c : rel) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                    c == '/' || c == '.' || c == '-' || c == '_';
-    if (!ok) return false;
-  }
-  return rel.find("..") == std::string_view::npos && rel.find("//") == std::string_view::npos;
-}
-
 }  // namespace
 
-std::optional<StaticFile> serve_static(const std::string& web_root, std::string_view path) {
-  std::string rel;
-  if (path == "/widget.js") rel = "widget/widget.js";
-  else if (path == "/demo/shop" || path == "/demo/shop/") rel = "demo/shop.html";
-  else if (path == "/dashboard" || path == "/dashboard/") rel = "dashboard/index.html";
-  else if (path.rfind("/static/", 0) == 0) rel = std::string(path.substr(8));
-  else return std::nullopt;
-  if (!safe_relative(rel)) return std::nullopt;
-  std::ifstream in(web_root + "/" + rel, std::ios::binary);
+std::optional<StaticFile> read_static_file(const std::string& web_root, std::string_view rel) {
+  std::ifstream in(web_root + "/" + std::string(rel), std::ios::binary);
   if (!in) return std::nullopt;
   std::ostringstream ss;
   ss << in.rdbuf();

@@ -14,10 +14,10 @@ struct StaticFile {
   std::string content_type;
 };
 
-/// Maps a URL path to a file under `web_root` (`/widget.js`, `/demo/shop`,
-/// `/dashboard`, `/static/...`). Never serves anything outside web_root:
-/// `..`, backslashes, NUL and absolute tricks are refused. nullopt = 404.
-std::optional<StaticFile> serve_static(const std::string& web_root, std::string_view path);
+/// Reads `rel` under `web_root`: `rel` comes from static_file_path
+/// (http_routes.hpp), which maps the URL and refuses anything that could leave
+/// web_root. nullopt = 404.
+std::optional<StaticFile> read_static_file(const std::string& web_root, std::string_view rel);
 
 struct AdminReply {
   int status = 200;

@@ -58,6 +58,13 @@ class Parser {
 
   ExprPtr parse_all() {
     if (peek().kind == TokenKind::kEnd) throw ExpressionError{peek().pos, "empty expression"};
+    // The parser, the compiler and the tree's destructor all recurse over the
+    // tree: bounding its height keeps a hostile or generated rule from
+    // overflowing the stack. A long chain (`a + b + c …`) grows the tree by one
+    // level per operator, hence the token cap; nesting is capped separately.
+    if (toks_.size() > kMaxTokens + 1)
+      throw ExpressionError{toks_[kMaxTokens].pos,
+                            fmt::format("expression is too long (over {} tokens)", kMaxTokens)};
     auto e = parse_or();
     if (peek().kind != TokenKind::kEnd)
       throw ExpressionError{peek().pos, fmt::format("unexpected {} '{}' after a complete expression",
@@ -66,6 +73,25 @@ class Parser {
   }
 
  private:
+  static constexpr std::size_t kMaxTokens = 1024;
+  // Active parse_not / parse_unary frames: two per level of parentheses or
+  // call arguments, one per chained `not` or `-`.
+  static constexpr int kMaxNesting = 100;
+
+  struct Nest {
+    explicit Nest(Parser& p) : p_(p) {
+      if (++p_.nesting_ > kMaxNesting) {
+        --p_.nesting_;
+        throw ExpressionError{p_.peek().pos,
+                              "expression nests too deeply (parentheses, calls, 'not' or '-')"};
+      }
+    }
+    ~Nest() { --p_.nesting_; }
+    Nest(const Nest&) = delete;
+    Nest& operator=(const Nest&) = delete;
+    Parser& p_;
+  };
+
   const Token& peek() const { return toks_[at_]; }
   const Token& take() { return toks_[at_ < toks_.size() - 1 ? at_++ : at_]; }
   bool accept(TokenKind k) {
@@ -107,6 +133,7 @@ class Parser {
     return l;
   }
   ExprPtr parse_not() {
+    const Nest nest(*this);
     if (peek().kind == TokenKind::kNot) {
       auto e = std::make_unique<Expr>();
       e->kind = ExprKind::kUnary;
@@ -190,6 +217,7 @@ class Parser {
     return l;
   }
   ExprPtr parse_unary() {
+    const Nest nest(*this);
     if (peek().kind == TokenKind::kMinus) {
       auto e = std::make_unique<Expr>();
       e->kind = ExprKind::kUnary;
@@ -238,6 +266,7 @@ class Parser {
 
   std::vector<Token> toks_;
   std::size_t at_ = 0;
+  int nesting_ = 0;
 };
 
 }  // namespace

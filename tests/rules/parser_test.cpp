@@ -47,3 +47,33 @@ TEST_CASE("parser: errors point at the offending token") {
   CHECK(parse_error("x in y").message.find("expected '['") != std::string::npos);
   CHECK(parse_error("").message == "empty expression");
 }
+
+// Found by fuzz_rules: the parser, the compiler and the tree's destructor
+// recursed once per level, so deep nesting or a long operator chain overflowed
+// the stack instead of being a load error.
+TEST_CASE("parser: deep nesting and long chains are load errors - not stack overflows") {
+  const std::string parens = std::string(30000, '(') + "1" + std::string(30000, ')');
+  auto e = parse_error(parens.c_str());
+  CHECK(e.message.find("nests too deeply") != std::string::npos);
+  CHECK(e.pos.line == 1);
+  CHECK(e.pos.col > 1);
+
+  std::string nots;
+  for (int i = 0; i < 20000; ++i) nots += "not ";
+  CHECK(parse_error((nots + "true").c_str()).message.find("nests too deeply") != std::string::npos);
+  CHECK(parse_error((std::string(20000, '-') + "1").c_str()).message.find("nests too deeply") !=
+        std::string::npos);
+
+  std::string chain = "1";
+  for (int i = 0; i < 30000; ++i) chain += "+1";
+  e = parse_error(chain.c_str());
+  CHECK(e.message.find("too long") != std::string::npos);
+  CHECK(e.pos.col > 1000);
+
+  // What a person writes is far inside the limits.
+  const std::string nested = std::string(40, '(') + "a" + std::string(40, ')');
+  CHECK(parsed(nested.c_str()) == "a");
+  std::string sum = "a";
+  for (int i = 0; i < 400; ++i) sum += " + 1";
+  CHECK_NOTHROW(parse_expression(sum));
+}
