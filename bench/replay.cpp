@@ -1,6 +1,6 @@
 // bench/replay: the in-process figures of issue 8, without sockets.
 //
-//   replay --events FILE [--rules DIR] [--shards N] [--json]
+//   replay --events FILE [--rules DIR] [--shards N] [--plain-journal] [--json]
 //
 // 1. peer 4, a bare loop: decode each NDJSON line with simdjson (on demand,
 //    three fields) and update a hash map of per-customer counters. The lower
@@ -320,13 +320,14 @@ RestartResult run_restart(const engine::EngineOptions& opts, std::shared_ptr<rul
 
 constexpr const char* kUsage =
     "usage: replay (--events FILE | --customers N [--per-customer K]) [--rules DIR] [--shards N] "
-    "[--json]\n";
+    "[--plain-journal] [--json]\n";
 
 int main(int argc, char** argv) {
   std::string events, rules_dir = "rules";
   int shards = 1;
   Synthetic synth;
   bool json = false;
+  bool plain_journal = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&]() -> std::string {
@@ -346,6 +347,8 @@ int main(int argc, char** argv) {
       rules_dir = next();
     else if (a == "--shards")
       shards = std::stoi(next());
+    else if (a == "--plain-journal")
+      plain_journal = true;
     else if (a == "--json")
       json = true;
     else {
@@ -374,6 +377,7 @@ int main(int argc, char** argv) {
   opts.shards = shards;
   opts.data_dir = dir.string();
   opts.fsync = store::FsyncPolicy::kNever;
+  opts.seal_records = !plain_journal;  // privacy.encrypt_journal (on by default)
   opts.snapshot_interval_us = 3600 * kUsPerSecond;  // only the final one, at stop()
   opts.limits.max_past_us = 36500LL * kUsPerDay;    // history files may be old
   opts.limits.max_future_us = 36500LL * kUsPerDay;
