@@ -14,8 +14,15 @@ void random_bytes(void* p, std::size_t n) {
 }
 }  // namespace
 
-Sealer::Sealer() : ctx_(EVP_CIPHER_CTX_new()) {
-  if (!ctx_) throw std::runtime_error("OpenSSL: cannot allocate a cipher context");
+Sealer::Sealer() : ctx_(EVP_CIPHER_CTX_new()), dctx_(EVP_CIPHER_CTX_new()) {
+  if (!ctx_ || !dctx_) throw std::runtime_error("OpenSSL: cannot allocate a cipher context");
+  // Fetch the cipher once and bind it to both contexts: later calls only
+  // change key and nonce (OpenSSL 3 would otherwise look the cipher up on
+  // every record, which cost more than the encryption itself).
+  cipher_ = EVP_CIPHER_fetch(nullptr, "AES-256-GCM", nullptr);
+  if (!cipher_ || EVP_EncryptInit_ex(ctx_, cipher_, nullptr, nullptr, nullptr) != 1 ||
+      EVP_DecryptInit_ex(dctx_, cipher_, nullptr, nullptr, nullptr) != 1)
+    throw std::runtime_error("OpenSSL: AES-256-GCM is not available");
   random_bytes(&nonce_prefix_, sizeof nonce_prefix_);
   random_bytes(&counter_, sizeof counter_);
 }
@@ -52,7 +59,7 @@ void Sealer::seal(const StoredKey& k, std::uint8_t type, std::string_view plain,
   int len = 0;
   // AES-256-GCM cannot fail on valid sizes with a live context; a failure here
   // means OpenSSL itself is broken, which no caller can recover from.
-  if (EVP_EncryptInit_ex(ctx_, EVP_aes_256_gcm(), nullptr, k.key.data(), nonce) != 1 ||
+  if (EVP_EncryptInit_ex(ctx_, nullptr, nullptr, k.key.data(), nonce) != 1 ||
       EVP_EncryptUpdate(ctx_, nullptr, &len, &type, 1) != 1 ||
       EVP_EncryptUpdate(ctx_, ct, &len, reinterpret_cast<const unsigned char*>(plain.data()),
                         static_cast<int>(plain.size())) != 1 ||
@@ -73,12 +80,12 @@ Status Sealer::open(const KeyBytes& key, std::uint8_t type, std::string_view sea
   int len = 0;
   unsigned char tag[16];
   std::memcpy(tag, ct + n, 16);
-  if (EVP_DecryptInit_ex(ctx_, EVP_aes_256_gcm(), nullptr, key.data(), nonce) != 1 ||
-      EVP_DecryptUpdate(ctx_, nullptr, &len, &type, 1) != 1 ||
-      EVP_DecryptUpdate(ctx_, reinterpret_cast<unsigned char*>(out.data()), &len, ct,
+  if (EVP_DecryptInit_ex(dctx_, nullptr, nullptr, key.data(), nonce) != 1 ||
+      EVP_DecryptUpdate(dctx_, nullptr, &len, &type, 1) != 1 ||
+      EVP_DecryptUpdate(dctx_, reinterpret_cast<unsigned char*>(out.data()), &len, ct,
                         static_cast<int>(n)) != 1 ||
-      EVP_CIPHER_CTX_ctrl(ctx_, EVP_CTRL_GCM_SET_TAG, 16, tag) != 1 ||
-      EVP_DecryptFinal_ex(ctx_, reinterpret_cast<unsigned char*>(out.data()) + len, &len) != 1) {
+      EVP_CIPHER_CTX_ctrl(dctx_, EVP_CTRL_GCM_SET_TAG, 16, tag) != 1 ||
+      EVP_DecryptFinal_ex(dctx_, reinterpret_cast<unsigned char*>(out.data()) + len, &len) != 1) {
     out.clear();
     return Status(ErrorCode::kBadField,
                   "sealed record fails authentication (damaged or wrong key)");

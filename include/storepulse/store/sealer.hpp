@@ -18,6 +18,7 @@
 #include "storepulse/common/status.hpp"
 
 typedef struct evp_cipher_ctx_st EVP_CIPHER_CTX;
+typedef struct evp_cipher_st EVP_CIPHER;
 
 namespace storepulse::store {
 
@@ -54,7 +55,9 @@ class Sealer {
   Status open(const KeyBytes& key, std::uint8_t type, std::string_view sealed, std::string& out);
 
  private:
-  EVP_CIPHER_CTX* ctx_;
+  EVP_CIPHER_CTX* ctx_;   // sealing
+  EVP_CIPHER_CTX* dctx_;  // opening
+  EVP_CIPHER* cipher_ = nullptr;
   std::uint32_t nonce_prefix_ = 0;
   std::uint64_t counter_ = 0;
 };
