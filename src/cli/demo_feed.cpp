@@ -26,6 +26,7 @@ namespace websocket = beast::websocket;
 struct FeedFlags {
   std::string url;
   std::string key;
+  std::string ca;  // wss://: trust only this CA / certificate file (default: the system store)
   std::string file;
   std::string metrics;  // shown in the first line, for the operator
   double rate = 2000;
@@ -43,9 +44,7 @@ int feed(const FeedFlags& f) {
       if (!line.empty()) lines.push_back(std::move(line));
   }
   if (lines.empty()) throw std::runtime_error(fmt::format("{}: no events", f.file));
-  asio::io_context ioc;
-  websocket::stream<asio::ip::tcp::socket> ws(ioc);
-  ws_connect(ws, f.url, f.key);
+  WsConn ws(f.url, f.key, f.ca);
   fmt::print("demo-feed: {} events from {} at {:.0f}/s{}; metrics at {}\n", lines.size(), f.file, f.rate,
              f.loop ? ", looping" : "", f.metrics.empty() ? "(n/a)" : f.metrics);
   std::uint64_t sent = 0, acks = 0, actions = 0, errors = 0, in_flight = 0;
@@ -75,7 +74,7 @@ int feed(const FeedFlags& f) {
       }
       std::this_thread::sleep_until(next_send);
       next_send += std::chrono::duration_cast<std::chrono::steady_clock::duration>(gap);
-      ws.write(asio::buffer(msg));
+      ws.write(msg);
       ++sent;
       ++in_flight;
       while (in_flight > static_cast<std::uint64_t>(f.window)) read_one();
@@ -102,8 +101,10 @@ int feed(const FeedFlags& f) {
 void register_demo_feed(CLI::App& app, int& exit_code) {
   auto flags = std::make_shared<FeedFlags>();
   auto* cmd = app.add_subcommand("demo-feed", "Stream an NDJSON file into a server at a steady rate, with a live status line");
-  cmd->add_option("--url", flags->url, "ws://HOST:PORT/v1/pos")->required();
+  cmd->add_option("--url", flags->url, "ws://HOST:PORT/v1/pos (wss:// with TLS)")->required();
   cmd->add_option("--key", flags->key, "Terminal key")->envname("STOREPULSE_POS_KEY");
+  cmd->add_option("--ca", flags->ca, "wss:// only: trust this CA or certificate file instead of the system store")
+      ->check(CLI::ExistingFile);
   cmd->add_option("--rate", flags->rate, "Events per second")->capture_default_str()->check(CLI::Range(1.0, 1e7));
   cmd->add_option("--metrics", flags->metrics, "Metrics URL to show the operator");
   cmd->add_flag("--loop", flags->loop, "Replay the file forever (fresh messageIds each pass)");

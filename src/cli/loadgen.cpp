@@ -481,6 +481,9 @@ LoadgenReport run_loadgen(const LoadgenOptions& o) {
   // Endpoints: the URL's own path, or one per --mix share.
   std::vector<std::pair<std::string, double>> endpoints;
   const WsUrl base = parse_ws_url(o.url);
+  // A load generator measures the server; TLS would measure OpenSSL on the
+  // same two cores. Terminate TLS in front of a benchmark target instead.
+  if (base.tls) throw std::runtime_error("--url: loadgen speaks ws:// only (wss:// is for send and demo-feed)");
   if (o.mix.empty()) endpoints.emplace_back(base.path, 1.0);
   else endpoints = parse_mix(o.mix);
   // Web connections get the web events (the web endpoint refuses channel pos).

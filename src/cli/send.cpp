@@ -21,6 +21,7 @@ using tcp = asio::ip::tcp;
 struct SendFlags {
   std::string url;
   std::string key;
+  std::string ca;  // wss://: trust only this CA / certificate file (default: the system store)
   std::string file = "-";
   int window = 64;
 };
@@ -33,9 +34,7 @@ int send(const SendFlags& f) {
     if (!file) throw std::runtime_error(fmt::format("{}: cannot open", f.file));
     in = &file;
   }
-  asio::io_context ioc;
-  websocket::stream<tcp::socket> ws(ioc);
-  ws_connect(ws, f.url, f.key);
+  WsConn ws(f.url, f.key, f.ca);
   std::size_t sent = 0, received = 0, rejected = 0;
   beast::flat_buffer buf;
   auto read_one = [&] {
@@ -56,15 +55,14 @@ int send(const SendFlags& f) {
     ++lineno;
     if (!line.empty() && line.back() == '\r') line.pop_back();
     if (line.find_first_not_of(" \t") == std::string::npos) continue;
-    ws.write(asio::buffer(line));
+    ws.write(line);
     ++sent;
     // Keep a window of events in flight: fast, and bounded on both sides.
     while (sent - received > static_cast<std::size_t>(f.window)) read_one();
   }
   while (received < sent) read_one();
   std::cout.flush();
-  beast::error_code ec;
-  ws.close(websocket::close_code::normal, ec);
+  ws.close();
   std::cerr << fmt::format("storepulse send: {} events, {} rejected\n", sent, rejected);
   return rejected == 0 ? 0 : 1;
 }
@@ -74,8 +72,10 @@ int send(const SendFlags& f) {
 void register_send(CLI::App& app, int& exit_code) {
   auto flags = std::make_shared<SendFlags>();
   auto* cmd = app.add_subcommand("send", "Send NDJSON events over WebSocket and print each reply");
-  cmd->add_option("--url", flags->url, "ws://HOST:PORT/v1/pos or /v1/web")->required();
+  cmd->add_option("--url", flags->url, "ws://HOST:PORT/v1/pos or /v1/web (wss:// with TLS)")->required();
   cmd->add_option("--key", flags->key, "Terminal key (Bearer) for /v1/pos")->envname("STOREPULSE_POS_KEY");
+  cmd->add_option("--ca", flags->ca, "wss:// only: trust this CA or certificate file instead of the system store")
+      ->check(CLI::ExistingFile);
   cmd->add_option("--window", flags->window, "Events in flight")->capture_default_str()->check(CLI::Range(1, 100000));
   cmd->add_option("file", flags->file, "NDJSON file, or - for stdin")->capture_default_str();
   cmd->callback([flags, &exit_code] {

@@ -17,6 +17,7 @@
 #include <sstream>
 
 #include "support/server_process.hpp"
+#include "../cli/cli_run.hpp"
 #include "support/temp_dir.hpp"
 
 using namespace storepulse::test;
@@ -213,6 +214,38 @@ TEST_CASE("tls: wss swipe and https healthz verified against a certificate made 
   CHECK(has(plain.body, "tls_required"));
   WsClient plain_ws(s.port(), "/v1/pos", kPosKey);
   CHECK_FALSE(plain_ws.ok());
+}
+
+TEST_CASE("tls: send speaks wss and verifies the certificate against --ca", "[tls]") {
+  TempDir certs;
+  const CertFiles a = make_cert(certs, "storepulse-test-send");
+  const CertFiles other = make_cert(certs, "someone-else");
+  TlsServer s(a);
+  const std::string events = certs / "events.ndjson";
+  std::ofstream(events) << swipe("wss-1") << "\n" << swipe("wss-2") << "\n";
+  const std::string url = fmt::format("wss://127.0.0.1:{}/v1/pos", s.port());
+  auto ok = storepulse::testing::run_cli(
+      fmt::format("send --url {} --key {} --ca {} {}", url, kPosKey, a.cert, events), "wss_ok");
+  CHECK(ok.code == 0);
+  CHECK(ok.out == ack("wss-1") + "\n" + ack("wss-2") + "\n");
+  CHECK_THAT(ok.err, Catch::Contains("2 events, 0 rejected"));
+  // A certificate the client does not trust: refused before anything is sent.
+  auto untrusted = storepulse::testing::run_cli(
+      fmt::format("send --url {} --key {} --ca {} {}", url, kPosKey, other.cert, events), "wss_bad");
+  CHECK(untrusted.code == 2);
+  CHECK_THAT(untrusted.err, Catch::Contains("TLS handshake failed") && Catch::Contains("certificate verify failed"));
+  // The system store does not know a self-signed certificate either.
+  auto system_store = storepulse::testing::run_cli(
+      fmt::format("send --url {} --key {} {}", url, kPosKey, events), "wss_system");
+  CHECK(system_store.code == 2);
+  // Plain ws:// to a TLS-only port gets no upgrade.
+  auto plain = storepulse::testing::run_cli(
+      fmt::format("send --url ws://127.0.0.1:{}/v1/pos --key {} {}", s.port(), kPosKey, events), "wss_plain");
+  CHECK(plain.code == 2);
+  auto lg = storepulse::testing::run_cli(fmt::format("loadgen --url {} --key {} --rate 10 --duration 1", url, kPosKey),
+                                         "wss_loadgen");
+  CHECK(lg.code != 0);
+  CHECK_THAT(lg.err + lg.out, Catch::Contains("loadgen speaks ws:// only"));
 }
 
 TEST_CASE("tls: only TLS 1.2+ with ECDHE and AEAD suites is accepted", "[tls]") {
