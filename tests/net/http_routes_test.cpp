@@ -34,8 +34,11 @@ boost::beast::error_code parse(std::string_view raw, HttpRequest& out,
   return ec;
 }
 
+// The decision views the request (path, query, file), so the request outlives
+// it: until the next call.
 RouteDecision route(std::string_view raw) {
-  HttpRequest req;
+  static HttpRequest req;
+  req = {};
   const auto ec = parse(raw, req);
   INFO(ec.message());
   REQUIRE(!ec);
