@@ -8,6 +8,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
 #include <boost/range/iterator_range.hpp>
+#include <charconv>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -49,14 +50,26 @@ void check(const net::HttpRequest& req, const net::RouteDecision& d) {
   // Views point into the request (or, for a mapped static file, a literal).
   if (!inside(d.path, target) || !inside(d.query, target)) std::abort();
   // Request smuggling: the body's length must be unambiguous for whatever sits
-  // in front of the server. Repeated Content-Lengths must agree (the parser
-  // refuses others and a length next to chunking), and a Transfer-Encoding
-  // whose last coding is not chunked leaves the length undefined (RFC 9112
-  // 6.1: answer 400 and close), so such a request is never routed further.
-  if (req.count(http::field::content_length) > 1) {
-    const auto first = req[http::field::content_length];
-    for (const auto& f : boost::make_iterator_range(req.equal_range(http::field::content_length)))
-      if (f.value() != first) std::abort();
+  // in front of the server. Every Content-Length (a field may hold a list)
+  // names the length of the body that was read; the parser refuses others and
+  // a length next to chunking. Spellings may differ (`40`, `040`, `40, 40`):
+  // RFC 9110 8.6 lets a recipient take equal values. A Transfer-Encoding whose
+  // last coding is not chunked leaves the length undefined (RFC 9112 6.1:
+  // answer 400 and close), so such a request is never routed further.
+  for (const auto& f : boost::make_iterator_range(req.equal_range(http::field::content_length))) {
+    std::string_view v = sv(f.value());
+    while (!v.empty()) {
+      const auto comma = v.find(',');
+      std::string_view tok = v.substr(0, comma);
+      v = comma == std::string_view::npos ? std::string_view{} : v.substr(comma + 1);
+      while (!tok.empty() && (tok.front() == ' ' || tok.front() == '\t')) tok.remove_prefix(1);
+      while (!tok.empty() && (tok.back() == ' ' || tok.back() == '\t')) tok.remove_suffix(1);
+      if (tok.empty()) continue;
+      std::uint64_t n = 0;
+      const auto [end, ec] = std::from_chars(tok.data(), tok.data() + tok.size(), n);
+      if (ec != std::errc{} || end != tok.data() + tok.size() || n != req.body().size())
+        std::abort();
+    }
   }
   if (req.count(http::field::transfer_encoding) > 0 && !req.chunked() &&
       !(d.route == net::Route::kReply && d.status == http::status::bad_request && !d.keep_alive))
