@@ -41,6 +41,29 @@ std::string mask_phone(std::string_view phone) {
   return "***" + std::string(phone.substr(phone.size() - 3));
 }
 
+/// One message as the admin view and the export show it; the admin view masks
+/// the phone (enough to tell numbers apart), the export is the customer's own data.
+void append_message_json(std::string& o, const SmsMessage& m, bool unmasked) {
+  o += "{\"id\":";
+  protocol::append_json_string(o, m.id);
+  o += ",\"rule\":";
+  protocol::append_json_string(o, m.rule);
+  o += ",\"customer\":";
+  protocol::append_json_string(o, m.customer);
+  o += ",\"to\":";
+  protocol::append_json_string(o, unmasked ? m.phone : mask_phone(m.phone));
+  o += ",\"text\":";
+  protocol::append_json_string(o, m.text);
+  if (!m.gateway_sid.empty()) {
+    o += ",\"gatewaySid\":";
+    protocol::append_json_string(o, m.gateway_sid);
+  }
+  o += fmt::format(",\"state\":\"{}\",\"attempts\":{},\"created\":\"{}\",\"updated\":\"{}\",\"lastError\":",
+                   sms_state_name(m.state), m.attempts, format_iso8601(m.created_us), format_iso8601(m.updated_us));
+  protocol::append_json_string(o, m.last_error);
+  o += "}";
+}
+
 bool retryable(const GatewayReply& r) { return r.status == 0 || r.status == 429 || r.status >= 500; }
 
 }  // namespace
@@ -504,18 +527,7 @@ std::string SmsOutbox::customer_json(const std::vector<std::string>& customers,
     if (!has(customers, m.customer) && !has(phones, m.phone)) continue;
     if (!first) o.push_back(',');
     first = false;
-    o += "{\"id\":";
-    protocol::append_json_string(o, m.id);
-    o += ",\"rule\":";
-    protocol::append_json_string(o, m.rule);
-    o += ",\"customer\":";
-    protocol::append_json_string(o, m.customer);
-    o += ",\"to\":";
-    protocol::append_json_string(o, m.phone);
-    o += ",\"text\":";
-    protocol::append_json_string(o, m.text);
-    o += fmt::format(",\"state\":\"{}\",\"created\":\"{}\",\"updated\":\"{}\"}}", sms_state_name(m.state),
-                     format_iso8601(m.created_us), format_iso8601(m.updated_us));
+    append_message_json(o, m, true);
   }
   o += "]}";
   return o;
@@ -933,26 +945,7 @@ std::string SmsOutbox::status_json(std::size_t n) const {
   for (const auto& m : recent(n)) {
     if (!first) o.push_back(',');
     first = false;
-    o += "{\"id\":";
-    protocol::append_json_string(o, m.id);
-    o += ",\"rule\":";
-    protocol::append_json_string(o, m.rule);
-    o += ",\"customer\":";
-    protocol::append_json_string(o, m.customer);
-    // Phones are personal data: the dashboard shows enough to tell numbers apart.
-    o += ",\"to\":";
-    protocol::append_json_string(o, mask_phone(m.phone));
-    o += ",\"text\":";
-    protocol::append_json_string(o, m.text);
-    if (!m.gateway_sid.empty()) {
-      o += ",\"gatewaySid\":";
-      protocol::append_json_string(o, m.gateway_sid);
-    }
-    o += fmt::format(",\"state\":\"{}\",\"attempts\":{},\"created\":\"{}\",\"updated\":\"{}\",\"lastError\":",
-                     sms_state_name(m.state), m.attempts, format_iso8601(m.created_us),
-                     format_iso8601(m.updated_us));
-    protocol::append_json_string(o, m.last_error);
-    o += "}";
+    append_message_json(o, m, false);
   }
   o += "]}";
   return o;

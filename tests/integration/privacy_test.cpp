@@ -231,21 +231,18 @@ TEST_CASE("privacy: erasure leaves nothing readable in redis or its files - redi
   }
   // And the append-only files on the Redis host, once the rewrite the erasure
   // asked for has finished.
-  for (int i = 0; i < 100; ++i) {
-    const std::string info = redis.command({"INFO", "persistence"});
-    if (info.find("aof_rewrite_in_progress:0") != std::string::npos &&
-        info.find("aof_rewrite_scheduled:0") != std::string::npos)
-      break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
+  auto wait_for_rewrite = [&] {
+    for (int i = 0; i < 100; ++i) {
+      const std::string info = redis.command({"INFO", "persistence"});
+      if (info.find("aof_rewrite_in_progress:0") != std::string::npos &&
+          info.find("aof_rewrite_scheduled:0") != std::string::npos)
+        return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  };
+  wait_for_rewrite();
   redis.command({"BGREWRITEAOF"});  // also covers writes after the erasure's own rewrite
-  for (int i = 0; i < 100; ++i) {
-    const std::string info = redis.command({"INFO", "persistence"});
-    if (info.find("aof_rewrite_in_progress:0") != std::string::npos &&
-        info.find("aof_rewrite_scheduled:0") != std::string::npos)
-      break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
+  wait_for_rewrite();
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
   const auto hits = grep_tree(dir / "redis", kErasedNeedles);
   INFO("hits: " << Catch::Detail::stringify(hits));

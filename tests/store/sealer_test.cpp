@@ -30,6 +30,19 @@ std::unique_ptr<Journal> open_journal(const std::string& dir) {
   return std::move(j.value());
 }
 
+/// An opened journal that has replayed (so it can append), with `keys` staged
+/// and written by one commit of a record.
+std::unique_ptr<Journal> ready_journal(const std::string& dir, const std::vector<StoredKey>& keys = {}) {
+  auto j = open_journal(dir);
+  RecoveryReport rep;
+  REQUIRE(j->replay(0, [](const JournalRecord&) {}, rep).is_ok());
+  if (keys.empty()) return j;
+  for (const auto& k : keys) j->stage_key(k);
+  j->append(RecordType::kEvent, 1, "x");
+  REQUIRE(j->commit().is_ok());
+  return j;
+}
+
 std::map<std::uint64_t, StoredKey> load(Journal& j, RecoveryReport& rep) {
   std::map<std::uint64_t, StoredKey> keys;
   REQUIRE(j.load_keys([&](StoredKey&& k) { keys.emplace(k.kid, std::move(k)); }, rep).is_ok());
@@ -83,17 +96,7 @@ TEST_CASE("journal keys: staged keys are written by commit and loaded back") {
   TempDir dir;
   const StoredKey a = Sealer::new_key("member-1");
   const StoredKey b = Sealer::new_key("visitor-2");
-  {
-    auto j = open_journal(dir.str());
-    RecoveryReport rep;
-    REQUIRE(j->replay(
-                 0, [](const JournalRecord&) {}, rep)
-                .is_ok());
-    j->stage_key(a);
-    j->stage_key(b);
-    j->append(RecordType::kEvent, 1, "x");
-    REQUIRE(j->commit().is_ok());
-  }
+  ready_journal(dir.str(), {a, b});
   auto j = open_journal(dir.str());
   RecoveryReport rep;
   auto keys = load(*j, rep);
@@ -109,15 +112,7 @@ TEST_CASE("journal keys: erase_keys leaves no trace of the subject in the folder
   const StoredKey a = Sealer::new_key("ERASED-SUBJECT");
   const StoredKey b = Sealer::new_key("KEPT-SUBJECT");
   const StoredKey c = Sealer::new_key("STAGED-ONLY");
-  auto j = open_journal(dir.str());
-  RecoveryReport rep;
-  REQUIRE(j->replay(
-               0, [](const JournalRecord&) {}, rep)
-              .is_ok());
-  j->stage_key(a);
-  j->stage_key(b);
-  j->append(RecordType::kEvent, 1, "x");
-  REQUIRE(j->commit().is_ok());
+  auto j = ready_journal(dir.str(), {a, b});
   CHECK(slurp(dir / "keys.bin").find("ERASED-SUBJECT") != std::string::npos);
   j->stage_key(c);
   REQUIRE(j->erase_keys({a.kid, c.kid}).is_ok());
@@ -147,11 +142,7 @@ TEST_CASE(
   const StoredKey a = Sealer::new_key("A");
   const StoredKey b = Sealer::new_key("B");
   {
-    auto j = open_journal(dir.str());
-    RecoveryReport rep;
-    REQUIRE(j->replay(
-                 0, [](const JournalRecord&) {}, rep)
-                .is_ok());
+    auto j = ready_journal(dir.str());
     j->stage_key(a);
     j->append(RecordType::kEvent, 1, "x");
     j->inject_write_failure();
