@@ -958,6 +958,40 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
       }
       return handle_batch(key_index);
     }
+    if (path == "/v1/admin/shards/claim") {
+      if (req_.method() != http::verb::post)
+        return send_simple(
+            http::status::method_not_allowed,
+            R"({"error":"bad_request","detail":"use POST /v1/admin/shards/claim?shards=4-7"})",
+            req_.keep_alive());
+      if (!srv_.admin_ok(bearer(req_)))
+        return send_simple(http::status::unauthorized,
+                           R"({"error":"unauthorized","detail":"admin token required"})",
+                           req_.keep_alive());
+      std::string spec;
+      const std::string_view query =
+          target.size() > path.size() ? std::string_view(target).substr(path.size() + 1) : "";
+      for (std::string_view rest = query; !rest.empty();) {
+        const auto amp = rest.find('&');
+        const std::string_view kv = rest.substr(0, amp);
+        if (kv.starts_with("shards=")) spec = percent_decode(kv.substr(7));
+        rest = amp == std::string_view::npos ? std::string_view{} : rest.substr(amp + 1);
+      }
+      if (spec.empty())
+        return send_simple(
+            http::status::bad_request,
+            R"({"error":"bad_field","detail":"shards: give the shards to claim, e.g. ?shards=4-7"})",
+            req_.keep_alive());
+      // Recovery can take a while: it runs on an engine thread, the answer comes back here.
+      srv_.engine.claim_async(
+          std::move(spec), [self = this->shared_from_this()](int status, std::string body) {
+            asio::post(self->stream_.get_executor(), [self, status, b = std::move(body)]() mutable {
+              self->send_simple(static_cast<http::status>(status), std::move(b),
+                                self->req_.keep_alive());
+            });
+          });
+      return;
+    }
     if (path == "/v1/rules" || path.rfind("/v1/admin/", 0) == 0) {
       if (req_.method() != http::verb::get)
         return send_simple(http::status::method_not_allowed,
