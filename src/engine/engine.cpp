@@ -559,10 +559,12 @@ bool Shard::push(std::unique_ptr<Work> w, bool bounded) {
   return true;
 }
 
-std::string Shard::event_payload(std::string_view key, std::string_view raw) {
+std::string Shard::event_payload(std::string_view key, protocol::Channel channel,
+                                 std::string_view raw) {
   std::string out;
   ByteWriter w(out);
   w.str(key);
+  w.u8(static_cast<std::uint8_t>(channel));
   out.append(raw);
   return out;
 }
@@ -762,8 +764,11 @@ void Shard::fire_customer_timers(const std::string& key, profile::CustomerProfil
 void Shard::apply_recovered(const store::JournalRecord& rec, protocol::EventDecoder& dec) {
   ByteReader r(rec.payload);
   switch (rec.type) {
-    case store::RecordType::kEvent: {
+    case store::RecordType::kEvent:
+    case store::RecordType::kEventOnChannel: {
       const std::string key = r.str();
+      const bool has_channel = rec.type == store::RecordType::kEventOnChannel;
+      const auto channel = static_cast<protocol::Channel>(has_channel ? r.u8() : 0);
       std::string raw(rec.payload.substr(r.pos()));
       raw.reserve(raw.size() + protocol::decode_padding());
       protocol::Event ev;
@@ -773,6 +778,7 @@ void Shard::apply_recovered(const store::JournalRecord& rec, protocol::EventDeco
         spdlog::warn("shard {}: journal record {} no longer decodes; skipped", index_, rec.seq);
         return;
       }
+      if (has_channel) ev.channel = channel;  // as applied live (endpoint default included)
       // A message id already applied is not applied again: a batch whose
       // commit reply was lost (Redis) may be in the log twice with the retry.
       if (dedupe_.contains(ev.message_id)) return;
@@ -1020,7 +1026,8 @@ void Shard::process_batch(std::unique_ptr<Work>* items, std::size_t n) {
           break;
         }
         dedupe_.insert(w.event.message_id);
-        journal_->append(store::RecordType::kEvent, w.recv, event_payload(w.target, w.raw));
+        journal_->append(store::RecordType::kEventOnChannel, w.recv,
+                         event_payload(w.target, w.event.channel, w.raw));
         step[i] = Step::kApply;
         break;
       }

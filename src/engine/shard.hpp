@@ -156,7 +156,8 @@ class Shard {
   void maybe_snapshot(bool force);
   std::string encode_snapshot() const;
   void decode_snapshot(const std::string& body);
-  static std::string event_payload(std::string_view key, std::string_view raw);
+  static std::string event_payload(std::string_view key, protocol::Channel channel,
+                                   std::string_view raw);
   /// Runs the rules for an applied event; pos/web actions go to `reply_actions`,
   /// the rest to the engine's sink (live only).
   void evaluate_rules(const std::string& key, profile::CustomerProfile& p,

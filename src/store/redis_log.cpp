@@ -276,7 +276,7 @@ Status RedisLog::replay(std::uint64_t after_seq,
         std::string_view value(f->element[k + 1]->str, f->element[k + 1]->len);
         if (name == "t") {
           int t = 0;
-          have_t = parse_int(value, t) && t >= 1 && t <= 5;
+          have_t = parse_int(value, t) && t >= 1 && t <= 6;
           rec.type = static_cast<RecordType>(t);
         } else if (name == "r") {
           if (!parse_int(value, rec.recv_time)) have_t = false;
