@@ -333,7 +333,8 @@ void Engine::reject_unserved(Work& w, int shard) {
   switch (w.kind) {
     case Work::Kind::kEvent:
     case Work::Kind::kRecommend:
-      metrics_.count_error(ErrorCode::kWrongNode);
+      // Events come here only from submit(), whose caller counts the error.
+      if (w.kind == Work::Kind::kRecommend) metrics_.count_error(ErrorCode::kWrongNode);
       if (w.reply)
         w.reply->deliver(protocol::encode_error(
             w.kind == Work::Kind::kEvent ? std::string_view(w.event.message_id)

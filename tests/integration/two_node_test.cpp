@@ -92,6 +92,10 @@ TEST_CASE(
   CHECK(has(r, "shard 2"));
   CHECK(has(r, "serves shards 0-1"));
   CHECK(frequency_of(b.port(), on_b) == 0);
+  const auto metrics = http_request(a.port(), http::verb::get, "/metrics");
+  CHECK(has(metrics.body, "storepulse_errors_total{code=\"wrong_node\"} 1\n"));
+  CHECK(has(metrics.body, "storepulse_shard_serving{shard=\"2\"} 0\n"));
+  CHECK(has(metrics.body, "storepulse_shard_serving{shard=\"1\"} 1\n"));
   auto misdirected = http_request(a.port(), http::verb::get, "/v1/profiles/" + on_b, kAdminToken);
   CHECK(misdirected.status == 421);
   CHECK(has(misdirected.body, "wrong_node"));
