@@ -105,9 +105,11 @@ Result<EventLog> read_journal_dir(const std::string& dir, const EventReadOptions
             rec.type = static_cast<store::RecordType>(t & ~store::kSealedBit);
             rec.payload = plain;
           }
-          if (rec.type != store::RecordType::kEvent) return;  // identity / timer records
+          if (!store::is_event_record(rec.type)) return;  // identity / timer records
           ByteReader r(rec.payload);
           r.str_view();  // the profile key the event was applied to
+          const bool has_channel = rec.type == store::RecordType::kEventOnChannel;
+          const auto channel = static_cast<protocol::Channel>(has_channel ? r.u8() : 0);
           raw.assign(rec.payload.substr(r.pos()));
           const std::size_t len = raw.size();
           raw.reserve(len + protocol::decode_padding());
@@ -119,6 +121,7 @@ Result<EventLog> read_journal_dir(const std::string& dir, const EventReadOptions
               log.first_errors.push_back(fmt::format("{} record {}: {}", sd, rec.seq, d.detail()));
             return;
           }
+          if (has_channel) ev.channel = channel;  // as applied live (endpoint default included)
           log.events.push_back(std::move(ev));
         },
         rep);

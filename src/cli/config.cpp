@@ -109,24 +109,31 @@ Config load_config(const std::string& path) {
                                          e.source().begin.column, e.description()));
   }
   static const std::vector<std::pair<std::string, std::vector<std::string>>> kKnown = {
-      {"server", {"host", "port", "io_threads", "max_connections", "max_connections_per_ip", "max_message_bytes",
-                  "max_frame_bytes", "max_batch_bytes", "max_header_bytes", "idle_timeout", "send_queue_max",
-                  "web_root"}},
-      {"web", {"max_message_bytes", "rate_per_sec", "burst", "send_queue_max", "allowed_origins",
-               "max_connections_per_ip", "max_connections_per_visitor", "ip_rate_per_sec", "ip_burst",
-               "close_after_limited"}},
+      {"server",
+       {"host", "port", "io_threads", "max_connections", "max_connections_per_ip",
+        "max_message_bytes", "max_frame_bytes", "max_batch_bytes", "max_header_bytes",
+        "idle_timeout", "send_queue_max", "web_root"}},
+      {"web",
+       {"max_message_bytes", "rate_per_sec", "burst", "send_queue_max", "allowed_origins",
+        "max_connections_per_ip", "max_connections_per_visitor", "ip_rate_per_sec", "ip_burst",
+        "close_after_limited"}},
       {"pos", {"rate_per_sec", "burst"}},
       {"tls", {"cert", "key", "allow_plain"}},
       {"auth", {"pos_keys", "admin_token"}},
-      {"engine", {"shards", "queue_capacity", "batch_max", "max_profiles", "dedupe_window"}},
-      {"store", {"kind", "data_dir", "fsync", "fsync_interval", "segment_bytes", "snapshot_interval",
-                 "snapshot_min_records", "archive_segments"}},
-      {"redis", {"url", "password", "connect_timeout", "command_timeout", "prefix"}},
+      {"engine",
+       {"shards", "queue_capacity", "batch_max", "max_profiles", "dedupe_window", "owned_shards",
+        "node_id"}},
+      {"store",
+       {"kind", "data_dir", "fsync", "fsync_interval", "segment_bytes", "snapshot_interval",
+        "snapshot_min_records", "archive_segments"}},
+      {"redis", {"url", "password", "connect_timeout", "command_timeout", "prefix", "lease_ttl"}},
       {"events", {"max_future", "max_past", "max_products"}},
       {"rules", {"dir"}},
       {"models", {"dir"}},
-      {"sms", {"gateway_format", "gateway_url", "gateway_secret", "account_sid", "auth_token", "from", "public_url",
-               "help_text", "max_outbox", "retry_max", "retry_base", "rate_per_sec", "timeout"}},
+      {"sms",
+       {"gateway_format", "gateway_url", "gateway_secret", "account_sid", "auth_token", "from",
+        "public_url", "help_text", "max_outbox", "retry_max", "retry_base", "rate_per_sec",
+        "timeout"}},
       {"privacy", {"encrypt_journal"}},
       {"log", {"level"}},
   };
@@ -196,6 +203,15 @@ Config load_config(const std::string& path) {
   read_int(t, path, "engine", "batch_max", e.batch_max, 1, 4096);
   read_int(t, path, "engine", "max_profiles", e.max_profiles, 1, 1'000'000'000);
   read_int(t, path, "engine", "dedupe_window", e.dedupe_window, 0, 100'000'000);
+  read_str(t, path, "engine", "owned_shards", e.owned_shards);
+  read_str(t, path, "engine", "node_id", e.node_id);
+  if (e.node_id.find_first_of("/ \t") != std::string::npos)
+    fail(path, "engine.node_id", "expected a name without '/' or spaces");
+  if (!e.owned_shards.empty() && e.owned_shards != "all" && e.node_id.empty())
+    fail(path, "engine.node_id",
+         "engine.owned_shards is set: give this node a node_id unique among the nodes sharing the "
+         "Redis "
+         "(its shard leases are held under that name)");
   std::string kind = "embedded";
   read_str(t, path, "store", "kind", kind);
   if (kind != "embedded" && kind != "redis")
@@ -216,6 +232,11 @@ Config load_config(const std::string& path) {
     fail(path, "redis", "connect_timeout and command_timeout must be at least 1ms");
   e.redis.connect_timeout_ms = static_cast<int>(std::min<TimeUs>(redis_connect / 1000, 600'000));
   e.redis.command_timeout_ms = static_cast<int>(std::min<TimeUs>(redis_command / 1000, 600'000));
+  TimeUs lease_ttl = TimeUs{e.redis.lease_ttl_ms} * 1000;
+  read_duration(t, path, "redis", "lease_ttl", lease_ttl);
+  if (lease_ttl < 300'000 || lease_ttl > 600 * kUsPerSecond)
+    fail(path, "redis.lease_ttl", "expected between 300ms and 10m");
+  e.redis.lease_ttl_ms = static_cast<int>(lease_ttl / 1000);
   read_str(t, path, "store", "data_dir", e.data_dir);
   std::string fsync;
   read_str(t, path, "store", "fsync", fsync);

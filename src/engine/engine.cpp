@@ -2,12 +2,15 @@
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
-#include <span>
+#include <charconv>
 #include <filesystem>
 #include <fstream>
+#include <random>
+#include <span>
 #include <stdexcept>
 
 #include "engine/shard.hpp"
@@ -17,6 +20,9 @@
 namespace storepulse::engine {
 
 namespace {
+// FNV-1a 64 with a start value one digit short of the standard basis
+// (14695981039346656037). Routing depends on it and data is laid out by it, so
+// it stays; docs/protocol.md ("Routing") states it for clients of several nodes.
 std::uint64_t fnv1a(std::string_view s) {
   std::uint64_t h = 1469598103934665603ull;
   for (unsigned char c : s) {
@@ -56,12 +62,99 @@ void DedupeWindow::insert(std::string_view id) {
   }
 }
 
+// ---- Shard sets ----------------------------------------------------------------
+
+Status parse_shard_set(std::string_view spec, int shards, std::vector<int>& out) {
+  out.clear();
+  auto trim = [](std::string_view v) {
+    while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
+    while (!v.empty() && v.back() == ' ') v.remove_suffix(1);
+    return v;
+  };
+  spec = trim(spec);
+  if (spec.empty() || spec == "all") {
+    for (int i = 0; i < shards; ++i) out.push_back(i);
+    return Status::ok();
+  }
+  auto number = [&](std::string_view v, int& n) -> Status {
+    v = trim(v);
+    auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+    if (v.empty() || ec != std::errc() || p != v.data() + v.size())
+      return Status(ErrorCode::kBadField,
+                    fmt::format("shard set '{}': '{}' is not a shard number", spec, v));
+    if (n < 0 || n >= shards)
+      return Status(ErrorCode::kBadField,
+                    fmt::format("shard set '{}': shard {} does not exist (shards are 0-{})", spec,
+                                n, shards - 1));
+    return Status::ok();
+  };
+  std::vector<bool> seen(static_cast<std::size_t>(shards), false);
+  while (!spec.empty()) {
+    const auto comma = spec.find(',');
+    std::string_view part = spec.substr(0, comma);
+    spec = comma == std::string_view::npos ? std::string_view{} : spec.substr(comma + 1);
+    int lo = 0, hi = 0;
+    if (const auto dash = part.find('-'); dash != std::string_view::npos) {
+      if (Status s = number(part.substr(0, dash), lo); !s) return s;
+      if (Status s = number(part.substr(dash + 1), hi); !s) return s;
+      if (hi < lo)
+        return Status(ErrorCode::kBadField,
+                      fmt::format("shard set: range '{}' runs backwards", trim(part)));
+    } else {
+      if (Status s = number(part, lo); !s) return s;
+      hi = lo;
+    }
+    for (int i = lo; i <= hi; ++i) seen[static_cast<std::size_t>(i)] = true;
+  }
+  for (int i = 0; i < shards; ++i)
+    if (seen[static_cast<std::size_t>(i)]) out.push_back(i);
+  return Status::ok();
+}
+
+namespace {
+/// [0,1,2,3,6] -> "0-3,6"
+std::string describe_set(const std::vector<int>& v) {
+  if (v.empty()) return "none";
+  std::string out;
+  for (std::size_t i = 0; i < v.size();) {
+    std::size_t j = i;
+    while (j + 1 < v.size() && v[j + 1] == v[j] + 1) ++j;
+    if (!out.empty()) out.push_back(',');
+    out += j == i ? fmt::format("{}", v[i]) : fmt::format("{}-{}", v[i], v[j]);
+    i = j + 1;
+  }
+  return out;
+}
+}  // namespace
+
 // ---- Engine ------------------------------------------------------------------
 
 Engine::Engine(EngineOptions opts, std::shared_ptr<rules::RuleSet> rules, Metrics& metrics)
     : opts_(std::move(opts)), rules_(std::move(rules)), metrics_(metrics) {
   if (opts_.shards < 1 || opts_.shards > 256)
     throw std::runtime_error("engine.shards must be between 1 and 256");
+  std::vector<int> owned;
+  if (Status s = parse_shard_set(opts_.owned_shards, opts_.shards, owned); !s)
+    throw std::runtime_error("engine.owned_shards: " + s.detail());
+  if (!opts_.owned_shards.empty() && opts_.owned_shards != "all" && opts_.store_kind != "redis")
+    throw std::runtime_error(
+        "engine.owned_shards needs store.kind = \"redis\": an embedded journal belongs to one "
+        "node, "
+        "which serves all its shards");
+  owned_.assign(static_cast<std::size_t>(opts_.shards), false);
+  for (int i : owned) owned_[static_cast<std::size_t>(i)] = true;
+  node_id_ = opts_.node_id;
+  if (node_id_.empty()) {
+    char host[256] = {};
+    if (::gethostname(host, sizeof host - 1) != 0 || !host[0])
+      std::snprintf(host, sizeof host, "storepulse");
+    node_id_ = host;
+  }
+  if (node_id_.find_first_of("/ ") != std::string::npos)
+    throw std::runtime_error(
+        fmt::format("engine.node_id '{}': no '/' or spaces allowed", node_id_));
+  std::random_device rd;
+  lease_value_ = fmt::format("{}/{:08x}{:08x}", node_id_, rd(), rd());
   for (int i = 0; i < opts_.shards; ++i) shards_.push_back(std::make_unique<Shard>(*this, i));
 }
 
@@ -107,10 +200,19 @@ void Engine::start() {
     std::ofstream out{meta};
     out << "shards " << opts_.shards << "\n";
   }
-  if (opts_.store_kind == "redis") check_redis_shard_count();
+  std::vector<int> owned;
+  for (int i = 0; i < shard_count(); ++i)
+    if (owned_[static_cast<std::size_t>(i)]) owned.push_back(i);
+  if (opts_.store_kind == "redis") {
+    check_redis_shard_count();
+    acquire_leases(owned);
+    // Renewed from now on: recovering a large shard may take longer than the lease.
+    lease_thread_ = std::thread([this] { lease_loop(); });
+  }
   std::vector<std::thread> recoverers;
   std::vector<std::string> errors(shards_.size());
   for (std::size_t i = 0; i < shards_.size(); ++i) {
+    if (!owned_[i]) continue;
     recoverers.emplace_back([this, i, &errors] {
       try {
         shards_[i]->recover();
@@ -122,12 +224,257 @@ void Engine::start() {
   for (auto& t : recoverers) t.join();
   for (const auto& e : errors)
     if (!e.empty()) throw std::runtime_error(e);
-  for (auto& s : shards_) s->start();
-  for (auto& s : shards_) s->resend_pending_links();
+  for (int i : owned) shards_[static_cast<std::size_t>(i)]->start();
+  for (int i : owned)
+    if (!shards_[static_cast<std::size_t>(i)]->lease_lost())
+      shards_[static_cast<std::size_t>(i)]->set_serving(true);
+  for (int i : owned) shards_[static_cast<std::size_t>(i)]->resend_pending_links();
+  if (leases_enabled())
+    spdlog::info("node {} serves shards {} of {} (leases {} ms in {}:{{sN}}:owner)", node_id_,
+                 serving_description(), shard_count(), opts_.redis.lease_ttl_ms,
+                 opts_.redis.prefix);
 }
 
 void Engine::stop() {
+  {
+    std::lock_guard<std::mutex> lk(lease_mu_);
+    lease_stop_ = true;
+  }
+  lease_cv_.notify_all();
+  if (lease_thread_.joinable()) lease_thread_.join();
+  if (claim_thread_.joinable()) claim_thread_.join();
   for (auto& s : shards_) s->stop();
+}
+
+void Engine::acquire_leases(const std::vector<int>& shards) {
+  auto c = store::redis_connect(opts_.redis);
+  if (!c) throw std::runtime_error(c.status().detail());
+  std::unique_ptr<redisContext, void (*)(redisContext*)> conn(*c, redisFree);
+  for (int i : shards) {
+    auto held = store::acquire_lease(conn.get(), opts_.redis, i, lease_value_);
+    if (!held) throw std::runtime_error(fmt::format("shard {}: {}", i, held.status().detail()));
+    if (!held->empty())
+      throw std::runtime_error(
+          fmt::format("shard {} is leased by node {} ({}:{{s{}}}:owner): another live node serves "
+                      "it. Wait until "
+                      "that node has stopped and its lease ran out, then claim the shard (POST "
+                      "/v1/admin/shards/claim) "
+                      "or start this node again; or fix engine.owned_shards",
+                      i, *held, opts_.redis.prefix, i));
+    shards_[static_cast<std::size_t>(i)]->set_leased();
+  }
+}
+
+// Renews this node's leases every third of their TTL. A renewal that finds the
+// lease gone or someone else's stops the shard for good in this process (its
+// state may be stale now); Redis being unreachable is only logged: the lease
+// may still be ours when it is back, and every write is fenced anyway.
+void Engine::lease_loop() {
+  const auto period = std::chrono::milliseconds(std::max(50, opts_.redis.lease_ttl_ms / 3));
+  redisContext* conn = nullptr;
+  std::int64_t last_warn_ns = 0;
+  std::unique_lock<std::mutex> lk(lease_mu_);
+  while (!lease_cv_.wait_for(lk, period, [this] { return lease_stop_; })) {
+    lk.unlock();
+    if (conn && conn->err) {
+      redisFree(conn);
+      conn = nullptr;
+    }
+    if (!conn) {
+      auto c = store::redis_connect(opts_.redis);
+      if (c) conn = *c;
+    }
+    for (int i = 0; i < shard_count() && conn; ++i) {
+      Shard& sh = *shards_[static_cast<std::size_t>(i)];
+      if (!sh.leased() || sh.lease_lost()) continue;
+      auto r = store::renew_lease(conn, opts_.redis, i, lease_value_);
+      if (!r) {
+        if (mono_ns() - last_warn_ns > 1'000'000'000) {
+          spdlog::warn("node {}: cannot renew shard leases: {}", node_id_, r.status().detail());
+          last_warn_ns = mono_ns();
+        }
+        break;
+      }
+      if (!*r)
+        sh.lose_lease(fmt::format("lease {} is no longer held by {}",
+                                  store::lease_key(opts_.redis.prefix, i), node_id_));
+    }
+    if (!conn && mono_ns() - last_warn_ns > 1'000'000'000) {
+      spdlog::warn("node {}: cannot renew shard leases: redis at {}:{} is unreachable", node_id_,
+                   opts_.redis.host, opts_.redis.port);
+      last_warn_ns = mono_ns();
+    }
+    lk.lock();
+  }
+  if (conn) redisFree(conn);
+}
+
+bool Engine::serving(int shard) const {
+  return shard >= 0 && shard < shard_count() && shards_[static_cast<std::size_t>(shard)]->serving();
+}
+
+std::string Engine::serving_description() const {
+  std::vector<int> v;
+  for (int i = 0; i < shard_count(); ++i)
+    if (serving(i)) v.push_back(i);
+  return describe_set(v);
+}
+
+std::string Engine::wrong_node_detail(int shard, std::string_view key) const {
+  const Shard& sh = *shards_[static_cast<std::size_t>(shard)];
+  return fmt::format(
+      "customer '{}' is on shard {}, which node {} does not serve{} (it serves shards {}); "
+      "send it to the node that owns shard {} (GET /v1/admin/shards)",
+      key, shard, node_id_, sh.lease_lost() ? " any more: its lease was lost" : "",
+      serving_description(), shard);
+}
+
+void Engine::reject_unserved(Work& w, int shard) {
+  switch (w.kind) {
+    case Work::Kind::kEvent:
+    case Work::Kind::kRecommend:
+      // Events come here only from submit(), whose caller counts the error.
+      if (w.kind == Work::Kind::kRecommend) metrics_.count_error(ErrorCode::kWrongNode);
+      if (w.reply)
+        w.reply->deliver(protocol::encode_error(
+            w.kind == Work::Kind::kEvent ? std::string_view(w.event.message_id)
+                                         : std::string_view(),
+            ErrorCode::kWrongNode,
+            wrong_node_detail(shard, w.kind == Work::Kind::kEvent ? w.event.customer_key()
+                                                                  : std::string_view(w.target))));
+      return;
+    case Work::Kind::kErase: {
+      ErasureResult r;
+      r.status = 421;
+      r.error = wrong_node_detail(shard, w.target);
+      if (w.erase_done) w.erase_done(std::move(r));
+      return;
+    }
+    case Work::Kind::kPurge:
+      Shard::finish_purge(*w.purge, 0, 0, Status::ok(), shard, false);
+      return;
+    case Work::Kind::kProfileQuery: {
+      std::string body = R"({"error":"wrong_node","detail":)";
+      protocol::append_json_string(body, wrong_node_detail(shard, w.target));
+      body += "}";
+      if (w.profile_done) w.profile_done(421, std::move(body));
+      return;
+    }
+    default: break;
+  }
+  // Cross-shard identity steps (links, merges, contact claims, forwards) whose
+  // other side is served by another node: not carried out here. Links are
+  // asked for again when the owning shard restarts (resend_pending_links).
+  unserved_dropped_.fetch_add(1, std::memory_order_relaxed);
+  if (w.reply) {
+    metrics_.count_error(ErrorCode::kWrongNode);
+    w.reply->deliver(protocol::encode_error(w.event.message_id, ErrorCode::kWrongNode,
+                                            wrong_node_detail(shard, w.target)));
+  }
+  const std::int64_t now = mono_ns();
+  std::int64_t last = last_unserved_log_ns_.load();
+  if (now - last > 1'000'000'000 && last_unserved_log_ns_.compare_exchange_strong(last, now))
+    spdlog::warn(
+        "node {}: cross-shard identity step for '{}' needs shard {}, which this node does not "
+        "serve; "
+        "skipped ({} so far)",
+        node_id_, w.target, shard, unserved_dropped_.load());
+}
+
+std::string Engine::shards_json() const {
+  std::string o = "{\"node\":";
+  protocol::append_json_string(o, node_id_);
+  o += fmt::format(R"(,"shards":{},"hash":"fnv1a64","route":)", shard_count());
+  protocol::append_json_string(
+      o,
+      "shard = fnv1a64(customer key) % shards; customer key = userId, else anonymousId; "
+      "h = 1469598103934665603 (not the standard FNV basis), for each byte h = (h ^ byte) * "
+      "1099511628211 mod 2^64");
+  o += R"(,"store":)";
+  protocol::append_json_string(o, opts_.store_kind);
+  o += R"(,"serving":[)";
+  bool first = true;
+  for (int i = 0; i < shard_count(); ++i)
+    if (serving(i)) {
+      o += fmt::format("{}{}", first ? "" : ",", i);
+      first = false;
+    }
+  o += R"(],"leaseLost":[)";
+  first = true;
+  for (int i = 0; i < shard_count(); ++i)
+    if (shards_[static_cast<std::size_t>(i)]->lease_lost()) {
+      o += fmt::format("{}{}", first ? "" : ",", i);
+      first = false;
+    }
+  o += fmt::format(R"(],"leaseTtlMs":{},"crossNodeStepsSkipped":{}}})",
+                   leases_enabled() ? opts_.redis.lease_ttl_ms : 0, unserved_dropped_.load());
+  return o;
+}
+
+void Engine::claim_async(std::string spec, std::function<void(int, std::string)> done) {
+  auto error = [](std::string code, const std::string& detail) {
+    std::string b = R"({"error":")" + code + R"(","detail":)";
+    protocol::append_json_string(b, detail);
+    return b + "}";
+  };
+  if (!leases_enabled())
+    return done(400, error("bad_field",
+                           "claiming shards needs store.kind = \"redis\": an embedded node serves "
+                           "all its shards"));
+  std::vector<int> want;
+  if (Status s = parse_shard_set(spec, shard_count(), want); !s)
+    return done(400, error("bad_field", s.detail()));
+  if (claim_busy_.exchange(true))
+    return done(409, error("busy", "another claim is running on this node; retry"));
+  std::lock_guard<std::mutex> lk(claim_mu_);
+  if (claim_thread_.joinable()) claim_thread_.join();
+  claim_thread_ = std::thread([this, want = std::move(want), done = std::move(done), error] {
+    std::vector<int> todo;
+    for (int i : want) {
+      Shard& sh = *shards_[static_cast<std::size_t>(i)];
+      if (sh.serving()) continue;
+      if (sh.recovered()) {
+        claim_busy_.store(false);
+        return done(409,
+                    error("lease_lost",
+                          fmt::format("shard {} was served by this process and lost its lease; "
+                                      "restart the node to serve it again",
+                                      i)));
+      }
+      todo.push_back(i);
+    }
+    std::vector<std::string> lines;
+    try {
+      acquire_leases(todo);
+      for (int i : todo) {
+        Shard& sh = *shards_[static_cast<std::size_t>(i)];
+        sh.recover();
+        sh.start();
+        if (!sh.lease_lost()) sh.set_serving(true);
+        sh.resend_pending_links();
+        lines.insert(lines.end(), sh.recovery_lines().begin(), sh.recovery_lines().end());
+      }
+    } catch (const std::exception& e) {
+      spdlog::error("node {}: claim of shards {}: {}", node_id_, describe_set(todo), e.what());
+      claim_busy_.store(false);
+      return done(409, error("lease_held", e.what()));
+    }
+    spdlog::info("node {}: claimed shards {}; now serves {}", node_id_, describe_set(todo),
+                 serving_description());
+    std::string body = R"({"claimed":[)";
+    for (std::size_t k = 0; k < todo.size(); ++k)
+      body += fmt::format("{}{}", k ? "," : "", todo[k]);
+    body += R"(],"serving":)";
+    protocol::append_json_string(body, serving_description());
+    body += R"(,"recovery":[)";
+    for (std::size_t k = 0; k < lines.size(); ++k) {
+      if (k) body.push_back(',');
+      protocol::append_json_string(body, lines[k]);
+    }
+    body += "]}";
+    claim_busy_.store(false);
+    done(200, std::move(body));
+  });
 }
 
 int Engine::shard_of(std::string_view key) const {
@@ -161,6 +508,10 @@ Status Engine::submit(protocol::Event&& ev, std::string&& raw, TimeUs recv,
   w->event = std::move(ev);
   w->reply = std::move(reply);
   const int s = shard_of(w->event.customer_key());
+  if (!shards_[static_cast<std::size_t>(s)]->serving()) {
+    reject_unserved(*w, s);
+    return Status(ErrorCode::kWrongNode, fmt::format("shard {} is served by another node", s));
+  }
   if (!shards_[static_cast<std::size_t>(s)]->push(std::move(w), true))
     return Status(ErrorCode::kRateLimited, fmt::format("shard {} queue is full; retry later", s));
   return Status::ok();
@@ -200,6 +551,10 @@ Shard::Shard(Engine& engine, int index)
 Shard::~Shard() { stop(); }
 
 bool Shard::push(std::unique_ptr<Work> w, bool bounded) {
+  if (!serving()) {
+    engine_.reject_unserved(*w, index_);
+    return false;
+  }
   // Client work is bounded by queue_capacity; internal work (links, merges,
   // forwards, lookups) is always accepted so cross-shard steps are never lost.
   if (bounded && depth_.load(std::memory_order_relaxed) >= engine_.opts_.queue_capacity) {
@@ -215,10 +570,12 @@ bool Shard::push(std::unique_ptr<Work> w, bool bounded) {
   return true;
 }
 
-std::string Shard::event_payload(std::string_view key, std::string_view raw) {
+std::string Shard::event_payload(std::string_view key, protocol::Channel channel,
+                                 std::string_view raw) {
   std::string out;
   ByteWriter w(out);
   w.str(key);
+  w.u8(static_cast<std::uint8_t>(channel));
   out.append(raw);
   return out;
 }
@@ -238,11 +595,21 @@ profile::CustomerProfile& Shard::get_or_create(std::string_view key) {
   return *it->second;
 }
 
+void Shard::lose_lease(const std::string& why) {
+  if (lease_lost_.exchange(true)) return;
+  set_serving(false);
+  spdlog::error("shard {}: stops serving on this node: {}", index_, why);
+}
+
 void Shard::recover() {
   const auto t0 = mono_ns();
+  recovered_ = true;
   if (engine_.opts_.store_kind == "redis") {
-    auto j = store::RedisLog::open(engine_.opts_.redis, index_);
+    store::RedisOptions ro = engine_.opts_.redis;
+    ro.trim = !engine_.opts_.archive_segments;  // keep the stream's history like archived segments
+    auto j = store::RedisLog::open(ro, index_);
     if (!j.is_ok()) throw std::runtime_error(fmt::format("shard {}: {}", index_, j.status().detail()));
+    j.value()->set_lease(engine_.lease_value_);
     journal_ = std::move(j.value());
   } else {
     store::JournalOptions jo;
@@ -369,7 +736,7 @@ void Shard::remove_timer(profile::CustomerProfile& p, const std::string& rule, T
 }
 
 void Shard::fire_due_timers() {
-  if (timers_.empty() || !rules_) return;
+  if (timers_.empty() || !rules_ || lease_lost()) return;
   // Event time drives waiting; the wall clock only moves the watermark on when
   // no events arrive, so a replay of the same events fires the same timers.
   const TimeUs watermark = std::max(
@@ -400,6 +767,7 @@ void Shard::fire_due_timers() {
   }
   if (due.empty()) return;
   if (Status s = journal_->commit(); !s) {
+    if (s.code() == ErrorCode::kWrongNode) lose_lease(s.detail());
     spdlog::error("shard {}: cannot journal fired timers, retrying: {}", index_, s.detail());
     for (auto& d : due) timers_.push(TimerEntry{d.at, std::move(d.key), std::move(d.rule)});
     return;
@@ -446,8 +814,11 @@ void Shard::fire_customer_timers(const std::string& key, profile::CustomerProfil
 void Shard::apply_recovered(const store::JournalRecord& rec, protocol::EventDecoder& dec) {
   ByteReader r(rec.payload);
   switch (rec.type) {
-    case store::RecordType::kEvent: {
+    case store::RecordType::kEvent:
+    case store::RecordType::kEventOnChannel: {
       const std::string key = r.str();
+      const bool has_channel = rec.type == store::RecordType::kEventOnChannel;
+      const auto channel = static_cast<protocol::Channel>(has_channel ? r.u8() : 0);
       std::string raw(rec.payload.substr(r.pos()));
       raw.reserve(raw.size() + protocol::decode_padding());
       protocol::Event ev;
@@ -457,6 +828,7 @@ void Shard::apply_recovered(const store::JournalRecord& rec, protocol::EventDeco
         spdlog::warn("shard {}: journal record {} no longer decodes; skipped", index_, rec.seq);
         return;
       }
+      if (has_channel) ev.channel = channel;  // as applied live (endpoint default included)
       // A message id already applied is not applied again: a batch whose
       // commit reply was lost (Redis) may be in the log twice with the retry.
       if (dedupe_.contains(ev.message_id)) return;
@@ -704,7 +1076,8 @@ void Shard::process_batch(std::unique_ptr<Work>* items, std::size_t n) {
           break;
         }
         dedupe_.insert(w.event.message_id);
-        append_record(store::RecordType::kEvent, w.recv, w.target, event_payload(w.target, w.raw));
+        append_record(store::RecordType::kEventOnChannel, w.recv, w.target,
+                      event_payload(w.target, w.event.channel, w.raw));
         step[i] = Step::kApply;
         break;
       }
@@ -754,7 +1127,9 @@ void Shard::process_batch(std::unique_ptr<Work>* items, std::size_t n) {
   // Phase 2: group commit. Nothing is applied or acked unless it is durable.
   Status committed = journal_->commit();
   if (committed) m.journal_commits.fetch_add(1, std::memory_order_relaxed);
-  else {
+  else if (committed.code() == ErrorCode::kWrongNode) {
+    lose_lease(committed.detail());
+  } else {
     // During an outage every batch fails: log the first failure, then at most
     // one line a second with the number of failures in between.
     ++commit_failures_;
@@ -788,9 +1163,13 @@ void Shard::process_batch(std::unique_ptr<Work>* items, std::size_t n) {
       case Step::kApply: {
         if (!committed) {
           dedupe_.clear_one(w.event.message_id);
-          m.count_error(ErrorCode::kUnavailable);
+          // kWrongNode: another node took this shard over; the client re-routes.
+          const ErrorCode code = committed.code() == ErrorCode::kWrongNode
+                                     ? ErrorCode::kWrongNode
+                                     : ErrorCode::kUnavailable;
+          m.count_error(code);
           if (w.reply)
-            w.reply->deliver(protocol::encode_error(w.event.message_id, ErrorCode::kUnavailable,
+            w.reply->deliver(protocol::encode_error(w.event.message_id, code,
                                                     "journal write failed: " + committed.detail()));
           break;
         }
@@ -955,15 +1334,21 @@ void Shard::handle_purge(Work& w) {
   if (removed > 0 || !kids.empty()) s = snapshot_now();
   if (s) s = journal_->erase_keys(kids);
   if (!s) spdlog::error("shard {}: erasure incomplete: {}", index_, s.detail());
+  finish_purge(st, removed, kids.size(), s, index_, true);
+}
+
+void Shard::finish_purge(PurgeState& st, std::uint64_t removed, std::uint64_t keys, const Status& s,
+                         int shard, bool served) {
   ErasureCallback done;
   ErasureResult result;
   {
     std::lock_guard lock(st.mu);
     st.result.profiles += removed;
-    st.result.keys += kids.size();
+    st.result.keys += keys;
+    if (!served) st.result.shards_not_served.push_back(shard);
     if (!s && st.result.status == 200) {
       st.result.status = 503;
-      st.result.error = fmt::format("shard {}: {}", index_, s.detail());
+      st.result.error = fmt::format("shard {}: {}", shard, s.detail());
     }
     if (--st.remaining > 0) return;
     done = std::move(st.done);

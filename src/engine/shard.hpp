@@ -143,6 +143,17 @@ class Shard {
   void stop();
 
   bool push(std::unique_ptr<Work> w, bool bounded);
+  /// Owned, recovered and (Redis) under this node's lease: work is accepted.
+  bool serving() const { return serving_.load(std::memory_order_acquire); }
+  void set_serving(bool on) { serving_.store(on, std::memory_order_release); }
+  /// The lease was lost (taken over or expired): never served again by this process.
+  bool lease_lost() const { return lease_lost_.load(std::memory_order_acquire); }
+  void lose_lease(const std::string& why);
+  /// This node took the shard's lease (renewed from then on, recovery included).
+  bool leased() const { return leased_.load(std::memory_order_acquire); }
+  void set_leased() { leased_.store(true, std::memory_order_release); }
+  /// Recovered (or being recovered) in this process: a claim cannot redo it.
+  bool recovered() const { return recovered_; }
   std::size_t depth() const { return depth_.load(std::memory_order_relaxed); }
   std::size_t profile_count() const { return profile_count_.load(std::memory_order_relaxed); }
   const std::vector<std::string>& recovery_lines() const { return recovery_lines_; }
@@ -179,9 +190,18 @@ class Shard {
   const store::StoredKey& key_for(std::string_view subject);
   void handle_erase(Work& w);
   void handle_purge(Work& w);
+
+ public:
+  /// One shard's part of an erasure is done (or skipped: a shard this node does
+  /// not serve); the last one answers.
+  static void finish_purge(PurgeState& st, std::uint64_t removed, std::uint64_t keys, const Status& s,
+                           int shard, bool served);
+
+ private:
   std::string encode_snapshot() const;
   void decode_snapshot(const std::string& body);
-  static std::string event_payload(std::string_view key, std::string_view raw);
+  static std::string event_payload(std::string_view key, protocol::Channel channel,
+                                   std::string_view raw);
   /// Runs the rules for an applied event; pos/web actions go to `reply_actions`,
   /// the rest to the engine's sink (live only).
   void evaluate_rules(const std::string& key, profile::CustomerProfile& p,
@@ -210,6 +230,10 @@ class Shard {
   std::atomic<std::size_t> depth_{0};
   std::atomic<std::size_t> profile_count_{0};
   std::atomic<bool> stopping_{false};
+  std::atomic<bool> serving_{false};
+  std::atomic<bool> lease_lost_{false};
+  std::atomic<bool> leased_{false};
+  bool recovered_ = false;  // set by recover(); claims and start() only
   std::thread thread_;
   std::vector<std::string> recovery_lines_;
 

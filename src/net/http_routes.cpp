@@ -234,6 +234,20 @@ RouteDecision route_request(const HttpRequest& req, const ServerOptions& opts) {
     d.route = Route::kBatch;
     return d;
   }
+  if (path == "/v1/admin/shards/claim") {
+    if (method != http::verb::post)
+      return reply(http::status::method_not_allowed,
+                   R"({"error":"bad_request","detail":"use POST /v1/admin/shards/claim?shards=4-7"})", keep);
+    if (!admin_token_ok(opts, bearer_token(req)))
+      return reply(http::status::unauthorized,
+                   R"({"error":"unauthorized","detail":"admin token required"})", keep);
+    d.subject = percent_decode(query_param(target, "shards"));
+    if (d.subject.empty())
+      return reply(http::status::bad_request,
+                   R"({"error":"bad_field","detail":"shards: give the shards to claim, e.g. ?shards=4-7"})", keep);
+    d.route = Route::kShardClaim;
+    return d;
+  }
   if (path == "/v1/rules" || starts_with(path, "/v1/admin/")) {
     if (method != http::verb::get)
       return reply(http::status::method_not_allowed,

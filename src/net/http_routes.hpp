@@ -29,6 +29,7 @@ enum class Route : unsigned char {
   kProfile,      // GET /v1/profiles/{id}, admin token checked: `subject` = decoded id (1-128 bytes)
   kProfileExport,  // GET /v1/profiles/{id}/export (subject access), as kProfile
   kProfileErase,   // DELETE /v1/profiles/{id} (erasure), as kProfile
+  kShardClaim,     // POST /v1/admin/shards/claim?shards=SPEC, admin token checked: `subject` = SPEC
   kSmsCallback,  // /v1/sms/*: handle_sms_callback; 404 `not_found` when it is not a callback
   kBatch,        // POST /v1/events for terminal `key_index`
   kAdmin,        // GET /v1/rules or /v1/admin/*, admin token checked; `query` after '?';

@@ -28,6 +28,11 @@ std::string render_metrics(engine::Engine& engine) {
   o += "# TYPE storepulse_queue_depth gauge\n";
   for (int s = 0; s < engine.shard_count(); ++s)
     o += fmt::format("storepulse_queue_depth{{shard=\"{}\"}} {}\n", s, engine.queue_depth(s));
+  o += "# HELP storepulse_shard_serving 1 while this node serves the shard (owned, recovered, "
+       "lease held).\n";
+  o += "# TYPE storepulse_shard_serving gauge\n";
+  for (int s = 0; s < engine.shard_count(); ++s)
+    o += fmt::format("storepulse_shard_serving{{shard=\"{}\"}} {}\n", s, engine.serving(s) ? 1 : 0);
   o += "# HELP storepulse_event_latency_seconds Hand-off to reply, per event (shard queue + journal + apply + rules).\n";
   o += "# TYPE storepulse_event_latency_seconds histogram\n";
   std::uint64_t cum = 0;
@@ -54,6 +59,10 @@ std::string render_metrics(engine::Engine& engine) {
   gauge("storepulse_journal_commits_total", "Group commits.", "counter", m.journal_commits.load());
   gauge("storepulse_snapshots_total", "Snapshots written.", "counter", m.snapshots.load());
   gauge("storepulse_profiles", "Profiles in memory.", "gauge", engine.profile_count());
+  gauge("storepulse_cross_node_steps_skipped_total",
+        "Cross-shard identity steps (links, merges) not carried out because the other shard is "
+        "served by another node.",
+        "counter", engine.cross_node_steps_skipped());
   if (auto rules = engine.rules()) rules->append_prometheus(o);
   return o;
 }

@@ -30,8 +30,8 @@ void erase_customer(engine::Engine& engine, actions::SmsOutbox* outbox, std::str
       spdlog::warn("erasure answered {}: {}", r.status, r.status == 404 ? "nothing held" : r.error);
     std::string body;
     if (r.status != 200) {
-      body =
-          fmt::format(R"({{"error":"{}","detail":)", r.status == 404 ? "not_found" : "unavailable");
+      const char* code = r.status == 404 ? "not_found" : r.status == 421 ? "wrong_node" : "unavailable";
+      body = fmt::format(R"({{"error":"{}","detail":)", code);
       protocol::append_json_string(body, r.error);
       body += "}";
     } else {
@@ -42,8 +42,15 @@ void erase_customer(engine::Engine& engine, actions::SmsOutbox* outbox, std::str
         if (i) body.push_back(',');
         protocol::append_json_string(body, r.subjects[i]);
       }
-      body += fmt::format("],\"profiles\":{},\"keys\":{},\"smsMessages\":{}}}", r.profiles, r.keys,
-                          sms);
+      body += fmt::format("],\"profiles\":{},\"keys\":{},\"smsMessages\":{}", r.profiles, r.keys, sms);
+      if (!r.shards_not_served.empty()) {
+        // Several nodes: the others hold their own shards; the caller sends them the same DELETE.
+        body += ",\"shardsNotServed\":[";
+        for (std::size_t i = 0; i < r.shards_not_served.size(); ++i)
+          body += (i ? "," : "") + std::to_string(r.shards_not_served[i]);
+        body += "]";
+      }
+      body += "}";
     }
     done(r.status, std::move(body));
   });

@@ -849,6 +849,16 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
         break;
       }
       case Route::kBatch: return handle_batch(d.key_index);
+      case Route::kShardClaim:
+        // Recovery can take a while: it runs on an engine thread, the answer comes back here.
+        srv_.engine.claim_async(std::move(d.subject), [self = this->shared_from_this()](
+                                                          int status, std::string body) {
+          asio::post(self->stream_.get_executor(), [self, status, b = std::move(body)]() mutable {
+            self->send_simple(static_cast<http::status>(status), std::move(b),
+                              self->req_.keep_alive());
+          });
+        });
+        return;
       case Route::kAdmin:
         if (auto r = handle_sms_admin(srv_.sms_outbox, d.path, d.query))
           return send_simple(static_cast<http::status>(r->status), std::move(r->body),

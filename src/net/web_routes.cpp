@@ -38,6 +38,7 @@ std::optional<AdminReply> handle_admin(engine::Engine& engine, std::string_view 
     auto rules = engine.rules();
     return AdminReply{200, rules ? rules->describe_json() : "[]"};
   }
+  if (path == "/v1/admin/shards") return AdminReply{200, engine.shards_json()};
   if (path == "/v1/admin/stats") {
     Metrics& m = engine.metrics();
     std::string o = "{\"events\":{";

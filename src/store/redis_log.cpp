@@ -74,6 +74,50 @@ Result<ReplyPtr> run(redisContext* c, const std::vector<std::string_view>& args)
 
 constexpr std::string_view kSnapshotMagic = "SPS1";
 
+// KEYS[1] stream, KEYS[2] owner, KEYS[3] customer keys; ARGV[1] lease value,
+// ARGV[2] n, then n HSET field/value strings (new keys), then id, type, recv, data
+// per record. The owner check and the appends are one atomic step in Redis.
+constexpr std::string_view kFencedAppend = R"(
+local cur = redis.call('GET', KEYS[2])
+if cur ~= ARGV[1] then return redis.error_reply('LEASE held by ' .. (cur or 'nobody')) end
+local nk = tonumber(ARGV[2])
+if nk > 0 then redis.call('HSET', KEYS[3], unpack(ARGV, 3, 2 + nk)) end
+for i = 3 + nk, #ARGV, 4 do
+  redis.call('XADD', KEYS[1], ARGV[i], 't', ARGV[i + 1], 'r', ARGV[i + 2], 'd', ARGV[i + 3])
+end
+return #ARGV)";
+
+// KEYS[1] owner, KEYS[2] the key written; ARGV[1] lease value, ARGV[2] command,
+// ARGV[3..] its arguments after the key (SET snapshot, XTRIM).
+constexpr std::string_view kFencedWrite = R"(
+local cur = redis.call('GET', KEYS[1])
+if cur ~= ARGV[1] then return redis.error_reply('LEASE held by ' .. (cur or 'nobody')) end
+return redis.call(ARGV[2], KEYS[2], unpack(ARGV, 3)))";
+
+// KEYS[1] owner; ARGV[1] lease value, ARGV[2] ttl ms, ARGV[3] "<node-id>/".
+constexpr std::string_view kAcquireLease = R"(
+local cur = redis.call('GET', KEYS[1])
+if (not cur) or cur == ARGV[1] or string.sub(cur, 1, #ARGV[3]) == ARGV[3] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return ''
+end
+return cur .. ' ' .. redis.call('PTTL', KEYS[1]))";
+
+constexpr std::string_view kRenewLease = R"(
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0)";
+
+bool lease_refused(const redisReply* r) {
+  return r && r->type == REDIS_REPLY_ERROR && std::string_view(r->str, r->len).starts_with("LEASE");
+}
+
+/// Holder part of a lease value: "node-b/7f3a…" -> "node-b".
+std::string_view holder_name(std::string_view v) {
+  return v.substr(0, v.rfind('/'));
+}
+
 }  // namespace
 
 Status parse_redis_url(std::string_view url, RedisOptions& o) {
@@ -150,7 +194,8 @@ RedisLog::RedisLog(RedisOptions opts, int shard)
     : opts_(std::move(opts)),
       stream_key_(fmt::format("{}:{{s{}}}:log", opts_.prefix, shard)),
       snapshot_key_(fmt::format("{}:{{s{}}}:snapshot", opts_.prefix, shard)),
-      keys_key_(fmt::format("{}:{{s{}}}:keys", opts_.prefix, shard)) {}
+      keys_key_(fmt::format("{}:{{s{}}}:keys", opts_.prefix, shard)),
+      owner_key_(lease_key(opts_.prefix, shard)) {}
 
 void RedisLog::stage_key(const StoredKey& key) {
   pending_keys_.emplace_back(reinterpret_cast<const char*>(&key.kid), 8);
@@ -205,10 +250,10 @@ Status RedisLog::erase_keys(const std::vector<std::uint64_t>& kids) {
   if (Status s = ensure_connected(); !s) return s;
   std::vector<std::string> fields;
   fields.reserve(kids.size());
-  std::vector<std::string_view> args{"HDEL", keys_key_};
+  std::vector<std::string_view> args{"HDEL"};
   for (auto kid : kids) fields.emplace_back(reinterpret_cast<const char*>(&kid), 8);
   for (const auto& f : fields) args.push_back(f);
-  auto r = run(ctx_, args);
+  auto r = fenced(ctx_, args, keys_key_);  // only while this node holds the shard's lease
   if (!r) {
     drop_connection();
     return r.status();
@@ -306,7 +351,7 @@ Status RedisLog::replay(std::uint64_t after_seq,
         std::string_view value(f->element[k + 1]->str, f->element[k + 1]->len);
         if (name == "t") {
           int t = 0;
-          have_t = parse_int(value, t) && t >= 1 && t <= 255 && (t & 0x7f) >= 1 && (t & 0x7f) <= 5;  // 0x80: sealed
+          have_t = parse_int(value, t) && t >= 1 && t <= 255 && (t & 0x7f) >= 1 && (t & 0x7f) <= 6;  // 0x80: sealed
           rec.type = static_cast<RecordType>(t);
         } else if (name == "r") {
           if (!parse_int(value, rec.recv_time)) have_t = false;
@@ -347,6 +392,7 @@ Status RedisLog::commit() {
     }
   } clear{*this};
   if (Status s = ensure_connected(); !s) return s;
+  if (!lease_value_.empty()) return commit_fenced();
   // MULTI, the batch's new keys, one XADD per record, EXEC: one round trip, all or nothing.
   redisAppendCommand(ctx_, "MULTI");
   const bool with_keys = !pending_keys_.empty();
@@ -398,13 +444,75 @@ Status RedisLog::commit() {
   return Status::ok();
 }
 
+Status RedisLog::commit_fenced() {
+  // One EVAL: the owner check and every XADD of the batch, atomically. The
+  // script text is sent each time (a few hundred bytes next to the batch);
+  // Redis caches its compiled form.
+  std::vector<const char*> argv;
+  std::vector<std::size_t> lens;
+  std::vector<std::string> nums;  // ids, types, receive times (stable storage)
+  nums.reserve(pending_.size() * 3 + 1);  // no reallocation: argv points into it
+  argv.reserve(8 + pending_keys_.size() + pending_.size() * 4);
+  lens.reserve(argv.capacity());
+  auto add = [&](std::string_view a) {
+    argv.push_back(a.data());
+    lens.push_back(a.size());
+  };
+  add("EVAL");
+  add(kFencedAppend);
+  add("3");
+  add(stream_key_);
+  add(owner_key_);
+  add(keys_key_);
+  add(lease_value_);
+  // The batch's new customer keys (field, value pairs), written by the same script.
+  add(nums.emplace_back(std::to_string(pending_keys_.size())));
+  for (const auto& k : pending_keys_) add(k);
+  for (const auto& p : pending_) {
+    add(nums.emplace_back(fmt::format("{}-0", p.seq)));
+    add(nums.emplace_back(std::to_string(static_cast<int>(p.type))));
+    add(nums.emplace_back(std::to_string(p.recv)));
+    add(std::string_view(arena_.data() + p.offset, p.size));
+  }
+  auto r = wrap(redisCommandArgv(ctx_, static_cast<int>(argv.size()), argv.data(), lens.data()));
+  if (!r) {
+    Status s = unavailable(fmt::format("{}: {} (batch of {} records not confirmed)", where(opts_),
+                                       ctx_->errstr, pending_.size()));
+    drop_connection();
+    return s;
+  }
+  if (lease_refused(r.get()))
+    return Status(ErrorCode::kWrongNode,
+                  fmt::format("{}: this node no longer holds the lease on {} ({})", where(opts_),
+                              stream_key_, reply_text(r.get())));
+  if (r->type == REDIS_REPLY_ERROR)
+    return unavailable(fmt::format("{}: {}", stream_key_, reply_text(r.get())));
+  pending_keys_.clear();
+  return Status::ok();
+}
+
+Result<ReplyPtr> RedisLog::fenced(redisContext* c, const std::vector<std::string_view>& cmd,
+                                  const std::string& key) {
+  if (lease_value_.empty()) {
+    std::vector<std::string_view> args{cmd.front(), key};
+    args.insert(args.end(), cmd.begin() + 1, cmd.end());
+    return run(c, args);
+  }
+  std::vector<std::string_view> args{"EVAL", kFencedWrite, "2", owner_key_, key, lease_value_};
+  args.insert(args.end(), cmd.begin(), cmd.end());
+  return run(c, args);
+}
+
 void RedisLog::remove_through(std::uint64_t seq) {
+  if (!opts_.trim) return;
   if (!ensure_connected()) return;  // trimmed at the next snapshot instead
   const std::string min = fmt::format("{}-0", seq + 1);
-  auto r = run(ctx_, {"XTRIM", stream_key_, "MINID", min});
+  auto r = fenced(ctx_, {"XTRIM", "MINID", min}, stream_key_);
   if (!r) {
     spdlog::warn("{}: cannot trim {}: {}", where(opts_), stream_key_, r.status().detail());
     drop_connection();
+  } else if ((*r)->type == REDIS_REPLY_ERROR) {
+    spdlog::warn("{}: cannot trim {}: {}", where(opts_), stream_key_, reply_text(r->get()));
   }
 }
 
@@ -445,15 +553,54 @@ Status RedisLog::write_snapshot(std::uint64_t seq, const std::string& body) {
   v.append(reinterpret_cast<const char*>(&seq), 8);
   v.append(reinterpret_cast<const char*>(&crc), 4);
   v.append(body);
-  auto r = run(*c, {"SET", snapshot_key_, v});
+  auto r = fenced(*c, {"SET", v}, snapshot_key_);
   Status s;
   if (!r)
     s = r.status();
+  else if (lease_refused(r->get()))
+    s = Status(ErrorCode::kWrongNode, fmt::format("{}: SET {}: not written, {}", where(opts_),
+                                                  snapshot_key_, reply_text(r->get())));
   else if ((*r)->type == REDIS_REPLY_ERROR)
     s = unavailable(
         fmt::format("{}: SET {}: {}", where(opts_), snapshot_key_, reply_text(r->get())));
   redisFree(*c);
   return s;
+}
+
+std::string lease_key(const std::string& prefix, int shard) {
+  return fmt::format("{}:{{s{}}}:owner", prefix, shard);
+}
+
+Result<std::string> acquire_lease(redisContext* c, const RedisOptions& o, int shard,
+                                  const std::string& lease_value) {
+  const std::string key = lease_key(o.prefix, shard);
+  const std::string ttl = std::to_string(o.lease_ttl_ms);
+  const std::string node(lease_value.substr(0, lease_value.rfind('/') + 1));
+  auto r = run(c, {"EVAL", kAcquireLease, "1", key, lease_value, ttl, node});
+  if (!r) return r.status();
+  const redisReply* x = r->get();
+  if (x->type != REDIS_REPLY_STRING)
+    return unavailable(fmt::format("{}: lease {}: {}", where(o), key, reply_text(x)));
+  std::string_view v(x->str, x->len);
+  if (v.empty()) return std::string();
+  // "<holder>/<token> <pttl>"
+  const auto space = v.rfind(' ');
+  long long pttl = 0;
+  (void)parse_int(v.substr(space + 1), pttl);
+  return fmt::format("{} for {:.1f} s more", holder_name(v.substr(0, space)),
+                     static_cast<double>(std::max(0LL, pttl)) / 1000.0);
+}
+
+Result<bool> renew_lease(redisContext* c, const RedisOptions& o, int shard,
+                         const std::string& lease_value) {
+  const std::string key = lease_key(o.prefix, shard);
+  const std::string ttl = std::to_string(o.lease_ttl_ms);
+  auto r = run(c, {"EVAL", kRenewLease, "1", key, lease_value, ttl});
+  if (!r) return r.status();
+  const redisReply* x = r->get();
+  if (x->type != REDIS_REPLY_INTEGER)
+    return unavailable(fmt::format("{}: renew {}: {}", where(o), key, reply_text(x)));
+  return x->integer == 1;
 }
 
 std::string RedisLog::describe() const {

@@ -97,6 +97,10 @@ void check(const net::HttpRequest& req, const net::RouteDecision& d) {
       if (d.subject.size() > 128 || !net::origin_allowed(req, opts)) std::abort();
       if (req.count(http::field::origin) != 1) std::abort();  // the allowlist is set
       break;
+    case net::Route::kShardClaim:
+      if (token != opts.admin_token || req.method() != http::verb::post || d.subject.empty())
+        std::abort();
+      break;
     case net::Route::kProfile:
     case net::Route::kProfileExport:
     case net::Route::kProfileErase:

@@ -209,3 +209,68 @@ TEST_CASE("redis log refuses to open when redis is unreachable", "[store][redis]
   CHECK(log.status().code() == ErrorCode::kUnavailable);
   CHECK_THAT(log.status().detail(), Catch::Contains("redis at 127.0.0.1:"));
 }
+
+TEST_CASE("redis log writes are fenced by the shard lease: a node that lost it cannot append",
+          "[store][redis][lease]") {
+  TempDir dir;
+  RedisProcess redis(dir.str());
+  RedisOptions o = options_for(redis, "fence");
+  o.lease_ttl_ms = 60'000;
+  auto c = redis_connect(o);
+  REQUIRE(c);
+  std::unique_ptr<redisContext, void (*)(redisContext*)> conn(*c, redisFree);
+
+  // Node A takes shard 1 and writes under its lease.
+  auto a_held = acquire_lease(conn.get(), o, 1, "node-a/1111");
+  REQUIRE(a_held);
+  CHECK(a_held->empty());
+  auto a = RedisLog::open(o, 1);
+  REQUIRE(a);
+  (*a)->set_lease("node-a/1111");
+  CHECK(replay_all(**a).empty());
+  (*a)->append(RecordType::kEvent, 1, "a1");
+  (*a)->append(RecordType::kEvent, 2, "a2");
+  REQUIRE((*a)->commit());
+  REQUIRE((*a)->write_snapshot(2, "state after a2"));
+
+  // Node B cannot take it while A holds it; the answer names A.
+  auto b_held = acquire_lease(conn.get(), o, 1, "node-b/2222");
+  REQUIRE(b_held);
+  CHECK_THAT(*b_held, Catch::StartsWith("node-a for "));
+  // A restart of node A (same node id, new token) takes it back at once.
+  auto a2_held = acquire_lease(conn.get(), o, 1, "node-a/3333");
+  REQUIRE(a2_held);
+  CHECK(a2_held->empty());
+  auto renewed = renew_lease(conn.get(), o, 1, "node-a/1111");
+  REQUIRE(renewed);
+  CHECK_FALSE(*renewed);  // the old process learns it lost the lease
+
+  // The old process's writes are refused inside Redis, with kWrongNode.
+  (*a)->append(RecordType::kEvent, 3, "stale");
+  Status s = (*a)->commit();
+  CHECK(s.code() == ErrorCode::kWrongNode);
+  CHECK_THAT(s.detail(), Catch::Contains("no longer holds the lease"));
+  Status snap = (*a)->write_snapshot(3, "stale state");
+  CHECK(snap.code() == ErrorCode::kWrongNode);
+
+  // The new holder sees A's two records and A's last good snapshot, nothing stale.
+  auto a2 = RedisLog::open(o, 1);
+  REQUIRE(a2);
+  (*a2)->set_lease("node-a/3333");
+  std::uint64_t seq = 0;
+  std::string body;
+  auto got = (*a2)->read_snapshot(seq, body);
+  REQUIRE(got);
+  CHECK(*got);
+  CHECK(seq == 2);
+  CHECK(body == "state after a2");
+  auto recs = replay_all(**a2);
+  REQUIRE(recs.size() == 2);
+  CHECK(recs[1].payload == "a2");
+  (*a2)->append(RecordType::kEvent, 4, "a3");
+  REQUIRE((*a2)->commit());
+  CHECK(replay_all(**a2, 2).size() == 1);
+  auto renewed2 = renew_lease(conn.get(), o, 1, "node-a/3333");
+  REQUIRE(renewed2);
+  CHECK(*renewed2);
+}

@@ -20,6 +20,7 @@ enum class ErrorCode : unsigned char {
   kUnauthorized,  // missing / wrong key
   kNotFound,
   kInternal,
+  kWrongNode,  // the customer's shard is served by another node (several nodes, one Redis)
 };
 
 /// Wire name of an error code, as used in `{"type":"error","code":…}`.
@@ -35,14 +36,15 @@ constexpr std::string_view error_code_name(ErrorCode c) {
     case ErrorCode::kUnauthorized: return "unauthorized";
     case ErrorCode::kNotFound: return "not_found";
     case ErrorCode::kInternal: return "internal";
+    case ErrorCode::kWrongNode: return "wrong_node";
   }
   return "internal";
 }
 
-inline constexpr ErrorCode kAllWireErrors[] = {
-    ErrorCode::kBadJson,     ErrorCode::kBadField,    ErrorCode::kUnknownEvent,
-    ErrorCode::kTooLarge,    ErrorCode::kRateLimited, ErrorCode::kUnavailable,
-    ErrorCode::kUnauthorized};
+inline constexpr ErrorCode kAllWireErrors[] = {ErrorCode::kBadJson,      ErrorCode::kBadField,
+                                               ErrorCode::kUnknownEvent, ErrorCode::kTooLarge,
+                                               ErrorCode::kRateLimited,  ErrorCode::kUnavailable,
+                                               ErrorCode::kUnauthorized, ErrorCode::kWrongNode};
 
 class [[nodiscard]] Status {
  public:

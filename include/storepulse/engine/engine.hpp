@@ -4,9 +4,11 @@
 // bounded lock-free queues (moodycamel) and get replies back through a
 // ReplyTarget; they never touch a profile.
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -39,6 +41,13 @@ struct EngineOptions {
   /// data_dir) or "redis" (a stream + snapshot key per shard; `redis`).
   std::string store_kind = "embedded";
   store::RedisOptions redis;
+  /// Several nodes against one Redis (store_kind "redis" only): the shards this
+  /// node recovers and serves, e.g. "0-3" or "0,2,4-5"; empty or "all": every
+  /// shard. All nodes keep the same `shards` total (checked in `<prefix>:meta`).
+  std::string owned_shards;
+  /// This node's name in shard leases (`<prefix>:{sN}:owner`); unique among
+  /// the nodes sharing a Redis. Empty: the host name.
+  std::string node_id;
   store::FsyncPolicy fsync = store::FsyncPolicy::kInterval;
   TimeUs fsync_interval_us = 10'000;
   bool archive_segments = false;  // keep retired journal segments (store.archive_segments)
@@ -58,6 +67,10 @@ struct EngineOptions {
 };
 
 class Shard;
+struct Work;
+
+/// "0-3,6" / "all" -> shard numbers below `shards`, sorted, unique; errors name the bad part.
+Status parse_shard_set(std::string_view spec, int shards, std::vector<int>& out);
 
 /// Receives actions that are not a reply to the event in hand: sms actions,
 /// and everything a timer fires (abandoned cart, quiet-hours releases). Called
@@ -76,6 +89,9 @@ struct ErasureResult {
   std::vector<std::string> emails;
   std::uint64_t profiles = 0;  // profiles and redirect entries removed, all shards
   std::uint64_t keys = 0;      // customer keys destroyed
+  /// Shards this node does not serve (several nodes, one Redis): what they hold
+  /// about the customer is erased by sending the same DELETE to their node.
+  std::vector<int> shards_not_served;
 };
 using ErasureCallback = std::function<void(ErasureResult)>;
 
@@ -107,7 +123,23 @@ class Engine {
   void recommend(protocol::RecommendRequest req, std::shared_ptr<ReplyTarget> reply);
 
   int shard_count() const { return static_cast<int>(shards_.size()); }
+  /// fnv1a-64 of the customer key (userId, else anonymousId) mod shard_count():
+  /// documented (docs/protocol.md) so clients of several nodes can route.
   int shard_of(std::string_view key) const;
+  /// Whether this node serves `shard` now (owned, recovered, lease held).
+  bool serving(int shard) const;
+  /// "0-3,6": the shards this node serves, for errors and the admin API.
+  std::string serving_description() const;
+  const std::string& node_id() const { return node_id_; }
+  std::uint64_t cross_node_steps_skipped() const {
+    return unserved_dropped_.load(std::memory_order_relaxed);
+  }
+  /// GET /v1/admin/shards: node, shard count, hash, serving and lost shards.
+  std::string shards_json() const;
+  /// POST /v1/admin/shards/claim: takes the leases on `spec` ("4-7"), recovers
+  /// those shards from Redis and starts serving them. Runs on a helper thread
+  /// (one claim at a time); `done` gets an HTTP status and a JSON body.
+  void claim_async(std::string spec, std::function<void(int, std::string)> done);
   std::size_t queue_depth(int shard) const;
   std::size_t profile_count() const;
   const EngineOptions& options() const { return opts_; }
@@ -129,7 +161,27 @@ class Engine {
  private:
   friend class Shard;
   void check_redis_shard_count();
+  /// Takes the leases on `shards` (throws naming the holder when one is held).
+  void acquire_leases(const std::vector<int>& shards);
+  void lease_loop();
+  /// A shard's reply when this node does not serve it (wrong_node).
+  std::string wrong_node_detail(int shard, std::string_view key) const;
+  /// Work that reached a shard this node does not serve: answered or dropped.
+  void reject_unserved(Work& w, int shard);
+  bool leases_enabled() const { return opts_.store_kind == "redis"; }
   EngineOptions opts_;
+  std::string node_id_;
+  std::string lease_value_;  // "<node-id>/<token>", new for every process
+  std::vector<bool> owned_;  // from owned_shards, fixed at construction
+  std::mutex claim_mu_;      // one claim (or stop) at a time
+  std::thread claim_thread_;
+  std::atomic<bool> claim_busy_{false};
+  std::thread lease_thread_;
+  std::mutex lease_mu_;
+  std::condition_variable lease_cv_;
+  bool lease_stop_ = false;
+  std::atomic<std::uint64_t> unserved_dropped_{0};  // internal work for shards served elsewhere
+  std::atomic<std::int64_t> last_unserved_log_ns_{0};
   std::shared_ptr<rules::RuleSet> rules_;
   std::shared_ptr<const models::ModelSet> models_;
   Metrics& metrics_;

@@ -27,7 +27,15 @@ enum class RecordType : std::uint8_t {
   kRedirect = 3,      // payload: from id, to id
   kTimerFired = 4,    // payload: profile key, rule, fire_at
   kLink = 5,          // payload: member key, other id, via (identity found by phone/email)
+  // payload: profile key, u8 channel, the event's wire JSON. The channel is the
+  // one the event was applied with (the endpoint's default when the JSON has
+  // none), so replay rebuilds the same channel mix. kEvent records (older
+  // journals) replay with the channel the JSON names.
+  kEventOnChannel = 6,
 };
+constexpr bool is_event_record(RecordType t) {
+  return t == RecordType::kEvent || t == RecordType::kEventOnChannel;
+}
 
 struct JournalRecord {
   std::uint64_t seq = 0;

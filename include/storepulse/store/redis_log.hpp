@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "storepulse/store/log.hpp"
@@ -38,6 +39,13 @@ struct RedisOptions {
   int reconnect_backoff_ms = 250;
   std::string prefix = "storepulse";
   std::size_t replay_batch = 10'000;  // stream entries read per XRANGE
+  /// Shard lease (`<prefix>:{sN}:owner`): how long a node's claim on a shard
+  /// lasts without renewal; renewed every third of it. A dead node's shards can
+  /// be claimed by another node once it has run out.
+  int lease_ttl_ms = 10'000;
+  /// XTRIM a shard's stream up to its snapshot (false: keep the whole history,
+  /// as `store.archive_segments` keeps journal segments).
+  bool trim = true;
 };
 
 /// `redis://[[user]:password@]host[:port][/db]` (or `host:port`) into `opts`
@@ -74,10 +82,22 @@ class RedisLog final : public Log {
   const std::string& stream_key() const { return stream_key_; }
   const std::string& snapshot_key() const { return snapshot_key_; }
 
+  /// Fences every write of this log (commit, snapshot, trim) with the shard's
+  /// lease: each write is one Lua script that first checks `<prefix>:{sN}:owner`
+  /// still holds `lease_value`, inside Redis, atomically with the write. A node
+  /// whose lease ran out or was taken over can therefore never append to a
+  /// stream another node now owns, even before its renewer notices: commit()
+  /// fails with kWrongNode instead. Call before the first write.
+  void set_lease(std::string lease_value) { lease_value_ = std::move(lease_value); }
+
  private:
   RedisLog(RedisOptions opts, int shard);
   Status ensure_connected();
   void drop_connection();
+  Status commit_fenced();
+  /// `cmd[0] key cmd[1..]`, through the lease check when the log is fenced.
+  Result<std::unique_ptr<redisReply, void (*)(void*)>> fenced(
+      redisContext* c, const std::vector<std::string_view>& cmd, const std::string& key);
 
   struct Pending {
     std::uint64_t seq;
@@ -91,6 +111,8 @@ class RedisLog final : public Log {
   std::string snapshot_key_;
   std::string keys_key_;
   std::vector<std::string> pending_keys_;  // HSET field, value pairs; kept until a commit succeeds
+  std::string owner_key_;
+  std::string lease_value_;  // empty: writes are not fenced
   redisContext* ctx_ = nullptr;
   std::int64_t last_connect_fail_ns_ = 0;
   std::uint64_t last_seq_ = 0;
@@ -101,5 +123,23 @@ class RedisLog final : public Log {
 /// A new connection with `opts` (AUTH, SELECT done), or an error naming the
 /// server. For tools and tests; RedisLog keeps its own.
 Result<redisContext*> redis_connect(const RedisOptions& opts);
+
+// ---- Shard leases (several nodes against one Redis) ---------------------------
+// `<prefix>:{sN}:owner` holds "<node-id>/<token>" with a TTL; the token is new
+// for every process, so a second process started with the same node id (or a
+// restarted one) fences the first off instead of sharing the shard with it.
+
+/// `<prefix>:{sN}:owner` (hash-tagged like the shard's other keys).
+std::string lease_key(const std::string& prefix, int shard);
+
+/// Takes the lease on `shard` for `lease_value` ("<node-id>/<token>") when it
+/// is free or held by the same node id (a restart of this node). Returns ""
+/// when taken, else who holds it and for how long ("node-b for 3.2 s more").
+Result<std::string> acquire_lease(redisContext* c, const RedisOptions& opts, int shard,
+                                  const std::string& lease_value);
+
+/// Extends the lease; false when it is no longer ours (expired or taken over).
+Result<bool> renew_lease(redisContext* c, const RedisOptions& opts, int shard,
+                         const std::string& lease_value);
 
 }  // namespace storepulse::store
