@@ -1287,12 +1287,25 @@ void Shard::handle_erase(Work& w) {
     return;
   }
   auto state = std::make_shared<PurgeState>();
+  state->engine = &engine_;
   ErasureResult& r = state->result;
   r.subjects.push_back(w.target);
   if (p) {
     for (const auto& l : p->links) r.subjects.push_back(l.other_id);
     if (!p->traits.phone.empty()) r.phones.push_back(p->traits.phone);
     if (!p->traits.email.empty()) r.emails.push_back(p->traits.email);
+  }
+  {
+    // A retry after a failed erasure covers the same ids (the profile, with
+    // its links, left memory the first time).
+    std::lock_guard lock(engine_.erase_mu_);
+    auto& pending = engine_.pending_erasures_[w.target];
+    for (auto* list : {&r.subjects, &r.phones, &r.emails}) {
+      auto& keep = list == &r.subjects ? pending.subjects : list == &r.phones ? pending.phones : pending.emails;
+      for (const auto& x : keep)
+        if (std::find(list->begin(), list->end(), x) == list->end()) list->push_back(x);
+      keep = *list;
+    }
   }
   state->done = std::move(w.erase_done);
   state->remaining = engine_.shard_count();
@@ -1318,11 +1331,7 @@ void Shard::handle_purge(Work& w) {
   std::vector<std::uint64_t> kids;
   for (const auto& sub : subjects) {
     removed += profiles_.erase(sub);
-    if (auto it = keys_.find(sub); it != keys_.end()) {
-      kids.push_back(it->second.kid);
-      kid_subject_.erase(it->second.kid);
-      keys_.erase(it);
-    }
+    if (auto it = keys_.find(sub); it != keys_.end()) kids.push_back(it->second.kid);
   }
   recent_.forget(subjects);
   for (auto it = contact_owners_.begin(); it != contact_owners_.end();)
@@ -1333,7 +1342,17 @@ void Shard::handle_purge(Work& w) {
   Status s = Status::ok();
   if (removed > 0 || !kids.empty()) s = snapshot_now();
   if (s) s = journal_->erase_keys(kids);
-  if (!s) spdlog::error("shard {}: erasure incomplete: {}", index_, s.detail());
+  if (s) {
+    for (const auto& sub : subjects)
+      if (auto it = keys_.find(sub); it != keys_.end()) {
+        kid_subject_.erase(it->second.kid);
+        keys_.erase(it);
+      }
+  } else {
+    // The keys stay known, so a retry of the DELETE writes the snapshot and
+    // destroys them again (the profiles are already gone from memory).
+    spdlog::error("shard {}: erasure incomplete: {}", index_, s.detail());
+  }
   finish_purge(st, removed, kids.size(), s, index_, true);
 }
 
@@ -1357,6 +1376,10 @@ void Shard::finish_purge(PurgeState& st, std::uint64_t removed, std::uint64_t ke
   if (result.status == 200 && result.profiles == 0 && result.keys == 0) {
     result.status = 404;
     result.error = "no profile for " + result.subjects.front();
+  }
+  if (result.status != 503 && st.engine) {
+    std::lock_guard lock(st.engine->erase_mu_);
+    st.engine->pending_erasures_.erase(result.subjects.front());
   }
   if (done) done(std::move(result));
 }

@@ -103,6 +103,7 @@ class RecentEvents {
 
 /// One erasure in flight across every shard; the last shard done answers.
 struct PurgeState {
+  Engine* engine = nullptr;
   std::mutex mu;
   ErasureResult result;
   int remaining = 0;

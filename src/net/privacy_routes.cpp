@@ -12,7 +12,8 @@ void erase_customer(engine::Engine& engine, actions::SmsOutbox* outbox, std::str
                     PrivacyDone done) {
   engine.erase_profile(std::move(id), [outbox, done = std::move(done)](engine::ErasureResult r) {
     std::size_t sms = 0;
-    if (outbox && r.status != 503) {
+    // Not when a store write failed (the retry does it) or another node serves the customer.
+    if (outbox && (r.status == 200 || r.status == 404)) {
       auto e = outbox->erase_customer(r.subjects, r.phones);
       if (!e.is_ok()) {
         r.status = 503;

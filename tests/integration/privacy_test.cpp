@@ -250,3 +250,41 @@ TEST_CASE("privacy: erasure leaves nothing readable in redis or its files - redi
   const auto data_hits = grep_tree(dir / "data", kErasedNeedles);
   CHECK(data_hits.empty());
 }
+
+TEST_CASE("privacy: an erasure that fails while redis is down answers 503 and a retry completes it",
+          "[privacy][redis]") {
+  TempDir dir;
+  fs::create_directories(dir / "redis");
+  RedisProcess redis(dir / "redis");
+  write_setup(dir.str(), "kind = \"redis\"\n[redis]\nurl = \"" + redis.url() + "\"\nprefix = \"gdpr\"\n");
+  const std::vector<std::string> args = {"--config", dir / "privacy.toml", "--rules", dir / "rules"};
+  {
+    ServerProcess srv(dir / "data", args);
+    seed(srv.port());
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));  // a snapshot holds the customer
+    redis.kill9();
+    auto failed = http_request(srv.port(), http::verb::delete_, "/v1/profiles/ERASE-ME-7731", kAdminToken);
+    CHECK(failed.status == 503);
+    CHECK_THAT(failed.body, Catch::Contains("\"error\":\"unavailable\""));
+    redis.start();
+    std::string retried;
+    for (int i = 0; i < 50; ++i) {  // the store reconnects by itself
+      auto r = http_request(srv.port(), http::verb::delete_, "/v1/profiles/ERASE-ME-7731", kAdminToken);
+      retried = std::to_string(r.status) + " " + r.body;
+      if (r.status != 503) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    CHECK_THAT(retried, Catch::StartsWith("200"));
+    CHECK_THAT(retried, Catch::Contains("\"keys\":2"));
+    srv.kill9();
+  }
+  ServerProcess srv(dir / "data", args);
+  CHECK_THAT(get(srv.port(), "/v1/profiles/ERASE-ME-7731"), Catch::StartsWith("404"));
+  CHECK_THAT(get(srv.port(), "/v1/profiles/KEEP-4410"), Catch::Contains("\"frequency\":1"));
+  std::string all;
+  for (const auto& key : {std::string("gdpr:{s0}:snapshot"), std::string("gdpr:{s1}:snapshot"),
+                          std::string("gdpr:{s0}:keys"), std::string("gdpr:{s1}:keys")})
+    all += redis.command({"DUMP", key});
+  CHECK(all.find("Quixote") == std::string::npos);
+  CHECK(all.find("ERASE-ME-7731") == std::string::npos);
+}

@@ -7,6 +7,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -173,6 +174,14 @@ class Engine {
   std::string node_id_;
   std::string lease_value_;  // "<node-id>/<token>", new for every process
   std::vector<bool> owned_;  // from owned_shards, fixed at construction
+  /// Erasures that did not complete (a store write failed): the ids and phones
+  /// they covered, so a retry erases the same set although the profile is gone
+  /// from memory. Rare path: a mutex, not on any event's way.
+  struct PendingErasure {
+    std::vector<std::string> subjects, phones, emails;
+  };
+  std::mutex erase_mu_;
+  std::map<std::string, PendingErasure> pending_erasures_;
   std::mutex claim_mu_;      // one claim (or stop) at a time
   std::thread claim_thread_;
   std::atomic<bool> claim_busy_{false};
