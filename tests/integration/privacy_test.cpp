@@ -49,6 +49,11 @@ then:
       << store_section;
 }
 
+/// The [store] / [redis] lines that put the server on `redis` (prefix gdpr).
+std::string redis_store(const RedisProcess& redis) {
+  return "kind = \"redis\"\n[redis]\nurl = \"" + redis.url() + "\"\nprefix = \"gdpr\"\n";
+}
+
 void seed(unsigned short port) {
   WsClient pos(port, "/v1/pos", kPosKey);
   REQUIRE(pos.ok());
@@ -190,8 +195,7 @@ TEST_CASE("privacy: erasure leaves nothing readable in redis or its files - redi
   TempDir dir;
   fs::create_directories(dir / "redis");
   RedisProcess redis(dir / "redis");
-  write_setup(dir.str(),
-              "kind = \"redis\"\n[redis]\nurl = \"" + redis.url() + "\"\nprefix = \"gdpr\"\n");
+  write_setup(dir.str(), redis_store(redis));
   const std::vector<std::string> args = {"--config", dir / "privacy.toml", "--rules",
                                          dir / "rules"};
   {
@@ -256,7 +260,7 @@ TEST_CASE("privacy: an erasure that fails while redis is down answers 503 and a 
   TempDir dir;
   fs::create_directories(dir / "redis");
   RedisProcess redis(dir / "redis");
-  write_setup(dir.str(), "kind = \"redis\"\n[redis]\nurl = \"" + redis.url() + "\"\nprefix = \"gdpr\"\n");
+  write_setup(dir.str(), redis_store(redis));
   const std::vector<std::string> args = {"--config", dir / "privacy.toml", "--rules", dir / "rules"};
   {
     ServerProcess srv(dir / "data", args);
