@@ -113,7 +113,7 @@ int serve(const ServeFlags& f) {
   std::unique_ptr<actions::SmsOutbox> outbox = std::move(opened).value();
   server.set_sms_outbox(outbox.get());
   // Runs on shard threads: only hand-offs here, no I/O (the outbox's submit
-  // takes a short lock; the server's push posts to session strands).
+  // takes a short lock; the server's push posts to the sessions' io threads).
   engine.set_action_sink([&server, &outbox](const protocol::Action& a) {
     if (a.channel == "web") {
       if (!server.push(a)) spdlog::debug("push {} for {}: no open web session", a.rule, a.customer);

@@ -229,12 +229,23 @@ struct Server::Impl {
   ServerOptions opts;
   engine::Engine& engine;
   actions::SmsOutbox* sms_outbox = nullptr;  // set before start(); null = SMS routes answer 503
-  asio::io_context ioc;
-  tcp::acceptor acceptor{ioc};
+  // One io_context per io thread, each run by its one thread: a connection
+  // lives on a single thread for its whole life, so the events it submits
+  // reach a shard's queue from one producer, in the order they were read
+  // (the queue keeps FIFO per producer only). The acceptor runs on the first.
+  std::vector<std::unique_ptr<asio::io_context>> iocs = make_contexts(opts.io_threads);
+  std::size_t next_ioc = 0;  // round robin of new connections (acceptor's thread only)
+  tcp::acceptor acceptor{*iocs.front()};
   std::vector<std::thread> threads;
   std::atomic<std::size_t> connections{0};
   std::uint16_t bound_port = 0;
-  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> guard;
+  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards;
+
+  static std::vector<std::unique_ptr<asio::io_context>> make_contexts(int n) {
+    std::vector<std::unique_ptr<asio::io_context>> v;
+    for (int t = 0; t < std::max(1, n); ++t) v.push_back(std::make_unique<asio::io_context>(1));
+    return v;
+  }
 
   Impl(ServerOptions o, engine::Engine& e) : opts(std::move(o)), engine(e) {
     key_rate = GcraParams::of(opts.pos_rate_per_sec,
@@ -446,7 +457,7 @@ class ConnectionSlot {
 // ---- WebSocket session -------------------------------------------------------
 
 /// One WebSocket connection, plain (Stream = beast::tcp_stream) or TLS
-/// (beast::ssl_stream<beast::tcp_stream>). Runs on its strand; shard threads
+/// (beast::ssl_stream<beast::tcp_stream>). Runs on its io thread alone; shard threads
 /// only call deliver().
 template <class Stream>
 class WsSession : public engine::ReplyTarget,
@@ -498,7 +509,7 @@ class WsSession : public engine::ReplyTarget,
 
   void deliver(std::string message) override {
     // Shard threads drop replies into a lock-free inbox and post one drain to
-    // the session's strand per burst, not one handler per reply: under load a
+    // the session's io thread per burst, not one handler per reply: under load a
     // whole group commit's replies cross threads with a single wake-up.
     inbox_.enqueue(std::move(message));
     if (!drain_posted_.exchange(true, std::memory_order_acq_rel))
@@ -1058,7 +1069,8 @@ class DetectSession : public std::enable_shared_from_this<DetectSession> {
 };
 
 void Server::Impl::do_accept() {
-  acceptor.async_accept(asio::make_strand(ioc), [this](beast::error_code ec, tcp::socket sock) {
+  asio::io_context& home = *iocs[next_ioc++ % iocs.size()];
+  acceptor.async_accept(home.get_executor(), [this](beast::error_code ec, tcp::socket sock) {
     if (ec) {
       if (ec == asio::error::operation_aborted) return;
       spdlog::warn("accept: {}", ec.message());
@@ -1144,21 +1156,20 @@ void Server::start() {
   i.acceptor.bind(ep);
   i.acceptor.listen(asio::socket_base::max_listen_connections);
   i.bound_port = i.acceptor.local_endpoint().port();
-  i.guard.emplace(i.ioc.get_executor());
+  for (auto& ioc : i.iocs) i.guards.push_back(asio::make_work_guard(*ioc));
   i.do_accept();
-  for (int t = 0; t < std::max(1, i.opts.io_threads); ++t)
-    i.threads.emplace_back([&i] { i.ioc.run(); });
+  for (auto& ioc : i.iocs) i.threads.emplace_back([c = ioc.get()] { c->run(); });
 }
 
 void Server::stop() {
   auto& i = *impl_;
   if (i.threads.empty()) return;
-  asio::post(i.ioc, [&i] {
+  asio::post(*i.iocs.front(), [&i] {
     beast::error_code ec;
     i.acceptor.close(ec);
   });
-  i.guard.reset();
-  i.ioc.stop();
+  i.guards.clear();
+  for (auto& ioc : i.iocs) ioc->stop();
   for (auto& t : i.threads) t.join();
   i.threads.clear();
 }

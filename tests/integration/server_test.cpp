@@ -157,6 +157,35 @@ TEST_CASE("re-sent messageIds are acked again and applied once") {
   CHECK(has(p.body, R"("frequency":1)"));
 }
 
+TEST_CASE("one connection's events are applied in the order they were sent") {
+  // Two io threads serve the connection in turns; the shard must still see its
+  // events in the order they came off the socket (cart, timers and attribution
+  // depend on it). Replies for one customer leave the shard in applied order.
+  TempDir dir;
+  ServerProcess srv(dir.str());
+  WsClient pos(srv.port(), "/v1/pos", kPosKey);
+  REQUIRE(pos.ok());
+  constexpr int kEvents = 20000, kWindow = 256;
+  int sent = 0, received = 0, out_of_order = 0;
+  std::string first_bad;
+  auto read_one = [&] {
+    auto r = pos.read();
+    REQUIRE(r);
+    const std::string want = fmt::format(R"("messageId":"seq-{}")", received++);
+    if (r->find(want) == std::string::npos && out_of_order++ == 0) first_bad = want + " but got " + *r;
+  };
+  while (sent < kEvents) {
+    pos.send(fmt::format(
+        R"({{"type":"track","event":"Product Viewed","messageId":"seq-{}","userId":"SEQ1","properties":{{"productId":"p{}"}}}})",
+        sent, sent % 7));
+    ++sent;
+    while (sent - received >= kWindow) read_one();
+  }
+  while (received < sent) read_one();
+  INFO(first_bad);
+  CHECK(out_of_order == 0);
+}
+
 TEST_CASE("POST /v1/events takes a JSON array or NDJSON and answers per event") {
   TempDir dir;
   ServerProcess srv(dir.str());

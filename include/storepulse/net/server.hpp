@@ -1,7 +1,8 @@
 #pragma once
 // One port, HTTP and WebSocket (Beast). io threads accept, parse, authenticate,
 // decode events (simdjson) and hand them to the engine; replies come back on
-// the session's strand. See docs/architecture.md.
+// the session's own io thread (one io_context per io thread, a connection
+// stays on one). See docs/architecture.md.
 #include <cstdint>
 #include <memory>
 #include <string>
