@@ -20,6 +20,7 @@ namespace {
 // reading machine's clock; the live decoder's freshness guard is for live traffic.
 constexpr TimeUs kTwoCenturiesUs = 200LL * 366 * kUsPerDay;
 constexpr std::size_t kMaxReportedErrors = 10;
+}  // namespace
 
 protocol::DecodeLimits history_limits() {
   protocol::DecodeLimits lim;
@@ -29,7 +30,6 @@ protocol::DecodeLimits history_limits() {
   lim.max_string = 1 << 16;
   return lim;
 }
-}  // namespace
 
 Result<EventLog> read_event_file(const std::string& path, const EventReadOptions& opts) {
   TextFileReader in;

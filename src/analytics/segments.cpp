@@ -27,10 +27,7 @@ namespace {
 
 constexpr int kD = kSegmentFeatureCount;
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
-constexpr std::string_view kFeatureNames[kD] = {
-    "log_basket_units", "log_orders_per_week", "discount_share",  "promo_line_share",
-    "brand_concentration", "everyday_share",   "category_entropy", "log_price_index",
-    "home_store_share",  "hour_spread",         "gap_variation"};
+// Feature names (model files): models::segment_feature_name.
 constexpr std::string_view kFeatureTitles[kD] = {
     "units/order", "orders/week", "discount %", "promo lines %", "brand HHI",  "everyday %",
     "cat. entropy", "price index", "home store %", "hour sd",   "gap CV"};

@@ -29,6 +29,7 @@
 #include <tuple>
 #include <vector>
 
+#include "storepulse/analytics/event_reader.hpp"
 #include "storepulse/analytics/importers.hpp"
 #include "storepulse/analytics/progress.hpp"
 #include "storepulse/analytics/report_html.hpp"
@@ -44,8 +45,8 @@ namespace {
 
 using analytics::Report;
 using analytics::ReportTable;
+using analytics::history_limits;
 
-constexpr TimeUs kTwoCenturiesUs = 200LL * 366 * kUsPerDay;
 constexpr std::size_t kWindow = 1024;  // events in flight to the engine
 
 struct BadArgs {
@@ -63,14 +64,6 @@ struct History {
   std::set<std::string> customers;
 };
 
-protocol::DecodeLimits history_limits() {
-  protocol::DecodeLimits lim;
-  lim.max_future_us = kTwoCenturiesUs;
-  lim.max_past_us = kTwoCenturiesUs;
-  lim.max_products = 100000;
-  lim.max_string = 1 << 16;
-  return lim;
-}
 
 History read_history(const std::string& path, std::optional<TimeUs> from,
                      std::optional<TimeUs> to) {

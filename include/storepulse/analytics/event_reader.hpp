@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "storepulse/common/status.hpp"
+#include "storepulse/protocol/codec.hpp"
 #include "storepulse/protocol/event.hpp"
 
 namespace storepulse::analytics {
@@ -23,6 +24,11 @@ struct EventReadOptions {
   bool strict = true;
   bool progress = true;
 };
+
+/// Decoder limits for recorded history: any event time (no freshness guard:
+/// it is judged against the reading machine's clock), big orders and strings.
+/// The analytics readers and the backtest decode with these.
+protocol::DecodeLimits history_limits();
 
 /// Reads an NDJSON event file (plain or .gz). Historic data (e.g. 1997) is
 /// accepted: the event-time guard of the live decoder does not apply here.
