@@ -2,7 +2,11 @@
 
 #include <fmt/format.h>
 
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <stdexcept>
 #include <toml++/toml.h>
 
@@ -126,7 +130,8 @@ Config load_config(const std::string& path) {
       {"store",
        {"kind", "data_dir", "fsync", "fsync_interval", "segment_bytes", "snapshot_interval",
         "snapshot_min_records", "archive_segments"}},
-      {"redis", {"url", "password", "connect_timeout", "command_timeout", "prefix", "lease_ttl"}},
+      {"redis", {"url", "password", "connect_timeout", "command_timeout", "prefix", "lease_ttl", "tls_ca", "tls_cert",
+                 "tls_key", "tls_server_name"}},
       {"events", {"max_future", "max_past", "max_products"}},
       {"rules", {"dir"}},
       {"models", {"dir"}},
@@ -222,6 +227,15 @@ Config load_config(const std::string& path) {
   if (!redis_url.empty())
     if (Status st = store::parse_redis_url(redis_url, e.redis); !st) fail(path, "redis.url", st.detail());
   read_str(t, path, "redis", "password", e.redis.password);
+  read_str(t, path, "redis", "tls_ca", e.redis.tls.ca_file);
+  read_str(t, path, "redis", "tls_cert", e.redis.tls.cert_file);
+  read_str(t, path, "redis", "tls_key", e.redis.tls.key_file);
+  read_str(t, path, "redis", "tls_server_name", e.redis.tls.server_name);
+  if (e.redis.tls.cert_file.empty() != e.redis.tls.key_file.empty())
+    fail(path, "redis.tls_cert", "tls_cert and tls_key go together (a client certificate needs its key)");
+  for (const auto* f : {&e.redis.tls.ca_file, &e.redis.tls.cert_file, &e.redis.tls.key_file})
+    if (!f->empty() && ::access(f->c_str(), R_OK) != 0)
+      fail(path, "redis.tls", fmt::format("cannot read '{}': {}", *f, std::strerror(errno)));
   read_str(t, path, "redis", "prefix", e.redis.prefix);
   if (e.redis.prefix.empty() || e.redis.prefix.find_first_of("{} \t") != std::string::npos)
     fail(path, "redis.prefix", "expected a non-empty key prefix without braces or spaces");

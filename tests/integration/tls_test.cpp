@@ -19,6 +19,7 @@
 #include "support/server_process.hpp"
 #include "../cli/cli_run.hpp"
 #include "support/temp_dir.hpp"
+#include "support/test_certs.hpp"
 
 using namespace storepulse::test;
 namespace ssl = boost::asio::ssl;
@@ -27,21 +28,6 @@ namespace websocket = boost::beast::websocket;
 using Ms = std::chrono::milliseconds;
 
 namespace {
-
-struct CertFiles {
-  std::string cert, key;
-};
-
-// A self-signed P-256 certificate for 127.0.0.1 with the given common name.
-CertFiles make_cert(const TempDir& dir, const std::string& name) {
-  CertFiles f{dir / (name + ".crt"), dir / (name + ".key")};
-  const std::string cmd = fmt::format(
-      "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 "
-      "-subj /CN={} -addext subjectAltName=IP:127.0.0.1 -keyout {} -out {} 2>/dev/null",
-      name, f.key, f.cert);
-  REQUIRE(std::system(cmd.c_str()) == 0);
-  return f;
-}
 
 std::string slurp(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

@@ -64,7 +64,16 @@ TEST_CASE("redis url parsing", "[store][redis]") {
   auto s = parse_redis_url("redis://host:99999", bad);
   CHECK_FALSE(s);
   CHECK_THAT(s.detail(), Catch::Contains("port '99999'"));
-  CHECK_FALSE(parse_redis_url("rediss://host", bad));
+  CHECK_FALSE(o.tls.enabled);
+  RedisOptions t;
+  REQUIRE(parse_redis_url("rediss://:pw@redis.internal:6380", t));
+  CHECK(t.tls.enabled);
+  CHECK(t.host == "redis.internal");
+  CHECK(t.port == 6380);
+  CHECK(t.password == "pw");
+  auto scheme = parse_redis_url("http://host", bad);
+  CHECK_FALSE(scheme);
+  CHECK_THAT(scheme.detail(), Catch::Contains("rediss://"));
   CHECK_FALSE(parse_redis_url("redis://host/x", bad));
   CHECK_FALSE(parse_redis_url("redis://:pw@", bad));
 }

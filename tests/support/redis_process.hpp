@@ -36,7 +36,11 @@ inline unsigned short free_loopback_port() {
 class RedisProcess {
  public:
   /// `dir` holds the AOF; the same dir and port can be started again after kill9().
-  explicit RedisProcess(std::string dir) : dir_(std::move(dir)) { start(); }
+  /// `extra`: more redis-server arguments (e.g. a TLS port).
+  explicit RedisProcess(std::string dir, std::vector<std::string> extra = {})
+      : dir_(std::move(dir)), extra_(std::move(extra)) {
+    start();
+  }
   ~RedisProcess() { stop(); }
 
   void start() {
@@ -65,6 +69,7 @@ class RedisProcess {
                                          "warning",
                                          "--logfile",
                                          dir_ + "/redis.log"};
+        args.insert(args.end(), extra_.begin(), extra_.end());
         std::vector<char*> argv;
         for (auto& a : args) argv.push_back(a.data());
         argv.push_back(nullptr);
@@ -150,6 +155,7 @@ class RedisProcess {
     return false;
   }
   std::string dir_;
+  std::vector<std::string> extra_;
   pid_t pid_ = -1;
   unsigned short port_ = 0;
 };

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "storepulse/store/log.hpp"
+#include "storepulse/store/redis_tls.hpp"
 
 namespace storepulse::store {
 
@@ -46,9 +47,12 @@ struct RedisOptions {
   /// XTRIM a shard's stream up to its snapshot (false: keep the whole history,
   /// as `store.archive_segments` keeps journal segments).
   bool trim = true;
+  /// `rediss://`: TLS through the in-process tunnel (redis_tls.hpp).
+  RedisTlsOptions tls;
 };
 
-/// `redis://[[user]:password@]host[:port][/db]` (or `host:port`) into `opts`
+/// `redis://[[user]:password@]host[:port][/db]` (or `host:port`; `rediss://`
+/// for TLS) into `opts`
 /// (fields not in the URL keep their values). Errors name the bad part.
 Status parse_redis_url(std::string_view url, RedisOptions& opts);
 
