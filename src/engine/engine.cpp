@@ -333,8 +333,8 @@ void Engine::reject_unserved(Work& w, int shard) {
   switch (w.kind) {
     case Work::Kind::kEvent:
     case Work::Kind::kRecommend:
-      // Events come here only from submit(), whose caller counts the error.
-      if (w.kind == Work::Kind::kRecommend) metrics_.count_error(ErrorCode::kWrongNode);
+      // Counted here, once: submit()'s callers do not count its failures.
+      metrics_.count_error(ErrorCode::kWrongNode);
       if (w.reply)
         w.reply->deliver(protocol::encode_error(
             w.kind == Work::Kind::kEvent ? std::string_view(w.event.message_id)
@@ -1298,13 +1298,25 @@ void Shard::handle_erase(Work& w) {
   {
     // A retry after a failed erasure covers the same ids (the profile, with
     // its links, left memory the first time).
+    // Bounded: erasures fail only while the store is down, and an operator
+    // retrying thousands of them then is told in the log that a retry of the
+    // newest may miss linked ids.
+    constexpr std::size_t kMaxPendingErasures = 100'000;
     std::lock_guard lock(engine_.erase_mu_);
-    auto& pending = engine_.pending_erasures_[w.target];
-    for (auto* list : {&r.subjects, &r.phones, &r.emails}) {
-      auto& keep = list == &r.subjects ? pending.subjects : list == &r.phones ? pending.phones : pending.emails;
-      for (const auto& x : keep)
-        if (std::find(list->begin(), list->end(), x) == list->end()) list->push_back(x);
-      keep = *list;
+    auto it = engine_.pending_erasures_.find(w.target);
+    if (it == engine_.pending_erasures_.end() && engine_.pending_erasures_.size() < kMaxPendingErasures)
+      it = engine_.pending_erasures_.emplace(w.target, Engine::PendingErasure{}).first;
+    else if (it == engine_.pending_erasures_.end())
+      spdlog::warn("erasure: {} erasures already wait for a retry; this one's linked ids are not remembered",
+                   kMaxPendingErasures);
+    if (it != engine_.pending_erasures_.end()) {
+      auto& pending = it->second;
+      for (auto* list : {&r.subjects, &r.phones, &r.emails}) {
+        auto& keep = list == &r.subjects ? pending.subjects : list == &r.phones ? pending.phones : pending.emails;
+        for (const auto& x : keep)
+          if (std::find(list->begin(), list->end(), x) == list->end()) list->push_back(x);
+        keep = *list;
+      }
     }
   }
   state->done = std::move(w.erase_done);

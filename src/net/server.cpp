@@ -643,8 +643,8 @@ class WsSession : public engine::ReplyTarget,
         srv_.register_push(*id, this->shared_from_this());
       }
     }
-    Status s = srv_.engine.submit(std::move(ev), std::move(raw), now, this->shared_from_this());
-    if (!s) srv_.engine.metrics().count_error(s.code());  // the shard already replied
+    // A refusal (queue full, shard elsewhere) was replied to and counted by the engine.
+    (void)srv_.engine.submit(std::move(ev), std::move(raw), now, this->shared_from_this());
     do_read();
   }
 
@@ -968,8 +968,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
         continue;
       }
       if (ev.channel == protocol::Channel::kUnknown) ev.channel = protocol::Channel::kPos;
-      Status q = srv_.engine.submit(std::move(ev), std::move(raw), now, slot);
-      if (!q) srv_.engine.metrics().count_error(q.code());
+      (void)srv_.engine.submit(std::move(ev), std::move(raw), now, slot);  // refusals counted by the engine
     }
   }
 

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -26,7 +27,15 @@ std::string_view content_type_for(std::string_view file) {
 }  // namespace
 
 std::optional<StaticFile> read_static_file(const std::string& web_root, std::string_view rel) {
-  std::ifstream in(web_root + "/" + std::string(rel), std::ios::binary);
+  // Regular files only: a folder (`/static/js`) opens as a stream on Linux and
+  // would answer 200 with an empty body. Widget assets are small; anything
+  // over 16 MiB is not one.
+  constexpr std::uintmax_t kMaxStaticBytes = 16u << 20;
+  const std::string path = web_root + "/" + std::string(rel);
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec) || std::filesystem::file_size(path, ec) > kMaxStaticBytes || ec)
+    return std::nullopt;
+  std::ifstream in(path, std::ios::binary);
   if (!in) return std::nullopt;
   std::ostringstream ss;
   ss << in.rdbuf();

@@ -693,6 +693,9 @@ TEST_CASE("bad input: path traversal finds nothing outside the API", "[bad-input
   Harness h(fmt::format("[server]\nweb_root = \"{}\"\n", site / "web"));
   CHECK(http_request(h.port(), http::verb::get, "/static/hello.txt").body == "hello from static");
   CHECK(http_request(h.port(), http::verb::get, "/widget.js").status == 200);
+  // A folder is not a file: 404, not 200 with an empty body.
+  for (const char* p : {"/static/widget", "/static/widget/", "/static/", "/static/."})
+    CHECK(http_request(h.port(), http::verb::get, p).status == 404);
   for (const char* p : {"/static/../secret.txt", "/static/%2e%2e/secret.txt", "/static/..%2fsecret.txt",
                         "/static/widget/../../secret.txt", "/static//etc/passwd", "/static/%2fetc%2fpasswd",
                         "/static/....//secret.txt", "/static/.%2e/secret.txt", "/static/..\\secret.txt"}) {

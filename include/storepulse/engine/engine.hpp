@@ -111,7 +111,9 @@ class Engine {
 
   /// io thread: hands a decoded event to its shard. The reply (ack / actions /
   /// error) arrives later on `reply`. Fails fast with rate_limited when the
-  /// shard's queue is full; the caller replies with that error itself.
+  /// shard's queue is full, or wrong_node when another node serves the shard:
+  /// that error is delivered to `reply` and counted in the metrics here, so
+  /// the caller does neither.
   Status submit(protocol::Event&& ev, std::string&& raw, TimeUs recv,
                 std::shared_ptr<ReplyTarget> reply);
   void query_profile(std::string id, ProfileCallback done);
