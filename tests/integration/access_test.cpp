@@ -26,22 +26,7 @@ constexpr const char* kShopOrigin = "https://shop.example.com";
 
 // A server whose whole config file is `toml` (the last --config wins, so every
 // key not named keeps its built-in default).
-class Server {
- public:
-  explicit Server(const std::string& toml, mode_t mode = 0600) {
-    const std::string path = dir_ / "access.toml";
-    std::ofstream(path) << toml;
-    ::chmod(path.c_str(), mode);
-    srv_ =
-        std::make_unique<ServerProcess>(dir_ / "data", std::vector<std::string>{"--config", path});
-  }
-  unsigned short port() const { return srv_->port(); }
-  ServerProcess& process() { return *srv_; }
-
- private:
-  TempDir dir_;
-  std::unique_ptr<ServerProcess> srv_;
-};
+using Server = ConfiguredServer;
 
 std::string page(const std::string& mid, const std::string& visitor = "v-access") {
   return R"({"type":"page","messageId":")" + mid + R"(","anonymousId":")" + visitor + "\"}";

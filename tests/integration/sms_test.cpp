@@ -105,21 +105,11 @@ class FakeGateway {
 
 HttpReply post_signed(unsigned short port, const std::string& target, const std::string& body,
                       const std::string& signature) {
-  asio::io_context ioc;
-  beast::tcp_stream s(ioc);
-  s.connect(asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
-  s.expires_after(std::chrono::seconds(20));
   http::request<http::string_body> req(http::verb::post, target, 11);
-  req.set(http::field::host, "127.0.0.1");
   req.set(http::field::content_type, "application/json");
   if (!signature.empty()) req.set(actions::kSignatureHeader, signature);
   req.body() = body;
-  req.prepare_payload();
-  http::write(s, req);
-  beast::flat_buffer b;
-  http::response<http::string_body> res;
-  http::read(s, b, res);
-  return {static_cast<int>(res.result_int()), res.body()};
+  return http_send(port, std::move(req));
 }
 
 std::string sign_now(const std::string& body, const std::string& secret = kSecret, std::int64_t skew_s = 0) {
@@ -299,22 +289,12 @@ std::string twilio_sign(const std::string& url, Params params, const std::string
 }
 
 HttpReply post_form(unsigned short port, const std::string& target, const Params& params, const std::string& signature) {
-  asio::io_context ioc;
-  beast::tcp_stream s(ioc);
-  s.connect(asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
-  s.expires_after(std::chrono::seconds(20));
+  // Host is 127.0.0.1 (http_send): a proxy's Host is not what Twilio signed, sms.public_url is.
   http::request<http::string_body> req(http::verb::post, target, 11);
-  // The Host a proxy passes on is not what Twilio signed: sms.public_url is.
-  req.set(http::field::host, "127.0.0.1");
   req.set(http::field::content_type, "application/x-www-form-urlencoded");
   if (!signature.empty()) req.set(actions::kTwilioSignatureHeader, signature);
   req.body() = actions::form_encode(params);
-  req.prepare_payload();
-  http::write(s, req);
-  beast::flat_buffer b;
-  http::response<http::string_body> res;
-  http::read(s, b, res);
-  return {static_cast<int>(res.result_int()), res.body()};
+  return http_send(port, std::move(req));
 }
 
 struct EnvVar {

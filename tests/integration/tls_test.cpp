@@ -134,22 +134,10 @@ HttpsReply https_get(unsigned short port, const std::string& target, ssl::contex
   return r;
 }
 
-class TlsServer {
+class TlsServer : public ConfiguredServer {
  public:
-  explicit TlsServer(const CertFiles& files, const std::string& extra = "") {
-    const std::string path = dir_ / "tls.toml";
-    std::ofstream(path) << fmt::format("[tls]\ncert = \"{}\"\nkey = \"{}\"\n{}", files.cert,
-                                       files.key, extra);
-    ::chmod(path.c_str(), 0600);
-    srv_ =
-        std::make_unique<ServerProcess>(dir_ / "data", std::vector<std::string>{"--config", path});
-  }
-  unsigned short port() const { return srv_->port(); }
-  ServerProcess& process() { return *srv_; }
-
- private:
-  TempDir dir_;
-  std::unique_ptr<ServerProcess> srv_;
+  explicit TlsServer(const CertFiles& files, const std::string& extra = "")
+      : ConfiguredServer(fmt::format("[tls]\ncert = \"{}\"\nkey = \"{}\"\n{}", files.cert, files.key, extra)) {}
 };
 
 std::string swipe(const std::string& mid) {

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -13,10 +14,14 @@
 #include <boost/beast.hpp>
 #include <chrono>
 #include <cstdio>
+#include <fstream>
+#include <memory>
 #include <optional>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "support/temp_dir.hpp"
 
 namespace storepulse::test {
 
@@ -188,30 +193,53 @@ class WsClient {
   beast::error_code last_error_;
 };
 
+/// A server started on a config file of its own (written with `mode`, as an
+/// operator would), in a temporary folder that also holds its data.
+class ConfiguredServer {
+ public:
+  explicit ConfiguredServer(const std::string& toml, mode_t mode = 0600) {
+    const std::string path = dir_ / "server.toml";
+    std::ofstream(path) << toml;
+    ::chmod(path.c_str(), mode);
+    srv_ = std::make_unique<ServerProcess>(dir_ / "data", std::vector<std::string>{"--config", path});
+  }
+  unsigned short port() const { return srv_->port(); }
+  ServerProcess& process() { return *srv_; }
+
+ private:
+  TempDir dir_;
+  std::unique_ptr<ServerProcess> srv_;
+};
+
 struct HttpReply {
   int status = 0;
   std::string body;
 };
 
-inline HttpReply http_request(unsigned short port, http::verb verb, const std::string& target,
-                              const std::string& token = "", const std::string& body = "") {
+/// Sends `req` (Host and length filled in) to 127.0.0.1:port and reads the reply.
+inline HttpReply http_send(unsigned short port, http::request<http::string_body> req) {
   asio::io_context ioc;
   beast::tcp_stream s(ioc);
   s.connect(asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
   s.expires_after(std::chrono::seconds(20));
-  http::request<http::string_body> req(verb, target, 11);
   req.set(http::field::host, "127.0.0.1");
-  if (!token.empty()) req.set(http::field::authorization, "Bearer " + token);
-  if (!body.empty()) {
-    req.body() = body;
-    req.set(http::field::content_type, "application/json");
-  }
   req.prepare_payload();
   http::write(s, req);
   beast::flat_buffer b;
   http::response<http::string_body> res;
   http::read(s, b, res);
   return {static_cast<int>(res.result_int()), res.body()};
+}
+
+inline HttpReply http_request(unsigned short port, http::verb verb, const std::string& target,
+                              const std::string& token = "", const std::string& body = "") {
+  http::request<http::string_body> req(verb, target, 11);
+  if (!token.empty()) req.set(http::field::authorization, "Bearer " + token);
+  if (!body.empty()) {
+    req.body() = body;
+    req.set(http::field::content_type, "application/json");
+  }
+  return http_send(port, std::move(req));
 }
 
 inline bool has(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
