@@ -130,8 +130,8 @@ Config load_config(const std::string& path) {
       {"store",
        {"kind", "data_dir", "fsync", "fsync_interval", "segment_bytes", "snapshot_interval",
         "snapshot_min_records", "archive_segments"}},
-      {"redis", {"url", "password", "connect_timeout", "command_timeout", "prefix", "lease_ttl", "tls_ca", "tls_cert",
-                 "tls_key", "tls_server_name"}},
+      {"redis", {"url", "password", "connect_timeout", "command_timeout", "prefix", "lease_ttl", "spool_dir",
+                 "spool_max_bytes", "tls_ca", "tls_cert", "tls_key", "tls_server_name"}},
       {"events", {"max_future", "max_past", "max_products"}},
       {"rules", {"dir"}},
       {"models", {"dir"}},
@@ -251,6 +251,15 @@ Config load_config(const std::string& path) {
   if (lease_ttl < 300'000 || lease_ttl > 600 * kUsPerSecond)
     fail(path, "redis.lease_ttl", "expected between 300ms and 10m");
   e.redis.lease_ttl_ms = static_cast<int>(lease_ttl / 1000);
+  // The spool (docs/operations.md, "Spool"): "" = <data_dir>/spool, resolved by
+  // the engine; 0 bytes = no spool (commits Redis does not confirm answer unavailable).
+  read_str(t, path, "redis", "spool_dir", e.redis.spool_dir);
+  if (t["redis"]["spool_dir"] && e.redis.spool_dir.empty())
+    fail(path, "redis.spool_dir", "expected a folder (leave the key out for <data_dir>/spool)");
+  read_int(t, path, "redis", "spool_max_bytes", e.redis.spool_max_bytes, 0, 1LL << 40);
+  if (e.redis.spool_max_bytes != 0 && e.redis.spool_max_bytes < (1u << 20))
+    fail(path, "redis.spool_max_bytes",
+         fmt::format("expected 0 (no spool) or at least 1048576 (1 MiB), got {}", e.redis.spool_max_bytes));
   read_str(t, path, "store", "data_dir", e.data_dir);
   std::string fsync;
   read_str(t, path, "store", "fsync", fsync);

@@ -143,6 +143,16 @@ Engine::Engine(EngineOptions opts, std::shared_ptr<rules::RuleSet> rules, Metric
         "which serves all its shards");
   owned_.assign(static_cast<std::size_t>(opts_.shards), false);
   for (int i : owned) owned_[static_cast<std::size_t>(i)] = true;
+  // The Redis spool acks events this node has not written to Redis. With
+  // several nodes another one may claim a shard during the outage and serve it
+  // from Redis without those events, so only a node serving every shard spools
+  // (its drain is still fenced by the lease; docs/operations.md, "Spool").
+  serves_all_ = std::find(owned_.begin(), owned_.end(), false) == owned_.end();
+  if (opts_.redis.spool_dir.empty()) opts_.redis.spool_dir = opts_.data_dir + "/spool";
+  if (opts_.store_kind == "redis" && opts_.redis.spool_max_bytes > 0 && !serves_all_)
+    spdlog::warn("redis spool off: this node serves only some shards (engine.owned_shards = \"{}\"); "
+                 "commits redis does not confirm answer unavailable",
+                 opts_.owned_shards);
   node_id_ = opts_.node_id;
   if (node_id_.empty()) {
     char host[256] = {};
@@ -381,6 +391,28 @@ void Engine::reject_unserved(Work& w, int shard) {
         node_id_, w.target, shard, unserved_dropped_.load());
 }
 
+SpoolSummary Engine::spool_summary() const {
+  SpoolSummary out;
+  out.enabled = opts_.store_kind == "redis" && serves_all_ && opts_.redis.spool_max_bytes > 0;
+  out.max_bytes = out.enabled ? opts_.redis.spool_max_bytes : 0;
+  for (int i = 0; i < shard_count(); ++i) {
+    const store::SpoolStats* st = shards_[static_cast<std::size_t>(i)]->spool_stats();
+    if (!st) continue;
+    const bool active = st->active.load(std::memory_order_relaxed);
+    if (active) out.spooling.push_back(i);
+    if (st->refused.load(std::memory_order_relaxed)) out.refused.push_back(i);
+    out.bytes += st->bytes.load(std::memory_order_relaxed);
+    out.records += st->records.load(std::memory_order_relaxed);
+    out.spooled_total += st->spooled_total.load(std::memory_order_relaxed);
+    out.drained_total += st->drained_total.load(std::memory_order_relaxed);
+    out.drains_total += st->drains_total.load(std::memory_order_relaxed);
+    out.last_drain_ms = std::max<std::uint64_t>(out.last_drain_ms, st->last_drain_ms.load(std::memory_order_relaxed));
+    out.last_outage_ms =
+        std::max<std::uint64_t>(out.last_outage_ms, st->last_outage_ms.load(std::memory_order_relaxed));
+  }
+  return out;
+}
+
 std::string Engine::shards_json() const {
   std::string o = "{\"node\":";
   protocol::append_json_string(o, node_id_);
@@ -406,8 +438,16 @@ std::string Engine::shards_json() const {
       o += fmt::format("{}{}", first ? "" : ",", i);
       first = false;
     }
-  o += fmt::format(R"(],"leaseTtlMs":{},"crossNodeStepsSkipped":{}}})",
-                   leases_enabled() ? opts_.redis.lease_ttl_ms : 0, unserved_dropped_.load());
+  o += fmt::format(R"(],"leaseTtlMs":{},"crossNodeStepsSkipped":{})", leases_enabled() ? opts_.redis.lease_ttl_ms : 0,
+                   unserved_dropped_.load());
+  const SpoolSummary sp = spool_summary();
+  o += fmt::format(R"(,"spool":{{"enabled":{},"maxBytes":{},"bytes":{},"records":{},"spooling":[)", sp.enabled,
+                   sp.max_bytes, sp.bytes, sp.records);
+  for (std::size_t i = 0; i < sp.spooling.size(); ++i) o += fmt::format("{}{}", i ? "," : "", sp.spooling[i]);
+  o += R"(],"refused":[)";
+  for (std::size_t i = 0; i < sp.refused.size(); ++i) o += fmt::format("{}{}", i ? "," : "", sp.refused[i]);
+  o += fmt::format(R"(],"spooledTotal":{},"drainedTotal":{},"drains":{},"lastDrainMs":{},"lastOutageMs":{}}}}})",
+                   sp.spooled_total, sp.drained_total, sp.drains_total, sp.last_drain_ms, sp.last_outage_ms);
   return o;
 }
 
@@ -607,9 +647,14 @@ void Shard::recover() {
   if (engine_.opts_.store_kind == "redis") {
     store::RedisOptions ro = engine_.opts_.redis;
     ro.trim = !engine_.opts_.archive_segments;  // keep the stream's history like archived segments
+    ro.spool_dir = fmt::format("{}/shard-{:03}", engine_.opts_.redis.spool_dir, index_);
+    if (!engine_.serves_all_) ro.spool_max_bytes = 0;  // a spool left from earlier is still drained
+    ro.spool_fsync = engine_.opts_.fsync;
+    ro.spool_fsync_interval_us = engine_.opts_.fsync_interval_us;
     auto j = store::RedisLog::open(ro, index_);
     if (!j.is_ok()) throw std::runtime_error(fmt::format("shard {}: {}", index_, j.status().detail()));
     j.value()->set_lease(engine_.lease_value_);
+    spool_stats_.store(j.value()->spool_stats(), std::memory_order_release);
     journal_ = std::move(j.value());
   } else {
     store::JournalOptions jo;
@@ -1032,7 +1077,10 @@ void Shard::run() {
       for (std::size_t i = 0; i < n; ++i) items[i].reset();
     }
     fire_due_timers();
-    if (Status s = journal_->tick(); !s) spdlog::error("shard {}: {}", index_, s.detail());
+    if (Status s = journal_->tick(); !s) {
+      if (s.code() == ErrorCode::kWrongNode) lose_lease(s.detail());
+      else spdlog::error("shard {}: {}", index_, s.detail());
+    }
     maybe_snapshot(false);
     if (n == 0 && stopping_.load() && depth_.load() == 0) break;
   }
@@ -1398,6 +1446,9 @@ void Shard::finish_purge(PurgeState& st, std::uint64_t removed, std::uint64_t ke
 
 Status Shard::snapshot_now() {
   if (snapshot_thread_.joinable()) snapshot_thread_.join();
+  if (!journal_->snapshot_allowed())
+    return Status(ErrorCode::kUnavailable,
+                  fmt::format("shard {}: the redis spool is not drained yet; try again once it is", index_));
   const std::uint64_t done = snapshot_done_seq_.load();
   if (done > snapshot_seq_) snapshot_seq_ = done;
   const std::uint64_t seq = journal_->last_seq();
@@ -1620,6 +1671,8 @@ void Shard::maybe_snapshot(bool force) {
     if (!force) return;
     if (snapshot_thread_.joinable()) snapshot_thread_.join();
   }
+  // Never a snapshot naming records the store does not hold yet (spooled).
+  if (!journal_->snapshot_allowed()) return;
   const std::uint64_t seq = journal_->last_seq();
   if (seq <= snapshot_seq_) return;
   if (!force) {

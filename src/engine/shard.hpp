@@ -8,6 +8,7 @@
 #include <atomic>
 #include <mutex>
 #include <deque>
+#include <iterator>
 #include <memory>
 #include <queue>
 #include <string>
@@ -118,10 +119,18 @@ class DedupeWindow {
   void insert(std::string_view id);
   std::size_t size() const { return order_.size(); }
   const std::deque<std::string>& order() const { return order_; }
-  /// Forgets one id (its event was not made durable after all).
+  /// Forgets one id (its event was not made durable after all). From the
+  /// order too, not only the set: a snapshot writes the order, and an id left
+  /// there would make replay skip the record of the client's successful retry
+  /// (an acked event lost after a restart). It was inserted by the current
+  /// batch, so it is found near the back.
   void clear_one(std::string_view id) {
     set_.erase(std::string(id));
-    if (!order_.empty() && order_.back() == id) order_.pop_back();
+    for (auto it = order_.rbegin(); it != order_.rend(); ++it)
+      if (*it == id) {
+        order_.erase(std::next(it).base());
+        return;
+      }
   }
   void clear() {
     set_.clear();
@@ -158,6 +167,8 @@ class Shard {
   std::size_t depth() const { return depth_.load(std::memory_order_relaxed); }
   std::size_t profile_count() const { return profile_count_.load(std::memory_order_relaxed); }
   const std::vector<std::string>& recovery_lines() const { return recovery_lines_; }
+  /// The Redis spool's counters (nullptr: embedded journal, or not recovered). Any thread.
+  const store::SpoolStats* spool_stats() const { return spool_stats_.load(std::memory_order_acquire); }
   /// After recovery: links whose other side's data never arrived (crash in between).
   void resend_pending_links();
 
@@ -234,6 +245,7 @@ class Shard {
   std::atomic<bool> serving_{false};
   std::atomic<bool> lease_lost_{false};
   std::atomic<bool> leased_{false};
+  std::atomic<const store::SpoolStats*> spool_stats_{nullptr};
   bool recovered_ = false;  // set by recover(); claims and start() only
   std::thread thread_;
   std::vector<std::string> recovery_lines_;

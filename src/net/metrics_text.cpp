@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "storepulse/protocol/event.hpp"
 
 namespace storepulse::net {
@@ -63,6 +65,29 @@ std::string render_metrics(engine::Engine& engine) {
         "Cross-shard identity steps (links, merges) not carried out because the other shard is "
         "served by another node.",
         "counter", engine.cross_node_steps_skipped());
+  const engine::SpoolSummary sp = engine.spool_summary();
+  gauge("storepulse_redis_spool_bytes", "Bytes in the local Redis spool of this node (bound: redis.spool_max_bytes).",
+        "gauge", sp.bytes);
+  gauge("storepulse_redis_spool_max_bytes", "redis.spool_max_bytes (0: no spool on this node).", "gauge", sp.max_bytes);
+  gauge("storepulse_redis_spool_records", "Acked records in the local spool not yet in Redis.", "gauge", sp.records);
+  gauge("storepulse_redis_spooled_total", "Records acked from the local spool while Redis was unreachable.", "counter",
+        sp.spooled_total);
+  gauge("storepulse_redis_spool_drained_total", "Spooled records pushed to Redis by the drain.", "counter",
+        sp.drained_total);
+  gauge("storepulse_redis_spool_drains_total", "Spools drained to empty.", "counter", sp.drains_total);
+  gauge("storepulse_redis_spool_last_drain_seconds",
+        "Last drain, from Redis answering again to the spool being empty (longest over shards).", "gauge",
+        static_cast<double>(sp.last_drain_ms) / 1000.0);
+  gauge("storepulse_redis_spool_last_outage_seconds",
+        "Last spooling period, from the first spooled commit to the spool being empty (longest over shards).",
+        "gauge", static_cast<double>(sp.last_outage_ms) / 1000.0);
+  o += "# HELP storepulse_shard_spooling 1 while the shard acks from the local spool (Redis unreachable or "
+       "draining).\n# TYPE storepulse_shard_spooling gauge\n";
+  for (int s = 0; s < engine.shard_count(); ++s)
+    o += fmt::format("storepulse_shard_spooling{{shard=\"{}\"}} {}\n", s,
+                     std::find(sp.spooling.begin(), sp.spooling.end(), s) != sp.spooling.end() ? 1 : 0);
+  gauge("storepulse_redis_spool_refused_shards", "Shards whose spool drain Redis refused (lease lost or conflict): "
+        "acked records kept on disk, operator needed.", "gauge", sp.refused.size());
   if (auto rules = engine.rules()) rules->append_prometheus(o);
   return o;
 }

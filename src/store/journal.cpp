@@ -46,6 +46,39 @@ bool read_file(const std::string& path, std::string& out) {
   ::close(fd);
   return true;
 }
+
+/// The record at data[off..] when it is whole, checksummed and numbered
+/// `expect_seq`: fills `rec` (payload points into `data`) and `size`. Otherwise
+/// `why` says what is wrong. The one reader of the record layout: replay,
+/// scan_journal and read_committed all go through it.
+bool parse_record(std::string_view data, std::size_t off, std::uint64_t expect_seq, JournalRecord& rec,
+                  std::size_t& size, std::string* why) {
+  if (data.size() - off < kHeader) {
+    if (why) *why = "torn record header";
+    return false;
+  }
+  ByteReader r(data.substr(off, kHeader));
+  const std::uint32_t len = r.u32();
+  const std::uint32_t crc = r.u32();
+  const std::uint64_t rseq = r.u64();
+  const auto type = static_cast<RecordType>(r.u8());
+  const TimeUs recv = r.i64();
+  if (len > kMaxPayload || data.size() - off - kHeader < len) {
+    if (why) *why = "torn record (length past the end of the segment)";
+    return false;
+  }
+  if (crc32_of(data.substr(off + 8, kHeader - 8 + len)) != crc) {
+    if (why) *why = "checksum mismatch";
+    return false;
+  }
+  if (rseq != expect_seq) {
+    if (why) *why = fmt::format("record {} found where {} was expected", rseq, expect_seq);
+    return false;
+  }
+  rec = JournalRecord{rseq, type, recv, data.substr(off + kHeader, len)};
+  size = kHeader + len;
+  return true;
+}
 }  // namespace
 
 std::uint32_t crc32_of(std::string_view data, std::uint32_t seed) {
@@ -140,6 +173,7 @@ Status Journal::write_keys() {
       spdlog::error("journal: cannot truncate {} after failed write: {}", path, std::strerror(errno));
     return s;
   }
+  keys_bytes_ += key_buffer_.size();
   key_buffer_.clear();
   keys_dirty_ = true;
   // A key must be on disk no later than the first record sealed under it.
@@ -192,6 +226,7 @@ Status Journal::load_keys(const std::function<void(StoredKey&&)>& fn, RecoveryRe
   std::size_t good = 0;
   const std::size_t problems = report.problems.size();
   if (Status s = scan_keys(opts_.dir, fn, report, &good); !s) return s;
+  keys_bytes_ = good;
   if (report.problems.size() > problems) {
     // A torn tail: the key of a batch whose records never became durable
     // either (keys are written first). Truncate it so appends start clean.
@@ -243,6 +278,7 @@ Status Journal::erase_keys(const std::vector<std::uint64_t>& kids) {
   if (::rename(tmp.c_str(), path.c_str()) != 0) return io_error("cannot replace", path);
   if (!fsync_dir(opts_.dir)) return io_error("cannot fsync", opts_.dir);
   keys_dirty_ = false;
+  keys_bytes_ = kept.size();
   return Status::ok();
 }
 
@@ -296,49 +332,27 @@ Status Journal::replay(std::uint64_t after_seq,
     std::size_t off = 0;
     std::uint64_t seq = first;
     while (off < data.size()) {
-      bool bad = false;
+      JournalRecord rec;
+      std::size_t size = 0;
       std::string why;
-      if (data.size() - off < kHeader) {
-        bad = true;
-        why = "torn record header";
-      } else {
-        ByteReader r(std::string_view(data).substr(off, kHeader));
-        const std::uint32_t len = r.u32();
-        const std::uint32_t crc = r.u32();
-        const std::uint64_t rseq = r.u64();
-        const auto type = static_cast<RecordType>(r.u8());
-        const TimeUs recv = r.i64();
-        if (len > kMaxPayload || data.size() - off - kHeader < len) {
-          bad = true;
-          why = "torn record (length past the end of the segment)";
-        } else if (crc32_of(std::string_view(data).substr(off + 8, kHeader - 8 + len)) != crc) {
-          bad = true;
-          why = "checksum mismatch";
-        } else if (rseq != seq) {
-          bad = true;
-          why = fmt::format("record {} found where {} was expected", rseq, seq);
-        } else {
-          if (rseq > after_seq)
-            fn(JournalRecord{rseq, type, recv,
-                             std::string_view(data).substr(off + kHeader, len)});
-          ++report.records;
-          off += kHeader + len;
-          ++seq;
-          continue;
-        }
+      if (parse_record(data, off, seq, rec, size, &why)) {
+        if (rec.seq > after_seq) fn(rec);
+        ++report.records;
+        off += size;
+        ++seq;
+        continue;
       }
-      if (bad) {
-        const std::uint64_t dropped = data.size() - off;
-        report.bytes_dropped += dropped;
-        report.problems.push_back(fmt::format(
-            "{} at byte {} of {} ({}): truncated to the last good record {}, {} bytes dropped",
-            why, off, path, segment_name(first), seq - 1, dropped));
-        if (::truncate(path.c_str(), static_cast<off_t>(off)) != 0)
-          return io_error("cannot truncate", path);
-        damaged = true;
-        break;
-      }
+      const std::uint64_t dropped = data.size() - off;
+      report.bytes_dropped += dropped;
+      report.problems.push_back(fmt::format(
+          "{} at byte {} of {} ({}): truncated to the last good record {}, {} bytes dropped",
+          why, off, path, segment_name(first), seq - 1, dropped));
+      if (::truncate(path.c_str(), static_cast<off_t>(off)) != 0)
+        return io_error("cannot truncate", path);
+      damaged = true;
+      break;
     }
+    disk_bytes_ += off;
     expect = seq;
     segment_first_seq_ = first;
     segment_size_ = off;
@@ -437,6 +451,7 @@ Status Journal::commit() {
     left -= static_cast<std::size_t>(n);
   }
   segment_size_ += buffer_.size();
+  disk_bytes_ += buffer_.size();
   buffer_.clear();
   committed_seq_ = last_seq_;
   dirty_ = true;
@@ -478,6 +493,8 @@ void Journal::remove_segments_through(std::uint64_t seq) {
     // Segment i holds [first_i, first_{i+1} - 1]; never remove the open one.
     if (segs[i + 1].first - 1 <= seq && segs[i].first != segment_first_seq_) {
       std::error_code ec;
+      const auto size = fs::file_size(segs[i].second, ec);
+      if (!ec) disk_bytes_ -= std::min<std::uint64_t>(disk_bytes_, size);
       if (opts_.archive_segments) {
         fs::create_directories(opts_.dir + "/archive", ec);
         fs::rename(segs[i].second, opts_.dir + "/archive/" + fs::path(segs[i].second).filename().string(), ec);
@@ -486,6 +503,116 @@ void Journal::remove_segments_through(std::uint64_t seq) {
       }
     }
   }
+}
+
+Status Journal::read_committed(std::uint64_t after_seq, std::size_t max_bytes, std::size_t max_records,
+                               const std::function<void(const JournalRecord&)>& fn) {
+  if (after_seq >= committed_seq_) return Status::ok();
+  if (read_next_seq_ != after_seq + 1 || read_seg_first_ == 0) {
+    // (Re)position: the segment that holds after_seq + 1, from its start.
+    const auto segs = list_segments();
+    read_seg_first_ = 0;
+    for (const auto& [first, path] : segs)
+      if (first <= after_seq + 1) read_seg_first_ = first;
+    if (read_seg_first_ == 0)
+      return Status(ErrorCode::kInternal,
+                    fmt::format("{}: no segment holds record {}", opts_.dir, after_seq + 1));
+    read_off_ = 0;
+    read_next_seq_ = read_seg_first_;
+  }
+  std::size_t delivered = 0, count = 0;
+  std::string chunk;
+  while (delivered < max_bytes && count < max_records && read_next_seq_ <= committed_seq_) {
+    const std::string path = opts_.dir + "/" + segment_name(read_seg_first_);
+    std::uint64_t end = 0;
+    if (read_seg_first_ == segment_first_seq_) {
+      end = segment_size_;
+    } else {
+      std::error_code ec;
+      end = fs::file_size(path, ec);
+      if (ec) {
+        // Removed under the cursor (every record in it was read and dropped):
+        // find the segment that holds the next record.
+        read_seg_first_ = 0;
+        return read_committed(read_next_seq_ - 1, max_bytes - delivered, max_records - count, fn);
+      }
+    }
+    if (read_off_ >= end) {
+      if (read_seg_first_ == segment_first_seq_) break;
+      read_seg_first_ = read_next_seq_;  // the next segment starts where this one ended
+      read_off_ = 0;
+      continue;
+    }
+    // One pread of at most max_bytes (or one whole record when it is larger).
+    std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(end - read_off_, max_bytes - delivered));
+    want = std::max(want, std::min<std::size_t>(kHeader, static_cast<std::size_t>(end - read_off_)));
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return io_error("cannot open", path);
+    auto read_at = [&](std::size_t n) {
+      chunk.resize(n);
+      std::size_t got = 0;
+      while (got < n) {
+        ssize_t r = ::pread(fd, chunk.data() + got, n - got, static_cast<off_t>(read_off_ + got));
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) return false;
+        got += static_cast<std::size_t>(r);
+      }
+      return true;
+    };
+    bool ok = read_at(want);
+    if (ok && want >= kHeader) {
+      std::uint32_t len = 0;
+      std::memcpy(&len, chunk.data(), 4);
+      if (kHeader + std::size_t{len} > want && read_off_ + kHeader + len <= end) ok = read_at(kHeader + len);
+    }
+    ::close(fd);
+    if (!ok) return io_error("cannot read", path);
+    std::size_t off = 0;
+    JournalRecord rec;
+    std::size_t size = 0;
+    std::string why;
+    while (off < chunk.size() && count < max_records &&
+           parse_record(chunk, off, read_next_seq_, rec, size, &why)) {
+      if (rec.seq > after_seq) {
+        fn(rec);
+        delivered += size;
+        ++count;
+      }
+      off += size;
+      ++read_next_seq_;
+    }
+    if (off == 0 && count < max_records)
+      return Status(ErrorCode::kInternal,
+                    fmt::format("{} at byte {} of {}", why, read_off_, path));
+    read_off_ += off;
+  }
+  return Status::ok();
+}
+
+Status Journal::remove_all() {
+  if (fd_ >= 0) {
+    ::close(fd_);
+    fd_ = -1;
+  }
+  if (keys_fd_ >= 0) {
+    ::close(keys_fd_);
+    keys_fd_ = -1;
+  }
+  // Oldest first, keys last: a crash part-way leaves a readable tail.
+  for (const auto& [first, path] : list_segments()) {
+    std::error_code ec;
+    if (!fs::remove(path, ec) && ec)
+      return Status(ErrorCode::kUnavailable, fmt::format("cannot remove {}: {}", path, ec.message()));
+  }
+  std::error_code ec;
+  fs::remove(opts_.dir + "/keys.bin", ec);
+  fsync_dir(opts_.dir);
+  buffer_.clear();
+  key_buffer_.clear();
+  disk_bytes_ = keys_bytes_ = 0;
+  dirty_ = keys_dirty_ = false;
+  read_seg_first_ = 0;
+  return Status::ok();
 }
 
 Status scan_journal(const std::string& dir, const std::function<void(const JournalRecord&)>& fn,
@@ -509,19 +636,12 @@ Status scan_journal(const std::string& dir, const std::function<void(const Journ
     ++report.segments;
     std::size_t off = 0;
     std::uint64_t seq = first;
-    while (off + kHeader <= data.size()) {
-      ByteReader r(std::string_view(data).substr(off, kHeader));
-      const std::uint32_t len = r.u32();
-      const std::uint32_t crc = r.u32();
-      const std::uint64_t rseq = r.u64();
-      const auto type = static_cast<RecordType>(r.u8());
-      const TimeUs recv = r.i64();
-      if (len > kMaxPayload || data.size() - off - kHeader < len || rseq != seq ||
-          crc32_of(std::string_view(data).substr(off + 8, kHeader - 8 + len)) != crc)
-        break;
-      fn(JournalRecord{rseq, type, recv, std::string_view(data).substr(off + kHeader, len)});
+    JournalRecord rec;
+    std::size_t size = 0;
+    while (off < data.size() && parse_record(data, off, seq, rec, size, nullptr)) {
+      fn(rec);
       ++report.records;
-      off += kHeader + len;
+      off += size;
       ++seq;
     }
     if (off != data.size()) {

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cstring>
+#include <filesystem>
 #include <string_view>
 
 #include "storepulse/store/journal.hpp"  // crc32_of
@@ -108,6 +109,54 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
 return 0)";
+
+// The spool's drain. KEYS[1] stream, KEYS[2] owner, KEYS[3] customer keys;
+// ARGV[1] lease value ('' = not fenced), ARGV[2] n, n HSET strings, then id,
+// type, recv, data per record (ascending ids). A record whose id Redis already
+// holds is skipped when the entry there carries the same data (a drain step or
+// the commit that started the spool landed, but its reply was lost) and refused
+// otherwise (CONFLICT: another writer used the id), so a re-drain after a crash
+// writes nothing twice and never skips a record Redis does not have.
+constexpr std::string_view kDrain = R"(
+if ARGV[1] ~= '' then
+  local cur = redis.call('GET', KEYS[2])
+  if cur ~= ARGV[1] then return redis.error_reply('LEASE held by ' .. (cur or 'nobody')) end
+end
+local nk = tonumber(ARGV[2])
+if nk > 0 then redis.call('HSET', KEYS[3], unpack(ARGV, 3, 2 + nk)) end
+local added, present = 0, 0
+for i = 3 + nk, #ARGV, 4 do
+  local ok = redis.pcall('XADD', KEYS[1], ARGV[i], 't', ARGV[i + 1], 'r', ARGV[i + 2], 'd', ARGV[i + 3])
+  if type(ok) == 'table' and ok.err then
+    local e = redis.call('XRANGE', KEYS[1], ARGV[i], ARGV[i])
+    if #e == 1 and e[1][2][6] == ARGV[i + 3] then
+      present = present + 1
+    else
+      return redis.error_reply('CONFLICT stream entry ' .. ARGV[i] .. ' is not the spooled record (' .. ok.err .. ')')
+    end
+  else
+    added = added + 1
+  end
+end
+return {added, present})";
+
+constexpr std::size_t kSpoolRecordHeader = 25;  // the journal's record header (journal.hpp)
+
+JournalOptions spool_journal_options(const RedisOptions& o) {
+  JournalOptions jo;
+  jo.dir = o.spool_dir;
+  jo.fsync = o.spool_fsync;
+  jo.fsync_interval_us = o.spool_fsync_interval_us;
+  jo.segment_bytes = o.spool_segment_bytes;
+  return jo;
+}
+
+bool has_segments(const std::string& dir) {
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec))
+    if (e.path().extension() == ".log") return true;
+  return false;
+}
 
 bool lease_refused(const redisReply* r) {
   return r && r->type == REDIS_REPLY_ERROR && std::string_view(r->str, r->len).starts_with("LEASE");
@@ -215,7 +264,8 @@ RedisLog::RedisLog(RedisOptions opts, int shard)
       stream_key_(fmt::format("{}:{{s{}}}:log", opts_.prefix, shard)),
       snapshot_key_(fmt::format("{}:{{s{}}}:snapshot", opts_.prefix, shard)),
       keys_key_(fmt::format("{}:{{s{}}}:keys", opts_.prefix, shard)),
-      owner_key_(lease_key(opts_.prefix, shard)) {}
+      owner_key_(lease_key(opts_.prefix, shard)),
+      shard_(shard) {}
 
 void RedisLog::stage_key(const StoredKey& key) {
   pending_keys_.emplace_back(reinterpret_cast<const char*>(&key.kid), 8);
@@ -253,6 +303,13 @@ Status RedisLog::load_keys(const std::function<void(StoredKey&&)>& fn, RecoveryR
       ++report.keys;
     }
   } while (cursor != "0");
+  // Keys that went to the spool and may not be in Redis yet (read-only here;
+  // replay() opens the spool and repairs a torn tail).
+  if (!opts_.spool_dir.empty() && has_segments(opts_.spool_dir)) {
+    RecoveryReport srep;
+    if (Status s = scan_keys(opts_.spool_dir, fn, srep); !s) return s;
+    report.keys += srep.keys;
+  }
   return Status::ok();
 }
 
@@ -266,6 +323,15 @@ Status RedisLog::erase_keys(const std::vector<std::uint64_t>& kids) {
       pending_keys_.erase(pending_keys_.begin() + static_cast<std::ptrdiff_t>(i),
                           pending_keys_.begin() + static_cast<std::ptrdiff_t>(i + 2));
     else i += 2;
+  }
+  if (spool_) {
+    if (Status s = spool_->erase_keys(kids); !s) return s;
+    std::erase_if(spool_keys_, [&](const SpoolKey& k) {
+      std::uint64_t kid = 0;
+      std::memcpy(&kid, k.field.data(), 8);
+      return std::find(kids.begin(), kids.end(), kid) != kids.end();
+    });
+    update_spool_bytes();
   }
   if (Status s = ensure_connected(); !s) return s;
   std::vector<std::string> fields;
@@ -392,6 +458,66 @@ Status RedisLog::replay(std::uint64_t after_seq,
     }
     from = fmt::format("({}", last_id);
   }
+  return replay_spool(after_seq, fn, report);
+}
+
+Status RedisLog::replay_spool(std::uint64_t after_seq, const std::function<void(const JournalRecord&)>& fn,
+                              RecoveryReport& report) {
+  if (opts_.spool_dir.empty() || !has_segments(opts_.spool_dir)) return Status::ok();
+  // Records acked from the spool before a stop or crash: those Redis does not
+  // hold yet (ids above the stream's last one) are applied after the stream's
+  // tail; the drain then pushes the whole spool, skipping what Redis has.
+  auto j = Journal::open(spool_journal_options(opts_));
+  if (!j) return j.status();
+  spool_ = std::move(j.value());
+  const std::uint64_t in_redis = std::max(last_seq_, after_seq);
+  std::uint64_t first = 0, applied = 0, skipped = 0;
+  RecoveryReport rep;
+  Status s = spool_->replay(
+      0,
+      [&](const JournalRecord& r) {
+        if (first == 0) first = r.seq;
+        if (r.seq > in_redis) {
+          fn(r);
+          ++applied;
+        } else {
+          ++skipped;
+        }
+      },
+      rep);
+  if (!s) return s;
+  for (auto& p : rep.problems) report.problems.push_back(fmt::format("spool: {}", p));
+  report.bytes_dropped += rep.bytes_dropped;
+  report.records += applied;
+  if (first == 0) {  // only damage or empty segments: nothing acked is in there
+    (void)spool_->remove_all();
+    spool_.reset();
+    return Status::ok();
+  }
+  RecoveryReport krep;
+  if (Status ks = spool_->load_keys(
+          [&](StoredKey&& k) {
+            SpoolKey sk;
+            sk.field.assign(reinterpret_cast<const char*>(&k.kid), 8);
+            sk.value.assign(reinterpret_cast<const char*>(k.key.data()), 32);
+            sk.value.append(k.subject);
+            spool_keys_.push_back(std::move(sk));
+          },
+          krep);
+      !ks)
+    return ks;
+  for (auto& p : krep.problems) report.problems.push_back(fmt::format("spool: {}", p));
+  spool_first_seq_ = first;
+  drained_seq_ = first - 1;
+  last_seq_ = std::max(last_seq_, spool_->last_seq());
+  spool_started_ns_ = last_progress_ns_ = mono_ns();
+  drain_started_ns_ = 0;
+  spool_cause_ = "records left from the previous run";
+  stats_.active.store(true);
+  update_spool_bytes();
+  spdlog::warn("shard {}: spool {} holds records {} to {} from the previous run: {} replayed after the "
+               "redis stream, {} already in redis; draining them to redis before any snapshot",
+               shard_, opts_.spool_dir, first, spool_->last_seq(), applied, skipped);
   return Status::ok();
 }
 
@@ -411,6 +537,20 @@ Status RedisLog::commit() {
       l.arena_.clear();
     }
   } clear{*this};
+  // Order: once a commit went to the spool, every later one does too until the
+  // drain has caught up, so Redis receives the records in sequence order.
+  if (stats_.refused.load(std::memory_order_relaxed))
+    return unavailable(fmt::format("redis refused the drain of the spool {}: nothing more is acked for this "
+                                   "shard until an operator acts (docs/operations.md, \"Spool\")",
+                                   opts_.spool_dir));
+  if (spool_) return commit_to_spool(Status::ok());
+  Status s = commit_redis();
+  if (s || s.code() != ErrorCode::kUnavailable || opts_.spool_max_bytes == 0 || opts_.spool_dir.empty())
+    return s;
+  return commit_to_spool(s);
+}
+
+Status RedisLog::commit_redis() {
   if (Status s = ensure_connected(); !s) return s;
   if (!lease_value_.empty()) return commit_fenced();
   // MULTI, the batch's new keys, one XADD per record, EXEC: one round trip, all or nothing.
@@ -621,6 +761,263 @@ Result<bool> renew_lease(redisContext* c, const RedisOptions& o, int shard,
   if (x->type != REDIS_REPLY_INTEGER)
     return unavailable(fmt::format("{}: renew {}: {}", where(o), key, reply_text(x)));
   return x->integer == 1;
+}
+
+// ---- Local spool ---------------------------------------------------------------
+
+
+void RedisLog::update_spool_bytes() {
+  const std::uint64_t now = spool_ ? spool_->disk_bytes() : 0;
+  if (now >= spool_bytes_counted_) opts_.spool_node_bytes->fetch_add(now - spool_bytes_counted_);
+  else opts_.spool_node_bytes->fetch_sub(spool_bytes_counted_ - now);
+  spool_bytes_counted_ = now;
+  stats_.bytes.store(now, std::memory_order_relaxed);
+  const std::uint64_t last = spool_ ? spool_->last_seq() : 0;
+  stats_.records.store(spool_ && last > drained_seq_ ? last - drained_seq_ : 0, std::memory_order_relaxed);
+}
+
+Status RedisLog::commit_to_spool(const Status& cause) {
+  // The batch keeps the sequence numbers it was given: a record that did land
+  // in Redis (lost reply) is recognised by its id when the spool drains.
+  std::uint64_t bytes = 0;
+  for (const auto& p : pending_) bytes += kSpoolRecordHeader + p.size;
+  for (std::size_t i = 0; i + 1 < pending_keys_.size(); i += 2) bytes += 48 + pending_keys_[i + 1].size() - 32;
+  const bool starting = spool_ == nullptr;
+  auto refuse = [&](Status why) {
+    // Seqs of a batch that never reached Redis are given back while spooling,
+    // so the spool's records stay contiguous.
+    if (spool_) last_seq_ = spool_->last_seq();
+    if (!cause.is_ok())
+      return Status(ErrorCode::kUnavailable, fmt::format("{}; not spooled: {}", cause.detail(), why.detail()));
+    return why;
+  };
+  // Reserve the batch's bytes in the node's budget first: shards spool
+  // concurrently, and the bound holds for all of them together.
+  std::uint64_t node = opts_.spool_node_bytes->load();
+  do {
+    if (node + bytes > opts_.spool_max_bytes)
+      return refuse(Status(ErrorCode::kUnavailable,
+                           fmt::format("redis spool full ({} of {} bytes on this node, redis.spool_max_bytes); "
+                                       "{} is still unreachable or draining",
+                                       node, opts_.spool_max_bytes, where(opts_))));
+  } while (!opts_.spool_node_bytes->compare_exchange_weak(node, node + bytes));
+  spool_bytes_counted_ += bytes;  // update_spool_bytes() settles it against the files
+  struct Settle {
+    RedisLog& l;
+    ~Settle() { l.update_spool_bytes(); }
+  } settle{*this};
+  if (starting) {
+    // A fresh spool starting at this batch's first seq. Leftover segments were
+    // drained already (deleted after the drain, or replayed at start).
+    auto j = Journal::open(spool_journal_options(opts_));
+    if (!j) return refuse(j.status());
+    std::unique_ptr<Journal> jr = std::move(j.value());
+    if (Status rm = jr->remove_all(); !rm) return refuse(rm);
+    auto j2 = Journal::open(spool_journal_options(opts_));
+    if (!j2) return refuse(j2.status());
+    spool_ = std::move(j2.value());
+    RecoveryReport rep;
+    spool_first_seq_ = pending_.front().seq;
+    if (Status rs = spool_->replay(spool_first_seq_ - 1, [](const JournalRecord&) {}, rep); !rs) {
+      spool_.reset();
+      return refuse(rs);
+    }
+    drained_seq_ = spool_first_seq_ - 1;
+  }
+  if (spool_->last_seq() + 1 != pending_.front().seq)  // contiguous, or never written
+    return refuse(Status(ErrorCode::kInternal,
+                         fmt::format("spool {}: record {} does not follow {}", opts_.spool_dir,
+                                     pending_.front().seq, spool_->last_seq())));
+  for (std::size_t i = 0; i + 1 < pending_keys_.size(); i += 2) {
+    StoredKey k;
+    std::memcpy(&k.kid, pending_keys_[i].data(), 8);
+    std::memcpy(k.key.data(), pending_keys_[i + 1].data(), 32);
+    k.subject.assign(pending_keys_[i + 1], 32);
+    spool_->stage_key(k);
+  }
+  for (const auto& p : pending_)
+    spool_->append(p.type, p.recv, std::string_view(arena_).substr(p.offset, p.size));
+  if (Status s = spool_->commit(); !s) {
+    if (starting) {
+      (void)spool_->remove_all();
+      spool_.reset();
+    }
+    return refuse(s);
+  }
+  for (std::size_t i = 0; i + 1 < pending_keys_.size(); i += 2)
+    spool_keys_.push_back({std::move(pending_keys_[i]), std::move(pending_keys_[i + 1]), false});
+  pending_keys_.clear();
+  stats_.spooled_total.fetch_add(pending_.size(), std::memory_order_relaxed);
+  update_spool_bytes();
+  if (starting) {
+    spool_started_ns_ = mono_ns();
+    drain_started_ns_ = 0;
+    last_progress_ns_ = spool_started_ns_;
+    spool_cause_ = cause.is_ok() ? std::string("redis unavailable") : cause.detail();
+    stats_.active.store(true);
+    spdlog::warn("shard {}: redis unreachable ({}); acking from the local spool {} from record {} on "
+                 "(bound {} bytes per node, fsync {})",
+                 shard_, spool_cause_, opts_.spool_dir, spool_first_seq_, opts_.spool_max_bytes,
+                 fsync_policy_name(opts_.spool_fsync));
+  }
+  return Status::ok();
+}
+
+void RedisLog::log_spool_progress(bool force) {
+  const std::int64_t now = mono_ns();
+  if (!force && now - last_progress_ns_ < 5'000'000'000) return;
+  last_progress_ns_ = now;
+  spdlog::warn("shard {}: spool holds {} records ({} bytes) not yet in redis, for {:.1f} s; {}", shard_,
+               stats_.records.load(), stats_.bytes.load(), static_cast<double>(now - spool_started_ns_) / 1e9,
+               drain_started_ns_ ? fmt::format("draining, {} pushed so far", stats_.drained_total.load())
+                                 : fmt::format("{} still unreachable", where(opts_)));
+}
+
+Status RedisLog::tick() {
+  if (!spool_) return Status::ok();
+  if (Status s = spool_->tick(); !s) return s;
+  Status d = drain_step();
+  log_spool_progress(false);
+  return d;
+}
+
+Status RedisLog::sync() {
+  return spool_ ? spool_->sync() : Status::ok();
+}
+
+Status RedisLog::drain_step() {
+  if (stats_.refused.load()) {
+    const std::int64_t now = mono_ns();
+    if (now - last_refusal_log_ns_ >= 10'000'000'000) {
+      last_refusal_log_ns_ = now;
+      spdlog::error("shard {}: the spool {} holds {} acked records that redis refused (see above); they "
+                    "are kept on disk: restart this node once it is the shard's only writer to drain them "
+                    "(docs/operations.md, \"Spool\")",
+                    shard_, opts_.spool_dir, stats_.records.load());
+    }
+    return Status::ok();
+  }
+  if (Status c = ensure_connected(); !c) return Status::ok();  // still down: progress lines say so
+  // Keys first (with or before the records sealed under them), then records.
+  std::vector<const char*> argv;
+  std::vector<std::size_t> lens;
+  std::vector<std::string> nums;
+  nums.reserve(opts_.drain_batch_records * 3 + 2);
+  argv.reserve(8 + 2 * opts_.drain_batch_records + 4 * opts_.drain_batch_records + 64);
+  lens.reserve(argv.capacity());
+  auto add = [&](std::string_view a) {
+    argv.push_back(a.data());
+    lens.push_back(a.size());
+  };
+  add("EVAL");
+  add(kDrain);
+  add("3");
+  add(stream_key_);
+  add(owner_key_);
+  add(keys_key_);
+  add(lease_value_);
+  std::vector<std::size_t> key_idx;
+  for (std::size_t i = 0; i < spool_keys_.size() && key_idx.size() < opts_.drain_batch_records; ++i)
+    if (!spool_keys_[i].pushed) key_idx.push_back(i);
+  add(nums.emplace_back(std::to_string(key_idx.size() * 2)));
+  for (auto i : key_idx) {
+    add(spool_keys_[i].field);
+    add(spool_keys_[i].value);
+  }
+  // Records, unless this step is all keys (records must not overtake them).
+  std::string records;  // owns the payloads read from the spool files
+  struct Rec {
+    std::uint64_t seq;
+    int type;
+    TimeUs recv;
+    std::size_t off, size;
+  };
+  std::vector<Rec> recs;
+  const bool keys_left = key_idx.size() == opts_.drain_batch_records;
+  if (!keys_left) {
+    Status rs = spool_->read_committed(drained_seq_, opts_.drain_batch_bytes, opts_.drain_batch_records,
+                                       [&](const JournalRecord& r) {
+      recs.push_back({r.seq, static_cast<int>(r.type), r.recv_time, records.size(), r.payload.size()});
+      records.append(r.payload);
+    });
+    if (!rs) {
+      spdlog::error("shard {}: cannot read the spool: {}", shard_, rs.detail());
+      return rs;
+    }
+  }
+  if (key_idx.empty() && recs.empty()) {
+    if (drained_seq_ >= spool_->last_seq()) finish_drain();
+    return Status::ok();
+  }
+  for (const auto& r : recs) {
+    add(nums.emplace_back(fmt::format("{}-0", r.seq)));
+    add(nums.emplace_back(std::to_string(r.type)));
+    add(nums.emplace_back(std::to_string(r.recv)));
+    add(std::string_view(records).substr(r.off, r.size));
+  }
+  if (drain_started_ns_ == 0) {
+    drain_started_ns_ = mono_ns();
+    spdlog::info("shard {}: {} is back; draining the spool ({} records, {} bytes)", shard_, where(opts_),
+                 stats_.records.load(), stats_.bytes.load());
+  }
+  auto r = wrap(redisCommandArgv(ctx_, static_cast<int>(argv.size()), argv.data(), lens.data()));
+  if (!r) {
+    spdlog::warn("shard {}: spool drain step not confirmed: {}", shard_, ctx_->errstr);
+    drop_connection();
+    return Status::ok();
+  }
+  if (r->type == REDIS_REPLY_ERROR) {
+    const std::string why = reply_text(r.get());
+    if (lease_refused(r.get()) || why.starts_with("CONFLICT")) {
+      stats_.refused.store(true);
+      last_refusal_log_ns_ = mono_ns();
+      spdlog::error("shard {}: redis REFUSED the spool drain at record {}: {}. The spool {} keeps its {} acked "
+                    "records; nothing more is acked for this shard on this node until an operator acts "
+                    "(docs/operations.md, \"Spool\")",
+                    shard_, recs.empty() ? drained_seq_ : recs.front().seq, why, opts_.spool_dir,
+                    stats_.records.load());
+      if (lease_refused(r.get()))
+        return Status(ErrorCode::kWrongNode,
+                      fmt::format("{}: lease on {} lost while spooling ({})", where(opts_), stream_key_, why));
+      return Status(ErrorCode::kInternal, why);
+    }
+    spdlog::warn("shard {}: spool drain step failed: {}", shard_, why);  // e.g. OOM: retried next tick
+    return Status::ok();
+  }
+  for (auto i : key_idx) spool_keys_[i].pushed = true;
+  if (!recs.empty()) {
+    drained_seq_ = recs.back().seq;
+    stats_.drained_total.fetch_add(recs.size(), std::memory_order_relaxed);
+  }
+  if (drained_seq_ >= spool_->last_seq()) {
+    finish_drain();
+  } else {
+    spool_->remove_segments_through(drained_seq_);
+    update_spool_bytes();
+  }
+  return Status::ok();
+}
+
+void RedisLog::finish_drain() {
+  const std::int64_t now = mono_ns();
+  const std::uint64_t n = drained_seq_ + 1 - spool_first_seq_;
+  if (Status s = spool_->remove_all(); !s)
+    spdlog::warn("shard {}: spool drained, but {} (a restart re-checks and skips what redis has)", shard_,
+                 s.detail());
+  spool_.reset();
+  spool_keys_.clear();
+  update_spool_bytes();
+  const std::int64_t drain_ns = now - (drain_started_ns_ ? drain_started_ns_ : now);
+  const std::int64_t outage_ns = now - (spool_started_ns_ ? spool_started_ns_ : now);
+  stats_.last_drain_ms.store(static_cast<std::uint64_t>(drain_ns / 1'000'000));
+  stats_.last_outage_ms.store(static_cast<std::uint64_t>(outage_ns / 1'000'000));
+  stats_.drains_total.fetch_add(1);
+  stats_.active.store(false);
+  spdlog::info("shard {}: spool drained: {} records (from {} to {}) are in redis; drain took {:.3f} s, "
+               "spooled for {:.1f} s",
+               shard_, n, spool_first_seq_, drained_seq_, static_cast<double>(drain_ns) / 1e9,
+               static_cast<double>(outage_ns) / 1e9);
+  drain_started_ns_ = spool_started_ns_ = 0;
 }
 
 std::string RedisLog::describe() const {

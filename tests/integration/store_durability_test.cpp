@@ -11,6 +11,7 @@
 #include <random>
 #include <set>
 
+#include "support/profiles.hpp"
 #include "support/redis_process.hpp"
 #include "support/server_process.hpp"
 #include "support/temp_dir.hpp"
@@ -19,21 +20,6 @@ using namespace storepulse::test;
 namespace http = boost::beast::http;
 
 namespace {
-
-int frequency_of(unsigned short port, const std::string& customer) {
-  auto p = http_request(port, http::verb::get, "/v1/profiles/" + customer, kAdminToken);
-  if (p.status == 404) return 0;
-  REQUIRE(p.status == 200);
-  const auto at = p.body.find("\"frequency\":");
-  REQUIRE(at != std::string::npos);
-  return std::stoi(p.body.substr(at + 12));
-}
-
-/// An `ack`, or `actions` when a rule fired (also an ack: protocol.md, Replies).
-/// Over 20 rounds a customer gets ~600 orders and crosses points milestones.
-bool acked_reply(const std::string& r) {
-  return has(r, "\"ack\"") || has(r, "\"actions\"");
-}
 
 /// Rounds for the kill -9 tests: 5 in ctest; scripts/kill9-rounds sets
 /// STOREPULSE_KILL9_ROUNDS (e.g. 20) and runs the same code.
@@ -226,6 +212,8 @@ TEST_CASE("redis store: the shard count is kept in redis and a different one is 
   CHECK_THAT(out, Catch::Contains("meta-test:meta says 'shards 2'"));
 }
 
+// Without the spool (spool_max_bytes = 0): commits answer unavailable while
+// Redis is down. With the spool: tests/integration/redis_spool_test.cpp.
 TEST_CASE(
     "redis store: redis killed under load and restarted - nothing acked lost or applied twice",
     "[durability][redis]") {
@@ -236,7 +224,7 @@ TEST_CASE(
   {
     std::ofstream c(config);
     c << "[store]\nkind = \"redis\"\n[redis]\nurl = \"" << redis.url()
-      << "\"\nprefix = \"outage\"\nconnect_timeout = \"200ms\"\ncommand_timeout = \"1s\"\n";
+      << "\"\nprefix = \"outage\"\nconnect_timeout = \"200ms\"\ncommand_timeout = \"1s\"\n" << "spool_max_bytes = 0\n";
   }
   ServerProcess srv(dir / "data", {"--config", config});
   constexpr int kClients = 3, kPerClient = 300, kCustomers = 12;

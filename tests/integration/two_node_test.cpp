@@ -10,6 +10,7 @@
 #include <mutex>
 #include <set>
 
+#include "support/profiles.hpp"
 #include "support/redis_process.hpp"
 #include "support/server_process.hpp"
 #include "support/temp_dir.hpp"
@@ -42,16 +43,6 @@ std::string node_config(const std::string& dir, const RedisProcess& redis, const
     << "\"\nprefix = \"two\"\nlease_ttl = \"1s\"\nconnect_timeout = \"500ms\"\ncommand_timeout = "
        "\"2s\"\n";
   return path;
-}
-
-int frequency_of(unsigned short port, const std::string& customer) {
-  auto p = http_request(port, http::verb::get, "/v1/profiles/" + customer, kAdminToken);
-  if (p.status == 404) return 0;
-  INFO(p.body);
-  REQUIRE(p.status == 200);
-  const auto at = p.body.find("\"frequency\":");
-  REQUIRE(at != std::string::npos);
-  return std::stoi(p.body.substr(at + 12));
 }
 
 std::string order(const std::string& mid, const std::string& customer) {

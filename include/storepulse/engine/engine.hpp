@@ -70,6 +70,16 @@ struct EngineOptions {
 class Shard;
 struct Work;
 
+/// The node's Redis spool, summed over its shards (metrics, admin API).
+struct SpoolSummary {
+  bool enabled = false;
+  std::uint64_t max_bytes = 0, bytes = 0, records = 0;
+  std::uint64_t spooled_total = 0, drained_total = 0, drains_total = 0;
+  std::uint64_t last_drain_ms = 0, last_outage_ms = 0;
+  std::vector<int> spooling;  // shards acking from the spool now
+  std::vector<int> refused;   // shards whose drain Redis refused (operator needed)
+};
+
 /// "0-3,6" / "all" -> shard numbers below `shards`, sorted, unique; errors name the bad part.
 Status parse_shard_set(std::string_view spec, int shards, std::vector<int>& out);
 
@@ -137,7 +147,9 @@ class Engine {
   std::uint64_t cross_node_steps_skipped() const {
     return unserved_dropped_.load(std::memory_order_relaxed);
   }
-  /// GET /v1/admin/shards: node, shard count, hash, serving and lost shards.
+  /// Any thread.
+  SpoolSummary spool_summary() const;
+  /// GET /v1/admin/shards: node, shard count, hash, serving and lost shards, spool.
   std::string shards_json() const;
   /// POST /v1/admin/shards/claim: takes the leases on `spec` ("4-7"), recovers
   /// those shards from Redis and starts serving them. Runs on a helper thread
@@ -176,6 +188,7 @@ class Engine {
   std::string node_id_;
   std::string lease_value_;  // "<node-id>/<token>", new for every process
   std::vector<bool> owned_;  // from owned_shards, fixed at construction
+  bool serves_all_ = true;   // owns every shard: the Redis spool may be used
   /// Erasures that did not complete (a store write failed): the ids and phones
   /// they covered, so a retry erases the same set although the profile is gone
   /// from memory. Rare path: a mutex, not on any event's way.

@@ -79,6 +79,19 @@ class Journal final : public Log {
   Status erase_keys(const std::vector<std::uint64_t>& kids) override;
   Status load_keys(const std::function<void(StoredKey&&)>& fn, RecoveryReport& report) override;
   std::size_t pending_bytes() const { return buffer_.size(); }
+  /// Bytes of segments and keys.bin on disk (what a bound on the folder counts).
+  std::uint64_t disk_bytes() const { return disk_bytes_ + keys_bytes_; }
+  /// Calls `fn` for committed records with seq > after_seq, in order, until
+  /// about `max_bytes` or `max_records` were delivered (at least one record
+  /// when there is one).
+  /// Reads with pread from a cursor kept between calls, so a caller that reads
+  /// on from where it stopped never rescans (the Redis spool's drain). Records
+  /// passed to `fn` live until it returns.
+  Status read_committed(std::uint64_t after_seq, std::size_t max_bytes, std::size_t max_records,
+                        const std::function<void(const JournalRecord&)>& fn);
+  /// Closes the files and deletes every segment and keys.bin (oldest first).
+  /// The object is unusable afterwards.
+  Status remove_all();
   const JournalOptions& options() const { return opts_; }
   /// Test hook: make the next commit() fail as a full disk would.
   void inject_write_failure() { fail_next_write_ = true; }
@@ -98,6 +111,12 @@ class Journal final : public Log {
   std::int64_t last_sync_ns_ = 0;
   bool dirty_ = false;  // written but not fsynced
   bool fail_next_write_ = false;
+  std::uint64_t disk_bytes_ = 0;  // segments on disk
+  std::uint64_t keys_bytes_ = 0;  // keys.bin
+  // read_committed() cursor: segment, byte offset in it, seq of the record there.
+  std::uint64_t read_seg_first_ = 0;
+  std::uint64_t read_off_ = 0;
+  std::uint64_t read_next_seq_ = 0;
   int keys_fd_ = -1;
   std::string key_buffer_;  // staged keys, written first by the next commit()
   bool keys_dirty_ = false;

@@ -9,6 +9,7 @@
 //
 // Threads: a single writer (the shard worker) calls replay/append/commit/tick/
 // sync/remove_through; write_snapshot() may run concurrently on a helper thread.
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -54,6 +55,20 @@ struct RecoveryReport {
   std::uint64_t shredded = 0;         // sealed records whose key was erased (skipped)
 };
 
+/// What a store's local spool holds (RedisLog while Redis is unreachable).
+/// Written by the shard worker only; any thread may read it (metrics, admin).
+struct SpoolStats {
+  std::atomic<bool> active{false};     // commits go to the spool (until it is drained)
+  std::atomic<bool> refused{false};    // Redis refused the drain (lease, conflict): operator needed
+  std::atomic<std::uint64_t> bytes{0};           // on disk now
+  std::atomic<std::uint64_t> records{0};         // not yet in Redis
+  std::atomic<std::uint64_t> spooled_total{0};   // records acked from the spool since start
+  std::atomic<std::uint64_t> drained_total{0};   // records pushed to Redis by drains since start
+  std::atomic<std::uint64_t> drains_total{0};    // spools drained to empty since start
+  std::atomic<std::uint64_t> last_drain_ms{0};   // Redis back -> spool empty, last time
+  std::atomic<std::uint64_t> last_outage_ms{0};  // first spooled commit -> spool empty, last time
+};
+
 class Log {
  public:
   virtual ~Log() = default;
@@ -92,6 +107,12 @@ class Log {
   virtual Status erase_keys(const std::vector<std::uint64_t>& kids) = 0;
   /// Every stored key, before replay().
   virtual Status load_keys(const std::function<void(StoredKey&&)>& fn, RecoveryReport& report) = 0;
+
+  /// The local spool, for stores that have one (nullptr: none).
+  virtual const SpoolStats* spool_stats() const { return nullptr; }
+  /// False while a snapshot would name a position the store does not hold yet
+  /// (records acked from a spool that has not reached Redis). Shard thread.
+  virtual bool snapshot_allowed() const { return true; }
 
   /// "journal in DIR" / "redis stream KEY at HOST:PORT", for logs.
   virtual std::string describe() const = 0;

@@ -17,12 +17,14 @@
 // client's retry is applied once.
 #include <hiredis/hiredis.h>
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "storepulse/store/journal.hpp"
 #include "storepulse/store/log.hpp"
 #include "storepulse/store/redis_tls.hpp"
 
@@ -49,6 +51,23 @@ struct RedisOptions {
   bool trim = true;
   /// `rediss://`: TLS through the in-process tunnel (redis_tls.hpp).
   RedisTlsOptions tls;
+
+  // ---- Local spool (`[redis] spool_dir`, `spool_max_bytes`) -------------------
+  /// This shard's spool folder; empty or spool_max_bytes == 0: no spool (a commit
+  /// Redis does not confirm answers `unavailable`, as before the spool existed).
+  std::string spool_dir;
+  /// Bound on all spools of the node together (the counter below is shared);
+  /// the engine sets 0 on a node that does not serve every shard.
+  std::uint64_t spool_max_bytes = 256ull << 20;
+  std::shared_ptr<std::atomic<std::uint64_t>> spool_node_bytes =
+      std::make_shared<std::atomic<std::uint64_t>>(0);
+  FsyncPolicy spool_fsync = FsyncPolicy::kInterval;
+  TimeUs spool_fsync_interval_us = 10'000;
+  std::uint64_t spool_segment_bytes = 4ull << 20;  // drained segments are deleted whole
+  /// One drain step (one EVAL, from the shard's tick): at most this many bytes
+  /// of records and this many records or keys, so the shard never waits long.
+  std::size_t drain_batch_bytes = 256u << 10;
+  std::size_t drain_batch_records = 1000;
 };
 
 /// `redis://[[user]:password@]host[:port][/db]` (or `host:port`; `rediss://`
@@ -68,8 +87,9 @@ class RedisLog final : public Log {
                 RecoveryReport& report) override;
   std::uint64_t append(RecordType type, TimeUs recv_time, std::string_view payload) override;
   Status commit() override;
-  Status tick() override { return Status::ok(); }
-  Status sync() override { return Status::ok(); }
+  /// Spool: interval fsync, then one bounded drain step when Redis is reachable.
+  Status tick() override;
+  Status sync() override;
   void remove_through(std::uint64_t seq) override;
   std::uint64_t last_seq() const override { return last_seq_; }
   Result<bool> read_snapshot(std::uint64_t& seq, std::string& body) override;
@@ -82,6 +102,11 @@ class RedisLog final : public Log {
   void stage_key(const StoredKey& key) override;
   Status erase_keys(const std::vector<std::uint64_t>& kids) override;
   Status load_keys(const std::function<void(StoredKey&&)>& fn, RecoveryReport& report) override;
+
+  const SpoolStats* spool_stats() const override { return &stats_; }
+  bool snapshot_allowed() const override { return !spool_; }
+  /// Records in the spool not yet in Redis (shard thread, tests).
+  bool spooling() const { return spool_ != nullptr; }
 
   const std::string& stream_key() const { return stream_key_; }
   const std::string& snapshot_key() const { return snapshot_key_; }
@@ -98,7 +123,18 @@ class RedisLog final : public Log {
   RedisLog(RedisOptions opts, int shard);
   Status ensure_connected();
   void drop_connection();
+  Status commit_redis();
+  /// After the stream: the spool's records Redis does not hold yet.
+  Status replay_spool(std::uint64_t after_seq, const std::function<void(const JournalRecord&)>& fn,
+                      RecoveryReport& report);
   Status commit_fenced();
+  /// The pending batch (and staged keys) into the local spool, same seqs.
+  Status commit_to_spool(const Status& cause);
+  /// One bounded drain step; kWrongNode when the lease is gone.
+  Status drain_step();
+  void finish_drain();
+  void update_spool_bytes();
+  void log_spool_progress(bool force);
   /// `cmd[0] key cmd[1..]`, through the lease check when the log is fenced.
   Result<std::unique_ptr<redisReply, void (*)(void*)>> fenced(
       redisContext* c, const std::vector<std::string_view>& cmd, const std::string& key);
@@ -122,6 +158,25 @@ class RedisLog final : public Log {
   std::uint64_t last_seq_ = 0;
   std::vector<Pending> pending_;
   std::string arena_;
+
+  // Spool (worker-owned; stats_ readable by any thread). Non-null while it
+  // holds records Redis may not have: every commit goes there until drained.
+  int shard_ = 0;
+  std::unique_ptr<Journal> spool_;
+  std::uint64_t spool_first_seq_ = 0;   // first record in the spool
+  std::uint64_t drained_seq_ = 0;       // records <= it are in Redis (confirmed by a drain)
+  std::uint64_t spool_bytes_counted_ = 0;  // this shard's share of spool_node_bytes
+  struct SpoolKey {
+    std::string field, value;  // HSET pair, as pending_keys_
+    bool pushed = false;
+  };
+  std::vector<SpoolKey> spool_keys_;
+  std::int64_t spool_started_ns_ = 0;   // first spooled commit
+  std::int64_t drain_started_ns_ = 0;   // first drain step Redis answered
+  std::int64_t last_progress_ns_ = 0;
+  std::int64_t last_refusal_log_ns_ = 0;
+  std::string spool_cause_;
+  SpoolStats stats_;
 };
 
 /// A new connection with `opts` (AUTH, SELECT done), or an error naming the
