@@ -5,7 +5,6 @@
 #include <fmt/format.h>
 
 #include <catch2/catch.hpp>
-#include <cstdio>
 #include <fstream>
 
 #include "support/redis_process.hpp"
@@ -72,17 +71,9 @@ TEST_CASE("redis store over TLS: an untrusted redis certificate stops the server
   TempDir dir;
   const CertFiles someone_else = make_cert(dir, "someone-else");
   const std::string config = write_config(dir, r.tls_port, someone_else.cert);
-  const std::string cmd = fmt::format(
-      "STOREPULSE_POS_KEYS=k {} serve --config {} --rules {}/rules --port 0 --data-dir {} 2>&1",
-      STOREPULSE_BINARY, config, STOREPULSE_SOURCE_DIR, dir / "data");
-  FILE* p = ::popen(cmd.c_str(), "r");
-  REQUIRE(p);
-  std::string out;
-  char buf[512];
-  while (std::fgets(buf, sizeof buf, p)) out += buf;
-  const int rc = ::pclose(p);
-  INFO(out);
-  CHECK(WEXITSTATUS(rc) != 0);
-  CHECK_THAT(out, Catch::Contains("certificate"));
-  CHECK_THAT(out, Catch::Contains("127.0.0.1:" + std::to_string(r.tls_port)));
+  const ServeExit run = serve_until_exit(config, dir / "data");
+  INFO(run.output);
+  CHECK(run.code != 0);
+  CHECK_THAT(run.output, Catch::Contains("certificate"));
+  CHECK_THAT(run.output, Catch::Contains("127.0.0.1:" + std::to_string(r.tls_port)));
 }

@@ -171,17 +171,9 @@ TEST_CASE("redis store: a server does not start when redis is unreachable", "[re
     c << "[store]\nkind = \"redis\"\n[redis]\nurl = \"redis://127.0.0.1:" << free_loopback_port()
       << "\"\nconnect_timeout = \"200ms\"\n";
   }
-  const std::string cmd = fmt::format(
-      "STOREPULSE_POS_KEYS=k {} serve --config {} --rules {}/rules --port 0 --data-dir {} 2>&1",
-      STOREPULSE_BINARY, config, STOREPULSE_SOURCE_DIR, dir / "data");
-  FILE* p = ::popen(cmd.c_str(), "r");
-  REQUIRE(p);
-  std::string out;
-  char buf[512];
-  while (std::fgets(buf, sizeof buf, p)) out += buf;
-  const int rc = ::pclose(p);
-  CHECK(WEXITSTATUS(rc) != 0);
-  CHECK_THAT(out, Catch::Contains("redis at 127.0.0.1:"));
+  const ServeExit run = serve_until_exit(config, dir / "data");
+  CHECK(run.code != 0);
+  CHECK_THAT(run.output, Catch::Contains("redis at 127.0.0.1:"));
 }
 
 TEST_CASE("redis store: the shard count is kept in redis and a different one is refused",
@@ -198,18 +190,9 @@ TEST_CASE("redis store: the shard count is kept in redis and a different one is 
   { ServerProcess srv(dir / "data-a", {"--config", config, "--shards", "2"}); }
   CHECK(redis.command({"GET", "meta-test:meta"}) == "shards 2");
   // A second node with its own (empty) data folder but the same Redis keys.
-  const std::string cmd = fmt::format(
-      "STOREPULSE_POS_KEYS=k {} serve --config {} --rules {}/rules --shards 4 --port 0 --data-dir "
-      "{} 2>&1",
-      STOREPULSE_BINARY, config, STOREPULSE_SOURCE_DIR, dir / "data-b");
-  FILE* p = ::popen(cmd.c_str(), "r");
-  REQUIRE(p);
-  std::string out;
-  char buf[512];
-  while (std::fgets(buf, sizeof buf, p)) out += buf;
-  const int rc = ::pclose(p);
-  CHECK(WEXITSTATUS(rc) != 0);
-  CHECK_THAT(out, Catch::Contains("meta-test:meta says 'shards 2'"));
+  const ServeExit run = serve_until_exit(config, dir / "data-b", "--shards 4");
+  CHECK(run.code != 0);
+  CHECK_THAT(run.output, Catch::Contains("meta-test:meta says 'shards 2'"));
 }
 
 // Without the spool (spool_max_bytes = 0): commits answer unavailable while

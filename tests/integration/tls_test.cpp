@@ -336,16 +336,8 @@ TEST_CASE("tls: a config naming a missing certificate stops serve with the file 
   const std::string path = dir / "bad.toml";
   std::ofstream(path) << fmt::format("[tls]\ncert = \"{}\"\nkey = \"{}\"\n", dir / "nope.crt",
                                      dir / "nope.key");
-  const std::string cmd =
-      fmt::format("{} serve --config {} --rules {}/rules --port 0 --data-dir {} 2>&1",
-                  STOREPULSE_BINARY, path, STOREPULSE_SOURCE_DIR, dir / "data");
-  FILE* p = ::popen(cmd.c_str(), "r");
-  REQUIRE(p);
-  std::string out;
-  char buf[512];
-  while (std::fgets(buf, sizeof buf, p)) out += buf;
-  const int rc = ::pclose(p);
-  INFO(out);
-  CHECK(WEXITSTATUS(rc) == 1);
-  CHECK(has(out, "tls.cert " + (dir / "nope.crt")));
+  const ServeExit run = serve_until_exit(path, dir / "data");
+  INFO(run.output);
+  CHECK(run.code == 1);
+  CHECK(has(run.output, "tls.cert " + (dir / "nope.crt")));
 }

@@ -97,17 +97,9 @@ TEST_CASE(
   CHECK(frequency_of(b.port(), on_b) == 1);
 
   // A third node cannot serve shards whose lease a live node holds.
-  const std::string cmd = fmt::format(
-      "STOREPULSE_POS_KEYS=k {} serve --config {} --rules {}/rules --port 0 --data-dir {} 2>&1",
-      STOREPULSE_BINARY, node_config(dir.str(), redis, "node-c", "1-2"), STOREPULSE_SOURCE_DIR,
-      dir / "data-c");
-  FILE* p = ::popen(cmd.c_str(), "r");
-  REQUIRE(p);
-  std::string out;
-  char buf[512];
-  while (std::fgets(buf, sizeof buf, p)) out += buf;
-  CHECK(WEXITSTATUS(::pclose(p)) != 0);
-  CHECK_THAT(out, Catch::Contains("shard 1 is leased by node node-a"));
+  const ServeExit third = serve_until_exit(node_config(dir.str(), redis, "node-c", "1-2"), dir / "data-c");
+  CHECK(third.code != 0);
+  CHECK_THAT(third.output, Catch::Contains("shard 1 is leased by node node-a"));
   // ... nor can a live node's shards be claimed.
   auto claim =
       http_request(b.port(), http::verb::post, "/v1/admin/shards/claim?shards=0-1", kAdminToken);

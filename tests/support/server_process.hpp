@@ -193,6 +193,28 @@ class WsClient {
   beast::error_code last_error_;
 };
 
+struct ServeExit {
+  int code = -1;       // exit status
+  std::string output;  // stdout and stderr together
+};
+
+/// Runs `storepulse serve` with `config` to the end, for the cases where it
+/// must refuse to start: its exit status and what it printed.
+inline ServeExit serve_until_exit(const std::string& config, const std::string& data_dir,
+                                  const std::string& extra_args = "") {
+  const std::string cmd = fmt::format(
+      "STOREPULSE_POS_KEYS=k {} serve --config {} --rules {}/rules --port 0 --data-dir {} {} 2>&1",
+      STOREPULSE_BINARY, config, STOREPULSE_SOURCE_DIR, data_dir, extra_args);
+  FILE* p = ::popen(cmd.c_str(), "r");
+  REQUIRE(p);
+  ServeExit r;
+  char buf[512];
+  while (std::fgets(buf, sizeof buf, p)) r.output += buf;
+  const int rc = ::pclose(p);
+  r.code = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+  return r;
+}
+
 /// A server started on a config file of its own (written with `mode`, as an
 /// operator would), in a temporary folder that also holds its data.
 class ConfiguredServer {
