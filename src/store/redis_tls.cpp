@@ -110,8 +110,8 @@ class Pipe : public std::enable_shared_from_this<Pipe> {
       self->timer_.cancel();
       self->t_.succeeded();
       self->t_.connections.fetch_add(1, std::memory_order_relaxed);
-      self->pump_up();
-      self->pump_down();
+      self->pump(self->local_, self->remote_, self->up_buf_);    // hiredis -> Redis
+      self->pump(self->remote_, self->local_, self->down_buf_);  // Redis -> hiredis
     });
   }
 
@@ -120,25 +120,16 @@ class Pipe : public std::enable_shared_from_this<Pipe> {
     close();
   }
 
-  void pump_up() {  // hiredis -> Redis
-    local_.async_read_some(asio::buffer(up_buf_), [self = shared_from_this()](const boost::system::error_code& e, std::size_t n) {
+  /// One direction: read what `from` has, write all of it to `to`, again.
+  template <class From, class To>
+  void pump(From& from, To& to, std::array<char, 16384>& buf) {
+    from.async_read_some(asio::buffer(buf), [self = shared_from_this(), &from, &to, &buf](
+                                                const boost::system::error_code& e, std::size_t n) {
       if (e) return self->close();
-      asio::async_write(self->remote_, asio::buffer(self->up_buf_.data(), n),
-                        [self](const boost::system::error_code& e2, std::size_t) {
-                          if (e2) return self->close();
-                          self->pump_up();
-                        });
-    });
-  }
-
-  void pump_down() {  // Redis -> hiredis
-    remote_.async_read_some(asio::buffer(down_buf_), [self = shared_from_this()](const boost::system::error_code& e, std::size_t n) {
-      if (e) return self->close();
-      asio::async_write(self->local_, asio::buffer(self->down_buf_.data(), n),
-                        [self](const boost::system::error_code& e2, std::size_t) {
-                          if (e2) return self->close();
-                          self->pump_down();
-                        });
+      asio::async_write(to, asio::buffer(buf.data(), n), [self, &from, &to, &buf](const boost::system::error_code& e2, std::size_t) {
+        if (e2) return self->close();
+        self->pump(from, to, buf);
+      });
     });
   }
 
