@@ -229,17 +229,8 @@ struct Server::Impl {
   ServerOptions opts;
   engine::Engine& engine;
   actions::SmsOutbox* sms_outbox = nullptr;  // set before start(); null = SMS routes answer 503
-  // One io_context per io thread, each run by its one thread: a connection
-  // lives on a single thread for its whole life, so the events it submits
-  // reach a shard's queue from one producer, in the order they were read
-  // (the queue keeps FIFO per producer only). The acceptor runs on the first.
-  std::vector<std::unique_ptr<asio::io_context>> iocs = make_contexts(opts.io_threads);
-  std::size_t next_ioc = 0;  // round robin of new connections (acceptor's thread only)
-  tcp::acceptor acceptor{*iocs.front()};
-  std::vector<std::thread> threads;
   std::atomic<std::size_t> connections{0};
   std::uint16_t bound_port = 0;
-  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards;
 
   static std::vector<std::unique_ptr<asio::io_context>> make_contexts(int n) {
     std::vector<std::unique_ptr<asio::io_context>> v;
@@ -386,6 +377,23 @@ struct Server::Impl {
     std::lock_guard<std::mutex> lk(tls_mu);
     return tls_ctx;
   }
+
+  // ---- io ----
+  // One io_context per io thread, each run by its one thread: a connection
+  // lives on a single thread for its whole life, so the events it submits
+  // reach a shard's queue from one producer, in the order they were read
+  // (the queue keeps FIFO per producer only). The acceptor runs on the first.
+  //
+  // Declared last, so destroyed first: handlers still pending at shutdown
+  // (idle connections' reads, replies posted after stop()) own sessions, and a
+  // session's destructor releases its slot in `peers`, `visitors`, `push_map`
+  // and `connections`, which must still exist then. The acceptor and the work
+  // guards go before the contexts they use.
+  std::vector<std::unique_ptr<asio::io_context>> iocs = make_contexts(opts.io_threads);
+  std::size_t next_ioc = 0;  // round robin of new connections (acceptor's thread only)
+  tcp::acceptor acceptor{*iocs.front()};
+  std::vector<std::thread> threads;
+  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards;
 
   void do_accept();
 };
