@@ -21,12 +21,25 @@ namespace http = boost::beast::http;
 
 namespace {
 
-std::string spool_config(const TempDir& dir, const RedisProcess& redis, std::uint64_t spool_max_bytes) {
+std::string spool_config(const TempDir& dir, const RedisProcess& redis, std::uint64_t spool_max_bytes,
+                         const std::string& extra_redis_keys = "") {
   const std::string path = dir / "spool.toml";
   std::ofstream(path) << "[store]\nkind = \"redis\"\nsnapshot_interval = \"1s\"\nsnapshot_min_records = 100\n"
                       << "[redis]\nurl = \"" << redis.url() << "\"\nprefix = \"spool\"\n"
-                      << "spool_max_bytes = " << spool_max_bytes << "\n";
+                      << "spool_max_bytes = " << spool_max_bytes << "\n"
+                      << extra_redis_keys;
   return path;
+}
+
+/// Waits (up to 10 s) until the spool is empty; the last /metrics body.
+std::string wait_drained(unsigned short port) {
+  std::string m;
+  for (int i = 0; i < 200; ++i) {
+    m = http_request(port, http::verb::get, "/metrics").body;
+    if (metric_value(m, "storepulse_redis_spool_records") == 0) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return m;
 }
 
 std::string metrics(unsigned short port) {
@@ -196,14 +209,116 @@ TEST_CASE("redis spool: a full spool answers unavailable, acks nothing, and the 
   CHECK(frequency_of(srv.port(), "F1") == acked);  // the refused order was not applied
   CHECK(metric_value(metrics(srv.port()), "storepulse_redis_spool_bytes") <= 1 << 20);
   redis.start();
-  std::string m;
-  for (int i = 0; i < 200; ++i) {
-    m = metrics(srv.port());
-    if (metric_value(m, "storepulse_redis_spool_records") == 0) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  CHECK(metric_value(m, "storepulse_redis_spool_records") == 0);
+  CHECK(metric_value(wait_drained(srv.port()), "storepulse_redis_spool_records") == 0);
   REQUIRE(acked_reply(pos.request(order_json(refused_mid, "F1", pad))));
   REQUIRE(acked_reply(pos.request(order_json(refused_mid, "F1", pad))));  // a duplicate now
   CHECK(frequency_of(srv.port(), "F1") == acked + 1);
+}
+
+TEST_CASE("redis spool: a graceful stop while redis is down keeps the spool, and the restart replays and drains it",
+          "[redis][spool]") {
+  TempDir dir;
+  std::filesystem::create_directories(dir / "redis");
+  RedisProcess redis(dir / "redis");
+  const std::string config = spool_config(dir, redis, 4u << 20);
+  auto srv = std::make_unique<ServerProcess>(dir / "data", std::vector<std::string>{"--config", config});
+  {
+    WsClient pos(srv->port(), "/v1/pos", kPosKey);
+    REQUIRE(pos.ok());
+    for (int i = 0; i < 10; ++i) REQUIRE(acked_reply(pos.request(order_json(fmt::format("gs-a{}", i), "G1"))));
+    redis.kill9();
+    // Acked from the spool: Redis is dead.
+    for (int i = 0; i < 25; ++i) REQUIRE(acked_reply(pos.request(order_json(fmt::format("gs-b{}", i), "G1"))));
+    CHECK(frequency_of(srv->port(), "G1") == 35);
+    CHECK(metric_value(metrics(srv->port()), "storepulse_redis_spool_records") >= 25);
+  }
+  // SIGTERM with Redis still down: the final snapshot cannot be written (it
+  // would name records Redis lacks), but the stop must neither hang nor drop
+  // the spool.
+  CHECK(srv->stop_within(std::chrono::seconds(30)) == 0);
+  CHECK(std::filesystem::exists(dir / "data/spool"));
+  redis.start();
+  srv = std::make_unique<ServerProcess>(dir / "data", std::vector<std::string>{"--config", config});
+  CHECK(frequency_of(srv->port(), "G1") == 35);  // Redis' 10 + the spooled 25, once each
+  CHECK(metric_value(wait_drained(srv->port()), "storepulse_redis_spool_records") == 0);
+  // Drained into Redis: a kill -9 now and a restart read it all from Redis.
+  srv->kill9();
+  srv = std::make_unique<ServerProcess>(dir / "data", std::vector<std::string>{"--config", config});
+  CHECK(frequency_of(srv->port(), "G1") == 35);
+  WsClient pos(srv->port(), "/v1/pos", kPosKey);
+  REQUIRE(acked_reply(pos.request(order_json("gs-b3", "G1"))));  // a spooled id: still a duplicate
+  CHECK(frequency_of(srv->port(), "G1") == 35);
+}
+
+TEST_CASE("redis spool: an erasure while spooling answers 503 and changes nothing on disk; once drained it erases",
+          "[redis][spool]") {
+  TempDir dir;
+  std::filesystem::create_directories(dir / "redis");
+  RedisProcess redis(dir / "redis");
+  const std::string config = spool_config(dir, redis, 4u << 20);
+  ServerProcess srv(dir / "data", {"--config", config});
+  WsClient pos(srv.port(), "/v1/pos", kPosKey);
+  REQUIRE(pos.ok());
+  REQUIRE(acked_reply(pos.request(order_json("er-1", "E1"))));
+  REQUIRE(acked_reply(pos.request(order_json("keep-1", "K1"))));
+  redis.kill9();
+  REQUIRE(acked_reply(pos.request(order_json("er-2", "E1"))));  // spooled
+  auto del = http_request(srv.port(), http::verb::delete_, "/v1/profiles/E1", kAdminToken);
+  INFO(del.body);
+  CHECK(del.status == 503);
+  CHECK(has(del.body, "spool is not drained"));
+  redis.start();
+  REQUIRE(metric_value(wait_drained(srv.port()), "storepulse_redis_spool_records") == 0);
+  // The retry the 503 asked for: the key is destroyed now.
+  del = http_request(srv.port(), http::verb::delete_, "/v1/profiles/E1", kAdminToken);
+  INFO(del.body);
+  CHECK(del.status == 200);
+  CHECK(has(del.body, R"("erased":"E1")"));
+  CHECK(http_request(srv.port(), http::verb::get, "/v1/profiles/E1", kAdminToken).status == 404);
+  CHECK(frequency_of(srv.port(), "K1") == 1);
+}
+
+TEST_CASE("redis spool: an outage longer than lease_ttl stops the shard with its spool kept; a restart drains it",
+          "[redis][spool]") {
+  TempDir dir;
+  std::filesystem::create_directories(dir / "redis");
+  RedisProcess redis(dir / "redis");
+  const std::string config = spool_config(dir, redis, 4u << 20, "lease_ttl = \"600ms\"\n");
+  auto srv = std::make_unique<ServerProcess>(dir / "data", std::vector<std::string>{"--config", config, "--shards", "1"});
+  int acked = 0;
+  {
+    WsClient pos(srv->port(), "/v1/pos", kPosKey);
+    REQUIRE(pos.ok());
+    for (int i = 0; i < 5; ++i) acked += acked_reply(pos.request(order_json(fmt::format("ll-a{}", i), "L1")));
+    redis.kill9();
+    for (int i = 0; i < 20; ++i) acked += acked_reply(pos.request(order_json(fmt::format("ll-b{}", i), "L1")));
+    REQUIRE(acked == 25);  // the last 20 from the spool
+    // Dead for 5 lease lifetimes: when Redis is back the lease has expired, so
+    // the drain is refused and the shard stops serving instead of writing
+    // acked events under a lease it no longer holds.
+    std::this_thread::sleep_for(std::chrono::seconds(3));
+    redis.start();
+    std::string m;
+    for (int i = 0; i < 200; ++i) {
+      m = metrics(srv->port());
+      if (metric_value(m, "storepulse_redis_spool_refused_shards") >= 1) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    INFO(m);
+    CHECK(metric_value(m, "storepulse_redis_spool_refused_shards") == 1);
+    CHECK(metric_value(m, "storepulse_redis_spool_records") >= 20);  // kept
+    const std::string r = pos.request(order_json("ll-c0", "L1"));
+    INFO(r);
+    CHECK_FALSE(acked_reply(r));  // not served any more: nothing is acked without the lease
+  }
+  CHECK(srv->stop_within(std::chrono::seconds(30)) == 0);
+  // The restart takes the lease back, replays Redis plus the spool and drains it.
+  srv = std::make_unique<ServerProcess>(dir / "data", std::vector<std::string>{"--config", config, "--shards", "1"});
+  CHECK(frequency_of(srv->port(), "L1") == 25);
+  const std::string m = wait_drained(srv->port());
+  CHECK(metric_value(m, "storepulse_redis_spool_records") == 0);
+  CHECK(metric_value(m, "storepulse_redis_spool_refused_shards") == 0);
+  srv->kill9();
+  srv = std::make_unique<ServerProcess>(dir / "data", std::vector<std::string>{"--config", config, "--shards", "1"});
+  CHECK(frequency_of(srv->port(), "L1") == 25);  // all in Redis now
 }

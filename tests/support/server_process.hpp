@@ -103,6 +103,27 @@ class ServerProcess {
     ::kill(pid_, SIGTERM);
     reap();
   }
+  /// SIGTERM, then wait at most `limit` for the process to exit. Returns its
+  /// exit status (0 = clean), or -1 when it had not exited by then (it is then
+  /// killed with SIGKILL, so a hung shutdown fails a test instead of hanging it).
+  int stop_within(std::chrono::milliseconds limit) {
+    if (pid_ <= 0) return -1;
+    ::kill(pid_, SIGTERM);
+    const auto until = std::chrono::steady_clock::now() + limit;
+    int st = 0;
+    for (;;) {
+      const pid_t r = ::waitpid(pid_, &st, WNOHANG);
+      if (r == pid_) break;
+      if (std::chrono::steady_clock::now() >= until) {
+        kill9();
+        return -1;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    pid_ = -1;
+    finish();
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  }
   unsigned short port() const { return port_; }
   /// What the server printed up to and including its "listening on" line
   /// (start-up warnings).
@@ -116,6 +137,9 @@ class ServerProcess {
     int st;
     ::waitpid(pid_, &st, 0);
     pid_ = -1;
+    finish();
+  }
+  void finish() {
     if (drain_.joinable()) drain_.join();  // EOF: the server is gone
     if (out_) {
       std::fclose(out_);
