@@ -145,6 +145,25 @@ void check_captures(const std::vector<Capture>& caps, std::uint64_t last_seq) {
   REQUIRE(mid >= 3);
 }
 
+/// A server restored from capture `c` (its data laid out by the caller) reports
+/// snapshot@seq plus the tail, and holds exactly the profiles of the full replay.
+void check_restored(const ServerProcess& restored, const Capture& c, std::uint64_t last_seq,
+                    const std::map<std::string, std::string>& want) {
+  CHECK_THAT(restored.startup_output(),
+             Catch::Contains(fmt::format("snapshot@{} + {} journal records", c.seq, last_seq - c.seq)));
+  const auto got = profiles(restored.port());
+  for (const auto& [id, json] : want) {
+    INFO(id);
+    CHECK(got.at(id) == json);
+  }
+}
+
+void print_positions(const char* store, const std::vector<Capture>& caps, std::uint64_t last_seq) {
+  std::printf("%s snapshot consistency: %zu snapshots captured under load at positions", store, caps.size());
+  for (const auto& c : caps) std::printf(" %llu", static_cast<unsigned long long>(c.seq));
+  std::printf(" of %llu; each + its tail == full replay\n", static_cast<unsigned long long>(last_seq));
+}
+
 const char* kSnapshotEvery =
     "snapshot_interval = \"50ms\"\nsnapshot_min_records = 1\narchive_segments = true\n";
 
@@ -198,21 +217,10 @@ TEST_CASE(
     const std::string to = dir / fmt::format("restore-{}", i);
     lay_out(to, &caps[i].raw);
     ServerProcess restored(to, {"--config", config, "--shards", "1"});
-    CHECK_THAT(restored.startup_output(),
-               Catch::Contains(fmt::format("snapshot@{} + {} journal records", caps[i].seq,
-                                           last_seq - caps[i].seq)));
-    const auto got = profiles(restored.port());
-    for (const auto& [id, json] : want) {
-      INFO(id);
-      CHECK(got.at(id) == json);
-    }
+    check_restored(restored, caps[i], last_seq, want);
     restored.kill9();
   }
-  std::printf("embedded snapshot consistency: %zu snapshots captured under load at positions",
-              caps.size());
-  for (const auto& c : caps) std::printf(" %llu", static_cast<unsigned long long>(c.seq));
-  std::printf(" of %llu; each + its tail == full replay\n",
-              static_cast<unsigned long long>(last_seq));
+  print_positions("embedded", caps, last_seq);
 }
 
 TEST_CASE(
@@ -250,19 +258,8 @@ TEST_CASE(
     INFO("snapshot " << i << " at log position " << caps[i].seq);
     redis.command({"SET", key, caps[i].raw});
     ServerProcess restored(dir / "data", {"--config", config, "--shards", "1"});
-    CHECK_THAT(restored.startup_output(),
-               Catch::Contains(fmt::format("snapshot@{} + {} journal records", caps[i].seq,
-                                           last_seq - caps[i].seq)));
-    const auto got = profiles(restored.port());
-    for (const auto& [id, json] : want) {
-      INFO(id);
-      CHECK(got.at(id) == json);
-    }
+    check_restored(restored, caps[i], last_seq, want);
     restored.kill9();
   }
-  std::printf("redis snapshot consistency: %zu snapshots captured under load at positions",
-              caps.size());
-  for (const auto& c : caps) std::printf(" %llu", static_cast<unsigned long long>(c.seq));
-  std::printf(" of %llu; each + its tail == full replay\n",
-              static_cast<unsigned long long>(last_seq));
+  print_positions("redis", caps, last_seq);
 }
