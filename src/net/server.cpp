@@ -239,6 +239,8 @@ struct Server::Impl {
   }
 
   Impl(ServerOptions o, engine::Engine& e) : opts(std::move(o)), engine(e) {
+    for (std::size_t t = 0; t < iocs.size(); ++t)
+      decoders.push_back(std::make_unique<protocol::EventDecoder>(engine.options().limits));
     key_rate = GcraParams::of(opts.pos_rate_per_sec,
                               opts.pos_burst > 0 ? opts.pos_burst : opts.pos_rate_per_sec);
     web_ip_rate = GcraParams::of(opts.web_ip_rate_per_sec, opts.web_ip_burst);
@@ -378,6 +380,15 @@ struct Server::Impl {
     return tls_ctx;
   }
 
+  // ---- decoding ----
+  // One event decoder per io thread, shared by the connections that thread
+  // runs: a decoder's simdjson buffers grow to the largest message it has seen
+  // (about ten times its size), so one per connection let 10,000 connections
+  // that each sent one 64 KiB message hold gigabytes. Decoding is synchronous
+  // inside a read handler, so a thread's connections never use it at once.
+  // Declared before the contexts: sessions hold a reference to theirs.
+  std::vector<std::unique_ptr<protocol::EventDecoder>> decoders;
+
   // ---- io ----
   // One io_context per io thread, each run by its one thread: a connection
   // lives on a single thread for its whole life, so the events it submits
@@ -448,18 +459,23 @@ Result<std::shared_ptr<ssl::context>> make_tls_context(const std::string& cert,
 /// (detector -> HTTP session -> WebSocket session). Move-only.
 class ConnectionSlot {
  public:
-  ConnectionSlot(Server::Impl& srv, std::shared_ptr<PeerState> peer)
-      : srv_(&srv), peer_(std::move(peer)) {}
-  ConnectionSlot(ConnectionSlot&& o) noexcept : srv_(o.srv_), peer_(std::move(o.peer_)) {}
+  /// `io_index`: the io thread (and io_context) the connection lives on.
+  ConnectionSlot(Server::Impl& srv, std::shared_ptr<PeerState> peer, std::size_t io_index)
+      : srv_(&srv), peer_(std::move(peer)), io_index_(io_index) {}
+  ConnectionSlot(ConnectionSlot&& o) noexcept
+      : srv_(o.srv_), peer_(std::move(o.peer_)), io_index_(o.io_index_) {}
   ConnectionSlot& operator=(ConnectionSlot&&) = delete;
   ~ConnectionSlot() {
     if (peer_) srv_->release_connection(*peer_);
   }
   PeerState& peer() { return *peer_; }
+  /// The decoder of the connection's io thread (only ever used on that thread).
+  protocol::EventDecoder& decoder() { return *srv_->decoders[io_index_]; }
 
  private:
   Server::Impl* srv_;
   std::shared_ptr<PeerState> peer_;
+  std::size_t io_index_;
 };
 
 // ---- WebSocket session -------------------------------------------------------
@@ -485,7 +501,7 @@ class WsSession : public engine::ReplyTarget,
         slot_(std::move(slot)),
         key_index_(key_index),
         visitor_(std::move(visitor)),
-        decoder_(srv.engine.options().limits) {
+        decoder_(slot_.decoder()) {
     const bool web = ep_ == Endpoint::kWeb;
     max_msg_ = web ? srv_.opts.web_max_message_bytes : srv_.opts.max_message_bytes;
     max_queue_ = web ? srv_.opts.web_send_queue_max : srv_.opts.send_queue_max;
@@ -707,7 +723,7 @@ class WsSession : public engine::ReplyTarget,
   std::atomic<bool> drain_posted_{false};
   double tokens_;
   std::int64_t last_refill_ns_;
-  protocol::EventDecoder decoder_;
+  protocol::EventDecoder& decoder_;  // the io thread's (ConnectionSlot::decoder)
 };
 
 // ---- HTTP session ------------------------------------------------------------
@@ -728,7 +744,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
         stream_(std::move(stream)),
         buf_(std::move(buf)),
         slot_(std::move(slot)),
-        decoder_(srv.engine.options().limits) {
+        decoder_(slot_.decoder()) {
     beast::error_code ec;
     auto ep = beast::get_lowest_layer(stream_).socket().remote_endpoint(ec);
     who_ = ec ? "?" : fmt::format("{}:{}", ep.address().to_string(), ep.port());
@@ -1017,7 +1033,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
   http::request<http::string_body> req_;
   std::string who_;
   ConnectionSlot slot_;
-  protocol::EventDecoder decoder_;
+  protocol::EventDecoder& decoder_;  // the io thread's (ConnectionSlot::decoder)
 };
 
 // ---- TLS detection ----------------------------------------------------------
@@ -1076,8 +1092,9 @@ class DetectSession : public std::enable_shared_from_this<DetectSession> {
 };
 
 void Server::Impl::do_accept() {
-  asio::io_context& home = *iocs[next_ioc++ % iocs.size()];
-  acceptor.async_accept(home.get_executor(), [this](beast::error_code ec, tcp::socket sock) {
+  const std::size_t home = next_ioc++ % iocs.size();
+  acceptor.async_accept(iocs[home]->get_executor(), [this, home](beast::error_code ec,
+                                                                 tcp::socket sock) {
     if (ec) {
       if (ec == asio::error::operation_aborted) return;
       spdlog::warn("accept: {}", ec.message());
@@ -1110,7 +1127,7 @@ void Server::Impl::do_accept() {
     engine.metrics().connections_total.fetch_add(1);
     beast::error_code ignored;
     sock.set_option(tcp::no_delay(true), ignored);
-    ConnectionSlot slot(*this, std::move(peer));
+    ConnectionSlot slot(*this, std::move(peer), home);
     if (current_tls()) {
       std::make_shared<DetectSession>(*this, std::move(sock), std::move(slot))->run();
     } else {

@@ -577,6 +577,36 @@ TEST_CASE("bad input: a slow reader that never reads is disconnected and memory 
   h.check_still_serving_and_untouched();
 }
 
+TEST_CASE("bad input: many connections that each sent one large message do not each keep a parser", "[bad-input]") {
+  Harness h;
+  // ~60 KiB, dense in JSON structure (a 30,000-element array), so a parser
+  // that decodes it touches memory in proportion: about 0.5 MB of simdjson
+  // buffers. One decoder per connection kept that much for each connection's
+  // life; one per io thread keeps it twice in all.
+  // The event name is unknown, so it changes no profile; the whole message is
+  // still parsed (validation runs over the parsed document).
+  std::string dense = R"({"type":"track","event":"Levitated","messageId":"dense","userId":"N1","properties":{"productId":"p","x":[)";
+  for (int i = 0; i < 30000; ++i) dense += i ? ",0" : "0";
+  dense += "]}}";
+  REQUIRE(dense.size() < 64 * 1024);
+  constexpr int kConnections = 300;
+  std::vector<std::unique_ptr<WsClient>> held;
+  const long rss_before = vm_rss_kb(h.server().pid());
+  for (int i = 0; i < kConnections; ++i) {
+    held.push_back(std::make_unique<WsClient>(h.port(), "/v1/pos", kPosKey));
+    REQUIRE(held.back()->ok());
+    const std::string r = held.back()->request(dense);
+    REQUIRE(has(r, R"("code":"unknown_event")"));
+  }
+  const long rss_after = vm_rss_kb(h.server().pid());
+  INFO("VmRSS before " << rss_before << " kB, after " << rss_after << " kB with " << kConnections
+                       << " connections open");
+  // Each connection still holds its WebSocket read buffer (up to the message, 60 KiB): ~18 MB.
+  CHECK(rss_after - rss_before < 48 * 1024);
+  held.clear();
+  h.check_still_serving_and_untouched();
+}
+
 // ---- HTTP upgrade and static paths ------------------------------------------------
 
 TEST_CASE("bad input: two Content-Length headers get 400 and nothing is smuggled", "[bad-input]") {
