@@ -548,6 +548,10 @@ class WsSession : public engine::ReplyTarget,
   }
 
   void do_read() {
+    // The read buffer grows to the largest message; after a large one (every
+    // message is consumed whole by now) give it back, so an idle connection
+    // keeps a few KiB rather than up to max_frame_bytes.
+    if (buf_.capacity() > kKeepReadBuffer) buf_.shrink_to_fit();
     ws_.async_read(buf_, [self = this->shared_from_this()](beast::error_code ec, std::size_t n) {
       self->on_read(ec, n);
     });
@@ -713,6 +717,7 @@ class WsSession : public engine::ReplyTarget,
   std::size_t limited_streak_ = 0;     // consecutive rate_limited replies
   bool policy_close_pending_ = false;  // close 1008 once the queued replies are written
   std::optional<asio::steady_timer> close_timer_;
+  static constexpr std::size_t kKeepReadBuffer = 16 * 1024;
   beast::flat_buffer buf_;
   std::deque<std::string> outq_;
   bool closing_ = false;
