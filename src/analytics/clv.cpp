@@ -8,6 +8,8 @@
 #include <functional>
 #include <limits>
 #include <map>
+#include <tuple>
+#include <vector>
 
 #include "storepulse/analytics/importers.hpp"
 
@@ -184,33 +186,78 @@ std::array<double, N> nelder_mead(const std::function<double(const std::array<do
 
 // ---- BG/NBD ------------------------------------------------------------------------
 
-double bgnbd_log_likelihood(const BgNbdParams& p, const std::vector<ClvCustomer>& cs) {
+namespace {
+
+// The CDNOW-style summary repeats itself: every customer without a repeat
+// purchase has t_x = 0 and one of a few dozen T values, and x takes a few
+// dozen integer values. So the likelihood is evaluated over distinct
+// (x, t_x, T) with a count, and the terms that depend on x alone (three
+// lgammas, a log) once per distinct x per evaluation instead of per customer:
+// on CDNOW 2,357 customers become ~1,000 groups and ~30 x values.
+struct BgNbdData {
+  struct Group {
+    std::uint32_t xi;  // index into xs
+    double t_x, T, weight;
+  };
+  std::vector<double> xs;  // distinct x
+  std::vector<Group> groups;
+};
+
+BgNbdData group_bgnbd(const std::vector<ClvCustomer>& cs) {
+  BgNbdData d;
+  std::map<double, std::uint32_t> x_index;
+  std::map<std::tuple<double, double, double>, std::size_t> at;
+  for (const auto& c : cs) {
+    auto [xit, xnew] = x_index.try_emplace(c.x, static_cast<std::uint32_t>(d.xs.size()));
+    if (xnew) d.xs.push_back(c.x);
+    auto [git, gnew] = at.try_emplace(std::make_tuple(c.x, c.t_x, c.T), d.groups.size());
+    if (gnew) d.groups.push_back({xit->second, c.t_x, c.T, 0});
+    d.groups[git->second].weight += 1;
+  }
+  return d;
+}
+
+double bgnbd_log_likelihood(const BgNbdParams& p, const BgNbdData& d, std::vector<double>& by_x,
+                            std::vector<double>& log_bx1) {
   const double r = p.r, al = p.alpha, a = p.a, b = p.b;
   const double c1 = -std::lgamma(r) + r * std::log(al) + std::lgamma(a + b) - std::lgamma(b);
+  const double log_a = std::log(a);
+  by_x.resize(d.xs.size());
+  log_bx1.resize(d.xs.size());
+  for (std::size_t i = 0; i < d.xs.size(); ++i) {
+    const double x = d.xs[i];
+    by_x[i] = std::lgamma(r + x) + c1 + std::lgamma(b + x) - std::lgamma(a + b + x);
+    log_bx1[i] = x > 0 ? log_a - std::log(b + x - 1) : 0;
+  }
   double s = 0;
-  for (const auto& c : cs) {
-    const double x = c.x;
-    double l = std::lgamma(r + x) + c1 + std::lgamma(b + x) - std::lgamma(a + b + x);
-    const double a3 = -(r + x) * std::log(al + c.T);
-    if (x > 0) {
-      const double a4 = std::log(a) - std::log(b + x - 1) - (r + x) * std::log(al + c.t_x);
-      l += log_sum_exp(a3, a4);
-    } else {
-      l += a3;
-    }
-    s += l;
+  for (const auto& g : d.groups) {
+    const double x = d.xs[g.xi];
+    double l = by_x[g.xi];
+    const double a3 = -(r + x) * std::log(al + g.T);
+    if (x > 0) l += log_sum_exp(a3, log_bx1[g.xi] - (r + x) * std::log(al + g.t_x));
+    else l += a3;
+    s += g.weight * l;
   }
   return s;
 }
 
+}  // namespace
+
+double bgnbd_log_likelihood(const BgNbdParams& p, const std::vector<ClvCustomer>& cs) {
+  std::vector<double> by_x, log_bx1;
+  return bgnbd_log_likelihood(p, group_bgnbd(cs), by_x, log_bx1);
+}
+
 BgNbdParams fit_bgnbd(const std::vector<ClvCustomer>& cs) {
+  const BgNbdData d = group_bgnbd(cs);
+  std::vector<double> by_x, log_bx1;
   auto f = [&](const std::array<double, 4>& lp) {
     BgNbdParams p{std::exp(lp[0]), std::exp(lp[1]), std::exp(lp[2]), std::exp(lp[3]), 0};
-    return -bgnbd_log_likelihood(p, cs);
+    return -bgnbd_log_likelihood(p, d, by_x, log_bx1);
   };
   auto lp = nelder_mead<4>(f, {0, 0, 0, 0});
   BgNbdParams p{std::exp(lp[0]), std::exp(lp[1]), std::exp(lp[2]), std::exp(lp[3]), 0};
-  p.log_likelihood = bgnbd_log_likelihood(p, cs);
+  p.log_likelihood = bgnbd_log_likelihood(p, d, by_x, log_bx1);
   return p;
 }
 
