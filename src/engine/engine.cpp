@@ -1475,7 +1475,20 @@ void Shard::handle_query(Work& w) {
     engine_.query_profile(p->merged_into, std::move(w.profile_done));
     return;
   }
-  std::string body = profile::profile_to_json(*p, wall_clock_us());
+  const TimeUs now = wall_clock_us();
+  // CLV figures as of now: the stored ones are as of the last order, and
+  // P(alive) falls while a customer stays away. Put back after encoding, so a
+  // read changes nothing (they are derived, never journaled).
+  const double stored[3] = {p->p_alive, p->expected_purchases_90d, p->clv};
+  if (const models::ModelSet* m = models::active_models(); m && m->clv) {
+    p->p_alive = models::p_alive_at(*m->clv, *p, now);
+    p->expected_purchases_90d = models::expected_purchases_90d_at(*m->clv, *p, now);
+    p->clv = models::clv_at(*m->clv, *p, now);
+  }
+  std::string body = profile::profile_to_json(*p, now);
+  p->p_alive = stored[0];
+  p->expected_purchases_90d = stored[1];
+  p->clv = stored[2];
   // Recent events of this id and of the visitor ids merged into it (those
   // applied on this shard), before the closing brace.
   if (!body.empty() && body.back() == '}') {

@@ -124,14 +124,38 @@ ClvInputs clv_inputs_of(const profile::CustomerProfile& p, double time_unit_days
   return in;
 }
 
+namespace {
+// A model with degenerate parameters must not poison rules with NaN.
+double finite_or_zero(double v) {
+  return std::isfinite(v) ? v : 0.0;
+}
+}  // namespace
+
 void score_profile_clv(const ClvModel& m, profile::CustomerProfile& p, TimeUs now) {
   if (p.first_order == 0) return;
   const ClvInputs in = clv_inputs_of(p, m.time_unit_days, now);
   const ClvScore s = score_clv(m, in, 90.0 / m.time_unit_days);
-  // A model with degenerate parameters must not poison rules with NaN.
-  p.p_alive = std::isfinite(s.p_alive) ? s.p_alive : 0.0;
-  p.expected_purchases_90d = std::isfinite(s.expected_purchases) ? s.expected_purchases : 0.0;
-  p.clv = std::isfinite(s.clv) ? s.clv : 0.0;
+  p.p_alive = finite_or_zero(s.p_alive);
+  p.expected_purchases_90d = finite_or_zero(s.expected_purchases);
+  p.clv = finite_or_zero(s.clv);
+}
+
+double p_alive_at(const ClvModel& m, const profile::CustomerProfile& p, TimeUs now) {
+  if (p.first_order == 0) return p.p_alive;
+  const ClvInputs in = clv_inputs_of(p, m.time_unit_days, now);
+  return finite_or_zero(bgnbd_p_alive(m.bgnbd, in.x, in.t_x, in.T));
+}
+
+double expected_purchases_90d_at(const ClvModel& m, const profile::CustomerProfile& p, TimeUs now) {
+  if (p.first_order == 0) return p.expected_purchases_90d;
+  const ClvInputs in = clv_inputs_of(p, m.time_unit_days, now);
+  return finite_or_zero(
+      bgnbd_expected_purchases(m.bgnbd, 90.0 / m.time_unit_days, in.x, in.t_x, in.T));
+}
+
+double clv_at(const ClvModel& m, const profile::CustomerProfile& p, TimeUs now) {
+  if (p.first_order == 0) return p.clv;
+  return finite_or_zero(score_clv(m, clv_inputs_of(p, m.time_unit_days, now), 90.0 / m.time_unit_days).clv);
 }
 
 // ---- model file --------------------------------------------------------------

@@ -407,9 +407,21 @@ Value load_field(FieldId id, const EvalContext& c) {
     }
     case FieldId::kConsentSms: return Value::of_bool(p.sms_consent);
     case FieldId::kSegment: return str_or_null(p.segment);
-    case FieldId::kClv: return Value::of_number(p.clv);
-    case FieldId::kPAlive: return Value::of_number(p.p_alive);
-    case FieldId::kExpectedPurchases90d: return Value::of_number(p.expected_purchases_90d);
+    // As of the evaluation time, not of the last order: a timer that fires 90
+    // days after it must see how P(alive) fell since (win-back).
+    case FieldId::kClv: {
+      const models::ModelSet* m = models::active_models();
+      return Value::of_number(m && m->clv ? models::clv_at(*m->clv, p, c.now) : p.clv);
+    }
+    case FieldId::kPAlive: {
+      const models::ModelSet* m = models::active_models();
+      return Value::of_number(m && m->clv ? models::p_alive_at(*m->clv, p, c.now) : p.p_alive);
+    }
+    case FieldId::kExpectedPurchases90d: {
+      const models::ModelSet* m = models::active_models();
+      return Value::of_number(m && m->clv ? models::expected_purchases_90d_at(*m->clv, p, c.now)
+                                          : p.expected_purchases_90d);
+    }
     case FieldId::kNow: return time_or_null(c.now);
   }
   return Value::null();

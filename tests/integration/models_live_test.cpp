@@ -165,3 +165,40 @@ TEST_CASE(
   CHECK(n <= 25);
   CHECK(clv_now != clv_before);
 }
+
+TEST_CASE("live models: P(alive) is read as of now - a customer who stayed away for a year has fallen") {
+  TempDir data, models_dir, rules_dir;
+  std::filesystem::create_directories(models_dir.str());
+  const models::ClvModel m = clv_model(0.2425945);
+  REQUIRE(models::write_file_atomic(models_dir / "clv.json", models::clv_model_json(m)).is_ok());
+  // Fires at the till for a lapsed customer: reads P(alive) at the swipe, not
+  // the value scored at the last order (which was high then).
+  std::ofstream(rules_dir / "lapsed.yaml") << "rule: lapsed-at-till\non: Card Swiped\n"
+                                              "if: p_alive > 0 and p_alive < 0.5\n"
+                                              "then:\n  - pos: \"Welcome back\"\nenabled: true\n";
+  ServerProcess srv(data.str(), {"--models", models_dir.str(), "--rules", rules_dir.str()});
+  WsClient pos(srv.port(), "/v1/pos", kPosKey);
+  REQUIRE(pos.ok());
+  // Three purchase days 400, 390 and 380 days ago (order() counts back from day 60).
+  for (int d : {-340, -330, -320})
+    REQUIRE(has(pos.request(order(fmt::format("lap-{}", d), "L1", "pasta", d)), "ack"));
+  // At the last order: x = 2 repeat days, t_x = T = 20 days.
+  const double at_order = models::bgnbd_p_alive(m.bgnbd, 2, 20.0 / 7, 20.0 / 7);
+  // Now: T = 400 days (a day either way with the clock).
+  const double now_want = models::bgnbd_p_alive(m.bgnbd, 2, 20.0 / 7, 400.0 / 7);
+  REQUIRE(at_order > 0.5);
+  REQUIRE(now_want < 0.2);
+  const std::string body = profile_json(srv.port(), "L1");
+  INFO(body);
+  CHECK(number_after(body, "pAlive") == Approx(now_want).margin(0.01));
+  CHECK(number_after(body, "expectedPurchases90d") <
+        models::bgnbd_expected_purchases(m.bgnbd, 90.0 / 7, 2, 20.0 / 7, 20.0 / 7));
+  const std::string r = pos.request(
+      R"({"type":"track","event":"Card Swiped","messageId":"lap-swipe","userId":"L1"})");
+  INFO(r);
+  CHECK(has(r, R"("rule":"lapsed-at-till")"));
+  // A customer who bought yesterday is not lapsed: no action.
+  for (int d : {50, 55, 59}) REQUIRE(has(pos.request(order(fmt::format("act-{}", d), "A1", "pasta", d)), "ack"));
+  CHECK_FALSE(has(pos.request(R"({"type":"track","event":"Card Swiped","messageId":"act-swipe","userId":"A1"})"),
+                  "lapsed-at-till"));
+}

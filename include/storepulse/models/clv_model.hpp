@@ -93,6 +93,14 @@ ClvInputs clv_inputs_of(const profile::CustomerProfile& p, double time_unit_days
 /// A profile without an order is left alone.
 void score_profile_clv(const ClvModel& m, profile::CustomerProfile& p, TimeUs now);
 
+/// The same figures as of `now`, one at a time, without changing the profile.
+/// P(alive) and expected purchases fall while a customer stays away, so what
+/// was scored at the last order is stale later: rules and the profile lookup
+/// read these. A profile without an order gives its stored value (0).
+double p_alive_at(const ClvModel& m, const profile::CustomerProfile& p, TimeUs now);
+double expected_purchases_90d_at(const ClvModel& m, const profile::CustomerProfile& p, TimeUs now);
+double clv_at(const ClvModel& m, const profile::CustomerProfile& p, TimeUs now);
+
 std::string clv_model_json(const ClvModel& m);
 /// Rejects other kinds and unknown versions with a message naming the tag.
 Result<ClvModel> parse_clv_model_json(std::string_view json);
