@@ -123,6 +123,13 @@ int serve(const ServeFlags& f) {
       outbox->submit(actions::SmsRequest{a.rule, a.customer, a.phone, a.text, a.at});
     }
   });
+  // Before anything starts: a SIGTERM that arrives during recovery or right
+  // after the "listening" line (a supervisor's stop) must take the graceful
+  // path below (drain, final snapshots), not the default action that ends the
+  // process at once.
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
+  std::signal(SIGPIPE, SIG_IGN);
   outbox->start();
   engine.start();
   std::signal(SIGHUP, on_sighup);  // before start: a reload request is never fatal
@@ -136,9 +143,6 @@ int serve(const ServeFlags& f) {
              !server.tls() ? "" : cfg.server.tls_allow_plain ? "; TLS and plain on the same port" : "; TLS only");
   std::fflush(stdout);
 
-  std::signal(SIGINT, on_signal);
-  std::signal(SIGTERM, on_signal);
-  std::signal(SIGPIPE, SIG_IGN);
   auto stamp = rules_stamp(cfg.rules_dir);
   auto model_stamp = models::models_stamp(cfg.models_dir);
   while (!g_stop.load()) {

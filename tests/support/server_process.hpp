@@ -2,6 +2,7 @@
 // Starts the real `storepulse serve` binary on a free loopback port, and small
 // synchronous WebSocket / HTTP clients to talk to it.
 #include <cstdlib>
+#include <exception>
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
 #include <signal.h>
@@ -97,11 +98,19 @@ class ServerProcess {
     ::kill(pid_, SIGKILL);
     reap();
   }
-  /// SIGTERM and wait: the graceful path.
+  /// SIGTERM and wait: the graceful path. The server must exit 0: a crash,
+  /// a sanitizer report (ASan, UBSan, LeakSanitizer: non-zero exit) or an
+  /// error on the way down fails the test that ran it.
   void stop() {
     if (pid_ <= 0) return;
+    const pid_t pid = pid_;
     ::kill(pid_, SIGTERM);
-    reap();
+    const int st = reap();
+    if (std::uncaught_exceptions() == 0) {
+      INFO("storepulse serve (pid " << pid << ") after SIGTERM: wait status " << st
+                                    << "; its log is in STOREPULSE_TEST_LOG_DIR under ctest");
+      CHECK((WIFEXITED(st) && WEXITSTATUS(st) == 0));
+    }
   }
   /// SIGTERM, then wait at most `limit` for the process to exit. Returns its
   /// exit status (0 = clean), or -1 when it had not exited by then (it is then
@@ -133,11 +142,12 @@ class ServerProcess {
   pid_t pid() const { return pid_; }
 
  private:
-  void reap() {
-    int st;
+  int reap() {
+    int st = 0;
     ::waitpid(pid_, &st, 0);
     pid_ = -1;
     finish();
+    return st;
   }
   void finish() {
     if (drain_.joinable()) drain_.join();  // EOF: the server is gone
