@@ -29,6 +29,8 @@ Sealer::Sealer() : ctx_(EVP_CIPHER_CTX_new()), dctx_(EVP_CIPHER_CTX_new()) {
 
 Sealer::~Sealer() {
   EVP_CIPHER_CTX_free(ctx_);
+  EVP_CIPHER_CTX_free(dctx_);
+  EVP_CIPHER_free(cipher_);
 }
 
 StoredKey Sealer::new_key(std::string_view subject) {
