@@ -37,9 +37,11 @@ bool read_file(const std::string& path, std::string& out) {
   if (fd < 0) return false;
   out.clear();
   // Read straight into a buffer of the file's size (a 64 MB segment read in
-  // 64 KB appends was reallocated and copied ~10 times: 5 % of a restart).
+  // 64 KB appends was reallocated and copied ~10 times).
   struct stat st {};
-  if (::fstat(fd, &st) == 0 && st.st_size > 0) out.resize(static_cast<std::size_t>(st.st_size));
+  // One byte more than the file, so the read that finds its end needs no
+  // growth (growing would reallocate and copy the whole buffer once more).
+  if (::fstat(fd, &st) == 0 && st.st_size > 0) out.resize(static_cast<std::size_t>(st.st_size) + 1);
   std::size_t have = 0;
   for (;;) {
     if (have == out.size()) out.resize(std::max<std::size_t>(out.size() * 2, 1 << 16));

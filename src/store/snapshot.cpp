@@ -74,7 +74,10 @@ Result<bool> read_snapshot(const std::string& dir, std::uint64_t& seq, std::stri
                   fmt::format("cannot read {}: {}", path, std::strerror(errno)));
   }
   struct stat st {};
-  if (::fstat(fd, &st) == 0 && st.st_size > 0) body.resize(static_cast<std::size_t>(st.st_size));
+  // One byte more than the file, so the read that finds its end needs no
+  // growth (growing would reallocate and copy the whole buffer once more).
+  if (::fstat(fd, &st) == 0 && st.st_size > 0)
+    body.resize(static_cast<std::size_t>(st.st_size) + 1);
   std::size_t have = 0;
   for (;;) {
     if (have == body.size()) body.resize(std::max<std::size_t>(body.size() * 2, 1 << 16));
