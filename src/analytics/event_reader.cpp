@@ -6,12 +6,12 @@
 #include <filesystem>
 #include <unordered_map>
 
-#include "storepulse/common/bytes.hpp"
-#include "storepulse/store/journal.hpp"
-
 #include "storepulse/analytics/importers.hpp"
 #include "storepulse/analytics/progress.hpp"
+#include "storepulse/common/bytes.hpp"
 #include "storepulse/protocol/codec.hpp"
+#include "storepulse/protocol/event_binary.hpp"
+#include "storepulse/store/journal.hpp"
 
 namespace storepulse::analytics {
 
@@ -59,10 +59,9 @@ Result<EventLog> read_event_file(const std::string& path, const EventReadOptions
   }
   if (!in.error().empty()) return Status(ErrorCode::kInternal, in.error());
   bar.finish();
-  std::stable_sort(log.events.begin(), log.events.end(),
-                   [](const protocol::Event& a, const protocol::Event& b) {
-                     return a.timestamp < b.timestamp;
-                   });
+  std::stable_sort(
+      log.events.begin(), log.events.end(),
+      [](const protocol::Event& a, const protocol::Event& b) { return a.timestamp < b.timestamp; });
   return log;
 }
 
@@ -87,7 +86,9 @@ Result<EventLog> read_journal_dir(const std::string& dir, const EventReadOptions
     // Sealed records (privacy.encrypt_journal) open with the shard's customer
     // keys; those of erased customers stay closed and are not counted.
     std::unordered_map<std::uint64_t, store::KeyBytes> keys;
-    if (Status ks = store::scan_keys(sd, [&](store::StoredKey&& k) { keys.emplace(k.kid, k.key); }, rep); !ks)
+    if (Status ks = store::scan_keys(
+            sd, [&](store::StoredKey&& k) { keys.emplace(k.kid, k.key); }, rep);
+        !ks)
       return ks;
     Status s = store::scan_journal(
         sd,
@@ -99,7 +100,8 @@ Result<EventLog> read_journal_dir(const std::string& dir, const EventReadOptions
             if (k == keys.end()) return;  // an erased customer
             if (!sealer.open(k->second, t, rec.payload, plain)) {
               if (log.first_errors.size() < kMaxReportedErrors)
-                log.first_errors.push_back(fmt::format("{} record {}: fails authentication", sd, rec.seq));
+                log.first_errors.push_back(
+                    fmt::format("{} record {}: fails authentication", sd, rec.seq));
               return;
             }
             rec.type = static_cast<store::RecordType>(t & ~store::kSealedBit);
@@ -108,6 +110,22 @@ Result<EventLog> read_journal_dir(const std::string& dir, const EventReadOptions
           if (!store::is_event_record(rec.type)) return;  // identity / timer records
           ByteReader r(rec.payload);
           r.str_view();  // the profile key the event was applied to
+          if (rec.type == store::RecordType::kEventBinary) {
+            // The decoded event as it was applied (channel included): no JSON to check.
+            ++log.lines;
+            protocol::Event ev;
+            Status d = r.ok() ? protocol::decode_event_binary(rec.payload.substr(r.pos()), ev)
+                              : Status(ErrorCode::kBadField, "no profile key");
+            if (!d) {
+              ++log.bad_lines;
+              if (log.first_errors.size() < kMaxReportedErrors)
+                log.first_errors.push_back(
+                    fmt::format("{} record {}: {}", sd, rec.seq, d.detail()));
+              return;
+            }
+            log.events.push_back(std::move(ev));
+            return;
+          }
           const bool has_channel = rec.type == store::RecordType::kEventOnChannel;
           const auto channel = static_cast<protocol::Channel>(has_channel ? r.u8() : 0);
           raw.assign(rec.payload.substr(r.pos()));
@@ -130,8 +148,9 @@ Result<EventLog> read_journal_dir(const std::string& dir, const EventReadOptions
       if (log.first_errors.size() < kMaxReportedErrors) log.first_errors.push_back(p);
   }
   (void)opts;
-  std::stable_sort(log.events.begin(), log.events.end(),
-                   [](const protocol::Event& a, const protocol::Event& b) { return a.timestamp < b.timestamp; });
+  std::stable_sort(
+      log.events.begin(), log.events.end(),
+      [](const protocol::Event& a, const protocol::Event& b) { return a.timestamp < b.timestamp; });
   return log;
 }
 

@@ -6,17 +6,15 @@
 
 #include <algorithm>
 #include <atomic>
-#include <mutex>
-#include <deque>
-#include <iterator>
 #include <memory>
+#include <mutex>
 #include <queue>
 #include <string>
 #include <thread>
 #include <unordered_map>
-#include <unordered_set>
 #include <vector>
 
+#include "engine/dedupe_window.hpp"
 #include "storepulse/engine/engine.hpp"
 #include "storepulse/profile/profile.hpp"
 #include "storepulse/store/journal.hpp"
@@ -25,6 +23,17 @@
 namespace storepulse::engine {
 
 struct PurgeState;
+
+/// Hash for string-keyed maps looked up by string_view (heterogeneous lookup,
+/// C++20): a lookup by an event's customer key builds no std::string.
+struct StringKeyHash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view s) const noexcept {
+    return std::hash<std::string_view>{}(s);
+  }
+};
+template <class V>
+using StringKeyMap = std::unordered_map<std::string, V, StringKeyHash, std::equal_to<>>;
 
 struct Work {
   enum class Kind : std::uint8_t {
@@ -42,7 +51,6 @@ struct Work {
   };
   Kind kind = Kind::kEvent;
   protocol::Event event;
-  std::string raw;
   TimeUs recv = 0;
   std::int64_t enq_ns = 0;
   std::string target;   // profile key this work applies to
@@ -111,38 +119,6 @@ struct PurgeState {
   ErasureCallback done;
 };
 
-/// Bounded FIFO of messageIds seen; re-sent ids are acked without applying.
-class DedupeWindow {
- public:
-  explicit DedupeWindow(std::size_t cap) : cap_(cap) {}
-  bool contains(std::string_view id) const { return set_.count(std::string(id)) != 0; }
-  void insert(std::string_view id);
-  std::size_t size() const { return order_.size(); }
-  const std::deque<std::string>& order() const { return order_; }
-  /// Forgets one id (its event was not made durable after all). From the
-  /// order too, not only the set: a snapshot writes the order, and an id left
-  /// there would make replay skip the record of the client's successful retry
-  /// (an acked event lost after a restart). It was inserted by the current
-  /// batch, so it is found near the back.
-  void clear_one(std::string_view id) {
-    set_.erase(std::string(id));
-    for (auto it = order_.rbegin(); it != order_.rend(); ++it)
-      if (*it == id) {
-        order_.erase(std::next(it).base());
-        return;
-      }
-  }
-  void clear() {
-    set_.clear();
-    order_.clear();
-  }
-
- private:
-  std::size_t cap_;
-  std::unordered_set<std::string> set_;
-  std::deque<std::string> order_;
-};
-
 class Shard {
  public:
   Shard(Engine& engine, int index);
@@ -168,7 +144,9 @@ class Shard {
   std::size_t profile_count() const { return profile_count_.load(std::memory_order_relaxed); }
   const std::vector<std::string>& recovery_lines() const { return recovery_lines_; }
   /// The Redis spool's counters (nullptr: embedded journal, or not recovered). Any thread.
-  const store::SpoolStats* spool_stats() const { return spool_stats_.load(std::memory_order_acquire); }
+  const store::SpoolStats* spool_stats() const {
+    return spool_stats_.load(std::memory_order_acquire);
+  }
   /// After recovery: links whose other side's data never arrived (crash in between).
   void resend_pending_links();
 
@@ -181,6 +159,8 @@ class Shard {
   void send_contact_claims(const std::string& key, const profile::CustomerProfile& p);
   void send_link_request(const std::string& target, const std::string& other);
   void apply_recovered(const store::JournalRecord& rec, protocol::EventDecoder& dec);
+  /// Applies one replayed event record's event to profile `key` (recovery).
+  void apply_replayed_event(const std::string& key, const protocol::Event& ev);
   profile::CustomerProfile* find(std::string_view key);
   profile::CustomerProfile& get_or_create(std::string_view key);
   void apply_and_link(profile::CustomerProfile& p, const protocol::Event& ev);
@@ -206,14 +186,14 @@ class Shard {
  public:
   /// One shard's part of an erasure is done (or skipped: a shard this node does
   /// not serve); the last one answers.
-  static void finish_purge(PurgeState& st, std::uint64_t removed, std::uint64_t keys, const Status& s,
-                           int shard, bool served);
+  static void finish_purge(PurgeState& st, std::uint64_t removed, std::uint64_t keys,
+                           const Status& s, int shard, bool served);
 
  private:
   std::string encode_snapshot() const;
   void decode_snapshot(const std::string& body);
-  static std::string event_payload(std::string_view key, protocol::Channel channel,
-                                   std::string_view raw);
+  /// The kEventBinary payload of `ev` for profile `key`, in event_buf_.
+  std::string_view event_payload(std::string_view key, const protocol::Event& ev);
   /// Runs the rules for an applied event; pos/web actions go to `reply_actions`,
   /// the rest to the engine's sink (live only).
   void evaluate_rules(const std::string& key, profile::CustomerProfile& p,
@@ -257,11 +237,13 @@ class Shard {
   // Customer keys (crypto-shredding): subject -> key, and kid -> subject for
   // opening sealed records on replay.
   std::unique_ptr<store::Sealer> sealer_;
-  std::unordered_map<std::string, store::StoredKey> keys_;
+  StringKeyMap<store::StoredKey> keys_;
   std::unordered_map<std::uint64_t, std::string> kid_subject_;
-  std::string seal_buf_, open_buf_;
+  std::string seal_buf_, open_buf_, event_buf_;
+  protocol::Event replay_event_;        // recovery: one Event reused, strings keep their capacity
+  std::string replay_fatal_;            // recovery: a record this build cannot read (newer format)
   std::uint64_t shredded_records_ = 0;  // replay: sealed records whose key was erased
-  std::unordered_map<std::string, std::unique_ptr<profile::CustomerProfile>> profiles_;
+  StringKeyMap<std::unique_ptr<profile::CustomerProfile>> profiles_;
   DedupeWindow dedupe_;
   RecentEvents recent_;
   std::unordered_map<std::string, std::unordered_map<std::string, std::uint32_t>> popularity_;
@@ -273,6 +255,7 @@ class Shard {
   std::thread snapshot_thread_;
   std::atomic<bool> snapshot_busy_{false};
   std::atomic<std::uint64_t> snapshot_done_seq_{0};
+  std::vector<profile::CustomerProfile*> batch_profiles_;  // process_batch: phase 1 -> 3
   std::vector<protocol::Action> actions_scratch_;
   std::vector<protocol::Action> reply_actions_;
   // Contact index for identity by phone/email: the contacts that hash to this

@@ -9,7 +9,7 @@
 
 namespace storepulse::protocol {
 
-namespace od = simdjson::ondemand;
+namespace dom = simdjson::dom;
 
 namespace {
 
@@ -37,72 +37,148 @@ Status bad_field(std::string_view field, std::string_view what) {
 
 constexpr double kMaxMoney = 1e10;  // 100 million in currency units, in cents
 
-// Reads an optional string field into `out`; a non-string or over-long value is an error.
-Status read_string(od::object& obj, std::string_view key, std::string_view path, std::string& out,
-                   std::size_t max_len) {
-  auto field = obj.find_field_unordered(key);
-  if (field.error() == simdjson::NO_SUCH_FIELD) return Status::ok();
-  if (field.error()) return Status(ErrorCode::kBadJson, fmt::format("{}: malformed JSON", path));
-  if (field.is_null()) return Status::ok();
-  std::string_view sv;
-  if (field.get_string().get(sv)) return bad_field(path, "expected a string");
-  if (sv.size() > max_len) return bad_field(path, fmt::format("longer than {} bytes", max_len));
-  out.assign(sv);
+// A field's dotted path for error details, e.g. "properties.products[0]" +
+// "price". Kept as two parts and joined only when an error names it: building
+// it for every field read was a heap allocation per product field.
+struct FieldPath {
+  std::string_view prefix;  // empty: `name` is the whole path
+  std::string_view name;
+  std::size_t index = kNoIndex;  // an array element: prefix[index].name
+  static constexpr std::size_t kNoIndex = ~std::size_t{0};
+  FieldPath(const char* whole) : name(whole) {}  // NOLINT: string literals are paths
+  FieldPath(std::string_view p, std::string_view n) : prefix(p), name(n) {}
+  FieldPath(std::string_view p, std::size_t i, std::string_view n) : prefix(p), name(n), index(i) {}
+  std::string str() const {
+    if (index != kNoIndex)
+      return name.empty() ? fmt::format("{}[{}]", prefix, index)
+                          : fmt::format("{}[{}].{}", prefix, index, name);
+    return prefix.empty() ? std::string(name) : fmt::format("{}.{}", prefix, name);
+  }
+};
+
+Status bad_path(const FieldPath& path, std::string_view what) {
+  return bad_field(path.str(), what);
+}
+
+// The fields of one object, collected in a single walk over the DOM: the
+// decoder asks for up to 17 keys per object, and simdjson's at_key walks the
+// whole object for each one (a third of decoding went there). Objects with
+// more fields than kMax (unknown fields) fall back to at_key.
+class Fields {
+ public:
+  explicit Fields(dom::object obj) : obj_(obj) {
+    for (dom::key_value_pair kv : obj) {
+      if (n_ == kMax) {
+        overflow_ = true;
+        return;
+      }
+      keys_[n_] = kv.key;
+      values_[n_] = kv.value;
+      ++n_;
+    }
+  }
+  /// The value of `key`, null included; false when the key is absent.
+  bool find(std::string_view key, dom::element& out) const {
+    if (overflow_) return obj_.at_key(key).get(out) == simdjson::SUCCESS;
+    for (std::size_t i = 0; i < n_; ++i)
+      if (keys_[i].size() == key.size() && keys_[i] == key) {
+        out = values_[i];
+        return true;
+      }
+    return false;
+  }
+
+ private:
+  static constexpr std::size_t kMax = 24;
+  dom::object obj_;
+  std::string_view keys_[kMax];
+  dom::element values_[kMax];
+  std::size_t n_ = 0;
+  bool overflow_ = false;
+};
+
+// The message was validated as a whole JSON document first (Parser::validator),
+// so decoding reads the DOM it built: a field is present, null, or a value.
+// Null counts as absent. Returns false when absent.
+bool lookup(const Fields& obj, std::string_view key, dom::element& out) {
+  return obj.find(key, out) && !out.is_null();
+}
+
+// Reads an optional string field as a view into the parser's buffer (valid
+// until the next decode); a non-string or over-long value is an error.
+Status read_view(const Fields& obj, std::string_view key, const FieldPath& path,
+                 std::string_view& out, std::size_t max_len) {
+  dom::element field;
+  if (!lookup(obj, key, field)) return Status::ok();
+  if (field.get_string().get(out)) return bad_path(path, "expected a string");
+  if (out.size() > max_len) return bad_path(path, fmt::format("longer than {} bytes", max_len));
   return Status::ok();
 }
 
+// Reads an optional string field into `out`.
+Status read_string(const Fields& obj, std::string_view key, const FieldPath& path, std::string& out,
+                   std::size_t max_len) {
+  std::string_view sv;
+  Status s = read_view(obj, key, path, sv, max_len);
+  if (s) out.assign(sv);
+  return s;
+}
+
 // Reads an optional number (in currency units) into cents.
-Status read_money(od::object& obj, std::string_view key, std::string_view path, Money& out,
+Status read_money(const Fields& obj, std::string_view key, const FieldPath& path, Money& out,
                   bool& present) {
   present = false;
-  auto field = obj.find_field_unordered(key);
-  if (field.error() == simdjson::NO_SUCH_FIELD) return Status::ok();
-  if (field.error()) return Status(ErrorCode::kBadJson, fmt::format("{}: malformed JSON", path));
-  if (field.is_null()) return Status::ok();
+  dom::element field;
+  if (!lookup(obj, key, field)) return Status::ok();
   double v;
-  if (field.get_double().get(v)) return bad_field(path, "expected a number");
-  if (!std::isfinite(v) || std::fabs(v * 100) > kMaxMoney) return bad_field(path, "out of range");
-  if (v < 0) return bad_field(path, "must not be negative");
+  if (field.get_double().get(v)) return bad_path(path, "expected a number");
+  if (!std::isfinite(v) || std::fabs(v * 100) > kMaxMoney) return bad_path(path, "out of range");
+  if (v < 0) return bad_path(path, "must not be negative");
   out = static_cast<Money>(std::llround(v * 100));
   present = true;
   return Status::ok();
 }
 
-Status read_product(od::value val, std::string path, const DecodeLimits& lim, Product& p, bool& priced) {
-  od::object obj;
-  if (val.get_object().get(obj)) return bad_field(path, "expected an object");
+// Product `i` of properties.products; error paths are "properties.products[i].<field>".
+Status read_product(dom::element val, std::size_t i, const DecodeLimits& lim, Product& p,
+                    bool& priced) {
+  constexpr std::string_view kArr = "properties.products";
+  dom::object o;
+  if (val.get_object().get(o)) return bad_path(FieldPath{kArr, i, ""}, "expected an object");
+  const Fields obj(o);
   Status s;
-  if (!(s = read_string(obj, "productId", path + ".productId", p.product_id, lim.max_string)))
+  if (!(s = read_string(obj, "productId", {kArr, i, "productId"}, p.product_id, lim.max_string)))
     return s;
-  if (!(s = read_string(obj, "sku", path + ".sku", p.sku, lim.max_string))) return s;
-  if (!(s = read_string(obj, "name", path + ".name", p.name, lim.max_string))) return s;
-  if (!(s = read_string(obj, "category", path + ".category", p.category, lim.max_string))) return s;
-  if (!(s = read_string(obj, "brand", path + ".brand", p.brand, lim.max_string))) return s;
-  if (!(s = read_string(obj, "size", path + ".size", p.size, lim.max_string))) return s;
-  if (!(s = read_string(obj, "promo", path + ".promo", p.promo, lim.max_string))) return s;
-  if (!(s = read_money(obj, "price", path + ".price", p.price, priced))) return s;
-  auto q = obj.find_field_unordered("quantity");
-  if (q.error() == simdjson::SUCCESS && !q.is_null()) {
+  if (!(s = read_string(obj, "sku", {kArr, i, "sku"}, p.sku, lim.max_string))) return s;
+  if (!(s = read_string(obj, "name", {kArr, i, "name"}, p.name, lim.max_string))) return s;
+  if (!(s = read_string(obj, "category", {kArr, i, "category"}, p.category, lim.max_string)))
+    return s;
+  if (!(s = read_string(obj, "brand", {kArr, i, "brand"}, p.brand, lim.max_string))) return s;
+  if (!(s = read_string(obj, "size", {kArr, i, "size"}, p.size, lim.max_string))) return s;
+  if (!(s = read_string(obj, "promo", {kArr, i, "promo"}, p.promo, lim.max_string))) return s;
+  if (!(s = read_money(obj, "price", {kArr, i, "price"}, p.price, priced))) return s;
+  dom::element q;
+  if (lookup(obj, "quantity", q)) {
     double qd;
-    if (q.get_double().get(qd)) return bad_field(path + ".quantity", "expected a number");
+    if (q.get_double().get(qd))
+      return bad_path(FieldPath{kArr, i, "quantity"}, "expected a number");
     if (qd != std::floor(qd) || qd < 1 || qd > 100000)
-      return bad_field(path + ".quantity", "must be a whole number from 1 to 100000");
+      return bad_path(FieldPath{kArr, i, "quantity"}, "must be a whole number from 1 to 100000");
     p.quantity = static_cast<std::int32_t>(qd);
-  } else if (q.error() && q.error() != simdjson::NO_SUCH_FIELD) {
-    return Status(ErrorCode::kBadJson, path + ".quantity: malformed JSON");
   }
   if (p.product_id.empty() && p.sku.empty() && p.name.empty())
-    return bad_field(path, "needs productId, sku or name");
+    return bad_path(FieldPath{kArr, i, ""}, "needs productId, sku or name");
   return Status::ok();
 }
 
-Status read_traits_object(od::object& t_obj, const DecodeLimits& lim, Traits& t) {
+Status read_traits_object(const Fields& t_obj, const DecodeLimits& lim, Traits& t) {
   Status s;
   if (!(s = read_string(t_obj, "firstName", "traits.firstName", t.first_name, lim.max_string)))
     return s;
   if (!(s = read_string(t_obj, "lastName", "traits.lastName", t.last_name, lim.max_string)))
     return s;
-  if (!(s = read_string(t_obj, "birthday", "traits.birthday", t.birthday, lim.max_string))) return s;
+  if (!(s = read_string(t_obj, "birthday", "traits.birthday", t.birthday, lim.max_string)))
+    return s;
   if (!t.birthday.empty() && parse_birthday_mmdd(t.birthday) == 0)
     return bad_field("traits.birthday", "expected a date YYYY-MM-DD");
   if (!(s = read_string(t_obj, "gender", "traits.gender", t.gender, lim.max_string))) return s;
@@ -112,13 +188,11 @@ Status read_traits_object(od::object& t_obj, const DecodeLimits& lim, Traits& t)
     return s;
   if (!(s = read_string(t_obj, "homeStore", "traits.homeStore", t.home_store, lim.max_string)))
     return s;
-  auto opt = t_obj.find_field_unordered("smsOptIn");
-  if (opt.error() == simdjson::SUCCESS && !opt.is_null()) {
+  dom::element opt;
+  if (lookup(t_obj, "smsOptIn", opt)) {
     bool b;
     if (opt.get_bool().get(b)) return bad_field("traits.smsOptIn", "expected true or false");
     t.sms_opt_in = b;
-  } else if (opt.error() && opt.error() != simdjson::NO_SUCH_FIELD) {
-    return Status(ErrorCode::kBadJson, "traits.smsOptIn: malformed JSON");
   }
   return Status::ok();
 }
@@ -243,22 +317,24 @@ std::optional<Channel> channel_from(std::string_view s) {
   return std::nullopt;
 }
 
-std::size_t decode_padding() { return simdjson::SIMDJSON_PADDING; }
+std::size_t decode_padding() {
+  return simdjson::SIMDJSON_PADDING;
+}
 
 struct EventDecoder::Parser {
-  od::parser p{1 << 20};
-  // The on-demand parser only looks at the fields it is asked for and skips the
-  // rest without checking it, stops at the first top-level value, and keeps the
-  // first (or an order-dependent) copy of a repeated key. A message that is
-  // acked is journaled raw and read again on recovery and by analytics, so it
-  // must be one unambiguous JSON document. One DOM pass checks that: full RFC
-  // 8259 grammar, nothing after the value, nesting depth, no repeated keys.
-  // It costs about as much as the on-demand pass again (see docs/security.md).
+  // A message must be one unambiguous JSON document: full RFC 8259 grammar,
+  // nothing after the value, nesting depth, no repeated keys. The DOM parse
+  // checks the grammar (unique_keys the rest), and the fields are then read
+  // from that same DOM. (Until 2026-11-27 they were read by a second,
+  // on-demand pass over the text, which cost about as much as the DOM parse
+  // again.)
   simdjson::dom::parser validator{1 << 20};
 };
 
 EventDecoder::EventDecoder(DecodeLimits limits) : limits_(limits), parser_(new Parser) {}
-EventDecoder::~EventDecoder() { delete parser_; }
+EventDecoder::~EventDecoder() {
+  delete parser_;
+}
 
 Status EventDecoder::decode(std::string_view json, TimeUs now, Event& out) {
   return decode_impl(json, now, out, nullptr, nullptr);
@@ -276,58 +352,62 @@ Status EventDecoder::decode_impl(std::string_view json, TimeUs now, Event& out,
                                  RecommendRequest* req, MessageKind* kind) {
   out = Event{};
   const auto& lim = limits_;
-  if (json.size() > parser_->p.max_capacity())
+  if (json.size() > parser_->validator.max_capacity())
     return Status(ErrorCode::kTooLarge, "message larger than the parser capacity");
+  simdjson::dom::element root;
   {
-    simdjson::dom::element root;
     // The caller guarantees the padding, so no copy (realloc_if_needed = false).
     const auto err = parser_->validator.parse(json.data(), json.size(), false).get(root);
     if (err == simdjson::DEPTH_ERROR)
-      return Status(ErrorCode::kBadJson, fmt::format("nested too deep (more than {} levels)", kMaxJsonDepth));
-    if (err) return Status(ErrorCode::kBadJson, fmt::format("not valid JSON: {}", simdjson::error_message(err)));
+      return Status(ErrorCode::kBadJson,
+                    fmt::format("nested too deep (more than {} levels)", kMaxJsonDepth));
+    if (err)
+      return Status(ErrorCode::kBadJson,
+                    fmt::format("not valid JSON: {}", simdjson::error_message(err)));
     std::string dup;
     bool too_deep = false;
     if (!unique_keys(root, 1, dup, too_deep)) {
       if (too_deep)
-        return Status(ErrorCode::kBadJson, fmt::format("nested too deep (more than {} levels)", kMaxJsonDepth));
+        return Status(ErrorCode::kBadJson,
+                      fmt::format("nested too deep (more than {} levels)", kMaxJsonDepth));
       // Name the message in the error when its id itself is not the repeated key.
       std::string_view mid;
-      if (dup != "messageId" && root.is_object() && !root["messageId"].get_string().get(mid) && mid.size() <= 128)
+      if (dup != "messageId" && root.is_object() && !root["messageId"].get_string().get(mid) &&
+          mid.size() <= 128)
         out.message_id.assign(mid);
       return bad_field(dup, "duplicate key");
     }
   }
-  od::document doc;
-  if (parser_->p.iterate(json.data(), json.size(), json.size() + simdjson::SIMDJSON_PADDING)
-          .get(doc))
-    return Status(ErrorCode::kBadJson, "not valid JSON");
-  od::object obj;
-  if (doc.get_object().get(obj)) return Status(ErrorCode::kBadJson, "expected a JSON object");
+  dom::object root_obj;
+  if (root.get_object().get(root_obj)) return Status(ErrorCode::kBadJson, "expected a JSON object");
+  const Fields obj(root_obj);
 
   Status s;
   // messageId first, so that later errors can name it.
   if (!(s = read_string(obj, "messageId", "messageId", out.message_id, 128))) return s;
 
-  std::string type;
-  if (!(s = read_string(obj, "type", "type", type, 32))) return s;
+  std::string_view type;
+  if (!(s = read_view(obj, "type", "type", type, 32))) return s;
   if (type.empty()) return bad_field("type", "missing (track, identify, page, alias or recommend)");
 
   if (type == "recommend") {
-    if (!req) return Status(ErrorCode::kUnknownEvent, "type: recommend is only accepted on /v1/web");
+    if (!req)
+      return Status(ErrorCode::kUnknownEvent, "type: recommend is only accepted on /v1/web");
     if (!(s = read_string(obj, "userId", "userId", req->user_id, 128))) return s;
     if (!(s = read_string(obj, "anonymousId", "anonymousId", req->anonymous_id, 128))) return s;
-    auto lf = obj.find_field_unordered("limit");
-    if (lf.error() == simdjson::SUCCESS) {
+    dom::element lf;
+    if (obj.find("limit", lf)) {
       std::int64_t l;
       if (lf.get_int64().get(l) || l < 1 || l > 50)
         return bad_field("limit", "expected a whole number from 1 to 50");
       req->limit = static_cast<int>(l);
     }
-    auto ctx = obj.find_field_unordered("context");
-    if (ctx.error() == simdjson::SUCCESS) {
-      od::object c;
-      if (ctx.get_object().get(c)) return bad_field("context", "expected an object");
-      if (!(s = read_string(c, "productId", "context.productId", req->product_id, 128))) return s;
+    dom::element ctx;
+    if (obj.find("context", ctx)) {
+      dom::object c_obj;
+      if (ctx.get_object().get(c_obj)) return bad_field("context", "expected an object");
+      if (!(s = read_string(Fields(c_obj), "productId", "context.productId", req->product_id, 128)))
+        return s;
     }
     if (req->user_id.empty() && req->anonymous_id.empty())
       return bad_field("userId", "recommend needs userId or anonymousId");
@@ -335,10 +415,14 @@ Status EventDecoder::decode_impl(std::string_view json, TimeUs now, Event& out,
     return Status::ok();
   }
 
-  if (type == "track") out.type = EventType::kTrack;
-  else if (type == "identify") out.type = EventType::kIdentify;
-  else if (type == "page") out.type = EventType::kPage;
-  else if (type == "alias") out.type = EventType::kAlias;
+  if (type == "track")
+    out.type = EventType::kTrack;
+  else if (type == "identify")
+    out.type = EventType::kIdentify;
+  else if (type == "page")
+    out.type = EventType::kPage;
+  else if (type == "alias")
+    out.type = EventType::kAlias;
   else
     return Status(ErrorCode::kUnknownEvent,
                   fmt::format("type: unknown type '{}' (track, identify, page, alias)", type));
@@ -348,19 +432,19 @@ Status EventDecoder::decode_impl(std::string_view json, TimeUs now, Event& out,
   if (!(s = read_string(obj, "anonymousId", "anonymousId", out.anonymous_id, 128))) return s;
   if (!(s = read_string(obj, "previousId", "previousId", out.previous_id, 128))) return s;
   if (!(s = check_id("messageId", out.message_id)) || !(s = check_id("userId", out.user_id)) ||
-      !(s = check_id("anonymousId", out.anonymous_id)) || !(s = check_id("previousId", out.previous_id)))
+      !(s = check_id("anonymousId", out.anonymous_id)) ||
+      !(s = check_id("previousId", out.previous_id)))
     return s;
   if (out.type == EventType::kAlias) {
     if (out.user_id.empty()) return bad_field("userId", "alias needs userId");
     if (out.previous_id.empty()) return bad_field("previousId", "alias needs previousId");
-    if (out.previous_id == out.user_id)
-      return bad_field("previousId", "must differ from userId");
+    if (out.previous_id == out.user_id) return bad_field("previousId", "must differ from userId");
   } else if (out.user_id.empty() && out.anonymous_id.empty()) {
     return bad_field("userId", "needs userId or anonymousId");
   }
 
-  std::string ts;
-  if (!(s = read_string(obj, "timestamp", "timestamp", ts, 64))) return s;
+  std::string_view ts;
+  if (!(s = read_view(obj, "timestamp", "timestamp", ts, 64))) return s;
   if (ts.empty()) {
     out.timestamp = now;
   } else {
@@ -372,8 +456,8 @@ Status EventDecoder::decode_impl(std::string_view json, TimeUs now, Event& out,
   }
 
   if (out.type == EventType::kTrack) {
-    std::string name;
-    if (!(s = read_string(obj, "event", "event", name, 128))) return s;
+    std::string_view name;
+    if (!(s = read_view(obj, "event", "event", name, 128))) return s;
     if (name.empty()) return bad_field("event", "missing for type track");
     auto n = event_name_from(name);
     if (!n) return Status(ErrorCode::kUnknownEvent, fmt::format("event: unknown event '{}'", name));
@@ -381,12 +465,12 @@ Status EventDecoder::decode_impl(std::string_view json, TimeUs now, Event& out,
   }
 
   // context
-  auto ctx = obj.find_field_unordered("context");
-  if (ctx.error() == simdjson::SUCCESS && !ctx.is_null()) {
-    od::object c;
-    if (ctx.get_object().get(c)) return bad_field("context", "expected an object");
-    std::string ch;
-    if (!(s = read_string(c, "channel", "context.channel", ch, 16))) return s;
+  if (dom::element ctx; lookup(obj, "context", ctx)) {
+    dom::object c_obj;
+    if (ctx.get_object().get(c_obj)) return bad_field("context", "expected an object");
+    const Fields c(c_obj);
+    std::string_view ch;
+    if (!(s = read_view(c, "channel", "context.channel", ch, 16))) return s;
     if (!ch.empty()) {
       auto cv = channel_from(ch);
       if (!cv) return bad_field("context.channel", "expected pos, web or app");
@@ -395,45 +479,39 @@ Status EventDecoder::decode_impl(std::string_view json, TimeUs now, Event& out,
     if (!(s = read_string(c, "storeId", "context.storeId", out.store_id, 64))) return s;
     if (!(s = read_string(c, "terminalId", "context.terminalId", out.terminal_id, 64))) return s;
     if (!(s = read_string(c, "timezone", "context.timezone", out.timezone, 64))) return s;
-    auto camp = c.find_field_unordered("campaign");
-    if (camp.error() == simdjson::SUCCESS && !camp.is_null()) {
+    if (dom::element camp; lookup(c, "campaign", camp)) {
       // Segment sends campaign as an object {name, source, medium}; accept a string too.
-      od::json_type jt;
-      if (camp.type().get(jt)) return Status(ErrorCode::kBadJson, "context.campaign: malformed JSON");
-      if (jt == od::json_type::string) {
+      const dom::element_type jt = camp.type();
+      if (jt == dom::element_type::STRING) {
         std::string_view sv;
         if (camp.get_string().get(sv) || sv.size() > 128)
           return bad_field("context.campaign", "expected a short string");
         out.campaign.assign(sv);
-      } else if (jt == od::json_type::object) {
-        od::object co;
+      } else if (jt == dom::element_type::OBJECT) {
+        dom::object co;
         if (camp.get_object().get(co)) return bad_field("context.campaign", "expected an object");
-        if (!(s = read_string(co, "name", "context.campaign.name", out.campaign, 128))) return s;
+        if (!(s = read_string(Fields(co), "name", "context.campaign.name", out.campaign, 128)))
+          return s;
       } else {
         return bad_field("context.campaign", "expected a string or an object");
       }
     }
-  } else if (ctx.error() && ctx.error() != simdjson::NO_SUCH_FIELD) {
-    return Status(ErrorCode::kBadJson, "context: malformed JSON");
   }
 
   // traits (identify; also accepted on any event)
-  auto tf = obj.find_field_unordered("traits");
-  if (tf.error() == simdjson::SUCCESS && !tf.is_null()) {
-    od::object t;
+  if (dom::element tf; lookup(obj, "traits", tf)) {
+    dom::object t;
     if (tf.get_object().get(t)) return bad_field("traits", "expected an object");
-    if (!(s = read_traits_object(t, lim, out.traits))) return s;
-  } else if (tf.error() && tf.error() != simdjson::NO_SUCH_FIELD) {
-    return Status(ErrorCode::kBadJson, "traits: malformed JSON");
+    if (!(s = read_traits_object(Fields(t), lim, out.traits))) return s;
   }
 
   // properties
   Money tax = 0, shipping = 0;
   bool all_priced = true;  // every product states its price: the total can be checked
-  auto pf = obj.find_field_unordered("properties");
-  if (pf.error() == simdjson::SUCCESS && !pf.is_null()) {
-    od::object p;
-    if (pf.get_object().get(p)) return bad_field("properties", "expected an object");
+  if (dom::element pf; lookup(obj, "properties", pf)) {
+    dom::object p_obj;
+    if (pf.get_object().get(p_obj)) return bad_field("properties", "expected an object");
+    const Fields p(p_obj);
     if (!(s = read_string(p, "orderId", "properties.orderId", out.order_id, 128))) return s;
     if (!(s = read_string(p, "currency", "properties.currency", out.currency, 8))) return s;
     if (!(s = read_string(p, "promotionId", "properties.promotionId", out.promotion_id, 128)))
@@ -446,29 +524,24 @@ Status EventDecoder::decode_impl(std::string_view json, TimeUs now, Event& out,
     if (!(s = read_money(p, "tax", "properties.tax", tax, present))) return s;
     if (!(s = read_money(p, "shipping", "properties.shipping", shipping, present))) return s;
 
-    auto prods = p.find_field_unordered("products");
-    if (prods.error() == simdjson::SUCCESS && !prods.is_null()) {
-      od::array arr;
+    dom::element prods;
+    if (lookup(p, "products", prods)) {
+      dom::array arr;
       if (prods.get_array().get(arr)) return bad_field("properties.products", "expected an array");
+      if (arr.size() > lim.max_products)
+        return bad_field("properties.products",
+                         fmt::format("more than {} products", lim.max_products));
+      out.products.reserve(arr.size());
       std::size_t i = 0;
-      for (auto item : arr) {
-        od::value v;
-        if (item.get(v)) return Status(ErrorCode::kBadJson, "properties.products: malformed JSON");
-        if (i >= lim.max_products)
-          return bad_field("properties.products",
-                           fmt::format("more than {} products", lim.max_products));
-        Product prod;
+      for (dom::element v : arr) {
+        Product& prod = out.products.emplace_back();
         bool priced = false;
-        if (!(s = read_product(v, fmt::format("properties.products[{}]", i), lim, prod, priced))) return s;
+        if (!(s = read_product(v, i, lim, prod, priced))) return s;
         all_priced &= priced;
-        out.products.push_back(std::move(prod));
         ++i;
       }
-    } else if (prods.error() && prods.error() != simdjson::NO_SUCH_FIELD) {
-      return Status(ErrorCode::kBadJson, "properties.products: malformed JSON");
     } else if (out.name == EventName::kProductViewed || out.name == EventName::kProductAdded ||
-               out.name == EventName::kProductRemoved ||
-               out.name == EventName::kProductReserved) {
+               out.name == EventName::kProductRemoved || out.name == EventName::kProductReserved) {
       // Single-product events carry the product's fields in properties itself.
       Product prod;
       if (!(s = read_string(p, "productId", "properties.productId", prod.product_id, 128)))
@@ -481,8 +554,7 @@ Status EventDecoder::decode_impl(std::string_view json, TimeUs now, Event& out,
       if (!(s = read_string(p, "size", "properties.size", prod.size, 64))) return s;
       if (!(s = read_money(p, "price", "properties.price", prod.price, present))) return s;
       all_priced = present;
-      auto q = p.find_field_unordered("quantity");
-      if (q.error() == simdjson::SUCCESS && !q.is_null()) {
+      if (dom::element q; lookup(p, "quantity", q)) {
         double qd;
         if (q.get_double().get(qd) || qd != std::floor(qd) || qd < 1 || qd > 100000)
           return bad_field("properties.quantity", "must be a whole number from 1 to 100000");
@@ -491,8 +563,6 @@ Status EventDecoder::decode_impl(std::string_view json, TimeUs now, Event& out,
       if (!prod.product_id.empty() || !prod.sku.empty() || !prod.name.empty())
         out.products.push_back(std::move(prod));
     }
-  } else if (pf.error() && pf.error() != simdjson::NO_SUCH_FIELD) {
-    return Status(ErrorCode::kBadJson, "properties: malformed JSON");
   }
 
   // Per-event requirements.
@@ -511,20 +581,23 @@ Status EventDecoder::decode_impl(std::string_view json, TimeUs now, Event& out,
         if (out.products.empty())
           return bad_field("properties.total", "missing (and no products to sum)");
         out.total = value - out.discount;
-        if (out.total < 0) return bad_field("properties.discount", "larger than the products' value");
+        if (out.total < 0)
+          return bad_field("properties.discount", "larger than the products' value");
         out.has_total = true;
       } else if (out.name == EventName::kOrderCompleted && !out.products.empty() && all_priced) {
         // A stated total must agree with its lines: total = Σ price × quantity −
         // discount + tax + shipping, within max(5 cents, 1 %) for rounding. Refunds
         // are exempt: a partial or goodwill refund legitimately differs.
         const Money expected = value - out.discount + tax + shipping;
-        if (expected < 0) return bad_field("properties.discount", "larger than the products' value");
+        if (expected < 0)
+          return bad_field("properties.discount", "larger than the products' value");
         const Money slack = std::max<Money>(5, expected / 100);
         if (out.total > expected + slack || out.total < expected - slack)
-          return bad_field("properties.total",
-                           fmt::format("{}.{:02} does not match the products ({}.{:02} = price × quantity − "
-                                       "discount + tax + shipping)",
-                                       out.total / 100, out.total % 100, expected / 100, expected % 100));
+          return bad_field(
+              "properties.total",
+              fmt::format("{}.{:02} does not match the products ({}.{:02} = price × quantity − "
+                          "discount + tax + shipping)",
+                          out.total / 100, out.total % 100, expected / 100, expected % 100));
       }
       break;
     }
@@ -598,8 +671,10 @@ std::string encode_actions(std::string_view message_id, const std::vector<Action
 
 std::string encode_error(std::string_view message_id, ErrorCode code, std::string_view detail) {
   std::string out = R"({"type":"error","messageId":)";
-  if (message_id.empty()) out += "null";
-  else append_json_string(out, message_id);
+  if (message_id.empty())
+    out += "null";
+  else
+    append_json_string(out, message_id);
   out += R"(,"code":)";
   append_json_string(out, error_code_name(code));
   out += R"(,"detail":)";
@@ -685,8 +760,10 @@ std::string encode_event(const Event& ev) {
         str_field(tail, "brand", p.brand, pf);
         str_field(tail, "size", p.size, pf);
         str_field(tail, "promo", p.promo, pf);
-        if (pf) tail += "\"quantity\":" + std::to_string(p.quantity);
-        else tail += ",\"quantity\":" + std::to_string(p.quantity);
+        if (pf)
+          tail += "\"quantity\":" + std::to_string(p.quantity);
+        else
+          tail += ",\"quantity\":" + std::to_string(p.quantity);
         money_field(tail, "price", p.price);
         tail.push_back('}');
       }

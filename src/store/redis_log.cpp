@@ -219,8 +219,10 @@ Result<redisContext*> redis_connect(const RedisOptions& o) {
     if (!t) return t.status();
     tunnel = std::move(t).value();
   }
-  redisContext* c = tunnel ? redisConnectUnixWithTimeout(tunnel->socket_path().c_str(), ms_to_tv(o.connect_timeout_ms))
-                           : redisConnectWithTimeout(o.host.c_str(), o.port, ms_to_tv(o.connect_timeout_ms));
+  redisContext* c =
+      tunnel ? redisConnectUnixWithTimeout(tunnel->socket_path().c_str(),
+                                           ms_to_tv(o.connect_timeout_ms))
+             : redisConnectWithTimeout(o.host.c_str(), o.port, ms_to_tv(o.connect_timeout_ms));
   if (!c) return unavailable(fmt::format("{}: cannot allocate a connection", where(o)));
   if (c->err) {
     Status s = unavailable(fmt::format("{}: {}", where(o), c->errstr));
@@ -284,7 +286,8 @@ Status RedisLog::load_keys(const std::function<void(StoredKey&&)>& fn, RecoveryR
       return r.status();
     }
     redisReply* x = r->get();
-    if (x->type != REDIS_REPLY_ARRAY || x->elements != 2 || x->element[1]->type != REDIS_REPLY_ARRAY)
+    if (x->type != REDIS_REPLY_ARRAY || x->elements != 2 ||
+        x->element[1]->type != REDIS_REPLY_ARRAY)
       return unavailable(fmt::format("{}: HSCAN: {}", keys_key_, reply_text(x)));
     cursor.assign(x->element[0]->str, x->element[0]->len);
     redisReply* kv = x->element[1];
@@ -322,7 +325,8 @@ Status RedisLog::erase_keys(const std::vector<std::uint64_t>& kids) {
     if (std::find(kids.begin(), kids.end(), kid) != kids.end())
       pending_keys_.erase(pending_keys_.begin() + static_cast<std::ptrdiff_t>(i),
                           pending_keys_.begin() + static_cast<std::ptrdiff_t>(i + 2));
-    else i += 2;
+    else
+      i += 2;
   }
   if (spool_) {
     if (Status s = spool_->erase_keys(kids); !s) return s;
@@ -344,7 +348,8 @@ Status RedisLog::erase_keys(const std::vector<std::uint64_t>& kids) {
     drop_connection();
     return r.status();
   }
-  if ((*r)->type == REDIS_REPLY_ERROR) return unavailable(fmt::format("{}: HDEL: {}", keys_key_, reply_text(r->get())));
+  if ((*r)->type == REDIS_REPLY_ERROR)
+    return unavailable(fmt::format("{}: HDEL: {}", keys_key_, reply_text(r->get())));
   // The AOF still replays the old HSET until it is rewritten. "Already in
   // progress" is fine: Redis schedules another rewrite after it.
   auto w = run(ctx_, {"BGREWRITEAOF"});
@@ -437,7 +442,8 @@ Status RedisLog::replay(std::uint64_t after_seq,
         std::string_view value(f->element[k + 1]->str, f->element[k + 1]->len);
         if (name == "t") {
           int t = 0;
-          have_t = parse_int(value, t) && t >= 1 && t <= 255 && (t & 0x7f) >= 1 && (t & 0x7f) <= 6;  // 0x80: sealed
+          have_t = parse_int(value, t) && t >= 1 && t <= 255 && (t & 0x7f) >= 1 &&
+                   (t & 0x7f) <= static_cast<int>(RecordType::kEventBinary);  // 0x80: sealed
           rec.type = static_cast<RecordType>(t);
         } else if (name == "r") {
           if (!parse_int(value, rec.recv_time)) have_t = false;
@@ -461,7 +467,8 @@ Status RedisLog::replay(std::uint64_t after_seq,
   return replay_spool(after_seq, fn, report);
 }
 
-Status RedisLog::replay_spool(std::uint64_t after_seq, const std::function<void(const JournalRecord&)>& fn,
+Status RedisLog::replay_spool(std::uint64_t after_seq,
+                              const std::function<void(const JournalRecord&)>& fn,
                               RecoveryReport& report) {
   if (opts_.spool_dir.empty() || !has_segments(opts_.spool_dir)) return Status::ok();
   // Records acked from the spool before a stop or crash: those Redis does not
@@ -515,9 +522,10 @@ Status RedisLog::replay_spool(std::uint64_t after_seq, const std::function<void(
   spool_cause_ = "records left from the previous run";
   stats_.active.store(true);
   update_spool_bytes();
-  spdlog::warn("shard {}: spool {} holds records {} to {} from the previous run: {} replayed after the "
-               "redis stream, {} already in redis; draining them to redis before any snapshot",
-               shard_, opts_.spool_dir, first, spool_->last_seq(), applied, skipped);
+  spdlog::warn(
+      "shard {}: spool {} holds records {} to {} from the previous run: {} replayed after the "
+      "redis stream, {} already in redis; draining them to redis before any snapshot",
+      shard_, opts_.spool_dir, first, spool_->last_seq(), applied, skipped);
   return Status::ok();
 }
 
@@ -540,12 +548,14 @@ Status RedisLog::commit() {
   // Order: once a commit went to the spool, every later one does too until the
   // drain has caught up, so Redis receives the records in sequence order.
   if (stats_.refused.load(std::memory_order_relaxed))
-    return unavailable(fmt::format("redis refused the drain of the spool {}: nothing more is acked for this "
-                                   "shard until an operator acts (docs/operations.md, \"Spool\")",
-                                   opts_.spool_dir));
+    return unavailable(
+        fmt::format("redis refused the drain of the spool {}: nothing more is acked for this "
+                    "shard until an operator acts (docs/operations.md, \"Spool\")",
+                    opts_.spool_dir));
   if (spool_) return commit_to_spool(Status::ok());
   Status s = commit_redis();
-  if (s || s.code() != ErrorCode::kUnavailable || opts_.spool_max_bytes == 0 || opts_.spool_dir.empty())
+  if (s || s.code() != ErrorCode::kUnavailable || opts_.spool_max_bytes == 0 ||
+      opts_.spool_dir.empty())
     return s;
   return commit_to_spool(s);
 }
@@ -610,7 +620,7 @@ Status RedisLog::commit_fenced() {
   // Redis caches its compiled form.
   std::vector<const char*> argv;
   std::vector<std::size_t> lens;
-  std::vector<std::string> nums;  // ids, types, receive times (stable storage)
+  std::vector<std::string> nums;          // ids, types, receive times (stable storage)
   nums.reserve(pending_.size() * 3 + 1);  // no reallocation: argv points into it
   argv.reserve(8 + pending_keys_.size() + pending_.size() * 4);
   lens.reserve(argv.capacity());
@@ -765,15 +775,17 @@ Result<bool> renew_lease(redisContext* c, const RedisOptions& o, int shard,
 
 // ---- Local spool ---------------------------------------------------------------
 
-
 void RedisLog::update_spool_bytes() {
   const std::uint64_t now = spool_ ? spool_->disk_bytes() : 0;
-  if (now >= spool_bytes_counted_) opts_.spool_node_bytes->fetch_add(now - spool_bytes_counted_);
-  else opts_.spool_node_bytes->fetch_sub(spool_bytes_counted_ - now);
+  if (now >= spool_bytes_counted_)
+    opts_.spool_node_bytes->fetch_add(now - spool_bytes_counted_);
+  else
+    opts_.spool_node_bytes->fetch_sub(spool_bytes_counted_ - now);
   spool_bytes_counted_ = now;
   stats_.bytes.store(now, std::memory_order_relaxed);
   const std::uint64_t last = spool_ ? spool_->last_seq() : 0;
-  stats_.records.store(spool_ && last > drained_seq_ ? last - drained_seq_ : 0, std::memory_order_relaxed);
+  stats_.records.store(spool_ && last > drained_seq_ ? last - drained_seq_ : 0,
+                       std::memory_order_relaxed);
 }
 
 Status RedisLog::commit_to_spool(const Status& cause) {
@@ -781,14 +793,16 @@ Status RedisLog::commit_to_spool(const Status& cause) {
   // in Redis (lost reply) is recognised by its id when the spool drains.
   std::uint64_t bytes = 0;
   for (const auto& p : pending_) bytes += kSpoolRecordHeader + p.size;
-  for (std::size_t i = 0; i + 1 < pending_keys_.size(); i += 2) bytes += 48 + pending_keys_[i + 1].size() - 32;
+  for (std::size_t i = 0; i + 1 < pending_keys_.size(); i += 2)
+    bytes += 48 + pending_keys_[i + 1].size() - 32;
   const bool starting = spool_ == nullptr;
   auto refuse = [&](Status why) {
     // Seqs of a batch that never reached Redis are given back while spooling,
     // so the spool's records stay contiguous.
     if (spool_) last_seq_ = spool_->last_seq();
     if (!cause.is_ok())
-      return Status(ErrorCode::kUnavailable, fmt::format("{}; not spooled: {}", cause.detail(), why.detail()));
+      return Status(ErrorCode::kUnavailable,
+                    fmt::format("{}; not spooled: {}", cause.detail(), why.detail()));
     return why;
   };
   // Reserve the batch's bytes in the node's budget first: shards spool
@@ -796,10 +810,11 @@ Status RedisLog::commit_to_spool(const Status& cause) {
   std::uint64_t node = opts_.spool_node_bytes->load();
   do {
     if (node + bytes > opts_.spool_max_bytes)
-      return refuse(Status(ErrorCode::kUnavailable,
-                           fmt::format("redis spool full ({} of {} bytes on this node, redis.spool_max_bytes); "
-                                       "{} is still unreachable or draining",
-                                       node, opts_.spool_max_bytes, where(opts_))));
+      return refuse(Status(
+          ErrorCode::kUnavailable,
+          fmt::format("redis spool full ({} of {} bytes on this node, redis.spool_max_bytes); "
+                      "{} is still unreachable or draining",
+                      node, opts_.spool_max_bytes, where(opts_))));
   } while (!opts_.spool_node_bytes->compare_exchange_weak(node, node + bytes));
   spool_bytes_counted_ += bytes;  // update_spool_bytes() settles it against the files
   struct Settle {
@@ -818,7 +833,9 @@ Status RedisLog::commit_to_spool(const Status& cause) {
     spool_ = std::move(j2.value());
     RecoveryReport rep;
     spool_first_seq_ = pending_.front().seq;
-    if (Status rs = spool_->replay(spool_first_seq_ - 1, [](const JournalRecord&) {}, rep); !rs) {
+    if (Status rs = spool_->replay(
+            spool_first_seq_ - 1, [](const JournalRecord&) {}, rep);
+        !rs) {
       spool_.reset();
       return refuse(rs);
     }
@@ -855,10 +872,11 @@ Status RedisLog::commit_to_spool(const Status& cause) {
     last_progress_ns_ = spool_started_ns_;
     spool_cause_ = cause.is_ok() ? std::string("redis unavailable") : cause.detail();
     stats_.active.store(true);
-    spdlog::warn("shard {}: redis unreachable ({}); acking from the local spool {} from record {} on "
-                 "(bound {} bytes per node, fsync {})",
-                 shard_, spool_cause_, opts_.spool_dir, spool_first_seq_, opts_.spool_max_bytes,
-                 fsync_policy_name(opts_.spool_fsync));
+    spdlog::warn(
+        "shard {}: redis unreachable ({}); acking from the local spool {} from record {} on "
+        "(bound {} bytes per node, fsync {})",
+        shard_, spool_cause_, opts_.spool_dir, spool_first_seq_, opts_.spool_max_bytes,
+        fsync_policy_name(opts_.spool_fsync));
   }
   return Status::ok();
 }
@@ -867,10 +885,12 @@ void RedisLog::log_spool_progress(bool force) {
   const std::int64_t now = mono_ns();
   if (!force && now - last_progress_ns_ < 5'000'000'000) return;
   last_progress_ns_ = now;
-  spdlog::warn("shard {}: spool holds {} records ({} bytes) not yet in redis, for {:.1f} s; {}", shard_,
-               stats_.records.load(), stats_.bytes.load(), static_cast<double>(now - spool_started_ns_) / 1e9,
-               drain_started_ns_ ? fmt::format("draining, {} pushed so far", stats_.drained_total.load())
-                                 : fmt::format("{} still unreachable", where(opts_)));
+  spdlog::warn("shard {}: spool holds {} records ({} bytes) not yet in redis, for {:.1f} s; {}",
+               shard_, stats_.records.load(), stats_.bytes.load(),
+               static_cast<double>(now - spool_started_ns_) / 1e9,
+               drain_started_ns_
+                   ? fmt::format("draining, {} pushed so far", stats_.drained_total.load())
+                   : fmt::format("{} still unreachable", where(opts_)));
 }
 
 Status RedisLog::tick() {
@@ -890,10 +910,11 @@ Status RedisLog::drain_step() {
     const std::int64_t now = mono_ns();
     if (now - last_refusal_log_ns_ >= 10'000'000'000) {
       last_refusal_log_ns_ = now;
-      spdlog::error("shard {}: the spool {} holds {} acked records that redis refused (see above); they "
-                    "are kept on disk: restart this node once it is the shard's only writer to drain them "
-                    "(docs/operations.md, \"Spool\")",
-                    shard_, opts_.spool_dir, stats_.records.load());
+      spdlog::error(
+          "shard {}: the spool {} holds {} acked records that redis refused (see above); they "
+          "are kept on disk: restart this node once it is the shard's only writer to drain them "
+          "(docs/operations.md, \"Spool\")",
+          shard_, opts_.spool_dir, stats_.records.load());
     }
     return Status::ok();
   }
@@ -935,11 +956,13 @@ Status RedisLog::drain_step() {
   std::vector<Rec> recs;
   const bool keys_left = key_idx.size() == opts_.drain_batch_records;
   if (!keys_left) {
-    Status rs = spool_->read_committed(drained_seq_, opts_.drain_batch_bytes, opts_.drain_batch_records,
-                                       [&](const JournalRecord& r) {
-      recs.push_back({r.seq, static_cast<int>(r.type), r.recv_time, records.size(), r.payload.size()});
-      records.append(r.payload);
-    });
+    Status rs =
+        spool_->read_committed(drained_seq_, opts_.drain_batch_bytes, opts_.drain_batch_records,
+                               [&](const JournalRecord& r) {
+                                 recs.push_back({r.seq, static_cast<int>(r.type), r.recv_time,
+                                                 records.size(), r.payload.size()});
+                                 records.append(r.payload);
+                               });
     if (!rs) {
       spdlog::error("shard {}: cannot read the spool: {}", shard_, rs.detail());
       return rs;
@@ -957,8 +980,8 @@ Status RedisLog::drain_step() {
   }
   if (drain_started_ns_ == 0) {
     drain_started_ns_ = mono_ns();
-    spdlog::info("shard {}: {} is back; draining the spool ({} records, {} bytes)", shard_, where(opts_),
-                 stats_.records.load(), stats_.bytes.load());
+    spdlog::info("shard {}: {} is back; draining the spool ({} records, {} bytes)", shard_,
+                 where(opts_), stats_.records.load(), stats_.bytes.load());
   }
   auto r = wrap(redisCommandArgv(ctx_, static_cast<int>(argv.size()), argv.data(), lens.data()));
   if (!r) {
@@ -971,17 +994,20 @@ Status RedisLog::drain_step() {
     if (lease_refused(r.get()) || why.starts_with("CONFLICT")) {
       stats_.refused.store(true);
       last_refusal_log_ns_ = mono_ns();
-      spdlog::error("shard {}: redis REFUSED the spool drain at record {}: {}. The spool {} keeps its {} acked "
-                    "records; nothing more is acked for this shard on this node until an operator acts "
-                    "(docs/operations.md, \"Spool\")",
-                    shard_, recs.empty() ? drained_seq_ : recs.front().seq, why, opts_.spool_dir,
-                    stats_.records.load());
+      spdlog::error(
+          "shard {}: redis REFUSED the spool drain at record {}: {}. The spool {} keeps its {} "
+          "acked "
+          "records; nothing more is acked for this shard on this node until an operator acts "
+          "(docs/operations.md, \"Spool\")",
+          shard_, recs.empty() ? drained_seq_ : recs.front().seq, why, opts_.spool_dir,
+          stats_.records.load());
       if (lease_refused(r.get()))
-        return Status(ErrorCode::kWrongNode,
-                      fmt::format("{}: lease on {} lost while spooling ({})", where(opts_), stream_key_, why));
+        return Status(ErrorCode::kWrongNode, fmt::format("{}: lease on {} lost while spooling ({})",
+                                                         where(opts_), stream_key_, why));
       return Status(ErrorCode::kInternal, why);
     }
-    spdlog::warn("shard {}: spool drain step failed: {}", shard_, why);  // e.g. OOM: retried next tick
+    spdlog::warn("shard {}: spool drain step failed: {}", shard_,
+                 why);  // e.g. OOM: retried next tick
     return Status::ok();
   }
   for (auto i : key_idx) spool_keys_[i].pushed = true;
@@ -1002,8 +1028,8 @@ void RedisLog::finish_drain() {
   const std::int64_t now = mono_ns();
   const std::uint64_t n = drained_seq_ + 1 - spool_first_seq_;
   if (Status s = spool_->remove_all(); !s)
-    spdlog::warn("shard {}: spool drained, but {} (a restart re-checks and skips what redis has)", shard_,
-                 s.detail());
+    spdlog::warn("shard {}: spool drained, but {} (a restart re-checks and skips what redis has)",
+                 shard_, s.detail());
   spool_.reset();
   spool_keys_.clear();
   update_spool_bytes();
@@ -1013,10 +1039,11 @@ void RedisLog::finish_drain() {
   stats_.last_outage_ms.store(static_cast<std::uint64_t>(outage_ns / 1'000'000));
   stats_.drains_total.fetch_add(1);
   stats_.active.store(false);
-  spdlog::info("shard {}: spool drained: {} records (from {} to {}) are in redis; drain took {:.3f} s, "
-               "spooled for {:.1f} s",
-               shard_, n, spool_first_seq_, drained_seq_, static_cast<double>(drain_ns) / 1e9,
-               static_cast<double>(outage_ns) / 1e9);
+  spdlog::info(
+      "shard {}: spool drained: {} records (from {} to {}) are in redis; drain took {:.3f} s, "
+      "spooled for {:.1f} s",
+      shard_, n, spool_first_seq_, drained_seq_, static_cast<double>(drain_ns) / 1e9,
+      static_cast<double>(outage_ns) / 1e9);
   drain_started_ns_ = spool_started_ns_ = 0;
 }
 

@@ -1,12 +1,16 @@
-#include <catch2/catch.hpp>
+#include "storepulse/engine/engine.hpp"
 
 #include <fmt/format.h>
 
+#include <catch2/catch.hpp>
 #include <condition_variable>
+#include <filesystem>
+#include <fstream>
 #include <mutex>
 #include <thread>
 
-#include "storepulse/engine/engine.hpp"
+#include "storepulse/common/bytes.hpp"
+#include "storepulse/protocol/event_binary.hpp"
 #include "support/events.hpp"
 #include "support/temp_dir.hpp"
 
@@ -42,7 +46,8 @@ struct Harness {
     o.fsync = store::FsyncPolicy::kAlways;
     o.snapshot_interval_us = 50'000;
     o.snapshot_min_records = 5;
-    engine = std::make_unique<engine::Engine>(o, std::make_shared<rules::BirthdayGreeting>(), metrics);
+    engine =
+        std::make_unique<engine::Engine>(o, std::make_shared<rules::BirthdayGreeting>(), metrics);
     engine->start();
   }
   void send(const std::string& json) {
@@ -69,12 +74,15 @@ struct Harness {
 };
 
 std::string order(int i, const std::string& user, double total) {
-  return fmt::format(R"({{"type":"track","event":"Order Completed","messageId":"ord-{}","userId":"{}",
+  return fmt::format(
+      R"({{"type":"track","event":"Order Completed","messageId":"ord-{}","userId":"{}",
     "context":{{"channel":"pos"}},"properties":{{"total":{},"products":[{{"productId":"p{}","category":"Food","price":{},"quantity":1}}]}}}})",
-                     i, user, total, i % 5, total);
+      i, user, total, i % 5, total);
 }
 
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+bool contains(const std::string& s, const std::string& part) {
+  return s.find(part) != std::string::npos;
+}
 
 }  // namespace
 
@@ -100,7 +108,8 @@ TEST_CASE("alias merges a visitor's profile from another shard into the member's
   Harness h(dir.str(), 8);
   // Pick a visitor id that lives on another shard than the member.
   std::string visitor = "v0";
-  for (int i = 0; h.engine->shard_of(visitor) == h.engine->shard_of("M1"); ++i) visitor = "v" + std::to_string(i);
+  for (int i = 0; h.engine->shard_of(visitor) == h.engine->shard_of("M1"); ++i)
+    visitor = "v" + std::to_string(i);
   h.send(R"({"type":"track","event":"Product Added","messageId":"a1","anonymousId":")" + visitor +
          R"(","properties":{"productId":"boots","name":"Boots","category":"Shoes","price":80}})");
   h.send(R"({"type":"identify","messageId":"i1","userId":"M1","traits":{"firstName":"Mia"}})");
@@ -136,11 +145,121 @@ TEST_CASE("state and dedupe survive a restart on the same data folder") {
     h.replies->wait_for(260);
   }
   Harness h(dir.str());
-  for (int i = 0; i < 10; ++i) CHECK(contains(h.profile("C" + std::to_string(i)).second, R"("frequency":26)"));
+  for (int i = 0; i < 10; ++i)
+    CHECK(contains(h.profile("C" + std::to_string(i)).second, R"("frequency":26)"));
   h.send(order(5, "C5", 1));  // re-sent after restart
   h.replies->wait_for(1);
   CHECK(contains(h.profile("C5").second, R"("frequency":26)"));
   CHECK(h.metrics.duplicates.load() == 1);
+}
+
+namespace {
+// A one-shard data folder whose journal holds `records` (type, payload), unsealed,
+// as an older or newer build would have left it.
+void write_journal(const test::TempDir& dir,
+                   const std::vector<std::pair<store::RecordType, std::string>>& records) {
+  {
+    std::ofstream meta(dir / "storepulse.meta");
+    meta << "shards 1\n";
+  }
+  store::JournalOptions jo;
+  jo.dir = dir / "shard-000";
+  auto j = store::Journal::open(jo);
+  REQUIRE(j.is_ok());
+  store::RecoveryReport rep;
+  REQUIRE((*j)->replay(
+                  0, [](const store::JournalRecord&) {}, rep)
+              .is_ok());
+  for (const auto& [type, payload] : records) (*j)->append(type, wall_clock_us(), payload);
+  REQUIRE((*j)->commit().is_ok());
+}
+
+std::string keyed(std::string_view key, std::string_view rest) {
+  std::string out;
+  ByteWriter w(out);
+  w.str(key);
+  out.append(rest);
+  return out;
+}
+}  // namespace
+
+TEST_CASE("the journal keeps decoded events, and a restart from the journal alone rebuilds them") {
+  test::TempDir dir;
+  {
+    Harness h(dir.str(), 1);
+    for (int i = 0; i < 30; ++i) h.send(order(i, "C" + std::to_string(i % 3), 2));
+    h.replies->wait_for(30);
+  }
+  // Every event record is the binary form, sealed (privacy.encrypt_journal is on).
+  std::size_t events = 0, other = 0;
+  store::RecoveryReport rep;
+  REQUIRE(store::scan_journal(
+              dir / "shard-000",
+              [&](const store::JournalRecord& r) {
+                const auto t = static_cast<std::uint8_t>(r.type);
+                if (t == (static_cast<std::uint8_t>(store::RecordType::kEventBinary) |
+                          store::kSealedBit))
+                  ++events;
+                else
+                  ++other;
+              },
+              rep)
+              .is_ok());
+  CHECK(events == 30);
+  CHECK(other == 0);
+  std::filesystem::remove(dir / "shard-000/snapshot.bin");
+  Harness h(dir.str(), 1);
+  for (int i = 0; i < 3; ++i) {
+    const auto body = h.profile("C" + std::to_string(i)).second;
+    CHECK(contains(body, R"("frequency":10)"));
+    CHECK(contains(body, R"("monetary":20.00)"));
+  }
+  h.send(order(7, "C1", 2));  // the dedupe window came back from the records too
+  h.replies->wait_for(1);
+  CHECK(h.metrics.duplicates.load() == 1);
+}
+
+TEST_CASE("a journal of wire-JSON event records (older builds) still replays") {
+  test::TempDir dir;
+  const std::string json = order(1, "C7", 12.5);
+  const char pos = static_cast<char>(protocol::Channel::kPos);
+  write_journal(dir, {{store::RecordType::kEventOnChannel, keyed("C7", std::string(1, pos) + json)},
+                      {store::RecordType::kEvent, keyed("C7", order(2, "C7", 7.5))}});
+  Harness h(dir.str(), 1);
+  const auto body = h.profile("C7").second;
+  CHECK(contains(body, R"("frequency":2)"));
+  CHECK(contains(body, R"("monetary":20.00)"));
+}
+
+TEST_CASE("a journal record this build cannot read stops recovery with an error naming it") {
+  test::TempDir dir;
+  std::string bin;
+  protocol::encode_event_binary(test::decode_event(order(1, "C7", 1)), bin);
+  SECTION("a binary event of a newer format version") {
+    bin[0] = static_cast<char>(protocol::kEventBinaryVersion + 1);
+    write_journal(dir, {{store::RecordType::kEventBinary, keyed("C7", bin)}});
+    REQUIRE_THROWS_WITH(Harness(dir.str(), 1),
+                        Catch::Contains("record 1") && Catch::Contains("version 2"));
+  }
+  SECTION("a record type it does not know") {
+    write_journal(dir, {{store::RecordType::kEventBinary, keyed("C7", bin)},
+                        {static_cast<store::RecordType>(42), "?"}});
+    REQUIRE_THROWS_WITH(Harness(dir.str(), 1),
+                        Catch::Contains("record 2") && Catch::Contains("type 42"));
+  }
+  SECTION("a damaged binary event is skipped and reported, the rest applies") {
+    std::string cut = bin.substr(0, bin.size() - 3);
+    std::string good;
+    protocol::encode_event_binary(test::decode_event(order(2, "C7", 4)), good);
+    write_journal(dir, {{store::RecordType::kEventBinary, keyed("C7", cut)},
+                        {store::RecordType::kEventBinary, keyed("C7", good)}});
+    Harness h(dir.str(), 1);
+    CHECK(contains(h.profile("C7").second, R"("frequency":1)"));
+    bool reported = false;
+    for (const auto& line : h.engine->recovery_lines())
+      reported |= contains(line, "record 1 does not decode");
+    CHECK(reported);
+  }
 }
 
 TEST_CASE("a full shard queue sheds with rate_limited instead of growing") {
@@ -172,7 +291,8 @@ namespace {
 // Arms a 1.5 s timer on Product Added, cancelled by an order; fires an sms.
 class NudgeRules : public rules::RuleSet {
  public:
-  void evaluate(const protocol::Event& ev, profile::CustomerProfile& p, std::vector<protocol::Action>&) override {
+  void evaluate(const protocol::Event& ev, profile::CustomerProfile& p,
+                std::vector<protocol::Action>&) override {
     if (ev.name == protocol::EventName::kProductAdded) {
       p.timers.clear();
       p.timers.push_back({"nudge", ev.timestamp + 1'500'000});
@@ -213,8 +333,9 @@ TEST_CASE("event-time timers fire once - are cancelled by a purchase - and survi
   };
   auto now_iso = [] { return format_iso8601(wall_clock_us()); };
   auto add = [&](const std::string& user, int i) {
-    return fmt::format(R"({{"type":"track","event":"Product Added","messageId":"add-{}-{}","userId":"{}","timestamp":"{}","properties":{{"productId":"p1","price":5}}}})",
-                       user, i, user, now_iso());
+    return fmt::format(
+        R"({{"type":"track","event":"Product Added","messageId":"add-{}-{}","userId":"{}","timestamp":"{}","properties":{{"productId":"p1","price":5}}}})",
+        user, i, user, now_iso());
   };
   {
     Metrics m;
@@ -226,7 +347,9 @@ TEST_CASE("event-time timers fire once - are cancelled by a purchase - and survi
     };
     submit(add("A", 1));  // will fire
     submit(add("B", 1));  // cancelled by an order
-    submit(fmt::format(R"({{"type":"track","event":"Order Completed","messageId":"o-B","userId":"B","timestamp":"{}","properties":{{"total":5}}}})", now_iso()));
+    submit(fmt::format(
+        R"({{"type":"track","event":"Order Completed","messageId":"o-B","userId":"B","timestamp":"{}","properties":{{"total":5}}}})",
+        now_iso()));
     c->wait_for(3);
     std::this_thread::sleep_for(std::chrono::milliseconds(2200));
     {
@@ -248,10 +371,13 @@ TEST_CASE("event-time timers fire once - are cancelled by a purchase - and survi
 TEST_CASE("a visitor who identifies with a member's phone number is linked to the member") {
   test::TempDir dir;
   Harness h(dir.str(), 8);
-  h.send(R"({"type":"identify","messageId":"m-1","userId":"M7","traits":{"firstName":"Ola","phone":"+46 70 123 45 67"}})");
+  h.send(
+      R"({"type":"identify","messageId":"m-1","userId":"M7","traits":{"firstName":"Ola","phone":"+46 70 123 45 67"}})");
   h.replies->wait_for(1);
-  h.send(R"({"type":"track","event":"Product Added","messageId":"v-1","anonymousId":"visitor-77","properties":{"productId":"scarf","price":20}})");
-  h.send(R"({"type":"identify","messageId":"v-2","anonymousId":"visitor-77","traits":{"phone":"+46701234567"}})");
+  h.send(
+      R"({"type":"track","event":"Product Added","messageId":"v-1","anonymousId":"visitor-77","properties":{"productId":"scarf","price":20}})");
+  h.send(
+      R"({"type":"identify","messageId":"v-2","anonymousId":"visitor-77","traits":{"phone":"+46701234567"}})");
   h.replies->wait_for(3);
   std::string body;
   for (int i = 0; i < 200; ++i) {
@@ -263,7 +389,8 @@ TEST_CASE("a visitor who identifies with a member's phone number is linked to th
   CHECK(contains(body, R"("via":"phone")"));
   CHECK(contains(body, R"("productId":"scarf")"));
   // Two members sharing a phone (a household) are not merged.
-  h.send(R"({"type":"identify","messageId":"m-2","userId":"M8","traits":{"phone":"+46701234567"}})");
+  h.send(
+      R"({"type":"identify","messageId":"m-2","userId":"M8","traits":{"phone":"+46701234567"}})");
   h.replies->wait_for(4);
   std::this_thread::sleep_for(100ms);
   CHECK(contains(h.profile("M8").second, R"("linkedIds":[])"));

@@ -1,9 +1,12 @@
-#include <catch2/catch.hpp>
+#include "storepulse/store/journal.hpp"
 
+#include <zlib.h>
+
+#include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
+#include <random>
 
-#include "storepulse/store/journal.hpp"
 #include "storepulse/store/snapshot.hpp"
 #include "support/temp_dir.hpp"
 
@@ -12,7 +15,8 @@ using namespace storepulse::store;
 namespace fs = std::filesystem;
 
 namespace {
-std::unique_ptr<Journal> open_journal(const std::string& dir, std::uint64_t segment_bytes = 1 << 20) {
+std::unique_ptr<Journal> open_journal(const std::string& dir,
+                                      std::uint64_t segment_bytes = 1 << 20) {
   JournalOptions o;
   o.dir = dir;
   o.segment_bytes = segment_bytes;
@@ -23,17 +27,22 @@ std::unique_ptr<Journal> open_journal(const std::string& dir, std::uint64_t segm
 }
 
 std::vector<std::string> replay_all(const std::string& dir, RecoveryReport& rep,
-                                    std::uint64_t after = 0, std::uint64_t segment_bytes = 1 << 20) {
+                                    std::uint64_t after = 0,
+                                    std::uint64_t segment_bytes = 1 << 20) {
   auto j = open_journal(dir, segment_bytes);
   std::vector<std::string> out;
-  REQUIRE(j->replay(after, [&](const JournalRecord& r) { out.emplace_back(r.payload); }, rep).is_ok());
+  REQUIRE(j->replay(
+               after, [&](const JournalRecord& r) { out.emplace_back(r.payload); }, rep)
+              .is_ok());
   return out;
 }
 
 void write_n(const std::string& dir, int n, std::uint64_t segment_bytes = 1 << 20) {
   auto j = open_journal(dir, segment_bytes);
   RecoveryReport rep;
-  REQUIRE(j->replay(0, [](const JournalRecord&) {}, rep).is_ok());
+  REQUIRE(j->replay(
+               0, [](const JournalRecord&) {}, rep)
+              .is_ok());
   for (int i = 0; i < n; ++i) {
     j->append(RecordType::kEvent, i, "event-" + std::to_string(i));
     if (i % 7 == 6) REQUIRE(j->commit().is_ok());
@@ -130,7 +139,9 @@ TEST_CASE("a failed write leaves nothing of the batch and sequence numbers are r
   test::TempDir dir;
   auto j = open_journal(dir.str());
   RecoveryReport rep;
-  REQUIRE(j->replay(0, [](const JournalRecord&) {}, rep).is_ok());
+  REQUIRE(j->replay(
+               0, [](const JournalRecord&) {}, rep)
+              .is_ok());
   j->append(RecordType::kEvent, 0, "a");
   REQUIRE(j->commit().is_ok());
   j->append(RecordType::kEvent, 0, "lost-1");
@@ -155,7 +166,9 @@ TEST_CASE("segments covered by a snapshot are removed - replay resumes after it"
   {
     auto j = open_journal(dir.str(), 200);
     RecoveryReport rep;
-    REQUIRE(j->replay(0, [](const JournalRecord&) {}, rep).is_ok());
+    REQUIRE(j->replay(
+                 0, [](const JournalRecord&) {}, rep)
+                .is_ok());
     j->remove_segments_through(60);
   }
   CHECK(segments(dir.str()).size() < before);
@@ -190,11 +203,14 @@ TEST_CASE("snapshot round-trips and detects damage") {
   CHECK_FALSE(*none);
 }
 
-TEST_CASE("read_committed reads on from a cursor across segments, bounded per call, while appending") {
+TEST_CASE(
+    "read_committed reads on from a cursor across segments, bounded per call, while appending") {
   test::TempDir dir;
   auto j = open_journal(dir.str(), 200);  // a few records per segment
   RecoveryReport rep;
-  REQUIRE(j->replay(0, [](const JournalRecord&) {}, rep).is_ok());
+  REQUIRE(j->replay(
+               0, [](const JournalRecord&) {}, rep)
+              .is_ok());
   for (int i = 0; i < 30; ++i) {
     j->append(RecordType::kEvent, i, "event-" + std::to_string(i));
     if (i % 3 == 2) REQUIRE(j->commit().is_ok());  // segments roll after a commit
@@ -207,10 +223,10 @@ TEST_CASE("read_committed reads on from a cursor across segments, bounded per ca
   for (; calls < 100; ++calls) {
     std::size_t before = got.size();
     REQUIRE(j->read_committed(after, 1 << 20, 4, [&](const JournalRecord& r) {
-      CHECK(r.seq == after + 1);
-      after = r.seq;
-      got.emplace_back(r.payload);
-    }).is_ok());
+               CHECK(r.seq == after + 1);
+               after = r.seq;
+               got.emplace_back(r.payload);
+             }).is_ok());
     CHECK(got.size() - before <= 4);
     if (got.size() == before) break;
     if (calls == 2) j->remove_segments_through(after);  // a drain forgets what it pushed
@@ -220,10 +236,76 @@ TEST_CASE("read_committed reads on from a cursor across segments, bounded per ca
   CHECK(got.back() == "event-29");
   // Repositioning: any seq, also after the cursor moved on.
   std::vector<std::uint64_t> seqs;
-  REQUIRE(j->read_committed(25, 1 << 20, 100, [&](const JournalRecord& r) { seqs.push_back(r.seq); }).is_ok());
+  REQUIRE(j->read_committed(25, 1 << 20, 100, [&](const JournalRecord& r) {
+             seqs.push_back(r.seq);
+           }).is_ok());
   CHECK(seqs == std::vector<std::uint64_t>{26, 27, 28, 29, 30});
   CHECK(j->disk_bytes() > 0);
   REQUIRE(j->remove_all().is_ok());
   CHECK(segments(dir.str()).empty());
   CHECK(j->disk_bytes() == 0);
+}
+
+TEST_CASE("crc32_of is zlib's CRC-32 for every length, alignment and seed") {
+  // The fast path (PCLMULQDQ, 64 bytes and longer) must give exactly the
+  // checksum zlib gives: journals written before it are checked with it.
+  std::mt19937_64 rng(7);
+  std::string buf(3000, '\0');
+  for (auto& c : buf) c = static_cast<char>(rng());
+  for (std::size_t len = 0; len <= 1100; ++len) {
+    const std::size_t off = rng() % 32;
+    const auto seed = static_cast<std::uint32_t>(len % 3 == 0 ? 0 : rng());
+    const std::string_view d(buf.data() + off, len);
+    const auto want = static_cast<std::uint32_t>(
+        ::crc32(seed, reinterpret_cast<const Bytef*>(d.data()), static_cast<uInt>(d.size())));
+    INFO("length " << len << " offset " << off << " seed " << seed);
+    REQUIRE(crc32_of(d, seed) == want);
+  }
+  CHECK(crc32_of("123456789") == 0xCBF43926u);  // the standard check value of CRC-32
+}
+
+TEST_CASE("a segment larger than any read buffer is replayed whole") {
+  test::TempDir dir;
+  JournalOptions o;
+  o.dir = dir.str();
+  const std::string big(200'000, 'x');
+  {
+    auto j = Journal::open(o);
+    REQUIRE(j.is_ok());
+    RecoveryReport rep;
+    REQUIRE((*j)->replay(
+                    0, [](const JournalRecord&) {}, rep)
+                .is_ok());
+    for (int i = 0; i < 5; ++i) (*j)->append(RecordType::kEvent, i, big + std::to_string(i));
+    REQUIRE((*j)->commit().is_ok());
+  }
+  auto j = Journal::open(o);
+  REQUIRE(j.is_ok());
+  RecoveryReport rep;
+  std::vector<std::string> got;
+  REQUIRE((*j)->replay(
+                  0, [&](const JournalRecord& r) { got.emplace_back(r.payload); }, rep)
+              .is_ok());
+  REQUIRE(got.size() == 5);
+  CHECK(got[4] == big + "4");
+  CHECK(rep.problems.empty());
+}
+
+TEST_CASE("a snapshot larger than any read buffer round-trips, and a truncated one is refused") {
+  test::TempDir dir;
+  std::string body(3'000'000, '\0');
+  std::mt19937_64 rng(3);
+  for (auto& c : body) c = static_cast<char>(rng());
+  REQUIRE(write_snapshot(dir.str(), 7, body).is_ok());
+  std::uint64_t seq = 0;
+  std::string got;
+  auto r = read_snapshot(dir.str(), seq, got);
+  REQUIRE(r.is_ok());
+  CHECK(*r);
+  CHECK(seq == 7);
+  CHECK(got == body);
+  fs::resize_file(dir / "snapshot.bin", fs::file_size(dir / "snapshot.bin") - 1);
+  auto bad = read_snapshot(dir.str(), seq, got);
+  REQUIRE_FALSE(bad.is_ok());
+  CHECK(bad.status().detail().find("truncated") != std::string::npos);
 }

@@ -91,6 +91,10 @@ TEST_CASE("redis log appends in batches and replays them in order after a restar
     CHECK((*log)->append(RecordType::kLink, 222, std::string("bin\0ary", 7)) == 2);
     REQUIRE((*log)->commit());
     CHECK((*log)->append(RecordType::kTimerFired, 333, "third") == 3);
+    // The newest type, sealed (the engine's event records since 2026-11-27).
+    CHECK((*log)->append(static_cast<RecordType>(
+                             static_cast<std::uint8_t>(RecordType::kEventBinary) | kSealedBit),
+                         444, "fourth") == 4);
     REQUIRE((*log)->commit());
     CHECK((*log)->stream_key() == "sptest:{s3}:log");
   }
@@ -101,7 +105,10 @@ TEST_CASE("redis log appends in batches and replays them in order after a restar
   auto log = RedisLog::open(options_for(redis), 3);
   REQUIRE(log);
   auto seen = replay_all(**log);
-  REQUIRE(seen.size() == 3);
+  REQUIRE(seen.size() == 4);
+  CHECK(seen[3].type ==
+        static_cast<RecordType>(static_cast<std::uint8_t>(RecordType::kEventBinary) | kSealedBit));
+  CHECK(seen[3].payload == "fourth");
   CHECK(seen[0].seq == 1);
   CHECK(seen[0].type == RecordType::kEvent);
   CHECK(seen[0].recv == 111);
@@ -109,8 +116,8 @@ TEST_CASE("redis log appends in batches and replays them in order after a restar
   CHECK(seen[1].payload == std::string("bin\0ary", 7));
   CHECK(seen[1].type == RecordType::kLink);
   CHECK(seen[2].seq == 3);
-  CHECK((*log)->last_seq() == 3);
-  CHECK((*log)->append(RecordType::kEvent, 444, "fourth") == 4);
+  CHECK((*log)->last_seq() == 4);
+  CHECK((*log)->append(RecordType::kEvent, 555, "fifth") == 5);
   REQUIRE((*log)->commit());
   // Other shards have their own streams.
   auto other = RedisLog::open(options_for(redis), 4);

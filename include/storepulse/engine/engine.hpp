@@ -35,8 +35,8 @@ class ReplyTarget {
 
 struct EngineOptions {
   int shards = 2;
-  std::size_t queue_capacity = 65536;   // per shard; over it -> rate_limited
-  std::size_t batch_max = 512;          // events per group commit
+  std::size_t queue_capacity = 65536;  // per shard; over it -> rate_limited
+  std::size_t batch_max = 512;         // events per group commit
   std::string data_dir = "data";
   /// Where shard logs and snapshots live: "embedded" (journal files under
   /// data_dir) or "redis" (a stream + snapshot key per shard; `redis`).
@@ -53,7 +53,7 @@ struct EngineOptions {
   TimeUs fsync_interval_us = 10'000;
   bool archive_segments = false;  // keep retired journal segments (store.archive_segments)
   std::uint64_t segment_bytes = 64ull << 20;
-  std::size_t dedupe_window = 200'000;  // messageIds remembered per shard
+  std::size_t dedupe_window = 200'000;   // messageIds remembered per shard
   std::size_t max_profiles = 5'000'000;  // per shard
   TimeUs snapshot_interval_us = 60 * kUsPerSecond;
   std::uint64_t snapshot_min_records = 10'000;  // skip a snapshot when fewer new records
@@ -123,7 +123,8 @@ class Engine {
   /// error) arrives later on `reply`. Fails fast with rate_limited when the
   /// shard's queue is full, or wrong_node when another node serves the shard:
   /// that error is delivered to `reply` and counted in the metrics here, so
-  /// the caller does neither.
+  /// the caller does neither. `raw` (the wire JSON) is not taken: the journal
+  /// keeps the decoded event, so the caller frees its buffer on its own thread.
   Status submit(protocol::Event&& ev, std::string&& raw, TimeUs recv,
                 std::shared_ptr<ReplyTarget> reply);
   void query_profile(std::string id, ProfileCallback done);
@@ -163,7 +164,9 @@ class Engine {
   std::shared_ptr<rules::RuleSet> rules() const { return std::atomic_load(&rules_); }
   /// Replaces the live models (an immutable snapshot); workers pick it up
   /// before their next batch. Any thread.
-  void set_models(std::shared_ptr<const models::ModelSet> m) { std::atomic_store(&models_, std::move(m)); }
+  void set_models(std::shared_ptr<const models::ModelSet> m) {
+    std::atomic_store(&models_, std::move(m));
+  }
   std::shared_ptr<const models::ModelSet> models() const { return std::atomic_load(&models_); }
   Metrics& metrics() { return metrics_; }
   /// Set before start().
@@ -197,7 +200,7 @@ class Engine {
   };
   std::mutex erase_mu_;
   std::map<std::string, PendingErasure> pending_erasures_;
-  std::mutex claim_mu_;      // one claim (or stop) at a time
+  std::mutex claim_mu_;  // one claim (or stop) at a time
   std::thread claim_thread_;
   std::atomic<bool> claim_busy_{false};
   std::thread lease_thread_;

@@ -33,9 +33,16 @@ enum class RecordType : std::uint8_t {
   // none), so replay rebuilds the same channel mix. kEvent records (older
   // journals) replay with the channel the JSON names.
   kEventOnChannel = 6,
+  // payload: profile key, then the decoded event in the binary form of
+  // protocol/event_binary.hpp (its channel is the one applied). Written since
+  // the journal stopped keeping the wire JSON: replay copies the fields back
+  // instead of running the validating JSON decoder again. Types 1 and 6 are
+  // still read.
+  kEventBinary = 7,
 };
 constexpr bool is_event_record(RecordType t) {
-  return t == RecordType::kEvent || t == RecordType::kEventOnChannel;
+  return t == RecordType::kEvent || t == RecordType::kEventOnChannel ||
+         t == RecordType::kEventBinary;
 }
 
 struct JournalRecord {
@@ -58,8 +65,8 @@ struct RecoveryReport {
 /// What a store's local spool holds (RedisLog while Redis is unreachable).
 /// Written by the shard worker only; any thread may read it (metrics, admin).
 struct SpoolStats {
-  std::atomic<bool> active{false};     // commits go to the spool (until it is drained)
-  std::atomic<bool> refused{false};    // Redis refused the drain (lease, conflict): operator needed
+  std::atomic<bool> active{false};   // commits go to the spool (until it is drained)
+  std::atomic<bool> refused{false};  // Redis refused the drain (lease, conflict): operator needed
   std::atomic<std::uint64_t> bytes{0};           // on disk now
   std::atomic<std::uint64_t> records{0};         // not yet in Redis
   std::atomic<std::uint64_t> spooled_total{0};   // records acked from the spool since start
