@@ -1,8 +1,8 @@
 #pragma once
 // CompactVec<T>: the bounded lists of a customer profile (categories, cart,
 // contacts, timers...). One pointer per list instead of std::vector's three:
-// a profile has ten such lists and most of them are empty for most customers,
-// so the 16 bytes saved per list are 160 bytes per profile. The size and the
+// a profile has nine such lists and most of them are empty for most customers,
+// so the 16 bytes saved per list are 144 bytes per profile. The size and the
 // capacity live in a small header in front of the elements, in the same heap
 // block; an empty list has no block at all.
 //
