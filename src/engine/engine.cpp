@@ -632,6 +632,7 @@ profile::CustomerProfile* Shard::find(std::string_view key) {
 profile::CustomerProfile& Shard::get_or_create(std::string_view key) {
   if (auto it = profiles_.find(key); it != profiles_.end()) return *it->second;
   auto p = std::make_unique<profile::CustomerProfile>();
+  p->names = &names_;
   p->user_id.assign(key);
   auto& out = *profiles_.emplace(std::string(key), std::move(p)).first->second;
   profile_count_.store(profiles_.size(), std::memory_order_relaxed);
@@ -765,14 +766,17 @@ void Shard::evaluate_rules(const std::string& key, profile::CustomerProfile& p,
   actions_scratch_.clear();
   reply_actions_.clear();
   if (!rules_) return;
-  auto timers_sum = [&] {
-    TimeUs sum = static_cast<TimeUs>(p.timers.size());
-    for (const auto& t : p.timers) sum = sum * 31 + t.fire_at;
-    return sum;
-  };
-  const TimeUs before = timers_sum();
+  // Only timers this event armed or re-armed go on the heap: the unchanged
+  // ones have their entry there already (pushing every timer again on each
+  // change left one stale 48-byte entry per timer and event until it was due).
+  std::array<profile::PendingTimer, profile::CustomerProfile::kMaxTimers> before;
+  const std::size_t n_before = std::min(p.timers.size(), before.size());
+  std::copy_n(p.timers.begin(), n_before, before.begin());
   rules_->evaluate(ev, p, actions_scratch_);
-  if (timers_sum() != before) index_timers(key, p);
+  for (const auto& t : p.timers)
+    if (std::none_of(before.begin(), before.begin() + static_cast<std::ptrdiff_t>(n_before),
+                     [&](const auto& b) { return b.rule == t.rule && b.fire_at == t.fire_at; }))
+      timers_.push(TimerEntry{t.fire_at, key, t.rule});
   if (!live) return;
   for (auto& a : actions_scratch_) {
     if (engine_.observer_) engine_.observer_(a);
@@ -790,7 +794,7 @@ void Shard::index_timers(const std::string& key, const profile::CustomerProfile&
   for (const auto& t : p.timers) timers_.push(TimerEntry{t.fire_at, key, t.rule});
 }
 
-void Shard::remove_timer(profile::CustomerProfile& p, const std::string& rule, TimeUs at) {
+void Shard::remove_timer(profile::CustomerProfile& p, profile::NameId rule, TimeUs at) {
   auto it = std::find_if(p.timers.begin(), p.timers.end(),
                          [&](const auto& t) { return t.rule == rule && t.fire_at == at; });
   if (it != p.timers.end()) p.timers.erase(it);
@@ -804,7 +808,8 @@ void Shard::fire_due_timers() {
       std::max(max_event_time_,
                engine_.opts_.watermark_clock ? engine_.opts_.watermark_clock() : wall_clock_us());
   struct Due {
-    std::string key, rule;
+    std::string key;
+    profile::NameId rule;
     TimeUs at;
   };
   std::vector<Due> due;
@@ -822,23 +827,23 @@ void Shard::fire_due_timers() {
     std::string payload;
     ByteWriter w(payload);
     w.str(e.key);
-    w.str(e.rule);
+    w.str(names_.view(e.rule));
     w.i64(e.at);
     append_record(store::RecordType::kTimerFired, watermark, e.key, payload);
-    due.push_back({std::move(e.key), std::move(e.rule), e.at});
+    due.push_back({std::move(e.key), e.rule, e.at});
   }
   if (due.empty()) return;
   if (Status s = journal_->commit(); !s) {
     if (s.code() == ErrorCode::kWrongNode) lose_lease(s.detail());
     spdlog::error("shard {}: cannot journal fired timers, retrying: {}", index_, s.detail());
-    for (auto& d : due) timers_.push(TimerEntry{d.at, std::move(d.key), std::move(d.rule)});
+    for (auto& d : due) timers_.push(TimerEntry{d.at, std::move(d.key), d.rule});
     return;
   }
   for (const auto& d : due) {
     auto* p = find(d.key);
     remove_timer(*p, d.rule, d.at);
     actions_scratch_.clear();
-    rules_->fire_timer(d.rule, d.at, *p, actions_scratch_);
+    rules_->fire_timer(std::string(names_.view(d.rule)), d.at, *p, actions_scratch_);
     index_timers(d.key, *p);  // a rule may re-arm (e.g. held until quiet hours end)
     for (const auto& a : actions_scratch_) {
       engine_.metrics_.actions.fetch_add(1, std::memory_order_relaxed);
@@ -858,11 +863,11 @@ void Shard::fire_customer_timers(const std::string& key, profile::CustomerProfil
     for (const auto& tm : p.timers)
       if (tm.fire_at <= t && (!next || tm.fire_at < next->fire_at)) next = &tm;
     if (!next) break;
-    const std::string rule = next->rule;
+    const profile::NameId rule = next->rule;
     const TimeUs at = next->fire_at;
     remove_timer(p, rule, at);
     actions_scratch_.clear();
-    rules_->fire_timer(rule, at, p, actions_scratch_);
+    rules_->fire_timer(std::string(p.name(rule)), at, p, actions_scratch_);
     fired = true;
     if (!live) continue;
     for (const auto& a : actions_scratch_) {
@@ -944,7 +949,7 @@ void Shard::apply_recovered(const store::JournalRecord& rec, protocol::EventDeco
       const TimeUs at = r.i64();
       auto* p = find(key);
       if (!p) return;
-      remove_timer(*p, rule, at);
+      remove_timer(*p, p->names->find(rule), at);
       actions_scratch_.clear();
       if (rules_) rules_->fire_timer(rule, at, *p, actions_scratch_);
       break;
@@ -999,6 +1004,7 @@ bool Shard::add_link(profile::CustomerProfile& p, std::string_view other, TimeUs
 void Shard::absorb(const std::string& target, const std::string& other,
                    std::string_view serialized) {
   profile::CustomerProfile o;
+  o.names = &names_;
   if (!profile::deserialize_profile(serialized, o)) {
     spdlog::error("shard {}: merge payload for {} from {} is malformed; skipped", index_, target,
                   other);
@@ -1142,6 +1148,7 @@ void Shard::run() {
         spdlog::error("shard {}: {}", index_, s.detail());
     }
     maybe_snapshot(false);
+    warn_names_refused();
     if (n == 0 && stopping_.load() && depth_.load() == 0) break;
   }
   if (Status s = journal_->sync(); !s) spdlog::error("shard {}: {}", index_, s.detail());
@@ -1641,21 +1648,23 @@ void Shard::handle_recommend(Work& w) {
   auto in_cart = [&](std::string_view id) {
     if (!p) return false;
     for (const auto& c : p->cart)
-      if (c.product_id == id) return true;
+      if (p->name(c.product_id) == id) return true;
     return false;
   };
   // Never recommend what the customer just bought (nor the cart, nor the product in view).
   auto excluded = [&](std::string_view id) {
     if (id == w.rec.product_id || in_cart(id)) return true;
-    return p && std::find(p->recent_products.begin(), p->recent_products.end(), id) !=
-                    p->recent_products.end();
+    if (!p) return false;
+    const profile::NameId rid = p->names->find(id);
+    return rid != profile::kNoName &&
+           std::find(p->recent_products.begin(), p->recent_products.end(), rid) != p->recent_products.end();
   };
-  auto add_from = [&](const std::string& cat, double weight) {
-    auto it = popularity_.find(cat);
+  auto add_from = [&](std::string_view cat, double weight) {
+    auto it = popularity_.find(std::string(cat));
     if (it == popularity_.end()) return;
     for (const auto& [pid, count] : it->second) {
       if (excluded(pid)) continue;
-      items.push_back({pid, cat, weight * count});
+      items.push_back({pid, std::string(cat), weight * count});
     }
   };
   auto category_of = [&](std::string_view pid) -> std::string {
@@ -1711,8 +1720,8 @@ void Shard::handle_recommend(Work& w) {
       for (const auto& c : p->categories) cats.push_back(&c);
     std::sort(cats.begin(), cats.end(), [](auto a, auto b) { return a->affinity > b->affinity; });
     if (cats.size() > 3) cats.resize(3);
-    for (const auto* c : cats) add_from(c->name, 1.0 + c->affinity / 100.0);
-    if (!cats.empty() && reason.empty()) reason = "top categories: " + cats[0]->name;
+    for (const auto* c : cats) add_from(p->name(c->name), 1.0 + c->affinity / 100.0);
+    if (!cats.empty() && reason.empty()) reason = fmt::format("top categories: {}", p->name(cats[0]->name));
     take(items);
   }
   // 3. Store-wide best sellers.
@@ -1759,6 +1768,7 @@ void Shard::decode_snapshot(const std::string& body) {
   const std::uint64_t n = r.u64();
   for (std::uint64_t i = 0; i < n && r.ok(); ++i) {
     auto p = std::make_unique<profile::CustomerProfile>();
+    p->names = &names_;
     if (!profile::deserialize_profile(r.str_view(), *p))
       throw std::runtime_error(
           fmt::format("shard {}: profile {} in snapshot is malformed", index_, i));
@@ -1769,6 +1779,20 @@ void Shard::decode_snapshot(const std::string& body) {
   for (std::uint64_t i = 0; i < d && r.ok(); ++i) dedupe_.insert(r.str_view());
   if (!r.ok())
     throw std::runtime_error(fmt::format("shard {}: snapshot body is truncated", index_));
+}
+
+void Shard::warn_names_refused() {
+  // A full name table drops new catalogue names from profiles (the events still
+  // count): say so, at most once a minute, with the number since the last line.
+  const std::uint64_t refused = names_.refused();
+  if (refused == names_refused_logged_) return;
+  const std::int64_t now = mono_ns();
+  if (names_refused_logged_ != 0 && now - last_names_log_ns_ < 60'000'000'000) return;
+  spdlog::warn("shard {}: name table full ({} names): {} new category/brand/product/store names not recorded in "
+               "profiles since the last report",
+               index_, names_.size(), refused - names_refused_logged_);
+  names_refused_logged_ = refused;
+  last_names_log_ns_ = now;
 }
 
 void Shard::maybe_snapshot(bool force) {

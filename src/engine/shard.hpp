@@ -173,6 +173,8 @@ class Shard {
   /// Takes the engine's current models for this thread (per batch, recovery).
   void take_models();
   void maybe_snapshot(bool force);
+  /// Logs (rate-limited) when names_ refused new names since the last line.
+  void warn_names_refused();
   /// Writes the snapshot now, synchronously, even when no record came since the
   /// last one (erasure: the previous snapshot still holds the erased profile).
   Status snapshot_now();
@@ -206,12 +208,12 @@ class Shard {
   /// the event record itself implies it).
   void fire_customer_timers(const std::string& key, profile::CustomerProfile& p, TimeUs t,
                             bool live);
-  void remove_timer(profile::CustomerProfile& p, const std::string& rule, TimeUs at);
+  void remove_timer(profile::CustomerProfile& p, profile::NameId rule, TimeUs at);
 
   struct TimerEntry {
     TimeUs at;
     std::string key;
-    std::string rule;
+    profile::NameId rule;  // in names_
     bool operator>(const TimerEntry& o) const { return at > o.at; }
   };
 
@@ -243,6 +245,11 @@ class Shard {
   protocol::Event replay_event_;        // recovery: one Event reused, strings keep their capacity
   std::string replay_fatal_;            // recovery: a record this build cannot read (newer format)
   std::uint64_t shredded_records_ = 0;  // replay: sealed records whose key was erased
+  // Category, brand, product and store names of this shard's profiles (the
+  // profiles hold ids into it). Declared before profiles_: destroyed after them.
+  profile::NameTable names_;
+  std::uint64_t names_refused_logged_ = 0;  // names_.refused() at the last warning
+  std::int64_t last_names_log_ns_ = 0;
   StringKeyMap<std::unique_ptr<profile::CustomerProfile>> profiles_;
   DedupeWindow dedupe_;
   RecentEvents recent_;

@@ -109,13 +109,13 @@ std::size_t BasketModel::held_items(const profile::CustomerProfile& p,
     if (!s.empty() && n < out.size()) out[n++] = s;
   };
   if (item_key == "category") {
-    for (const auto& c : p.cart) add(c.category);
-    for (const auto& c : p.categories) add(c.name);
+    for (const auto& c : p.cart) add(p.name(c.category));
+    for (const auto& c : p.categories) add(p.name(c.name));
   } else if (item_key == "name") {
-    for (const auto& c : p.cart) add(c.name);
+    for (const auto& c : p.cart) add(p.name(c.name));
   } else {
-    for (const auto& c : p.cart) add(c.product_id);
-    for (auto it = p.recent_products.rbegin(); it != p.recent_products.rend(); ++it) add(*it);
+    for (const auto& c : p.cart) add(p.name(c.product_id));
+    for (auto it = p.recent_products.rbegin(); it != p.recent_products.rend(); ++it) add(p.name(*it));
   }
   return n;
 }

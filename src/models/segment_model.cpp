@@ -101,11 +101,12 @@ FeatureVector segment_features_of(const profile::CustomerProfile& p, const Featu
   for (const auto& c : p.categories) {
     if (c.lines == 0) continue;
     const double v = static_cast<double>(c.lines);
-    if (std::find(spec.everyday_categories.begin(), spec.everyday_categories.end(), c.name) !=
+    const std::string_view name = p.name(c.name);
+    if (std::find(spec.everyday_categories.begin(), spec.everyday_categories.end(), name) !=
         spec.everyday_categories.end())
       everyday += v;
     if (lines > 0) entropy -= (v / lines) * std::log(v / lines);
-    auto ref = spec.category_reference_price.find(c.name);
+    auto ref = spec.category_reference_price.find(name);
     if (ref != spec.category_reference_price.end() && ref->second > 0 && c.priced_lines > 0) {
       log_price += c.log_price_sum - c.priced_lines * std::log(ref->second);
       priced += c.priced_lines;
@@ -140,8 +141,7 @@ void classify_profile(const SegmentModel& model, profile::CustomerProfile& p) {
   const int c = model.classify(segment_features_of(p, model.spec));
   if (c < 0 || c >= static_cast<int>(model.segment_names.size())) return;
   const std::string& name = model.segment_names[static_cast<std::size_t>(c)];
-  if (p.segment != name)
-    p.segment = name;  // assign only on change: no allocation in the steady state
+  p.segment = p.names->intern_guardrail(name);  // a lookup once the model's few names are in
 }
 
 // ---- model file --------------------------------------------------------------------

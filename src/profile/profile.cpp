@@ -25,27 +25,33 @@ double decay(double value, TimeUs from, TimeUs to) {
 
 // Adds spend to a bounded stat list; when full, the weakest affinity is replaced,
 // so memory per profile stays fixed however many categories a shopper touches.
-void add_stat(std::vector<CategoryStat>& stats, std::size_t cap, std::string_view name, Money spend,
-              TimeUs when) {
-  if (name.empty()) return;
+// A name the full dictionary refused is not recorded (as a list at its cap).
+template <class Stat>
+void add_stat(CustomerProfile& p, CompactVec<Stat>& stats, std::size_t cap,
+              std::string_view name_text, Money spend, TimeUs when) {
+  const NameId name = p.names->intern(name_text);
+  if (name == kNoName) return;
   auto it = std::find_if(stats.begin(), stats.end(), [&](const auto& s) { return s.name == name; });
   if (it == stats.end()) {
     if (stats.size() >= cap) {
       it = std::min_element(stats.begin(), stats.end(),
                             [](const auto& a, const auto& b) { return a.affinity < b.affinity; });
-      *it = CategoryStat{};
+      *it = Stat{};
     } else {
       stats.emplace_back();
       it = stats.end() - 1;
     }
-    it->name.assign(name);
+    it->name = name;
   }
   it->affinity = decay(it->affinity, it->last, when) + static_cast<double>(spend) / 100.0;
   it->spend += spend;
   it->last = std::max(it->last, when);
 }
 
-CategoryStat* find_stat(std::vector<CategoryStat>& stats, std::string_view name) {
+CategoryStat* find_stat(const CustomerProfile& p, CompactVec<CategoryStat>& stats,
+                        std::string_view name_text) {
+  const NameId name = p.names->find(name_text);
+  if (name == kNoName) return nullptr;
   for (auto& s : stats)
     if (s.name == name) return &s;
   return nullptr;
@@ -69,7 +75,8 @@ void record_order_inputs(CustomerProfile& p, const protocol::Event& ev) {
     if (d != first && d != last) ++p.purchase_days;
     if (d != first) p.repeat_spend += ev.total;
     if (ev.timestamp >= p.last_order) {
-      const double gap = static_cast<double>(ev.timestamp - p.last_order) / static_cast<double>(kUsPerDay);
+      const double gap =
+          static_cast<double>(ev.timestamp - p.last_order) / static_cast<double>(kUsPerDay);
       ++p.gap_count;
       const double delta = gap - p.gap_mean_days;
       p.gap_mean_days += delta / p.gap_count;
@@ -84,27 +91,32 @@ void record_order_inputs(CustomerProfile& p, const protocol::Event& ev) {
     p.units += prod.quantity;
     ++p.lines;
     if (!prod.promo.empty()) ++p.promo_lines;
-    if (auto* c = find_stat(p.categories, prod.category)) {
+    if (auto* c = find_stat(p, p.categories, prod.category)) {
       ++c->lines;
       if (prod.price > 0) {
         ++c->priced_lines;
         c->log_price_sum += std::log(static_cast<double>(prod.price));
       }
     }
-    std::string_view key = prod.product_id.empty() ? std::string_view(prod.sku) : prod.product_id;
-    if (key.empty()) continue;
+    std::string_view key_text =
+        prod.product_id.empty() ? std::string_view(prod.sku) : prod.product_id;
+    const NameId key = p.names->intern(key_text);
+    if (key == kNoName) continue;
     auto& recent = p.recent_products;
     auto it = std::find(recent.begin(), recent.end(), key);
-    if (it != recent.end()) recent.erase(it);
-    else if (recent.size() >= CustomerProfile::kMaxRecentProducts) recent.erase(recent.begin());
-    recent.emplace_back(key);
+    if (it != recent.end())
+      recent.erase(it);
+    else if (recent.size() >= CustomerProfile::kMaxRecentProducts)
+      recent.erase(recent.begin());
+    recent.push_back(key);
   }
-  if (!ev.store_id.empty()) {
-    auto it = std::find_if(p.stores.begin(), p.stores.end(), [&](const auto& s) { return s.store_id == ev.store_id; });
+  if (const NameId store = p.names->intern(ev.store_id); store != kNoName) {
+    auto it = std::find_if(p.stores.begin(), p.stores.end(),
+                           [&](const auto& s) { return s.store_id == store; });
     if (it != p.stores.end()) {
       ++it->orders;
     } else if (p.stores.size() < CustomerProfile::kMaxStores) {
-      p.stores.push_back(StoreOrders{ev.store_id, 1});
+      p.stores.push_back(StoreOrders{store, 1});
     }
   }
 }
@@ -130,8 +142,13 @@ void apply_traits(CustomerProfile& p, const protocol::Traits& t) {
   if (t.sms_opt_in) p.sms_consent = *t.sms_opt_in;
 }
 
+// An item whose id the full name table refused is not added (as a full cart);
+// its name and category, if refused, are left empty.
 void cart_add(CustomerProfile& p, const protocol::Product& prod) {
-  std::string_view key = prod.product_id.empty() ? std::string_view(prod.sku) : prod.product_id;
+  std::string_view key_text =
+      prod.product_id.empty() ? std::string_view(prod.sku) : prod.product_id;
+  const NameId key = p.names->intern(key_text);
+  if (key == kNoName) return;
   for (auto& item : p.cart) {
     if (item.product_id == key) {
       item.quantity += prod.quantity;
@@ -140,11 +157,15 @@ void cart_add(CustomerProfile& p, const protocol::Product& prod) {
     }
   }
   if (p.cart.size() >= CustomerProfile::kMaxCart) return;
-  p.cart.push_back(CartItem{std::string(key), prod.name, prod.category, prod.price, prod.quantity});
+  p.cart.push_back(CartItem{key, p.names->intern(prod.name), p.names->intern(prod.category),
+                            prod.quantity, prod.price});
 }
 
 void cart_remove(CustomerProfile& p, const protocol::Product& prod) {
-  std::string_view key = prod.product_id.empty() ? std::string_view(prod.sku) : prod.product_id;
+  std::string_view key_text =
+      prod.product_id.empty() ? std::string_view(prod.sku) : prod.product_id;
+  const NameId key = p.names->find(key_text);
+  if (key == kNoName) return;
   for (auto it = p.cart.begin(); it != p.cart.end(); ++it) {
     if (it->product_id == key) {
       it->quantity -= prod.quantity;
@@ -154,12 +175,18 @@ void cart_remove(CustomerProfile& p, const protocol::Product& prod) {
   }
 }
 
-void record_size(CustomerProfile& p, const protocol::Product& prod, TimeUs when) {
-  if (prod.size.empty()) return;
+void record_size(CustomerProfile& p, std::string_view category_text, std::string_view size_text,
+                 TimeUs when) {
+  if (size_text.empty()) return;
+  const NameId size = p.names->intern(size_text);
+  if (size == kNoName) return;
+  // An empty category is a name too (sizes of uncategorised products).
+  const NameId category = p.names->intern(category_text);
+  if (category == kNoName && !category_text.empty()) return;
   for (auto& s : p.sizes) {
-    if (s.category == prod.category) {
+    if (s.category == category) {
       if (when >= s.when) {
-        s.size = prod.size;
+        s.size = size;
         s.when = when;
       }
       return;
@@ -168,10 +195,10 @@ void record_size(CustomerProfile& p, const protocol::Product& prod, TimeUs when)
   if (p.sizes.size() >= CustomerProfile::kMaxSizes) {
     auto oldest = std::min_element(p.sizes.begin(), p.sizes.end(),
                                    [](const auto& a, const auto& b) { return a.when < b.when; });
-    *oldest = SizeRecord{prod.category, prod.size, when};
+    *oldest = SizeRecord{category, size, when};
     return;
   }
-  p.sizes.push_back(SizeRecord{prod.category, prod.size, when});
+  p.sizes.push_back(SizeRecord{category, size, when});
 }
 
 }  // namespace
@@ -187,9 +214,11 @@ double CustomerProfile::discount_share() const {
   return gross > 0 ? static_cast<double>(discount_total) / static_cast<double>(gross) : 0.0;
 }
 
-const CategoryStat* CustomerProfile::category(std::string_view name) const {
+const CategoryStat* CustomerProfile::category(std::string_view name_text) const {
+  const NameId id = names->find(name_text);
+  if (id == kNoName) return nullptr;
   for (const auto& c : categories)
-    if (c.name == name) return &c;
+    if (c.name == id) return &c;
   return nullptr;
 }
 
@@ -203,7 +232,8 @@ void apply_event(CustomerProfile& p, const protocol::Event& ev) {
     case EventName::kCardSwiped: ++p.swipes; break;
     case EventName::kOrderCompleted: {
       ++p.orders;
-      if (ev.channel == protocol::Channel::kPos) ++p.orders_pos;
+      if (ev.channel == protocol::Channel::kPos)
+        ++p.orders_pos;
       else if (ev.channel == protocol::Channel::kWeb || ev.channel == protocol::Channel::kApp)
         ++p.orders_web;
       p.monetary += ev.total;
@@ -211,15 +241,18 @@ void apply_event(CustomerProfile& p, const protocol::Event& ev) {
       p.points += ev.total / 100;
       for (const auto& prod : ev.products) {
         const Money line = prod.price * prod.quantity;
-        add_stat(p.categories, CustomerProfile::kMaxCategories, prod.category, line, ev.timestamp);
-        add_stat(p.brands, CustomerProfile::kMaxBrands, prod.brand, line, ev.timestamp);
-        record_size(p, prod, ev.timestamp);
+        add_stat(p, p.categories, CustomerProfile::kMaxCategories, prod.category, line,
+                 ev.timestamp);
+        add_stat(p, p.brands, CustomerProfile::kMaxBrands, prod.brand, line, ev.timestamp);
+        record_size(p, prod.category, prod.size, ev.timestamp);
       }
       record_order_inputs(p, ev);  // counted in p.orders already; first/last order not moved yet
       if (p.first_order == 0 || ev.timestamp < p.first_order) p.first_order = ev.timestamp;
       p.last_order = std::max(p.last_order, ev.timestamp);
       // A purchase in any channel settles the online cart: its items are no longer waiting.
+      // The block goes too: most profiles spend most of their life with an empty cart.
       p.cart.clear();
+      p.cart.shrink_to_fit();
       p.cart_updated = ev.timestamp;
       break;
     }
@@ -228,7 +261,7 @@ void apply_event(CustomerProfile& p, const protocol::Event& ev) {
       p.monetary -= ev.total;
       p.points = std::max<std::int64_t>(0, p.points - ev.total / 100);
       for (const auto& prod : ev.products)
-        add_stat(p.categories, CustomerProfile::kMaxCategories, prod.category,
+        add_stat(p, p.categories, CustomerProfile::kMaxCategories, prod.category,
                  -prod.price * prod.quantity, ev.timestamp);
       break;
     case EventName::kProductAdded:
@@ -246,7 +279,8 @@ void apply_event(CustomerProfile& p, const protocol::Event& ev) {
 }
 
 void merge_profile(CustomerProfile& p, const CustomerProfile& o) {
-  if (o.first_seen && (p.first_seen == 0 || o.first_seen < p.first_seen)) p.first_seen = o.first_seen;
+  if (o.first_seen && (p.first_seen == 0 || o.first_seen < p.first_seen))
+    p.first_seen = o.first_seen;
   p.last_seen = std::max(p.last_seen, o.last_seen);
   if (o.first_order && (p.first_order == 0 || o.first_order < p.first_order))
     p.first_order = o.first_order;
@@ -266,9 +300,11 @@ void merge_profile(CustomerProfile& p, const CustomerProfile& o) {
   p.monetary += o.monetary;
   p.discount_total += o.discount_total;
   p.points += o.points;
+  // `o` may come from another table (a profile sent by another shard): names
+  // go across as text.
   for (const auto& c : o.categories) {
-    add_stat(p.categories, CustomerProfile::kMaxCategories, c.name, c.spend, c.last);
-    if (auto* mine = find_stat(p.categories, c.name)) {
+    add_stat(p, p.categories, CustomerProfile::kMaxCategories, o.name(c.name), c.spend, c.last);
+    if (auto* mine = find_stat(p, p.categories, o.name(c.name))) {
       mine->lines += c.lines;
       mine->priced_lines += c.priced_lines;
       mine->log_price_sum += c.log_price_sum;
@@ -289,47 +325,64 @@ void merge_profile(CustomerProfile& p, const CustomerProfile& o) {
     p.gap_m2 = o.gap_m2;
   }
   for (const auto& st : o.stores) {
-    auto it = std::find_if(p.stores.begin(), p.stores.end(), [&](const auto& x) { return x.store_id == st.store_id; });
-    if (it != p.stores.end()) it->orders += st.orders;
-    else if (p.stores.size() < CustomerProfile::kMaxStores) p.stores.push_back(st);
+    const NameId store = p.names->intern(o.name(st.store_id));
+    if (store == kNoName) continue;
+    auto it = std::find_if(p.stores.begin(), p.stores.end(),
+                           [&](const auto& x) { return x.store_id == store; });
+    if (it != p.stores.end())
+      it->orders += st.orders;
+    else if (p.stores.size() < CustomerProfile::kMaxStores)
+      p.stores.push_back(StoreOrders{store, st.orders});
   }
-  for (const auto& r : o.recent_products) {
-    if (std::find(p.recent_products.begin(), p.recent_products.end(), r) != p.recent_products.end()) continue;
+  for (const auto& r_other : o.recent_products) {
+    const NameId r = p.names->intern(o.name(r_other));
+    if (r == kNoName) continue;
+    if (std::find(p.recent_products.begin(), p.recent_products.end(), r) != p.recent_products.end())
+      continue;
     if (p.recent_products.size() >= CustomerProfile::kMaxRecentProducts) continue;
     p.recent_products.insert(p.recent_products.begin(), r);  // older than the member's own
   }
-  for (const auto& b : o.brands) add_stat(p.brands, CustomerProfile::kMaxBrands, b.name, b.spend, b.last);
+  for (const auto& b : o.brands)
+    add_stat(p, p.brands, CustomerProfile::kMaxBrands, o.name(b.name), b.spend, b.last);
   if (o.cart_updated > p.cart_updated) {
-    p.cart = o.cart;
+    p.cart.clear();
+    for (const auto& c : o.cart) {
+      const NameId id = p.names->intern(o.name(c.product_id));
+      if (id == kNoName) continue;
+      p.cart.push_back(CartItem{id, p.names->intern(o.name(c.name)),
+                                p.names->intern(o.name(c.category)), c.quantity, c.price});
+    }
     p.cart_updated = o.cart_updated;
   }
   // Guardrails follow the person: contacts the visitor received count for the
   // member (cooldowns, caps), and timers the visitor armed keep running.
+  auto rule_name = [&](NameId id) { return p.names->intern_guardrail(o.name(id)); };
   for (const auto& c : o.contacts) {
     if (p.contacts.size() >= CustomerProfile::kMaxContacts) p.contacts.erase(p.contacts.begin());
-    p.contacts.push_back(c);
+    p.contacts.push_back(ContactRecord{rule_name(c.rule), rule_name(c.channel), c.when});
   }
-  std::stable_sort(p.contacts.begin(), p.contacts.end(), [](const auto& a, const auto& b) { return a.when < b.when; });
-  for (const auto& t : o.timers) {
-    const bool have = std::any_of(p.timers.begin(), p.timers.end(), [&](const auto& x) { return x.rule == t.rule; });
+  std::stable_sort(p.contacts.begin(), p.contacts.end(),
+                   [](const auto& a, const auto& b) { return a.when < b.when; });
+  for (const auto& t_other : o.timers) {
+    const PendingTimer t{rule_name(t_other.rule), t_other.fire_at};
+    const bool have = std::any_of(p.timers.begin(), p.timers.end(),
+                                  [&](const auto& x) { return x.rule == t.rule; });
     if (!have && p.timers.size() < CustomerProfile::kMaxTimers) p.timers.push_back(t);
   }
   // Attribution follows the person too: an order by the member credits a rule
   // that contacted the visitor (the newer contact of a rule wins).
-  for (const auto& e : o.exposures) {
-    auto it = std::find_if(p.exposures.begin(), p.exposures.end(), [&](const auto& x) { return x.rule == e.rule; });
+  for (const auto& e_other : o.exposures) {
+    RuleExposure e = e_other;
+    e.rule = rule_name(e_other.rule);
+    auto it = std::find_if(p.exposures.begin(), p.exposures.end(),
+                           [&](const auto& x) { return x.rule == e.rule; });
     if (it != p.exposures.end()) {
       if (e.since > it->since) *it = e;
     } else if (p.exposures.size() < CustomerProfile::kMaxExposures) {
       p.exposures.push_back(e);
     }
   }
-  for (const auto& s : o.sizes) {
-    protocol::Product pr;
-    pr.category = s.category;
-    pr.size = s.size;
-    record_size(p, pr, s.when);
-  }
+  for (const auto& s : o.sizes) record_size(p, o.name(s.category), o.name(s.size), s.when);
 }
 
 std::string profile_to_json(const CustomerProfile& p, TimeUs now) {
@@ -387,13 +440,13 @@ std::string profile_to_json(const CustomerProfile& p, TimeUs now) {
   o += ",\"categories\":{";
   for (std::size_t i = 0; i < p.categories.size(); ++i) {
     if (i) o.push_back(',');
-    append_json_string(o, p.categories[i].name);
+    append_json_string(o, p.name(p.categories[i].name));
     o += fmt::format(":{:.2f}", static_cast<double>(p.categories[i].spend) / 100.0);
   }
   o += "},\"brands\":{";
   for (std::size_t i = 0; i < p.brands.size(); ++i) {
     if (i) o.push_back(',');
-    append_json_string(o, p.brands[i].name);
+    append_json_string(o, p.name(p.brands[i].name));
     o += fmt::format(":{:.2f}", static_cast<double>(p.brands[i].spend) / 100.0);
   }
   o += fmt::format("}},\"discountShare\":{:.4f}", p.discount_share());
@@ -402,11 +455,11 @@ std::string profile_to_json(const CustomerProfile& p, TimeUs now) {
     const auto& c = p.cart[i];
     if (i) o.push_back(',');
     o += "{\"productId\":";
-    append_json_string(o, c.product_id);
+    append_json_string(o, p.name(c.product_id));
     o += ",\"name\":";
-    append_json_string(o, c.name);
+    append_json_string(o, p.name(c.name));
     o += ",\"category\":";
-    append_json_string(o, c.category);
+    append_json_string(o, p.name(c.category));
     o += fmt::format(",\"price\":{:.2f},\"quantity\":{}}}", static_cast<double>(c.price) / 100.0,
                      c.quantity);
   }
@@ -415,16 +468,18 @@ std::string profile_to_json(const CustomerProfile& p, TimeUs now) {
   for (std::size_t i = 0; i < p.sizes.size(); ++i) {
     if (i) o.push_back(',');
     o += "{\"category\":";
-    append_json_string(o, p.sizes[i].category);
+    append_json_string(o, p.name(p.sizes[i].category));
     o += ",\"size\":";
-    append_json_string(o, p.sizes[i].size);
+    append_json_string(o, p.name(p.sizes[i].size));
     o += fmt::format(",\"at\":\"{}\"}}", format_iso8601(p.sizes[i].when));
   }
   o += fmt::format("],\"points\":{},\"swipes\":{},\"refunds\":{},\"webViews\":{}", p.points,
                    p.swipes, p.refunds, p.web_views);
   o += ",\"segment\":";
-  if (p.segment.empty()) o += "null";
-  else append_json_string(o, p.segment);
+  if (p.segment == kNoName)
+    o += "null";
+  else
+    append_json_string(o, p.name(p.segment));
   o += fmt::format(",\"clv\":{:.2f},\"pAlive\":{:.4f},\"expectedPurchases90d\":{:.4f}", p.clv,
                    p.p_alive, p.expected_purchases_90d);
   if (p.first_seen) o += fmt::format(",\"firstSeen\":\"{}\"", format_iso8601(p.first_seen));
@@ -433,9 +488,9 @@ std::string profile_to_json(const CustomerProfile& p, TimeUs now) {
   for (std::size_t i = 0; i < p.contacts.size(); ++i) {
     if (i) o.push_back(',');
     o += "{\"rule\":";
-    append_json_string(o, p.contacts[i].rule);
+    append_json_string(o, p.name(p.contacts[i].rule));
     o += ",\"channel\":";
-    append_json_string(o, p.contacts[i].channel);
+    append_json_string(o, p.name(p.contacts[i].channel));
     o += fmt::format(",\"at\":\"{}\"}}", format_iso8601(p.contacts[i].when));
   }
   o += "]}";
@@ -450,21 +505,25 @@ constexpr std::uint32_t kProfileFormat = 4;
 constexpr std::uint32_t kProfileFormatV3 = 3;
 constexpr std::uint32_t kProfileFormatV2 = 2;
 
-void write_stats(ByteWriter& w, const std::vector<CategoryStat>& v) {
+// Names are written as text, not ids: a snapshot outlives the table, and a
+// merge payload is read by another shard with its own table.
+template <class Stat>
+void write_stats(ByteWriter& w, const CustomerProfile& p, const CompactVec<Stat>& v) {
   w.u32(static_cast<std::uint32_t>(v.size()));
   for (const auto& s : v) {
-    w.str(s.name);
+    w.str(p.name(s.name));
     w.i64(s.spend);
     w.f64(s.affinity);
     w.i64(s.last);
   }
 }
-void read_stats(ByteReader& r, std::vector<CategoryStat>& v, std::size_t cap) {
+template <class Stat>
+void read_stats(ByteReader& r, CustomerProfile& p, CompactVec<Stat>& v, std::size_t cap) {
   const std::uint32_t n = r.u32();
   if (n > cap) return;
   v.resize(n);
   for (auto& s : v) {
-    s.name = r.str();
+    s.name = p.names->intern(r.str_view());
     s.spend = r.i64();
     s.affinity = r.f64();
     s.last = r.i64();
@@ -489,11 +548,11 @@ void write_model_inputs(ByteWriter& w, const CustomerProfile& p) {
   w.f64(p.gap_m2);
   w.u32(static_cast<std::uint32_t>(p.stores.size()));
   for (const auto& s : p.stores) {
-    w.str(s.store_id);
+    w.str(p.name(s.store_id));
     w.u32(s.orders);
   }
   w.u32(static_cast<std::uint32_t>(p.recent_products.size()));
-  for (const auto& r : p.recent_products) w.str(r);
+  for (const auto& r : p.recent_products) w.str(p.name(r));
   w.f64(p.expected_purchases_90d);
 }
 bool read_model_inputs(ByteReader& r, CustomerProfile& p) {
@@ -517,13 +576,13 @@ bool read_model_inputs(ByteReader& r, CustomerProfile& p) {
   if (ns > CustomerProfile::kMaxStores) return false;
   p.stores.resize(ns);
   for (auto& s : p.stores) {
-    s.store_id = r.str();
+    s.store_id = p.names->intern(r.str_view());
     s.orders = r.u32();
   }
   const std::uint32_t nr = r.u32();
   if (nr > CustomerProfile::kMaxRecentProducts) return false;
   p.recent_products.resize(nr);
-  for (auto& s : p.recent_products) s = r.str();
+  for (auto& s : p.recent_products) s = p.names->intern(r.str_view());
   p.expected_purchases_90d = r.f64();
   return true;
 }
@@ -574,42 +633,42 @@ void serialize_profile(const CustomerProfile& p, std::string& out) {
   w.i64(p.monetary);
   w.i64(p.discount_total);
   w.i64(p.points);
-  write_stats(w, p.categories);
-  write_stats(w, p.brands);
+  write_stats(w, p, p.categories);
+  write_stats(w, p, p.brands);
   w.u32(static_cast<std::uint32_t>(p.cart.size()));
   for (const auto& c : p.cart) {
-    w.str(c.product_id);
-    w.str(c.name);
-    w.str(c.category);
+    w.str(p.name(c.product_id));
+    w.str(p.name(c.name));
+    w.str(p.name(c.category));
     w.i64(c.price);
     w.u32(static_cast<std::uint32_t>(c.quantity));
   }
   w.i64(p.cart_updated);
   w.u32(static_cast<std::uint32_t>(p.sizes.size()));
   for (const auto& s : p.sizes) {
-    w.str(s.category);
-    w.str(s.size);
+    w.str(p.name(s.category));
+    w.str(p.name(s.size));
     w.i64(s.when);
   }
   w.u32(static_cast<std::uint32_t>(p.contacts.size()));
   for (const auto& c : p.contacts) {
-    w.str(c.rule);
-    w.str(c.channel);
+    w.str(p.name(c.rule));
+    w.str(p.name(c.channel));
     w.i64(c.when);
   }
   w.u32(static_cast<std::uint32_t>(p.timers.size()));
   for (const auto& t : p.timers) {
-    w.str(t.rule);
+    w.str(p.name(t.rule));
     w.i64(t.fire_at);
   }
-  w.str(p.segment);
+  w.str(p.name(p.segment));
   w.f64(p.clv);
   w.f64(p.p_alive);
   w.u32(static_cast<std::uint32_t>(p.last_birthday_greeting_year));
   write_model_inputs(w, p);
   w.u32(static_cast<std::uint32_t>(p.exposures.size()));
   for (const auto& e : p.exposures) {
-    w.str(e.rule);
+    w.str(p.name(e.rule));
     w.i64(e.since);
     w.i64(e.until);
     w.u8(static_cast<std::uint8_t>((e.holdout ? 1 : 0) | (e.converted ? 2 : 0)));
@@ -619,8 +678,11 @@ void serialize_profile(const CustomerProfile& p, std::string& out) {
 bool deserialize_profile(std::string_view in, CustomerProfile& p) {
   ByteReader r(in);
   const std::uint32_t format = r.u32();
-  if (format != kProfileFormat && format != kProfileFormatV3 && format != kProfileFormatV2) return false;
+  if (format != kProfileFormat && format != kProfileFormatV3 && format != kProfileFormatV2)
+    return false;
+  NameTable* names = p.names;  // the caller's table (the shard's) is kept
   p = CustomerProfile{};
+  p.names = names;
   p.user_id = r.str();
   p.merged_into = r.str();
   p.member = r.u8() != 0;
@@ -637,20 +699,21 @@ bool deserialize_profile(std::string_view in, CustomerProfile& p) {
   p.birthday_mmdd = static_cast<int>(r.u32());
   p.sms_consent = r.u8() != 0;
   for (TimeUs* t : {&p.first_seen, &p.last_seen, &p.last_order, &p.first_order}) *t = r.i64();
-  for (std::uint32_t* c : {&p.orders, &p.orders_pos, &p.orders_web, &p.refunds, &p.swipes, &p.web_views})
+  for (std::uint32_t* c :
+       {&p.orders, &p.orders_pos, &p.orders_web, &p.refunds, &p.swipes, &p.web_views})
     *c = r.u32();
   p.monetary = r.i64();
   p.discount_total = r.i64();
   p.points = r.i64();
-  read_stats(r, p.categories, CustomerProfile::kMaxCategories);
-  read_stats(r, p.brands, CustomerProfile::kMaxBrands);
+  read_stats(r, p, p.categories, CustomerProfile::kMaxCategories);
+  read_stats(r, p, p.brands, CustomerProfile::kMaxBrands);
   const std::uint32_t nc = r.u32();
   if (nc > CustomerProfile::kMaxCart) return false;
   p.cart.resize(nc);
   for (auto& c : p.cart) {
-    c.product_id = r.str();
-    c.name = r.str();
-    c.category = r.str();
+    c.product_id = p.names->intern(r.str_view());
+    c.name = p.names->intern(r.str_view());
+    c.category = p.names->intern(r.str_view());
     c.price = r.i64();
     c.quantity = static_cast<std::int32_t>(r.u32());
   }
@@ -659,26 +722,26 @@ bool deserialize_profile(std::string_view in, CustomerProfile& p) {
   if (ns > CustomerProfile::kMaxSizes) return false;
   p.sizes.resize(ns);
   for (auto& s : p.sizes) {
-    s.category = r.str();
-    s.size = r.str();
+    s.category = p.names->intern(r.str_view());
+    s.size = p.names->intern(r.str_view());
     s.when = r.i64();
   }
   const std::uint32_t nk = r.u32();
   if (nk > CustomerProfile::kMaxContacts) return false;
   p.contacts.resize(nk);
   for (auto& c : p.contacts) {
-    c.rule = r.str();
-    c.channel = r.str();
+    c.rule = p.names->intern_guardrail(r.str_view());
+    c.channel = p.names->intern_guardrail(r.str_view());
     c.when = r.i64();
   }
   const std::uint32_t nt = r.u32();
   if (nt > CustomerProfile::kMaxTimers) return false;
   p.timers.resize(nt);
   for (auto& t : p.timers) {
-    t.rule = r.str();
+    t.rule = p.names->intern_guardrail(r.str_view());
     t.fire_at = r.i64();
   }
-  p.segment = r.str();
+  p.segment = p.names->intern_guardrail(r.str_view());
   p.clv = r.f64();
   p.p_alive = r.f64();
   p.last_birthday_greeting_year = static_cast<int>(r.u32());
@@ -688,7 +751,7 @@ bool deserialize_profile(std::string_view in, CustomerProfile& p) {
     if (ne > CustomerProfile::kMaxExposures) return false;
     p.exposures.resize(ne);
     for (auto& e : p.exposures) {
-      e.rule = r.str();
+      e.rule = p.names->intern_guardrail(r.str_view());
       e.since = r.i64();
       e.until = r.i64();
       const auto flags = r.u8();

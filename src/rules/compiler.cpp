@@ -229,22 +229,26 @@ const profile::CartItem* cart_top(const CustomerProfile& p) {
   return best;
 }
 
-const profile::CategoryStat* top_stat(const std::vector<profile::CategoryStat>& v) {
-  const profile::CategoryStat* best = nullptr;
+template <class Stat>
+const Stat* top_stat(const profile::CompactVec<Stat>& v) {
+  const Stat* best = nullptr;
   for (const auto& s : v)
     if (!best || s.affinity > best->affinity) best = &s;
   return best;
 }
 
 const profile::SizeRecord* size_record(const CustomerProfile& p, std::string_view cat) {
+  const profile::NameId id = p.names->find(cat);
+  if (id == profile::kNoName && !cat.empty()) return nullptr;  // a category never sized
   for (const auto& s : p.sizes)
-    if (s.category == cat) return &s;
+    if (s.category == id) return &s;
   return nullptr;
 }
 
 // Affinity decays with the profile's 90-day half-life up to `now`, so an old
 // passion counts less than a fresh one even if no order updated it since.
-double decayed_affinity(const profile::CategoryStat* s, TimeUs now) {
+template <class Stat>
+double decayed_affinity(const Stat* s, TimeUs now) {
   if (!s) return 0;
   if (s->last == 0 || now <= s->last) return s->affinity;
   return s->affinity * std::exp2(-days_between(s->last, now) / 90.0);
@@ -350,11 +354,11 @@ Value load_field(FieldId id, const EvalContext& c) {
     case FieldId::kProfileBirthday: return str_or_null(p.traits.birthday);
     case FieldId::kProfileTopCategory: {
       const auto* s = top_stat(p.categories);
-      return s ? str_or_null(s->name) : Value::null();
+      return s ? str_or_null(p.name(s->name)) : Value::null();
     }
     case FieldId::kProfileTopBrand: {
       const auto* s = top_stat(p.brands);
-      return s ? str_or_null(s->name) : Value::null();
+      return s ? str_or_null(p.name(s->name)) : Value::null();
     }
     case FieldId::kProfileTopBrandShare: {
       protocol::Money total = 0, top = 0;
@@ -391,11 +395,11 @@ Value load_field(FieldId id, const EvalContext& c) {
     case FieldId::kCartUpdated: return time_or_null(p.cart_updated);
     case FieldId::kCartTopName: {
       const auto* t = cart_top(p);
-      return t ? str_or_null(t->name.empty() ? t->product_id : t->name) : Value::null();
+      return t ? str_or_null(p.name(t->name == profile::kNoName ? t->product_id : t->name)) : Value::null();
     }
     case FieldId::kCartTopCategory: {
       const auto* t = cart_top(p);
-      return t ? str_or_null(t->category) : Value::null();
+      return t ? str_or_null(p.name(t->category)) : Value::null();
     }
     case FieldId::kCartTopPrice: {
       const auto* t = cart_top(p);
@@ -403,10 +407,10 @@ Value load_field(FieldId id, const EvalContext& c) {
     }
     case FieldId::kCartTopProductId: {
       const auto* t = cart_top(p);
-      return t ? str_or_null(t->product_id) : Value::null();
+      return t ? str_or_null(p.name(t->product_id)) : Value::null();
     }
     case FieldId::kConsentSms: return Value::of_bool(p.sms_consent);
-    case FieldId::kSegment: return str_or_null(p.segment);
+    case FieldId::kSegment: return str_or_null(p.name(p.segment));
     // As of the evaluation time, not of the last order: a timer that fires 90
     // days after it must see how P(alive) fell since (win-back).
     case FieldId::kClv: {
@@ -443,9 +447,10 @@ Value call_function(FuncId id, const Value* a, const EvalContext& c) {
     case FuncId::kDaysFromBirthday: return days_from_birthday(p, c.now);
     case FuncId::kAffinity: return Value::of_number(decayed_affinity(p.category(str_arg(0)), c.now));
     case FuncId::kBrandAffinity: {
-      const profile::CategoryStat* s = nullptr;
+      const profile::BrandStat* s = nullptr;
+      const profile::NameId brand = p.names->find(str_arg(0));
       for (const auto& b : p.brands)
-        if (b.name == str_arg(0)) s = &b;
+        if (brand != profile::kNoName && b.name == brand) s = &b;
       return Value::of_number(decayed_affinity(s, c.now));
     }
     case FuncId::kBoughtWithin: {
@@ -467,7 +472,7 @@ Value call_function(FuncId id, const Value* a, const EvalContext& c) {
     }
     case FuncId::kSizeOf: {
       const auto* s = size_record(p, str_arg(0));
-      return s ? str_or_null(s->size) : Value::null();
+      return s ? str_or_null(p.name(s->size)) : Value::null();
     }
     case FuncId::kSizeAgeDays: {
       const auto* s = size_record(p, str_arg(0));
@@ -475,7 +480,7 @@ Value call_function(FuncId id, const Value* a, const EvalContext& c) {
     }
     case FuncId::kNextSize: {
       const auto* s = size_record(p, str_arg(0));
-      return s ? str_or_null(next_size_of(s->size)) : Value::null();
+      return s ? str_or_null(next_size_of(p.name(s->size))) : Value::null();
     }
     case FuncId::kContains:
       if (a[0].kind != ValueKind::kString || a[1].kind != ValueKind::kString) return Value::of_bool(false);

@@ -52,7 +52,10 @@ void bump(std::atomic<std::uint64_t>& c) { c.fetch_add(1, std::memory_order_rela
 
 // Bounded log: when full, drop the oldest record of a rule that has a newer
 // one, so each rule's latest contact (its cooldown) survives as long as possible.
-void record_contact(CustomerProfile& p, std::string_view rule, std::string_view channel, TimeUs when) {
+void record_contact(CustomerProfile& p, std::string_view rule_text, std::string_view channel_text,
+                    TimeUs when) {
+  const profile::NameId rule = p.names->intern_guardrail(rule_text);
+  const profile::NameId channel = p.names->intern_guardrail(channel_text);
   if (p.contacts.size() >= CustomerProfile::kMaxContacts) {
     std::size_t victim = 0;
     bool found = false;
@@ -70,7 +73,7 @@ void record_contact(CustomerProfile& p, std::string_view rule, std::string_view 
           p.contacts.begin());
     p.contacts.erase(p.contacts.begin() + static_cast<std::ptrdiff_t>(victim));
   }
-  p.contacts.push_back(ContactRecord{std::string(rule), std::string(channel), when});
+  p.contacts.push_back(ContactRecord{rule, channel, when});
 }
 
 bool timer_belongs(std::string_view key, std::string_view rule) {
@@ -79,14 +82,16 @@ bool timer_belongs(std::string_view key, std::string_view rule) {
 }
 
 // Arms or re-arms (replaces) a timer; false when the profile has no room.
-bool arm_timer(CustomerProfile& p, std::string_view key, TimeUs at) {
+bool arm_timer(CustomerProfile& p, std::string_view key_text, TimeUs at) {
+  const profile::NameId key = p.names->intern_guardrail(key_text);
+  if (key == profile::kNoName) return false;  // no room even for rule names: counted as dropped
   for (auto& t : p.timers)
     if (t.rule == key) {
       t.fire_at = at;
       return true;
     }
   if (p.timers.size() >= CustomerProfile::kMaxTimers) return false;
-  p.timers.push_back(PendingTimer{std::string(key), at});
+  p.timers.push_back(PendingTimer{key, at});
   return true;
 }
 
@@ -110,8 +115,9 @@ std::uint64_t fnv1a(std::string_view a, std::string_view b) {
 
 // Opens (or re-opens) the rule's attribution window for this customer.
 void open_exposure(CustomerProfile& p, const Rule& r, TimeUs now, bool holdout) {
+  const profile::NameId rule = p.names->intern_guardrail(r.name);
   for (auto& e : p.exposures)
-    if (e.rule == r.name) {
+    if (e.rule == rule) {
       e = profile::RuleExposure{e.rule, now, now + r.attribution, holdout, false};
       return;
     }
@@ -121,7 +127,7 @@ void open_exposure(CustomerProfile& p, const Rule& r, TimeUs now, bool holdout) 
                                    [](const auto& a, const auto& b) { return a.until < b.until; });
     p.exposures.erase(victim);
   }
-  p.exposures.push_back(profile::RuleExposure{r.name, now, now + r.attribution, holdout, false});
+  p.exposures.push_back(profile::RuleExposure{rule, now, now + r.attribution, holdout, false});
 }
 
 const protocol::Event& no_event() {
@@ -156,10 +162,10 @@ std::vector<std::string> RuleBook::rule_names() const {
 
 void RuleBook::credit_order(const protocol::Event& ev, CustomerProfile& p) const {
   // Windows that closed before this order can no longer earn anything.
-  std::erase_if(p.exposures, [&](const profile::RuleExposure& e) { return e.until < ev.timestamp; });
+  erase_if(p.exposures, [&](const profile::RuleExposure& e) { return e.until < ev.timestamp; });
   for (auto& e : p.exposures) {
     if (ev.timestamp < e.since) continue;  // a late order from before the contact
-    const Rule* r = find(e.rule);
+    const Rule* r = find(p.name(e.rule));
     if (!r) continue;  // rule removed by a reload: its window just runs out
     const std::size_t g = e.holdout ? kGroupHoldout : kGroupTreated;
     if (!e.converted) {
@@ -182,7 +188,7 @@ void RuleBook::evaluate(const protocol::Event& ev, CustomerProfile& p, std::vect
   for (const auto& r : rules_) {
     if (!(r->cancel_mask & bit) || p.timers.empty()) continue;
     const auto before = p.timers.size();
-    std::erase_if(p.timers, [&](const PendingTimer& t) { return timer_belongs(t.rule, r->name); });
+    erase_if(p.timers, [&](const PendingTimer& t) { return timer_belongs(p.name(t.rule), r->name); });
     if (p.timers.size() != before) bump(r->counters.timers_cancelled);
   }
   const EvalContext ctx{&ev, &p, ev.timestamp};
@@ -234,8 +240,9 @@ void RuleBook::decide(const Rule& r, const EvalContext& ctx, CustomerProfile& p,
   // only the per-channel guardrails apply again.
   if (!deferred) {
     if (r.cooldown > 0) {
+      const profile::NameId rule = p.names->find(r.name);  // never contacted yet: not interned
       for (const auto& c : p.contacts)
-        if (c.rule == r.name && now - c.when < r.cooldown && now >= c.when) {
+        if (rule != profile::kNoName && c.rule == rule && now - c.when < r.cooldown && now >= c.when) {
           bump(cnt.suppressed[static_cast<std::size_t>(Suppression::kCooldown)]);
           return;
         }
@@ -266,8 +273,9 @@ void RuleBook::decide(const Rule& r, const EvalContext& ctx, CustomerProfile& p,
     for (const auto& cap : r.caps) {
       if (cap.channel != a.channel) continue;
       std::uint32_t n = 0;
+      const profile::NameId channel = p.names->find(chname);
       for (const auto& c : p.contacts)
-        if (c.channel == chname && now - c.when < cap.window && now >= c.when) ++n;
+        if (channel != profile::kNoName && c.channel == channel && now - c.when < cap.window && now >= c.when) ++n;
       if (n >= cap.max) capped = true;
     }
     if (capped) {

@@ -65,7 +65,8 @@ void BirthdayGreeting::evaluate(const protocol::Event& ev, profile::CustomerProf
   out.push_back(std::move(a));
   if (p.contacts.size() >= profile::CustomerProfile::kMaxContacts)
     p.contacts.erase(p.contacts.begin());
-  p.contacts.push_back(profile::ContactRecord{"birthday-greeting", "pos", ev.timestamp});
+  p.contacts.push_back(profile::ContactRecord{p.names->intern_guardrail("birthday-greeting"),
+                                              p.names->intern_guardrail("pos"), ev.timestamp});
 }
 
 std::shared_ptr<RuleSet> load_rule_set(const std::string& dir, std::vector<std::string>& notes) {

@@ -295,7 +295,7 @@ class NudgeRules : public rules::RuleSet {
                 std::vector<protocol::Action>&) override {
     if (ev.name == protocol::EventName::kProductAdded) {
       p.timers.clear();
-      p.timers.push_back({"nudge", ev.timestamp + 1'500'000});
+      p.timers.push_back({p.names->intern("nudge"), ev.timestamp + 1'500'000});
     } else if (ev.name == protocol::EventName::kOrderCompleted) {
       p.timers.clear();
     }
@@ -308,7 +308,7 @@ class NudgeRules : public rules::RuleSet {
     a.text = "your cart is waiting";
     a.customer = p.user_id;
     out.push_back(a);
-    p.contacts.push_back({rule, "sms", 0});
+    p.contacts.push_back({p.names->intern(rule), p.names->intern("sms"), 0});
   }
   std::vector<std::string> rule_names() const override { return {"nudge"}; }
 };

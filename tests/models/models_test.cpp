@@ -295,13 +295,13 @@ TEST_CASE("segment model: a member is classified from the N-th order on and the 
   o.discount = 500;
   profile::apply_event(p, o);
   classify_profile(m, p);
-  CHECK(p.segment.empty());  // 1 order < N = 3
+  CHECK(p.segment == profile::kNoName);  // 1 order < N = 3
   o.timestamp = day(5);
   profile::apply_event(p, o);
   o.timestamp = day(9);
   profile::apply_event(p, o);
   classify_profile(m, p);
-  CHECK(p.segment == "price-sensitive");
+  CHECK(p.name(p.segment) == "price-sensitive");
 
   auto back = parse_segment_model_json(segment_model_json(m));
   REQUIRE(back.is_ok());
@@ -365,7 +365,7 @@ TEST_CASE("live models: an order updates CLV figures and segment - other events 
   CHECK(p.p_alive <= 1);
   CHECK(p.expected_purchases_90d > 0);
   CHECK(p.clv > 0);
-  CHECK_FALSE(p.segment.empty());
+  CHECK(p.segment != profile::kNoName);
 }
 
 TEST_CASE("profile binary form keeps the model inputs") {

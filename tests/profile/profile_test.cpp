@@ -32,8 +32,9 @@ TEST_CASE("orders update RFM - channels - categories - sizes - points and discou
   CHECK(p.category("Kids")->spend == 6000);
   REQUIRE(p.sizes.size() == 2);
   // The latest size per category wins: the child has grown.
-  auto kids = std::find_if(p.sizes.begin(), p.sizes.end(), [](auto& s) { return s.category == "Kids"; });
-  CHECK(kids->size == "116");
+  auto kids = std::find_if(p.sizes.begin(), p.sizes.end(), [&](auto& s) { return p.name(s.category) == "Kids"; });
+  REQUIRE(kids != p.sizes.end());
+  CHECK(p.name(kids->size) == "116");
   CHECK(p.last_order == *parse_iso8601("2026-11-10T10:00:00Z"));
 }
 
@@ -82,11 +83,12 @@ TEST_CASE("merging a visitor into a member sums counters and keeps the member's 
   apply_event(visitor, decode_event(R"({"type":"identify","messageId":"i2","anonymousId":"v1","traits":{"firstName":"anon","email":"a@x"}})"));
   apply_event(visitor, decode_event(R"({"type":"track","event":"Product Added","messageId":"a1","anonymousId":"v1",
     "properties":{"productId":"p1","price":80}})"));
-  visitor.contacts.push_back({"abandoned-cart", "web", 5});
-  visitor.timers.push_back({"abandoned-cart", 99});
+  visitor.contacts.push_back({visitor.names->intern("abandoned-cart"), visitor.names->intern("web"), 5});
+  visitor.timers.push_back({visitor.names->intern("abandoned-cart"), 99});
   merge_profile(member, visitor);
   REQUIRE(member.contacts.size() == 1);
-  CHECK(member.contacts[0].rule == "abandoned-cart");
+  CHECK(member.name(member.contacts[0].rule) == "abandoned-cart");
+  CHECK(member.name(member.contacts[0].channel) == "web");
   REQUIRE(member.timers.size() == 1);
   CHECK(member.traits.first_name == "Ana");
   CHECK(member.traits.email == "a@x");
@@ -99,7 +101,7 @@ TEST_CASE("profiles survive serialization exactly and reject damage") {
   p.user_id = "C1";
   apply_event(p, decode_event(kOrder));
   p.links.push_back({"v1", 5, "alias", true});
-  p.contacts.push_back({"birthday-greeting", "pos", 7});
+  p.contacts.push_back({p.names->intern("birthday-greeting"), p.names->intern("pos"), 7});
   std::string buf;
   serialize_profile(p, buf);
   CustomerProfile back;

@@ -71,7 +71,7 @@ struct Runner {
       if (!who) return;
       const auto t = who->timers[idx];
       who->timers.erase(who->timers.begin() + static_cast<std::ptrdiff_t>(idx));
-      book->fire_timer(t.rule, t.fire_at, *who, out);
+      book->fire_timer(std::string(who->name(t.rule)), t.fire_at, *who, out);
     }
   }
 

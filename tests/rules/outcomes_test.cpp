@@ -203,22 +203,22 @@ TEST_CASE("outcomes: a bad attribution duration is a load error with its positio
 
 TEST_CASE("outcomes: attribution windows survive profile serialization and merge into the member") {
   profile::CustomerProfile p = customer("V1");
-  p.exposures.push_back({"greet", 10, 20, true, false});
-  p.exposures.push_back({"nudge", 11, 30, false, true});
+  p.exposures.push_back({p.names->intern("greet"), 10, 20, true, false});
+  p.exposures.push_back({p.names->intern("nudge"), 11, 30, false, true});
   std::string bytes;
   profile::serialize_profile(p, bytes);
   profile::CustomerProfile back;
   REQUIRE(profile::deserialize_profile(bytes, back));
   REQUIRE(back.exposures.size() == 2);
-  CHECK(back.exposures[0].rule == "greet");
+  CHECK(back.name(back.exposures[0].rule) == "greet");
   CHECK(back.exposures[0].holdout);
   CHECK_FALSE(back.exposures[0].converted);
   CHECK(back.exposures[1].until == 30);
   CHECK(back.exposures[1].converted);
   profile::CustomerProfile m = customer("M1");
-  m.exposures.push_back({"greet", 5, 15, false, false});
+  m.exposures.push_back({m.names->intern("greet"), 5, 15, false, false});
   profile::merge_profile(m, p);
   REQUIRE(m.exposures.size() == 2);
   CHECK(m.exposures[0].since == 10);  // the visitor's newer contact of `greet` wins
-  CHECK(m.exposures[1].rule == "nudge");
+  CHECK(m.name(m.exposures[1].rule) == "nudge");
 }

@@ -173,7 +173,7 @@ TEST_CASE("holdout: deterministic per customer and rule - about the configured s
   CHECK(out.empty());
   CHECK(b1->find("h")->counters.held_out == 1);
   REQUIRE(p.contacts.size() == 1);
-  CHECK(p.contacts[0].channel == "holdout");
+  CHECK(p.name(p.contacts[0].channel) == "holdout");
   CHECK(b1->describe_json().find("\"held_out\":1") != std::string::npos);
 }
 
@@ -193,13 +193,13 @@ timezone: UTC
   CHECK(out[0].channel == "pos");  // only sms waits
   CHECK(suppressed(*b, "q", Suppression::kQuietHours) == 1);
   REQUIRE(p.timers.size() == 1);
-  CHECK(p.timers[0].rule == "q#sms");
+  CHECK(p.name(p.timers[0].rule) == "q#sms");
   CHECK(p.timers[0].fire_at == at("2026-01-11T08:00:00Z"));
   // The engine removes the due timer and calls fire_timer.
   const auto t = p.timers[0];
   p.timers.clear();
   out.clear();
-  b->fire_timer(t.rule, t.fire_at, p, out);
+  b->fire_timer(std::string(p.name(t.rule)), t.fire_at, p, out);
   REQUIRE(out.size() == 1);
   CHECK(out[0].channel == "sms");
   CHECK(out[0].text == "hello");

@@ -42,7 +42,7 @@ using FeatureVector = std::array<double, kSegmentFeatureCount>;
 struct FeatureSpec {
   std::vector<std::string> everyday_categories;
   /// Reference unit price per category (cents): mean over all lines of the fit data.
-  std::map<std::string, double> category_reference_price;
+  std::map<std::string, double, std::less<>> category_reference_price;  // find by string_view
 };
 
 /// The fitted model: everything needed to assign a member to a segment.

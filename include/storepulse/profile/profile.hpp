@@ -6,14 +6,18 @@
 #include <string>
 #include <vector>
 
+#include "storepulse/profile/compact_vec.hpp"
+#include "storepulse/profile/names.hpp"
 #include "storepulse/protocol/event.hpp"
 
 namespace storepulse::profile {
 
 using protocol::Money;
 
+/// Spend and affinity per category (or brand). `name` is interned in the
+/// profile's NameTable (CustomerProfile::name() gives the text).
 struct CategoryStat {
-  std::string name;
+  NameId name = kNoName;
   Money spend = 0;
   double affinity = 0;  // spend-weighted, decayed with a 90-day half-life at each update
   TimeUs last = 0;
@@ -25,23 +29,33 @@ struct CategoryStat {
   double log_price_sum = 0;
 };
 
+/// Spend and affinity per brand: a CategoryStat without the segment-model
+/// inputs, which only categories have (32 bytes instead of 48).
+struct BrandStat {
+  NameId name = kNoName;
+  Money spend = 0;
+  double affinity = 0;  // as CategoryStat::affinity
+  TimeUs last = 0;
+};
+
 /// Orders per store (home-store share, a segment-model input); bounded.
 struct StoreOrders {
-  std::string store_id;
+  NameId store_id = kNoName;
   std::uint32_t orders = 0;
 };
 
+/// Names interned in the profile's NameTable, like every NameId below.
 struct CartItem {
-  std::string product_id;
-  std::string name;
-  std::string category;
-  Money price = 0;
+  NameId product_id = kNoName;
+  NameId name = kNoName;
+  NameId category = kNoName;
   std::int32_t quantity = 0;
+  Money price = 0;
 };
 
 struct SizeRecord {
-  std::string category;
-  std::string size;
+  NameId category = kNoName;
+  NameId size = kNoName;
   TimeUs when = 0;
 };
 
@@ -56,15 +70,15 @@ struct MergeRecord {
 
 /// Last time a rule contacted this customer on a channel; bounded (kMaxContacts).
 struct ContactRecord {
-  std::string rule;
-  std::string channel;
+  NameId rule = kNoName;
+  NameId channel = kNoName;
   TimeUs when = 0;
 };
 
 /// An armed event-time timer of a rule (`wait:`), fired by the shard when its
 /// watermark passes `fire_at`; re-arming replaces, `cancel_on` removes.
 struct PendingTimer {
-  std::string rule;
+  NameId rule = kNoName;  // the rule's name, or "rule#channel" for a delivery held by quiet hours
   TimeUs fire_at = 0;
 };
 
@@ -73,7 +87,7 @@ struct PendingTimer {
 /// contact of the control group. One per rule (a new contact replaces it),
 /// bounded (kMaxExposures); expired ones are dropped when an order comes in.
 struct RuleExposure {
-  std::string rule;
+  NameId rule = kNoName;
   TimeUs since = 0;  // event time of the firing (or hold-out decision)
   TimeUs until = 0;  // since + the rule's attribution window
   bool holdout = false;
@@ -92,7 +106,12 @@ struct CustomerProfile {
   static constexpr std::size_t kMaxStores = 8;
   static constexpr std::size_t kMaxRecentProducts = 16;
 
-  std::string user_id;  // the profile's key (member id, or anonymous id before alias)
+  // The shard's name dictionary: every NameId in this profile is an index into
+  // it. Set by the owner when the profile is made (the engine: its shard's
+  // table); a profile made elsewhere uses the calling thread's table.
+  NameTable* names = &NameTable::thread_default();
+
+  std::string user_id;      // the profile's key (member id, or anonymous id before alias)
   std::string merged_into;  // non-empty: this id now routes to that profile
   bool member = false;      // keyed by a userId (member / card id), not a visitor id
   std::vector<MergeRecord> links;
@@ -110,20 +129,20 @@ struct CustomerProfile {
   std::uint32_t refunds = 0;
   std::uint32_t swipes = 0;
   std::uint32_t web_views = 0;
-  Money monetary = 0;       // sum of order totals, net of refunds
+  Money monetary = 0;        // sum of order totals, net of refunds
   Money discount_total = 0;  // discounts received on orders
   std::int64_t points = 0;
 
-  std::vector<CategoryStat> categories;
-  std::vector<CategoryStat> brands;
-  std::vector<CartItem> cart;
+  CompactVec<CategoryStat> categories;
+  CompactVec<BrandStat> brands;
+  CompactVec<CartItem> cart;
   TimeUs cart_updated = 0;
-  std::vector<SizeRecord> sizes;
-  std::vector<ContactRecord> contacts;
-  std::vector<PendingTimer> timers;
-  std::vector<RuleExposure> exposures;  // rules' attribution windows (kMaxExposures)
+  CompactVec<SizeRecord> sizes;
+  CompactVec<ContactRecord> contacts;
+  CompactVec<PendingTimer> timers;
+  CompactVec<RuleExposure> exposures;  // rules' attribution windows (kMaxExposures)
 
-  std::string segment;  // shopping type, set by the segment model
+  NameId segment = kNoName;  // shopping type, set by the segment model
   double clv = 0;
   double p_alive = 0;
   int last_birthday_greeting_year = 0;
@@ -131,23 +150,26 @@ struct CustomerProfile {
   // Live-model inputs, kept incrementally by apply_event on every order (no
   // history is re-read): the CLV model's x / t_x / T and repeat spend, the
   // segment model's behaviour features, the basket model's recent items.
-  std::uint32_t purchase_days = 0;  // days with an order: same-day orders are one occasion (CDNOW convention)
-  Money repeat_spend = 0;           // order value on purchase days after the first (Gamma-Gamma zbar * x)
-  double units = 0;                 // product units ordered
-  std::uint32_t lines = 0;          // order lines
-  std::uint32_t promo_lines = 0;    // order lines bought on a promotion
-  double hour_sum = 0;              // order hour of day (UTC), sum and sum of squares
+  std::uint32_t purchase_days =
+      0;  // days with an order: same-day orders are one occasion (CDNOW convention)
+  Money repeat_spend = 0;   // order value on purchase days after the first (Gamma-Gamma zbar * x)
+  double units = 0;         // product units ordered
+  std::uint32_t lines = 0;  // order lines
+  std::uint32_t promo_lines = 0;  // order lines bought on a promotion
+  double hour_sum = 0;            // order hour of day (UTC), sum and sum of squares
   double hour_sq_sum = 0;
-  std::uint32_t gap_count = 0;      // gaps between consecutive orders (Welford mean / M2, days)
+  std::uint32_t gap_count = 0;  // gaps between consecutive orders (Welford mean / M2, days)
   double gap_mean_days = 0;
   double gap_m2 = 0;
-  std::vector<StoreOrders> stores;            // kMaxStores
-  std::vector<std::string> recent_products;   // last kMaxRecentProducts bought, newest last
-  double expected_purchases_90d = 0;          // set by the CLV model
+  CompactVec<StoreOrders> stores;      // kMaxStores
+  CompactVec<NameId> recent_products;  // last kMaxRecentProducts bought, newest last
+  double expected_purchases_90d = 0;   // set by the CLV model
 
   Money cart_value() const;
   double discount_share() const;
   const CategoryStat* category(std::string_view name) const;
+  /// The text of an interned name of this profile.
+  std::string_view name(NameId id) const { return names->view(id); }
 };
 
 /// Applies one event's effect (not alias linking: the engine does that across shards).
