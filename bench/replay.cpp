@@ -17,9 +17,9 @@
 //
 // Prints a table (or one JSON object with --json) with the ratios. Not a test:
 // scripts/bench runs it; results go to docs/benchmarks.md.
+#include <malloc.h>
 #include <simdjson.h>
 #include <sys/resource.h>
-#include <malloc.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -283,7 +283,8 @@ PipelineResult run_pipeline(Next&& next, const engine::EngineOptions& opts,
       // for that (without the margin, 3 of 10M events were refused).
       constexpr std::size_t kInternalMargin = 1024;
       const auto shard = eng.shard_of(ev.customer_key());
-      while (eng.queue_depth(shard) + kInternalMargin >= opts.queue_capacity) std::this_thread::yield();
+      while (eng.queue_depth(shard) + kInternalMargin >= opts.queue_capacity)
+        std::this_thread::yield();
       if (!eng.submit(std::move(ev), std::move(raw), recv, reply).ok()) {
         ++r.refused;
         continue;
@@ -387,7 +388,7 @@ int main(int argc, char** argv) {
   opts.shards = shards;
   opts.data_dir = dir.string();
   opts.fsync = store::FsyncPolicy::kNever;
-  opts.seal_records = !plain_journal;  // privacy.encrypt_journal (on by default)
+  opts.seal_records = !plain_journal;               // privacy.encrypt_journal (on by default)
   opts.snapshot_interval_us = 3600 * kUsPerSecond;  // only the final one, at stop()
   opts.limits.max_past_us = 36500LL * kUsPerDay;    // history files may be old
   opts.limits.max_future_us = 36500LL * kUsPerDay;

@@ -32,11 +32,14 @@ Stats stats(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   double sum = 0;
   for (double x : v) sum += x;
-  auto q = [&](double p) { return v[std::min(v.size() - 1, static_cast<std::size_t>(p * static_cast<double>(v.size())))]; };
+  auto q = [&](double p) {
+    return v[std::min(v.size() - 1, static_cast<std::size_t>(p * static_cast<double>(v.size())))];
+  };
   return {q(0.5), q(0.99), q(0.999), sum / static_cast<double>(v.size())};
 }
 
-std::vector<double> run_client(unsigned short port, const std::string& path, const std::string& key, int n) {
+std::vector<double> run_client(unsigned short port, const std::string& path, const std::string& key,
+                               int n) {
   asio::io_context ioc;
   websocket::stream<tcp::socket> ws(ioc);
   ws.next_layer().connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
@@ -51,7 +54,8 @@ std::vector<double> run_client(unsigned short port, const std::string& path, con
   beast::flat_buffer buf;
   for (int i = 0; i < n; ++i) {
     const std::string msg = fmt::format(
-        R"({{"type":"track","event":"Card Swiped","messageId":"b-{}","userId":"C{}","context":{{"storeId":"S1"}}}})", i, i % 5000);
+        R"({{"type":"track","event":"Card Swiped","messageId":"b-{}","userId":"C{}","context":{{"storeId":"S1"}}}})",
+        i, i % 5000);
     const auto t0 = mono_ns();
     ws.write(asio::buffer(msg));
     buf.clear();
@@ -123,13 +127,20 @@ int main(int argc, char** argv) {
   }
   const Stats a = stats(full), b = stats(peer);
   auto& h = metrics.event_latency;
-  fmt::print("swipe round trip, closed loop, 1 connection, {} swipes, fsync {}\n", full.size(), fsync);
+  fmt::print("swipe round trip, closed loop, 1 connection, {} swipes, fsync {}\n", full.size(),
+             fsync);
   fmt::print("{:<34} {:>9} {:>9} {:>9} {:>9}\n", "", "p50 µs", "p99 µs", "p99.9 µs", "mean µs");
-  fmt::print("{:<34} {:>9.1f} {:>9.1f} {:>9.1f} {:>9.1f}\n", "storepulse (full pipeline)", a.p50, a.p99, a.p999, a.mean);
-  fmt::print("{:<34} {:>9.1f} {:>9.1f} {:>9.1f} {:>9.1f}\n", "peer: Beast echo (same stack)", b.p50, b.p99, b.p999, b.mean);
-  fmt::print("{:<34} {:>9.2f} {:>9.2f} {:>9.2f} {:>9.2f}\n", "ratio storepulse / echo", a.p50 / b.p50, a.p99 / b.p99, a.p999 / b.p999, a.mean / b.mean);
-  fmt::print("engine part (hand-off to reply, server histogram): p50 <= {} µs, p99 <= {} µs, mean {:.1f} µs\n",
-             h.quantile_us(0.5), h.quantile_us(0.99), static_cast<double>(h.sum_ns()) / 1000.0 / static_cast<double>(h.count()));
+  fmt::print("{:<34} {:>9.1f} {:>9.1f} {:>9.1f} {:>9.1f}\n", "storepulse (full pipeline)", a.p50,
+             a.p99, a.p999, a.mean);
+  fmt::print("{:<34} {:>9.1f} {:>9.1f} {:>9.1f} {:>9.1f}\n", "peer: Beast echo (same stack)", b.p50,
+             b.p99, b.p999, b.mean);
+  fmt::print("{:<34} {:>9.2f} {:>9.2f} {:>9.2f} {:>9.2f}\n", "ratio storepulse / echo",
+             a.p50 / b.p50, a.p99 / b.p99, a.p999 / b.p999, a.mean / b.mean);
+  fmt::print(
+      "engine part (hand-off to reply, server histogram): p50 <= {} µs, p99 <= {} µs, mean {:.1f} "
+      "µs\n",
+      h.quantile_us(0.5), h.quantile_us(0.99),
+      static_cast<double>(h.sum_ns()) / 1000.0 / static_cast<double>(h.count()));
   acc.close();
   server.stop();
   engine.stop();

@@ -10,7 +10,6 @@
 #include <chrono>
 #include <memory>
 
-
 namespace storepulse::actions {
 
 namespace asio = boost::asio;
@@ -27,27 +26,32 @@ Result<GatewayUrl> parse_gateway_url(std::string_view url) {
     u.tls = true;
     rest = url.substr(8);
   } else {
-    return Status(ErrorCode::kBadField, fmt::format("expected http://host[:port]/path or https://…, got '{}'", url));
+    return Status(ErrorCode::kBadField,
+                  fmt::format("expected http://host[:port]/path or https://…, got '{}'", url));
   }
   const auto slash = rest.find('/');
   std::string_view authority = rest.substr(0, slash);
   u.target = slash == std::string_view::npos ? "/" : std::string(rest.substr(slash));
   if (authority.find('@') != std::string_view::npos)
-    return Status(ErrorCode::kBadField,
-                  "credentials in the URL are not supported; use sms.account_sid and sms.auth_token");
+    return Status(
+        ErrorCode::kBadField,
+        "credentials in the URL are not supported; use sms.account_sid and sms.auth_token");
   std::string_view host = authority, port;
   if (!authority.empty() && authority.front() == '[') {  // [::1]:8080
     const auto close = authority.find(']');
-    if (close == std::string_view::npos) return Status(ErrorCode::kBadField, "unterminated [ in host");
+    if (close == std::string_view::npos)
+      return Status(ErrorCode::kBadField, "unterminated [ in host");
     host = authority.substr(1, close - 1);
-    if (close + 1 < authority.size() && authority[close + 1] == ':') port = authority.substr(close + 2);
+    if (close + 1 < authority.size() && authority[close + 1] == ':')
+      port = authority.substr(close + 2);
   } else if (const auto colon = authority.rfind(':'); colon != std::string_view::npos) {
     host = authority.substr(0, colon);
     port = authority.substr(colon + 1);
   }
   if (host.empty()) return Status(ErrorCode::kBadField, fmt::format("no host in '{}'", url));
   for (char c : port)
-    if (c < '0' || c > '9') return Status(ErrorCode::kBadField, fmt::format("port '{}' is not a number", port));
+    if (c < '0' || c > '9')
+      return Status(ErrorCode::kBadField, fmt::format("port '{}' is not a number", port));
   u.host = std::string(host);
   u.port = port.empty() ? (u.tls ? "443" : "80") : std::string(port);
   return u;
@@ -71,7 +75,8 @@ GatewayReply exchange(Stream& stream, const GatewayUrl& url, const GatewayReques
   http::response_parser<http::string_body> parser;
   parser.body_limit(64 * 1024);  // a gateway's answer is short; never buffer a huge one
   http::read(stream, buf, parser);
-  return GatewayReply{static_cast<int>(parser.get().result_int()), {}, std::move(parser.get().body())};
+  return GatewayReply{
+      static_cast<int>(parser.get().result_int()), {}, std::move(parser.get().body())};
 }
 
 GatewayReply post_once(const GatewayUrl& url, TimeUs timeout_us, const GatewayRequest& request,

@@ -58,13 +58,17 @@ void append_message_json(std::string& o, const SmsMessage& m, bool unmasked) {
     o += ",\"gatewaySid\":";
     protocol::append_json_string(o, m.gateway_sid);
   }
-  o += fmt::format(",\"state\":\"{}\",\"attempts\":{},\"created\":\"{}\",\"updated\":\"{}\",\"lastError\":",
-                   sms_state_name(m.state), m.attempts, format_iso8601(m.created_us), format_iso8601(m.updated_us));
+  o += fmt::format(
+      ",\"state\":\"{}\",\"attempts\":{},\"created\":\"{}\",\"updated\":\"{}\",\"lastError\":",
+      sms_state_name(m.state), m.attempts, format_iso8601(m.created_us),
+      format_iso8601(m.updated_us));
   protocol::append_json_string(o, m.last_error);
   o += "}";
 }
 
-bool retryable(const GatewayReply& r) { return r.status == 0 || r.status == 429 || r.status >= 500; }
+bool retryable(const GatewayReply& r) {
+  return r.status == 0 || r.status == 429 || r.status >= 500;
+}
 
 }  // namespace
 
@@ -73,9 +77,12 @@ std::string_view gateway_format_name(GatewayFormat f) {
 }
 
 bool parse_gateway_format(std::string_view s, GatewayFormat& out) {
-  if (s == "twilio") out = GatewayFormat::kTwilio;
-  else if (s == "json") out = GatewayFormat::kJson;
-  else return false;
+  if (s == "twilio")
+    out = GatewayFormat::kTwilio;
+  else if (s == "json")
+    out = GatewayFormat::kJson;
+  else
+    return false;
   return true;
 }
 
@@ -101,8 +108,10 @@ std::string SmsOutbox::normalize_phone(std::string_view phone) {
   // "+46701234567"; STOP must match either.
   std::string out;
   for (char c : phone) {
-    if (c >= '0' && c <= '9') out.push_back(c);
-    else if (c == '+' && out.empty()) out.push_back(c);
+    if (c >= '0' && c <= '9')
+      out.push_back(c);
+    else if (c == '+' && out.empty())
+      out.push_back(c);
   }
   return out;
 }
@@ -125,21 +134,26 @@ std::string SmsOutbox::message_id(const SmsRequest& req, TimeUs now_us) {
 }
 
 SmsOutbox::SmsOutbox(SmsOptions opts, SmsTransport transport, Clock clock)
-    : opts_(std::move(opts)), transport_(std::move(transport)), clock_(std::move(clock)),
-      verifier_(opts_.gateway_secret), deduper_(opts_.replay_window_us) {
+    : opts_(std::move(opts)),
+      transport_(std::move(transport)),
+      clock_(std::move(clock)),
+      verifier_(opts_.gateway_secret),
+      deduper_(opts_.replay_window_us) {
   if (!clock_) clock_ = [] { return wall_clock_us(); };
   if (!opts_.account_sid.empty() || !opts_.auth_token.empty())
     basic_auth_ = "Basic " + base64_encode(opts_.account_sid + ":" + opts_.auth_token);
   tokens_ = std::max(1.0, opts_.rate_per_sec);
 }
 
-Result<std::unique_ptr<SmsOutbox>> SmsOutbox::open(SmsOptions opts, SmsTransport transport, Clock clock) {
+Result<std::unique_ptr<SmsOutbox>> SmsOutbox::open(SmsOptions opts, SmsTransport transport,
+                                                   Clock clock) {
   if (!transport && !opts.gateway_url.empty()) {
     auto url = parse_gateway_url(opts.gateway_url);
     if (!url) return Status(url.status().code(), "sms.gateway_url: " + url.status().detail());
     transport = make_http_transport(std::move(*url), opts.timeout_us);
   }
-  std::unique_ptr<SmsOutbox> box(new SmsOutbox(std::move(opts), std::move(transport), std::move(clock)));
+  std::unique_ptr<SmsOutbox> box(
+      new SmsOutbox(std::move(opts), std::move(transport), std::move(clock)));
   std::error_code ec;
   std::filesystem::create_directories(box->opts_.dir, ec);
   store::JournalOptions jo;
@@ -153,12 +167,15 @@ Result<std::unique_ptr<SmsOutbox>> SmsOutbox::open(SmsOptions opts, SmsTransport
   return box;
 }
 
-SmsOutbox::~SmsOutbox() { stop(); }
+SmsOutbox::~SmsOutbox() {
+  stop();
+}
 
 Status SmsOutbox::replay() {
   std::lock_guard<std::mutex> lk(mu_);
   store::RecoveryReport rep;
-  Status s = journal_->replay(0, [&](const store::JournalRecord& r) { apply_record(r.payload); }, rep);
+  Status s = journal_->replay(
+      0, [&](const store::JournalRecord& r) { apply_record(r.payload); }, rep);
   if (!s) return s;
   for (const auto& p : rep.problems) spdlog::warn("sms outbox journal damage: {}", p);
   records_since_compact_ = rep.records;
@@ -170,8 +187,10 @@ Status SmsOutbox::replay() {
     auto it = messages_.find(id);
     if (it == messages_.end() || (!order.empty() && order.back() == id)) continue;
     order.push_back(id);
-    if (it->second.state == SmsState::kQueued) due_.insert({it->second.next_attempt_us, id});
-    else finished_.push_back(id);
+    if (it->second.state == SmsState::kQueued)
+      due_.insert({it->second.next_attempt_us, id});
+    else
+      finished_.push_back(id);
   }
   order_ = std::move(order);
   while (finished_.size() > opts_.keep_finished) {
@@ -185,8 +204,10 @@ Status SmsOutbox::replay() {
   for (const auto& [id, m] : messages_) sent += m.state == SmsState::kSent;
   std::size_t dead = 0;
   for (const auto& [phone, h] : health_) dead += h.dead;
-  spdlog::info("sms outbox: {} queued, {} awaiting receipt, {} phones opted out, {} dead numbers ({} journal records)",
-               due_.size(), sent, suppressed_.size(), dead, rep.records);
+  spdlog::info(
+      "sms outbox: {} queued, {} awaiting receipt, {} phones opted out, {} dead numbers ({} "
+      "journal records)",
+      due_.size(), sent, suppressed_.size(), dead, rep.records);
   return Status::ok();
 }
 
@@ -233,8 +254,10 @@ void SmsOutbox::apply_record(std::string_view payload) {
       std::string phone = r.str();
       const bool on = r.u8() != 0;
       if (!r.ok()) return;
-      if (on) suppressed_.insert(phone);
-      else suppressed_.erase(phone);
+      if (on)
+        suppressed_.insert(phone);
+      else
+        suppressed_.erase(phone);
       break;
     }
     case OutboxRecord::kHealth: {
@@ -348,10 +371,12 @@ void SmsOutbox::fail_delivery_locked(SmsMessage& m, TimeUs now, std::string erro
   set_state_locked(m, SmsState::kFailed, now, std::move(error));
 }
 
-void SmsOutbox::fail_queued_to_locked(const std::string& phone, TimeUs now, std::string_view reason) {
+void SmsOutbox::fail_queued_to_locked(const std::string& phone, TimeUs now,
+                                      std::string_view reason) {
   std::vector<std::string> ids;
   for (const auto& [at, id] : due_)
-    if (auto it = messages_.find(id); it != messages_.end() && it->second.phone == phone) ids.push_back(id);
+    if (auto it = messages_.find(id); it != messages_.end() && it->second.phone == phone)
+      ids.push_back(id);
   const bool dead = reason == "dead_number";
   for (const auto& id : ids) {
     auto it = messages_.find(id);
@@ -397,13 +422,16 @@ GatewayRequest SmsOutbox::build_request_locked(const SmsMessage& m, TimeUs now) 
     FormParams p;
     p.emplace_back("To", m.phone);
     // A Messaging Service picks the sender itself.
-    if (opts_.from.rfind("MG", 0) == 0 && opts_.from.size() == 34) p.emplace_back("MessagingServiceSid", opts_.from);
-    else p.emplace_back("From", opts_.from);
+    if (opts_.from.rfind("MG", 0) == 0 && opts_.from.size() == 34)
+      p.emplace_back("MessagingServiceSid", opts_.from);
+    else
+      p.emplace_back("From", opts_.from);
     p.emplace_back("Body", m.text);
     // Our id in the callback URL: the receipt finds its message even when the
     // gateway's answer (with its sid) was lost.
     if (!opts_.public_url.empty())
-      p.emplace_back("StatusCallback", join_public_url(opts_.public_url, "/v1/sms/status?id=" + m.id));
+      p.emplace_back("StatusCallback",
+                     join_public_url(opts_.public_url, "/v1/sms/status?id=" + m.id));
     r.body = form_encode(p);
     r.content_type = "application/x-www-form-urlencoded";
     if (!basic_auth_.empty()) r.headers.emplace_back("Authorization", basic_auth_);
@@ -424,7 +452,8 @@ void SmsOutbox::commit_locked() {
 }
 
 bool SmsOutbox::maybe_compact_locked(bool force) {
-  const std::uint64_t live = messages_.size() * 2 + contacts_.size() + suppressed_.size() + health_.size();
+  const std::uint64_t live =
+      messages_.size() * 2 + contacts_.size() + suppressed_.size() + health_.size();
   if (!force && records_since_compact_ < kCompactMinRecords + 4 * live) return true;
   if (force) {
     // Erasure: every old record must go, so the rewrite starts a new segment.
@@ -495,7 +524,8 @@ Result<std::size_t> SmsOutbox::erase_customer(const std::vector<std::string>& cu
                                      [&](const std::string& p) { return !health_.count(p); }),
                       health_order_.end());
   if (!maybe_compact_locked(true))
-    return Status(ErrorCode::kUnavailable, "sms outbox: the journal rewrite after erasure failed (see the log)");
+    return Status(ErrorCode::kUnavailable,
+                  "sms outbox: the journal rewrite after erasure failed (see the log)");
   return removed;
 }
 
@@ -515,7 +545,8 @@ std::string SmsOutbox::customer_json(const std::vector<std::string>& customers,
     o += "{\"phone\":";
     protocol::append_json_string(o, phones[i]);
     auto h = health_.find(phones[i]);
-    o += fmt::format(",\"optedOut\":{},\"deadNumber\":{}}}", suppressed_.count(phones[i]) ? "true" : "false",
+    o += fmt::format(",\"optedOut\":{},\"deadNumber\":{}}}",
+                     suppressed_.count(phones[i]) ? "true" : "false",
                      h != health_.end() && h->second.dead ? "true" : "false");
   }
   o += "],\"messages\":[";
@@ -582,13 +613,16 @@ void SmsOutbox::accept_locked(SmsRequest&& req, TimeUs now) {
     spdlog::warn("sms {} for {}: no usable phone number, not queued", req.rule, req.customer);
     return;
   }
-  const bool refused_anyway = suppressed_.count(phone) || (health_.count(phone) && health_.at(phone).dead);
+  const bool refused_anyway =
+      suppressed_.count(phone) || (health_.count(phone) && health_.at(phone).dead);
   if (!refused_anyway && due_.size() + in_flight_.size() >= opts_.max_outbox) {
     dropped_full_.fetch_add(1, std::memory_order_relaxed);
     if (now - last_full_warning_us_ > 60 * kUsPerSecond) {
       last_full_warning_us_ = now;
-      spdlog::warn("sms outbox full ({} queued, sms.max_outbox): refusing new messages ({} so far){}",
-                   opts_.max_outbox, dropped_full_.load(), transport_ ? "" : "; no sms.gateway_url is configured");
+      spdlog::warn(
+          "sms outbox full ({} queued, sms.max_outbox): refusing new messages ({} so far){}",
+          opts_.max_outbox, dropped_full_.load(),
+          transport_ ? "" : "; no sms.gateway_url is configured");
     }
     return;
   }
@@ -665,7 +699,8 @@ std::size_t SmsOutbox::pump() {
       if (!batch.empty()) commit_locked();
       const double burst = std::max(1.0, opts_.rate_per_sec);
       if (last_refill_us_ != 0)
-        tokens_ = std::min(burst, tokens_ + static_cast<double>(now - last_refill_us_) / 1e6 * opts_.rate_per_sec);
+        tokens_ = std::min(
+            burst, tokens_ + static_cast<double>(now - last_refill_us_) / 1e6 * opts_.rate_per_sec);
       last_refill_us_ = now;
       if (tokens_ < 1 || due_.empty() || due_.begin()->first > now) break;
       id = due_.begin()->second;
@@ -701,7 +736,8 @@ std::size_t SmsOutbox::pump() {
       }
       set_state_locked(m, SmsState::kSent, now, "");
     } else {
-      std::string err = reply.status ? fmt::format("gateway answered {}", reply.status) : reply.error;
+      std::string err =
+          reply.status ? fmt::format("gateway answered {}", reply.status) : reply.error;
       if (answer.code != 0) err += fmt::format(" (error {}: {})", answer.code, answer.message);
       if (!retryable(reply) && answer.code == kTwilioUnsubscribedCode) {
         // The recipient said STOP to the gateway: the same as a STOP to us.
@@ -713,14 +749,16 @@ std::size_t SmsOutbox::pump() {
       } else if (retryable(reply) && m.attempts < opts_.retry_max) {
         // Exponential backoff with ±20 % jitter, so a gateway outage does not
         // end in every message retrying at the same instant.
-        const double factor = std::ldexp(1.0, static_cast<int>(std::min<std::uint32_t>(m.attempts - 1, 30)));
+        const double factor =
+            std::ldexp(1.0, static_cast<int>(std::min<std::uint32_t>(m.attempts - 1, 30)));
         rng_ ^= rng_ << 13;
         rng_ ^= rng_ >> 7;
         rng_ ^= rng_ << 17;
         const double jitter = 0.8 + 0.4 * static_cast<double>(rng_ % 10'000) / 10'000.0;
-        const auto delay = static_cast<TimeUs>(
-            std::min(static_cast<double>(opts_.retry_cap_us), static_cast<double>(opts_.retry_base_us) * factor) *
-            jitter);
+        const auto delay =
+            static_cast<TimeUs>(std::min(static_cast<double>(opts_.retry_cap_us),
+                                         static_cast<double>(opts_.retry_base_us) * factor) *
+                                jitter);
         m.next_attempt_us = now + std::max<TimeUs>(delay, 1);
         m.updated_us = now;
         m.last_error = std::move(err);
@@ -743,8 +781,10 @@ std::size_t SmsOutbox::pump() {
 void SmsOutbox::start() {
   if (running_.exchange(true)) return;
   if (!transport_)
-    spdlog::warn("sms: no sms.gateway_url configured: SMS are kept queued (at most sms.max_outbox = {}), "
-                 "see GET /v1/admin/sms", opts_.max_outbox);
+    spdlog::warn(
+        "sms: no sms.gateway_url configured: SMS are kept queued (at most sms.max_outbox = {}), "
+        "see GET /v1/admin/sms",
+        opts_.max_outbox);
   sender_ = std::thread([this] { run(); });
 }
 
@@ -754,7 +794,8 @@ void SmsOutbox::run() {
     std::unique_lock<std::mutex> lk(inbox_mu_);
     // Short sleep: retries come due and the rate bucket refills without a
     // separate timer; a submit wakes the thread at once.
-    wake_.wait_for(lk, std::chrono::milliseconds(50), [this] { return !inbox_.empty() || !running_.load(); });
+    wake_.wait_for(lk, std::chrono::milliseconds(50),
+                   [this] { return !inbox_.empty() || !running_.load(); });
   }
 }
 
@@ -777,7 +818,8 @@ void SmsOutbox::stop() {
   (void)journal_->sync();
 }
 
-ReceiptResult SmsOutbox::on_receipt(const std::string& id, bool delivered, std::string_view detail) {
+ReceiptResult SmsOutbox::on_receipt(const std::string& id, bool delivered,
+                                    std::string_view detail) {
   Receipt r;
   r.id = id;
   r.status = delivered ? ReceiptStatus::kDelivered : ReceiptStatus::kFailed;
@@ -789,7 +831,8 @@ ReceiptResult SmsOutbox::on_receipt(const Receipt& r) {
   std::lock_guard<std::mutex> lk(mu_);
   auto it = r.id.empty() ? messages_.end() : messages_.find(r.id);
   if (it == messages_.end() && !r.gateway_sid.empty())
-    if (auto s = by_gateway_sid_.find(r.gateway_sid); s != by_gateway_sid_.end()) it = messages_.find(s->second);
+    if (auto s = by_gateway_sid_.find(r.gateway_sid); s != by_gateway_sid_.end())
+      it = messages_.find(s->second);
   if (it == messages_.end()) return ReceiptResult::kUnknown;
   SmsMessage& m = it->second;
   if (!r.gateway_sid.empty() && m.gateway_sid.empty()) {
@@ -808,18 +851,22 @@ ReceiptResult SmsOutbox::on_receipt(const Receipt& r) {
   const std::string phone = m.phone;
   if (r.status == ReceiptStatus::kDelivered) {
     set_state_locked(m, SmsState::kDelivered, now, "");
-    if (auto h = health_.find(phone); h != health_.end() && !h->second.dead && h->second.strikes != 0) {
+    if (auto h = health_.find(phone);
+        h != health_.end() && !h->second.dead && h->second.strikes != 0) {
       h->second.strikes = 0;  // it takes texts: earlier misses were passing
       journal_health(phone);
     }
   } else {
     const bool undelivered = r.status == ReceiptStatus::kUndelivered;
-    std::string err = r.detail.empty() ? std::string(undelivered ? "undelivered" : "gateway reported failure")
-                                       : r.detail;
+    std::string err = r.detail.empty()
+                          ? std::string(undelivered ? "undelivered" : "gateway reported failure")
+                          : r.detail;
     if (r.error_code != 0) err += fmt::format(" (error {})", r.error_code);
     fail_delivery_locked(m, now, std::move(err));
-    if (twilio_dead_number_code(r.error_code)) strike_locked(phone, true, now);
-    else if (undelivered) strike_locked(phone, false, now);
+    if (twilio_dead_number_code(r.error_code))
+      strike_locked(phone, true, now);
+    else if (undelivered)
+      strike_locked(phone, false, now);
   }
   commit_locked();
   return ReceiptResult::kUpdated;
@@ -833,7 +880,8 @@ std::optional<std::string> SmsOutbox::opt_out(std::string_view phone_in) {
   if (suppressed_.insert(phone).second) journal_suppress(phone, true);
   std::vector<std::string> ids;
   for (const auto& [at, id] : due_)
-    if (auto it = messages_.find(id); it != messages_.end() && it->second.phone == phone) ids.push_back(id);
+    if (auto it = messages_.find(id); it != messages_.end() && it->second.phone == phone)
+      ids.push_back(id);
   for (const auto& id : ids) {
     opted_out_.fetch_add(1, std::memory_order_relaxed);
     set_state_locked(messages_[id], SmsState::kFailed, now, "opted_out");
@@ -930,9 +978,10 @@ std::string SmsOutbox::status_json(std::size_t n) const {
       "\"failed\":{}}},\"suppressedPhones\":{},\"deadNumbers\":{},\"maxOutbox\":{},\"totals\":{{"
       "\"accepted\":{},\"duplicates\":{},\"droppedFull\":{},\"optedOut\":{},\"deadNumber\":{},"
       "\"deliveryFailed\":{},\"attempts\":{},\"retries\":{}}},\"rules\":{{",
-      has_gateway() ? "true" : "false", gateway_format_name(opts_.format), c.queued, c.sent, c.delivered, c.failed,
-      c.suppressed_phones, c.dead_numbers, opts_.max_outbox, c.accepted, c.duplicates, c.dropped_full, c.opted_out,
-      c.dead_number, c.delivery_failed, c.attempts, c.retries);
+      has_gateway() ? "true" : "false", gateway_format_name(opts_.format), c.queued, c.sent,
+      c.delivered, c.failed, c.suppressed_phones, c.dead_numbers, opts_.max_outbox, c.accepted,
+      c.duplicates, c.dropped_full, c.opted_out, c.dead_number, c.delivery_failed, c.attempts,
+      c.retries);
   bool first_rule = true;
   for (const auto& [rule, st] : rule_stats()) {
     if (!first_rule) o.push_back(',');

@@ -24,7 +24,8 @@ std::string hmac_sha256_hex(std::string_view key, std::string_view data) {
   return out;
 }
 
-std::string sign_request(std::string_view secret, std::int64_t unix_seconds, std::string_view body) {
+std::string sign_request(std::string_view secret, std::int64_t unix_seconds,
+                         std::string_view body) {
   std::string signed_text = fmt::format("{}.", unix_seconds);
   signed_text.append(body);
   return fmt::format("t={},v1={}", unix_seconds, hmac_sha256_hex(secret, signed_text));
@@ -49,17 +50,18 @@ namespace {
 bool equal_hex(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
   unsigned char diff = 0;
-  for (std::size_t i = 0; i < a.size(); ++i)
-    diff |= static_cast<unsigned char>(a[i] ^ b[i]);
+  for (std::size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
   return diff == 0;
 }
 
 }  // namespace
 
-CallbackVerifier::CallbackVerifier(std::string secret, TimeUs tolerance_us, std::size_t max_remembered)
+CallbackVerifier::CallbackVerifier(std::string secret, TimeUs tolerance_us,
+                                   std::size_t max_remembered)
     : secret_(std::move(secret)), tolerance_us_(tolerance_us), max_remembered_(max_remembered) {}
 
-SignatureCheck CallbackVerifier::verify(std::string_view header, std::string_view body, TimeUs now_us) {
+SignatureCheck CallbackVerifier::verify(std::string_view header, std::string_view body,
+                                        TimeUs now_us) {
   if (secret_.empty()) return SignatureCheck::kNoSecret;
   if (header.empty()) return SignatureCheck::kMissing;
   // t=<digits>,v1=<64 hex>; nothing else is accepted, so there is one way to sign.
@@ -68,7 +70,8 @@ SignatureCheck CallbackVerifier::verify(std::string_view header, std::string_vie
   if (comma == std::string_view::npos) return SignatureCheck::kMalformed;
   const std::string_view t_text = header.substr(2, comma - 2);
   const std::string_view rest = header.substr(comma + 1);
-  if (rest.substr(0, 3) != "v1=" || t_text.empty() || t_text.size() > 12) return SignatureCheck::kMalformed;
+  if (rest.substr(0, 3) != "v1=" || t_text.empty() || t_text.size() > 12)
+    return SignatureCheck::kMalformed;
   const std::string_view mac = rest.substr(3);
   std::int64_t t = 0;
   auto [end, ec] = std::from_chars(t_text.data(), t_text.data() + t_text.size(), t);
@@ -83,7 +86,8 @@ SignatureCheck CallbackVerifier::verify(std::string_view header, std::string_vie
 
   std::lock_guard<std::mutex> lk(mu_);
   const std::int64_t oldest_ok = (now_us - tolerance_us_) / kUsPerSecond - 1;
-  while (!recent_.empty() && (recent_.front().first < oldest_ok || recent_.size() >= max_remembered_)) {
+  while (!recent_.empty() &&
+         (recent_.front().first < oldest_ok || recent_.size() >= max_remembered_)) {
     recent_set_.erase(recent_.front().second);
     recent_.pop_front();
   }
@@ -99,7 +103,8 @@ CallbackDeduper::CallbackDeduper(TimeUs window_us, std::size_t max_keys)
 
 bool CallbackDeduper::first(const std::string& key, TimeUs now_us) {
   std::lock_guard<std::mutex> lk(mu_);
-  while (!order_.empty() && (order_.front().first < now_us - window_us_ || order_.size() >= max_keys_)) {
+  while (!order_.empty() &&
+         (order_.front().first < now_us - window_us_ || order_.size() >= max_keys_)) {
     auto it = seen_.find(order_.front().second);
     // A key forgotten and seen again has a newer entry further back: keep it.
     if (it != seen_.end() && it->second == order_.front().first) seen_.erase(it);

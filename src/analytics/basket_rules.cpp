@@ -79,8 +79,7 @@ struct Miner {
 
   // Depth-first Eclat: `cands` are the frequent extensions of `prefix`, each
   // with the bitmap of baskets containing prefix + item.
-  void grow(std::vector<std::uint16_t>& prefix,
-            std::vector<std::pair<std::uint16_t, Bits>>& cands,
+  void grow(std::vector<std::uint16_t>& prefix, std::vector<std::pair<std::uint16_t, Bits>>& cands,
             const std::vector<std::uint64_t>& counts) {
     for (std::size_t i = 0; i < cands.size(); ++i) {
       prefix.push_back(cands[i].first);
@@ -113,7 +112,8 @@ BasketRuleResult mine_basket_rules(const BasketSet& data, const BasketRuleOption
   if (n == 0) return res;
   // arules compares support counts against ceil(min_support * n); the epsilon
   // keeps 0.006 * 9835 = 59.01 at 60 and exact products (e.g. 0.5 * 10) exact.
-  res.min_count = static_cast<std::uint64_t>(std::ceil(opts.min_support * static_cast<double>(n) - 1e-9));
+  res.min_count =
+      static_cast<std::uint64_t>(std::ceil(opts.min_support * static_cast<double>(n) - 1e-9));
   if (res.min_count < 1) res.min_count = 1;
 
   std::vector<std::uint64_t> item_count(data.items.size(), 0);
@@ -144,7 +144,8 @@ BasketRuleResult mine_basket_rules(const BasketSet& data, const BasketRuleOption
   }
   for (std::size_t t = 0; t < n; ++t)
     for (auto i : data.baskets[t])
-      if (rank_of[i] >= 0) cands[static_cast<std::size_t>(rank_of[i])].second[t / 64] |= 1ULL << (t % 64);
+      if (rank_of[i] >= 0)
+        cands[static_cast<std::size_t>(rank_of[i])].second[t / 64] |= 1ULL << (t % 64);
   std::vector<std::uint16_t> prefix;
   m.grow(prefix, cands, counts);
   res.frequent_itemsets = m.itemsets.size();

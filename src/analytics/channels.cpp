@@ -68,9 +68,12 @@ ChannelResult analyze_channels(const std::vector<Event>& events, const ChannelOp
         protocol::Money v = ev.has_total ? ev.total : ev.products_value();
         Side s = side_of(ev.channel);
         c.orders.push_back({ev.timestamp, v, s, &ev});
-        if (s == Side::kOnline) r.online_revenue += v, ++r.online_orders;
-        else if (s == Side::kStore) r.store_revenue += v, ++r.store_orders;
-        else r.unknown_revenue += v, ++r.unknown_orders;
+        if (s == Side::kOnline)
+          r.online_revenue += v, ++r.online_orders;
+        else if (s == Side::kStore)
+          r.store_revenue += v, ++r.store_orders;
+        else
+          r.unknown_revenue += v, ++r.unknown_orders;
         break;
       }
       case EventName::kProductViewed:
@@ -85,17 +88,22 @@ ChannelResult analyze_channels(const std::vector<Event>& events, const ChannelOp
     }
   }
   for (auto& [k, c] : cust)
-    std::stable_sort(c.orders.begin(), c.orders.end(), [](const Order& a, const Order& b) { return a.time < b.time; });
+    std::stable_sort(c.orders.begin(), c.orders.end(),
+                     [](const Order& a, const Order& b) { return a.time < b.time; });
 
   // New vs existing online buyers, and adoption dates for the cannibalisation estimate.
   std::vector<TimeUs> adoption;
   for (auto& [k, c] : cust) {
-    auto first_online = std::find_if(c.orders.begin(), c.orders.end(), [](const Order& o) { return o.side == Side::kOnline; });
+    auto first_online = std::find_if(c.orders.begin(), c.orders.end(),
+                                     [](const Order& o) { return o.side == Side::kOnline; });
     if (first_online == c.orders.end()) continue;
     ++r.online_buyers;
-    bool store_before = std::any_of(c.orders.begin(), first_online, [](const Order& o) { return o.side == Side::kStore; });
-    if (store_before) ++r.online_buyers_existing, adoption.push_back(first_online->time);
-    else ++r.online_buyers_new;
+    bool store_before = std::any_of(c.orders.begin(), first_online,
+                                    [](const Order& o) { return o.side == Side::kStore; });
+    if (store_before)
+      ++r.online_buyers_existing, adoption.push_back(first_online->time);
+    else
+      ++r.online_buyers_new;
   }
   TimeUs t_min = 0, t_max = 0;
   bool any = false;
@@ -109,29 +117,40 @@ ChannelResult analyze_channels(const std::vector<Event>& events, const ChannelOp
     const TimeUs median = adoption[adoption.size() / 2];
     double ab = 0, aa = 0, cb = 0, ca = 0, ab_days = 0, aa_days = 0, cb_days = 0, ca_days = 0;
     for (auto& [k, c] : cust) {
-      auto first_online = std::find_if(c.orders.begin(), c.orders.end(), [](const Order& o) { return o.side == Side::kOnline; });
-      const bool has_store = std::any_of(c.orders.begin(), c.orders.end(), [](const Order& o) { return o.side == Side::kStore; });
+      auto first_online = std::find_if(c.orders.begin(), c.orders.end(),
+                                       [](const Order& o) { return o.side == Side::kOnline; });
+      const bool has_store = std::any_of(c.orders.begin(), c.orders.end(),
+                                         [](const Order& o) { return o.side == Side::kStore; });
       if (!has_store) continue;
       TimeUs ref;
       bool adopter = first_online != c.orders.end();
       if (adopter) {
-        if (!std::any_of(c.orders.begin(), first_online, [](const Order& o) { return o.side == Side::kStore; })) continue;
+        if (!std::any_of(c.orders.begin(), first_online,
+                         [](const Order& o) { return o.side == Side::kStore; }))
+          continue;
         ref = first_online->time;
       } else {
         ref = median;
       }
       double before = 0, after = 0;
       for (const auto& o : c.orders)
-        if (o.side == Side::kStore) (o.time < ref ? before : after) += static_cast<double>(o.value) / 100.0;
+        if (o.side == Side::kStore)
+          (o.time < ref ? before : after) += static_cast<double>(o.value) / 100.0;
       // each customer observed from their first order to the end of the data
-      const double d_before = std::max(1.0, static_cast<double>(ref - c.orders.front().time) / static_cast<double>(kUsPerDay));
-      const double d_after = std::max(1.0, static_cast<double>(t_max - ref) / static_cast<double>(kUsPerDay));
+      const double d_before = std::max(
+          1.0, static_cast<double>(ref - c.orders.front().time) / static_cast<double>(kUsPerDay));
+      const double d_after =
+          std::max(1.0, static_cast<double>(t_max - ref) / static_cast<double>(kUsPerDay));
       if (ref <= c.orders.front().time) continue;  // control customers who started after the split
-      if (adopter) ++r.adopters, ab += before, aa += after, ab_days += d_before, aa_days += d_after;
-      else ++r.control, cb += before, ca += after, cb_days += d_before, ca_days += d_after;
+      if (adopter)
+        ++r.adopters, ab += before, aa += after, ab_days += d_before, aa_days += d_after;
+      else
+        ++r.control, cb += before, ca += after, cb_days += d_before, ca_days += d_after;
     }
-    if (ab_days > 0) r.adopter_store_rate_before = ab / ab_days, r.adopter_store_rate_after = aa / aa_days;
-    if (cb_days > 0) r.control_store_rate_before = cb / cb_days, r.control_store_rate_after = ca / ca_days;
+    if (ab_days > 0)
+      r.adopter_store_rate_before = ab / ab_days, r.adopter_store_rate_after = aa / aa_days;
+    if (cb_days > 0)
+      r.control_store_rate_before = cb / cb_days, r.control_store_rate_after = ca / ca_days;
     r.cannibalisation_per_day = (r.adopter_store_rate_after - r.adopter_store_rate_before) -
                                 (r.control_store_rate_after - r.control_store_rate_before);
   }
@@ -143,7 +162,9 @@ ChannelResult analyze_channels(const std::vector<Event>& events, const ChannelOp
     bool any_store = false, same = false;
     for (const Event* v : c.views) {
       for (const auto& o : c.orders) {
-        if (o.side != Side::kStore || o.time < v->timestamp || o.time > v->timestamp + opts.browse_window) continue;
+        if (o.side != Side::kStore || o.time < v->timestamp ||
+            o.time > v->timestamp + opts.browse_window)
+          continue;
         any_store = true;
         if (!v->products.empty() && order_has(*o.ev, product_key(v->products[0]))) same = true;
       }
@@ -161,8 +182,10 @@ ChannelResult analyze_channels(const std::vector<Event>& events, const ChannelOp
       std::string ch(protocol::channel_name(p->channel));
       auto& pr = promo[ch];
       pr.channel = ch;
-      if (p->name == EventName::kPromotionViewed) ++pr.viewed;
-      else ++pr.clicked;
+      if (p->name == EventName::kPromotionViewed)
+        ++pr.viewed;
+      else
+        ++pr.clicked;
       exposed[ch].insert(k);
       for (const auto& o : c.orders) {
         if (o.time < p->timestamp || o.time > p->timestamp + opts.promo_window) continue;
@@ -190,14 +213,18 @@ ChannelResult analyze_channels(const std::vector<Event>& events, const ChannelOp
       ++r.carts_added;
       bool bought = false;
       for (const auto& o : c.orders)
-        if (o.time >= a->timestamp && o.time <= a->timestamp + opts.abandon_after && order_has(*o.ev, pk)) bought = true;
+        if (o.time >= a->timestamp && o.time <= a->timestamp + opts.abandon_after &&
+            order_has(*o.ev, pk))
+          bought = true;
       if (!bought) ++e.abandoned, ++r.carts_abandoned;
     }
   }
   for (auto& [k, e] : ab)
     if (e.abandoned) r.abandoned.push_back(e);
   std::stable_sort(r.abandoned.begin(), r.abandoned.end(),
-                   [](const AbandonedProduct& a, const AbandonedProduct& b) { return a.abandoned > b.abandoned; });
+                   [](const AbandonedProduct& a, const AbandonedProduct& b) {
+                     return a.abandoned > b.abandoned;
+                   });
   return r;
 }
 
@@ -223,7 +250,8 @@ Report channels_report(const ChannelResult& r, const ChannelOptions& opts) {
       {"control_store_spend_per_day_before", fmt_fixed(r.control_store_rate_before, 4)},
       {"control_store_spend_per_day_after", fmt_fixed(r.control_store_rate_after, 4)},
       {"cannibalisation_store_spend_per_day", fmt_fixed(r.cannibalisation_per_day, 4)},
-      {"browse_window_days", fmt_fixed(static_cast<double>(opts.browse_window) / static_cast<double>(kUsPerDay), 2)},
+      {"browse_window_days",
+       fmt_fixed(static_cast<double>(opts.browse_window) / static_cast<double>(kUsPerDay), 2)},
       {"web_viewers", std::to_string(r.web_viewers)},
       {"browse_online_buy_in_store", std::to_string(r.browse_then_store)},
       {"browse_online_buy_same_product_in_store", std::to_string(r.browse_then_store_same_product)},
@@ -231,15 +259,19 @@ Report channels_report(const ChannelResult& r, const ChannelOptions& opts) {
       {"cart_adds_abandoned", std::to_string(r.carts_abandoned)}};
   ReportTable p;
   p.name = "promotions";
-  p.title = fmt::format("Promotion response by channel (order within {} days)",
-                        fmt_fixed(static_cast<double>(opts.promo_window) / static_cast<double>(kUsPerDay), 1));
-  p.columns = {"channel", "viewed", "clicked", "customers", "converted", "conversion_pct", "revenue"};
+  p.title = fmt::format(
+      "Promotion response by channel (order within {} days)",
+      fmt_fixed(static_cast<double>(opts.promo_window) / static_cast<double>(kUsPerDay), 1));
+  p.columns = {"channel",   "viewed",         "clicked", "customers",
+               "converted", "conversion_pct", "revenue"};
   p.numeric = {false, true, true, true, true, true, true};
   for (const auto& x : r.promotions)
-    p.rows.push_back({x.channel, std::to_string(x.viewed), std::to_string(x.clicked), std::to_string(x.exposed_customers),
-                      std::to_string(x.converted),
-                      fmt_percent(share(static_cast<double>(x.converted), static_cast<double>(x.exposed_customers)), 1),
-                      fmt_money(x.revenue)});
+    p.rows.push_back(
+        {x.channel, std::to_string(x.viewed), std::to_string(x.clicked),
+         std::to_string(x.exposed_customers), std::to_string(x.converted),
+         fmt_percent(
+             share(static_cast<double>(x.converted), static_cast<double>(x.exposed_customers)), 1),
+         fmt_money(x.revenue)});
   rep.tables.push_back(std::move(p));
   ReportTable a;
   a.name = "abandoned";
@@ -248,8 +280,9 @@ Report channels_report(const ChannelResult& r, const ChannelOptions& opts) {
   a.numeric = {false, true, true, true};
   for (std::size_t i = 0; i < r.abandoned.size() && i < opts.top_products; ++i) {
     const auto& x = r.abandoned[i];
-    a.rows.push_back({x.product, std::to_string(x.abandoned), std::to_string(x.added),
-                      fmt_percent(share(static_cast<double>(x.abandoned), static_cast<double>(x.added)), 1)});
+    a.rows.push_back(
+        {x.product, std::to_string(x.abandoned), std::to_string(x.added),
+         fmt_percent(share(static_cast<double>(x.abandoned), static_cast<double>(x.added)), 1)});
   }
   rep.tables.push_back(std::move(a));
   return rep;

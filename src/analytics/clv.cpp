@@ -58,11 +58,16 @@ Result<std::vector<ClvCustomer>> read_clv_summary_csv(const std::string& path) {
   int ix = -1, itx = -1, iT = -1, iz = -1, iid = -1;
   for (int k = 0; k < static_cast<int>(f.size()); ++k) {
     const auto& h = f[static_cast<std::size_t>(k)];
-    if (h == "ID" || h == "id" || h == "customer_id") iid = k;
-    else if (h == "x" || h == "frequency") ix = k;
-    else if (h == "t_x" || h == "recency") itx = k;
-    else if (h == "T") iT = k;
-    else if (h == "zbar" || h == "monetary_value") iz = k;
+    if (h == "ID" || h == "id" || h == "customer_id")
+      iid = k;
+    else if (h == "x" || h == "frequency")
+      ix = k;
+    else if (h == "t_x" || h == "recency")
+      itx = k;
+    else if (h == "T")
+      iT = k;
+    else if (h == "zbar" || h == "monetary_value")
+      iz = k;
   }
   if (ix < 0 || itx < 0 || iT < 0)
     return Status(ErrorCode::kBadField,
@@ -133,7 +138,8 @@ std::array<double, N> nelder_mead(const std::function<double(const std::array<do
       val = v2;
       double spread = 0;
       for (std::size_t i = 1; i <= N; ++i)
-        for (std::size_t j = 0; j < N; ++j) spread = std::max(spread, std::fabs(pts[i][j] - pts[0][j]));
+        for (std::size_t j = 0; j < N; ++j)
+          spread = std::max(spread, std::fabs(pts[i][j] - pts[0][j]));
       // 1e-7 in log-parameters is 1e-7 relative in the parameters: far below
       // the 1e-3 the published fits are checked to, and it stops NM crawling
       // along the flat Gamma-Gamma ridge for tens of thousands of steps.
@@ -151,8 +157,10 @@ std::array<double, N> nelder_mead(const std::function<double(const std::array<do
       if (fr < val[0]) {
         P xe = lerp(-2.0);
         double fe = safe(xe);
-        if (fe < fr) pts[N] = xe, val[N] = fe;
-        else pts[N] = xr, val[N] = fr;
+        if (fe < fr)
+          pts[N] = xe, val[N] = fe;
+        else
+          pts[N] = xr, val[N] = fr;
       } else if (fr < val[N - 1]) {
         pts[N] = xr, val[N] = fr;
       } else {
@@ -162,7 +170,8 @@ std::array<double, N> nelder_mead(const std::function<double(const std::array<do
           pts[N] = xc, val[N] = fc;
         } else {
           for (std::size_t i = 1; i <= N; ++i) {
-            for (std::size_t j = 0; j < N; ++j) pts[i][j] = pts[0][j] + 0.5 * (pts[i][j] - pts[0][j]);
+            for (std::size_t j = 0; j < N; ++j)
+              pts[i][j] = pts[0][j] + 0.5 * (pts[i][j] - pts[0][j]);
             val[i] = safe(pts[i]);
           }
         }
@@ -234,8 +243,10 @@ double bgnbd_log_likelihood(const BgNbdParams& p, const BgNbdData& d, std::vecto
     const double x = d.xs[g.xi];
     double l = by_x[g.xi];
     const double a3 = -(r + x) * std::log(al + g.T);
-    if (x > 0) l += log_sum_exp(a3, log_bx1[g.xi] - (r + x) * std::log(al + g.t_x));
-    else l += a3;
+    if (x > 0)
+      l += log_sum_exp(a3, log_bx1[g.xi] - (r + x) * std::log(al + g.t_x));
+    else
+      l += a3;
     s += g.weight * l;
   }
   return s;
@@ -271,7 +282,8 @@ double pareto_nbd_log_likelihood(const ParetoNbdParams& p, const std::vector<Clv
     const double head = std::lgamma(r + x) - std::lgamma(r) + r * std::log(al) + s * std::log(be);
     const double t1 = -(r + x) * std::log(al + c.T) - s * std::log(be + c.T);
     double t2 = -kInf;
-    if (c.T > c.t_x) t2 = std::log(s / (r + s + x)) + models::pareto_nbd_log_a0(r, al, s, be, x, c.t_x, c.T);
+    if (c.T > c.t_x)
+      t2 = std::log(s / (r + s + x)) + models::pareto_nbd_log_a0(r, al, s, be, x, c.t_x, c.T);
     sum += head + log_sum_exp(t1, t2);
   }
   return sum;
@@ -338,7 +350,8 @@ ClvCustomerResult score_customer(const ClvModel& m, const ClvCustomer& c, const 
   // One implementation for the analysis and the live engine: models::score_clv.
   ClvModel valued = m;
   valued.valuation = clv_valuation(o);
-  const models::ClvScore s = models::score_clv(valued, {c.x, c.t_x, c.T, c.zbar}, o.horizon_time_units);
+  const models::ClvScore s =
+      models::score_clv(valued, {c.x, c.t_x, c.T, c.zbar}, o.horizon_time_units);
   ClvCustomerResult r;
   r.p_alive = s.p_alive;
   r.expected_purchases = s.expected_purchases;
@@ -392,7 +405,7 @@ Report clv_report(const ClvModel& m, const std::vector<ClvCustomer>& cs,
   t.name = "customers";
   t.title = fmt::format("Customers by CLV ({} months, {}% monthly discount)", o.clv_months,
                         fmt_fixed(o.monthly_discount_rate * 100, 2));
-  t.columns = {"customer", "x", "t_x", "T", "avg_spend", "p_alive", "expected_purchases",
+  t.columns = {"customer",       "x",  "t_x", "T", "avg_spend", "p_alive", "expected_purchases",
                "expected_spend", "clv"};
   t.numeric = {false, true, true, true, true, true, true, true, true};
   std::vector<std::size_t> order(cs.size());
@@ -400,8 +413,8 @@ Report clv_report(const ClvModel& m, const std::vector<ClvCustomer>& cs,
   std::stable_sort(order.begin(), order.end(),
                    [&](std::size_t a, std::size_t b) { return rs[a].clv > rs[b].clv; });
   for (auto i : order)
-    t.rows.push_back({cs[i].id, fmt_fixed(cs[i].x, 0), fmt_fixed(cs[i].t_x, 2), fmt_fixed(cs[i].T, 2),
-                      fmt_fixed(cs[i].zbar, 2), fmt_fixed(rs[i].p_alive, 4),
+    t.rows.push_back({cs[i].id, fmt_fixed(cs[i].x, 0), fmt_fixed(cs[i].t_x, 2),
+                      fmt_fixed(cs[i].T, 2), fmt_fixed(cs[i].zbar, 2), fmt_fixed(rs[i].p_alive, 4),
                       fmt_fixed(rs[i].expected_purchases, 4), fmt_fixed(rs[i].expected_spend, 2),
                       fmt_fixed(rs[i].clv, 2)});
   rep.tables.push_back(std::move(t));

@@ -46,16 +46,20 @@ GradeResult compute_grades(const OrderBook& book, const GradeOptions& opts) {
     auto& row = g.rows[i];
     const bool high_amount = static_cast<double>(row.spend) / 100.0 >= g.average_spend;
     const bool high_freq = static_cast<double>(row.orders) >= g.average_orders;
-    row.grade = high_amount ? (high_freq ? ValueGrade::kHighAmountHighFrequency : ValueGrade::kHighAmountLowFrequency)
-                            : (high_freq ? ValueGrade::kLowAmountHighFrequency : ValueGrade::kLowAmountLowFrequency);
+    row.grade = high_amount ? (high_freq ? ValueGrade::kHighAmountHighFrequency
+                                         : ValueGrade::kHighAmountLowFrequency)
+                            : (high_freq ? ValueGrade::kLowAmountHighFrequency
+                                         : ValueGrade::kLowAmountLowFrequency);
     auto& cell = g.cells[static_cast<int>(row.grade)];
     ++cell.members;
     cell.revenue += row.spend;
-    if (opts.monthly_minimum > 0 && row.monthly_spend < opts.monthly_minimum) g.under_minimum.push_back(i);
+    if (opts.monthly_minimum > 0 && row.monthly_spend < opts.monthly_minimum)
+      g.under_minimum.push_back(i);
   }
-  std::stable_sort(g.under_minimum.begin(), g.under_minimum.end(), [&](std::size_t a, std::size_t b) {
-    return g.rows[a].monthly_spend < g.rows[b].monthly_spend;
-  });
+  std::stable_sort(g.under_minimum.begin(), g.under_minimum.end(),
+                   [&](std::size_t a, std::size_t b) {
+                     return g.rows[a].monthly_spend < g.rows[b].monthly_spend;
+                   });
   return g;
 }
 
@@ -79,15 +83,21 @@ Report grades_report(const GradeResult& g, const GradeOptions& opts) {
   const char* freq[] = {"high", "low", "high", "low"};
   for (int k = 0; k < 4; ++k) {
     const auto& c = g.cells[k];
-    m.rows.push_back({amount[k], freq[k], std::to_string(c.members),
-                      fmt_percent(g.rows.empty() ? 0 : static_cast<double>(c.members) / static_cast<double>(g.rows.size()), 1),
-                      fmt_money(c.revenue),
-                      fmt_percent(total > 0 ? static_cast<double>(c.revenue) / static_cast<double>(total) : 0, 1)});
+    m.rows.push_back(
+        {amount[k], freq[k], std::to_string(c.members),
+         fmt_percent(g.rows.empty()
+                         ? 0
+                         : static_cast<double>(c.members) / static_cast<double>(g.rows.size()),
+                     1),
+         fmt_money(c.revenue),
+         fmt_percent(total > 0 ? static_cast<double>(c.revenue) / static_cast<double>(total) : 0,
+                     1)});
   }
   rep.tables.push_back(std::move(m));
   ReportTable u;
   u.name = "under_minimum";
-  u.title = fmt::format("Members under the monthly minimum of {}", fmt_fixed(opts.monthly_minimum, 2));
+  u.title =
+      fmt::format("Members under the monthly minimum of {}", fmt_fixed(opts.monthly_minimum, 2));
   u.columns = {"customer", "monthly_spend", "spend", "orders", "grade"};
   u.numeric = {false, true, true, true, false};
   for (auto i : g.under_minimum) {

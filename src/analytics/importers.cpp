@@ -185,8 +185,8 @@ Result<OnlineRetailImportSummary> import_online_retail(const std::string& path,
   if (!in.next_line(line)) return line_error(path, 1, "empty file (expected the CSV header)");
   if (!line.empty() && static_cast<unsigned char>(line[0]) == 0xEF) line.erase(0, 3);  // BOM
   split_csv_line(line, f);
-  const std::vector<std::string> kHeader = {"InvoiceNo", "StockCode", "Description", "Quantity",
-                                            "InvoiceDate", "UnitPrice", "CustomerID", "Country"};
+  const std::vector<std::string> kHeader = {"InvoiceNo",   "StockCode", "Description", "Quantity",
+                                            "InvoiceDate", "UnitPrice", "CustomerID",  "Country"};
   if (f != kHeader)
     return line_error(path, 1,
                       "unexpected header (expected InvoiceNo,StockCode,Description,Quantity,"
@@ -211,16 +211,20 @@ Result<OnlineRetailImportSummary> import_online_retail(const std::string& path,
     if (invoice.empty()) return line_error(path, ln, "InvoiceNo is empty");
     invoices.insert(invoice);
     std::int64_t qty;
-    if (!parse_int64(f[3], qty)) return line_error(path, ln, fmt::format("Quantity '{}' is not an integer", f[3]));
+    if (!parse_int64(f[3], qty))
+      return line_error(path, ln, fmt::format("Quantity '{}' is not an integer", f[3]));
     double price;
-    if (!parse_decimal(f[5], price)) return line_error(path, ln, fmt::format("UnitPrice '{}' is not a number", f[5]));
+    if (!parse_decimal(f[5], price))
+      return line_error(path, ln, fmt::format("UnitPrice '{}' is not a number", f[5]));
     auto when = parse_invoice_date(f[4]);
-    if (!when) return line_error(path, ln, fmt::format("InvoiceDate '{}' is not YYYY-MM-DD HH:MM:SS", f[4]));
+    if (!when)
+      return line_error(path, ln, fmt::format("InvoiceDate '{}' is not YYYY-MM-DD HH:MM:SS", f[4]));
     std::string customer;
     bool member = !f[6].empty();
     if (member && !parse_customer_id(f[6], customer))
       return line_error(path, ln, fmt::format("CustomerID '{}' is not a number", f[6]));
-    if (member) customers_any.insert(customer);
+    if (member)
+      customers_any.insert(customer);
     else {
       ++sum.rows_without_customer;
       guest_invoices.insert(invoice);
@@ -261,8 +265,10 @@ Result<OnlineRetailImportSummary> import_online_retail(const std::string& path,
       ev.channel = protocol::Channel::kWeb;  // the UCI retailer is a web shop
       ev.timestamp = *when;
       ev.message_id = "uci-" + invoice + (member ? "" : "-guest");
-      if (member) ev.user_id = customer;
-      else ev.anonymous_id = "guest-" + invoice;
+      if (member)
+        ev.user_id = customer;
+      else
+        ev.anonymous_id = "guest-" + invoice;
       ev.order_id = invoice;
       ev.currency = opts.currency;
       ev.store_id = f[7];  // Country: the only location the data has
@@ -335,13 +341,15 @@ Result<CdnowImportSummary> import_cdnow(const std::string& path, const EventSink
     if (tok[0] == "customer_id") continue;  // master header
     if (layout == 0) {
       if (tok.size() != 4 && tok.size() != 5)
-        return line_error(path, in.line_number(),
-                          fmt::format("expected 4 (master) or 5 (sample) fields, found {}", tok.size()));
+        return line_error(
+            path, in.line_number(),
+            fmt::format("expected 4 (master) or 5 (sample) fields, found {}", tok.size()));
       layout = static_cast<int>(tok.size());
       sum.sample_layout = layout == 5;
     }
     if (static_cast<int>(tok.size()) != layout)
-      return line_error(path, in.line_number(), fmt::format("expected {} fields, found {}", layout, tok.size()));
+      return line_error(path, in.line_number(),
+                        fmt::format("expected {} fields, found {}", layout, tok.size()));
     const std::string_view id = tok[layout == 5 ? 1 : 0];
     const std::string_view date = tok[layout - 3];
     std::int64_t cds, ymd;
@@ -349,13 +357,16 @@ Result<CdnowImportSummary> import_cdnow(const std::string& path, const EventSink
     if (date.size() != 8 || !parse_int64(date, ymd))
       return line_error(path, in.line_number(), fmt::format("date '{}' is not YYYYMMDD", date));
     if (!parse_int64(tok[layout - 2], cds) || cds < 0)
-      return line_error(path, in.line_number(), fmt::format("number of CDs '{}' is not a count", tok[layout - 2]));
+      return line_error(path, in.line_number(),
+                        fmt::format("number of CDs '{}' is not a count", tok[layout - 2]));
     if (!parse_decimal(tok[layout - 1], dollars) || dollars < 0)
-      return line_error(path, in.line_number(), fmt::format("dollar value '{}' is not an amount", tok[layout - 1]));
+      return line_error(path, in.line_number(),
+                        fmt::format("dollar value '{}' is not an amount", tok[layout - 1]));
     int y = static_cast<int>(ymd / 10000);
     unsigned m = static_cast<unsigned>(ymd / 100 % 100), d = static_cast<unsigned>(ymd % 100);
     if (m < 1 || m > 12 || d < 1 || d > 31)
-      return line_error(path, in.line_number(), fmt::format("date '{}' is not a calendar date", date));
+      return line_error(path, in.line_number(),
+                        fmt::format("date '{}' is not a calendar date", date));
     Event ev;
     ev.type = protocol::EventType::kTrack;
     ev.name = EventName::kOrderCompleted;
@@ -462,7 +473,8 @@ Result<BasketImportSummary> import_baskets(const std::string& path, const EventS
 Result<std::vector<std::vector<std::string>>> read_basket_file(const std::string& path) {
   BasketImportSummary sum;
   std::vector<std::vector<std::string>> out;
-  Status s = read_baskets(path, [&](std::vector<std::string>& b) { out.push_back(std::move(b)); }, sum);
+  Status s = read_baskets(
+      path, [&](std::vector<std::string>& b) { out.push_back(std::move(b)); }, sum);
   if (!s) return s;
   return out;
 }

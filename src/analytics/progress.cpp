@@ -14,14 +14,18 @@ constexpr std::int64_t kRedrawNs = 100'000'000;  // 10 redraws a second is plent
 constexpr int kBarWidth = 30;
 }  // namespace
 
-void ProgressBar::set_enabled_override(int on_off_or_minus1) { g_override = on_off_or_minus1; }
+void ProgressBar::set_enabled_override(int on_off_or_minus1) {
+  g_override = on_off_or_minus1;
+}
 
 ProgressBar::ProgressBar(std::string label, std::uint64_t total)
     : label_(std::move(label)),
       total_(total),
       enabled_(g_override >= 0 ? g_override == 1 : ::isatty(STDERR_FILENO) == 1) {}
 
-ProgressBar::~ProgressBar() { finish(); }
+ProgressBar::~ProgressBar() {
+  finish();
+}
 
 void ProgressBar::update(std::uint64_t done) {
   if (!enabled_) return;

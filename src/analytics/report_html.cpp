@@ -28,8 +28,12 @@ constexpr int kW = 520, kH = 300, kPad = 45;
 
 struct Axes {
   double x0, x1, y0, y1;
-  double px(double x) const { return kPad + (x - x0) / (x1 - x0 == 0 ? 1 : x1 - x0) * (kW - 2 * kPad); }
-  double py(double y) const { return kH - kPad - (y - y0) / (y1 - y0 == 0 ? 1 : y1 - y0) * (kH - 2 * kPad); }
+  double px(double x) const {
+    return kPad + (x - x0) / (x1 - x0 == 0 ? 1 : x1 - x0) * (kW - 2 * kPad);
+  }
+  double py(double y) const {
+    return kH - kPad - (y - y0) / (y1 - y0 == 0 ? 1 : y1 - y0) * (kH - 2 * kPad);
+  }
 };
 
 std::string svg_open(const std::string& label) {
@@ -39,18 +43,28 @@ std::string svg_open(const std::string& label) {
       kW, kH, kW, kH, html_escape(label));
 }
 
-std::string axes_svg(const Axes& a, const std::string& xlabel, const std::string& ylabel, int ticks = 5) {
+std::string axes_svg(const Axes& a, const std::string& xlabel, const std::string& ylabel,
+                     int ticks = 5) {
   std::string s;
-  s += fmt::format("<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#333\"/>\n", kPad, kH - kPad, kW - kPad, kH - kPad);
-  s += fmt::format("<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#333\"/>\n", kPad, kPad, kPad, kH - kPad);
+  s += fmt::format("<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#333\"/>\n", kPad,
+                   kH - kPad, kW - kPad, kH - kPad);
+  s += fmt::format("<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#333\"/>\n", kPad, kPad,
+                   kPad, kH - kPad);
   for (int i = 0; i <= ticks; ++i) {
     double xv = a.x0 + (a.x1 - a.x0) * i / ticks, yv = a.y0 + (a.y1 - a.y0) * i / ticks;
-    s += fmt::format("<text x=\"{:.1f}\" y=\"{}\" font-size=\"10\" text-anchor=\"middle\">{:.3g}</text>\n", a.px(xv), kH - kPad + 14, xv);
-    s += fmt::format("<text x=\"{}\" y=\"{:.1f}\" font-size=\"10\" text-anchor=\"end\">{:.3g}</text>\n", kPad - 4, a.py(yv) + 3, yv);
+    s += fmt::format(
+        "<text x=\"{:.1f}\" y=\"{}\" font-size=\"10\" text-anchor=\"middle\">{:.3g}</text>\n",
+        a.px(xv), kH - kPad + 14, xv);
+    s += fmt::format(
+        "<text x=\"{}\" y=\"{:.1f}\" font-size=\"10\" text-anchor=\"end\">{:.3g}</text>\n",
+        kPad - 4, a.py(yv) + 3, yv);
   }
-  s += fmt::format("<text x=\"{}\" y=\"{}\" font-size=\"11\" text-anchor=\"middle\">{}</text>\n", kW / 2, kH - 8, html_escape(xlabel));
-  s += fmt::format("<text x=\"12\" y=\"{}\" font-size=\"11\" text-anchor=\"middle\" transform=\"rotate(-90 12 {})\">{}</text>\n",
-                   kH / 2, kH / 2, html_escape(ylabel));
+  s += fmt::format("<text x=\"{}\" y=\"{}\" font-size=\"11\" text-anchor=\"middle\">{}</text>\n",
+                   kW / 2, kH - 8, html_escape(xlabel));
+  s += fmt::format(
+      "<text x=\"12\" y=\"{}\" font-size=\"11\" text-anchor=\"middle\" transform=\"rotate(-90 12 "
+      "{})\">{}</text>\n",
+      kH / 2, kH / 2, html_escape(ylabel));
   return s;
 }
 
@@ -68,27 +82,35 @@ std::string table_html(const ReportTable& t, std::size_t max_rows) {
     s += "</tr>\n";
   }
   s += "</table>\n";
-  if (max_rows && t.rows.size() > max_rows) s += fmt::format("<p class=\"note\">{} more rows not shown.</p>\n", t.rows.size() - max_rows);
+  if (max_rows && t.rows.size() > max_rows)
+    s += fmt::format("<p class=\"note\">{} more rows not shown.</p>\n", t.rows.size() - max_rows);
   return s;
 }
 
 std::string figures_html(const std::vector<std::pair<std::string, std::string>>& f) {
   std::string s = "<dl>";
-  for (const auto& [k, v] : f) s += "<dt>" + html_escape(k) + "</dt><dd>" + html_escape(v) + "</dd>";
+  for (const auto& [k, v] : f)
+    s += "<dt>" + html_escape(k) + "</dt><dd>" + html_escape(v) + "</dd>";
   return s + "</dl>\n";
 }
 
 std::string pareto_svg(const ParetoSummary& p) {
   Axes a{0, 100, 0, 100};
-  std::string s = svg_open("Pareto curve") + axes_svg(a, "% of customers (by revenue, descending)", "% of revenue");
-  s += fmt::format("<line x1=\"{:.1f}\" y1=\"{:.1f}\" x2=\"{:.1f}\" y2=\"{:.1f}\" stroke=\"#bbb\" stroke-dasharray=\"4\"/>\n",
-                   a.px(0), a.py(0), a.px(100), a.py(100));
+  std::string s = svg_open("Pareto curve") +
+                  axes_svg(a, "% of customers (by revenue, descending)", "% of revenue");
+  s += fmt::format(
+      "<line x1=\"{:.1f}\" y1=\"{:.1f}\" x2=\"{:.1f}\" y2=\"{:.1f}\" stroke=\"#bbb\" "
+      "stroke-dasharray=\"4\"/>\n",
+      a.px(0), a.py(0), a.px(100), a.py(100));
   std::string pts;
-  for (const auto& q : p.curve) pts += fmt::format("{:.1f},{:.1f} ", a.px(q.customer_share * 100), a.py(q.revenue_share * 100));
+  for (const auto& q : p.curve)
+    pts += fmt::format("{:.1f},{:.1f} ", a.px(q.customer_share * 100), a.py(q.revenue_share * 100));
   s += "<polyline fill=\"none\" stroke=\"#1f6feb\" stroke-width=\"2\" points=\"" + pts + "\"/>\n";
   double x20 = 20, y20 = p.top20_revenue_share * 100;
-  s += fmt::format("<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"4\" fill=\"#d73a49\"/><text x=\"{:.1f}\" y=\"{:.1f}\" font-size=\"11\">top 20 %: {:.1f} % of revenue</text>\n",
-                   a.px(x20), a.py(y20), a.px(x20) + 8, a.py(y20) + 14, y20);
+  s += fmt::format(
+      "<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"4\" fill=\"#d73a49\"/><text x=\"{:.1f}\" "
+      "y=\"{:.1f}\" font-size=\"11\">top 20 %: {:.1f} % of revenue</text>\n",
+      a.px(x20), a.py(y20), a.px(x20) + 8, a.py(y20) + 14, y20);
   return s + "</svg>\n";
 }
 
@@ -96,28 +118,43 @@ std::string grade_svg(const GradeResult& g) {
   std::string s = svg_open("Grade matrix");
   protocol::Money total = 0;
   for (const auto& c : g.cells) total += c.revenue;
-  const char* names[] = {"high amount / high freq", "high amount / low freq", "low amount / high freq", "low amount / low freq"};
+  const char* names[] = {"high amount / high freq", "high amount / low freq",
+                         "low amount / high freq", "low amount / low freq"};
   const int cw = (kW - 2 * kPad) / 2, ch = (kH - 2 * kPad) / 2;
   for (int k = 0; k < 4; ++k) {
     int col = k % 2 == 0 ? 1 : 0;  // frequency: high on the right
     int row = k < 2 ? 0 : 1;       // amount: high on top
-    double share = total > 0 ? static_cast<double>(g.cells[k].revenue) / static_cast<double>(total) : 0;
+    double share =
+        total > 0 ? static_cast<double>(g.cells[k].revenue) / static_cast<double>(total) : 0;
     int shade = 255 - static_cast<int>(share * 180);
     double x = kPad + col * cw, y = kPad + row * ch;
-    s += fmt::format("<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"rgb({},{},255)\" stroke=\"#333\"/>\n", x, y, cw, ch, shade, shade);
-    s += fmt::format("<text x=\"{}\" y=\"{}\" font-size=\"12\" text-anchor=\"middle\">{}</text>\n", x + cw / 2.0, y + ch / 2.0 - 16, names[k]);
-    s += fmt::format("<text x=\"{}\" y=\"{}\" font-size=\"12\" text-anchor=\"middle\">{} members</text>\n", x + cw / 2.0, y + ch / 2.0 + 2, g.cells[k].members);
-    s += fmt::format("<text x=\"{}\" y=\"{}\" font-size=\"12\" text-anchor=\"middle\">{} ({:.1f} % of revenue)</text>\n", x + cw / 2.0, y + ch / 2.0 + 20,
-                     fmt_money(g.cells[k].revenue), share * 100);
+    s += fmt::format(
+        "<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"rgb({},{},255)\" "
+        "stroke=\"#333\"/>\n",
+        x, y, cw, ch, shade, shade);
+    s += fmt::format("<text x=\"{}\" y=\"{}\" font-size=\"12\" text-anchor=\"middle\">{}</text>\n",
+                     x + cw / 2.0, y + ch / 2.0 - 16, names[k]);
+    s += fmt::format(
+        "<text x=\"{}\" y=\"{}\" font-size=\"12\" text-anchor=\"middle\">{} members</text>\n",
+        x + cw / 2.0, y + ch / 2.0 + 2, g.cells[k].members);
+    s += fmt::format(
+        "<text x=\"{}\" y=\"{}\" font-size=\"12\" text-anchor=\"middle\">{} ({:.1f} % of "
+        "revenue)</text>\n",
+        x + cw / 2.0, y + ch / 2.0 + 20, fmt_money(g.cells[k].revenue), share * 100);
   }
-  s += fmt::format("<text x=\"{}\" y=\"{}\" font-size=\"11\" text-anchor=\"middle\">frequency: low | high (vs average {:.2f} orders)</text>\n",
-                   kW / 2, kH - 15, g.average_orders);
-  s += fmt::format("<text x=\"{}\" y=\"{}\" font-size=\"11\" text-anchor=\"middle\">amount vs average {:.2f}: high (top) / low (bottom)</text>\n",
-                   kW / 2, 25, g.average_spend);
+  s += fmt::format(
+      "<text x=\"{}\" y=\"{}\" font-size=\"11\" text-anchor=\"middle\">frequency: low | high (vs "
+      "average {:.2f} orders)</text>\n",
+      kW / 2, kH - 15, g.average_orders);
+  s += fmt::format(
+      "<text x=\"{}\" y=\"{}\" font-size=\"11\" text-anchor=\"middle\">amount vs average {:.2f}: "
+      "high (top) / low (bottom)</text>\n",
+      kW / 2, 25, g.average_spend);
   return s + "</svg>\n";
 }
 
-std::string histogram_svg(const std::vector<double>& values, const std::string& label, const std::string& xlabel) {
+std::string histogram_svg(const std::vector<double>& values, const std::string& label,
+                          const std::string& xlabel) {
   std::string s = svg_open(label);
   if (values.empty()) return s + "</svg>\n";
   std::vector<double> v = values;
@@ -127,14 +164,18 @@ std::string histogram_svg(const std::vector<double>& values, const std::string& 
   if (hi <= lo) hi = lo + 1;
   constexpr int kBins = 30;
   std::vector<std::size_t> bins(kBins, 0);
-  for (double x : v) bins[std::min<std::size_t>(kBins - 1, static_cast<std::size_t>(std::max(0.0, (x - lo) / (hi - lo) * kBins)))]++;
+  for (double x : v)
+    bins[std::min<std::size_t>(
+        kBins - 1, static_cast<std::size_t>(std::max(0.0, (x - lo) / (hi - lo) * kBins)))]++;
   double maxc = static_cast<double>(*std::max_element(bins.begin(), bins.end()));
   Axes a{lo, hi, 0, maxc};
   s += axes_svg(a, xlabel, "customers");
   for (int i = 0; i < kBins; ++i) {
     double x0 = a.px(lo + (hi - lo) * i / kBins), x1 = a.px(lo + (hi - lo) * (i + 1) / kBins);
     double y = a.py(static_cast<double>(bins[i]));
-    s += fmt::format("<rect x=\"{:.1f}\" y=\"{:.1f}\" width=\"{:.1f}\" height=\"{:.1f}\" fill=\"#2da44e\"/>\n", x0, y, std::max(0.5, x1 - x0 - 1), a.py(0) - y);
+    s += fmt::format(
+        "<rect x=\"{:.1f}\" y=\"{:.1f}\" width=\"{:.1f}\" height=\"{:.1f}\" fill=\"#2da44e\"/>\n",
+        x0, y, std::max(0.5, x1 - x0 - 1), a.py(0) - y);
   }
   return s + "</svg>\n";
 }
@@ -148,11 +189,14 @@ std::string scatter_svg(const std::vector<std::pair<double, double>>& pts, const
   s += axes_svg(a, xlabel, ylabel);
   const std::size_t step = std::max<std::size_t>(1, pts.size() / 3000);  // keep the page light
   for (std::size_t i = 0; i < pts.size(); i += step)
-    s += fmt::format("<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"1.8\" fill=\"#8250df\" fill-opacity=\"0.5\"/>", a.px(pts[i].first), a.py(pts[i].second));
+    s += fmt::format(
+        "<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"1.8\" fill=\"#8250df\" fill-opacity=\"0.5\"/>",
+        a.px(pts[i].first), a.py(pts[i].second));
   return s + "\n</svg>\n";
 }
 
-std::string bars_svg(const std::vector<std::pair<std::string, double>>& bars, const std::string& label, const std::string& ylabel) {
+std::string bars_svg(const std::vector<std::pair<std::string, double>>& bars,
+                     const std::string& label, const std::string& ylabel) {
   std::string s = svg_open(label);
   double maxv = 1;
   for (const auto& b : bars) maxv = std::max(maxv, b.second);
@@ -161,8 +205,12 @@ std::string bars_svg(const std::vector<std::pair<std::string, double>>& bars, co
   const double bw = (kW - 2 * kPad) / std::max<double>(1, static_cast<double>(bars.size()));
   for (std::size_t i = 0; i < bars.size(); ++i) {
     double x = kPad + bw * static_cast<double>(i) + bw * 0.15, y = a.py(bars[i].second);
-    s += fmt::format("<rect x=\"{:.1f}\" y=\"{:.1f}\" width=\"{:.1f}\" height=\"{:.1f}\" fill=\"#bf8700\"/>\n", x, y, bw * 0.7, a.py(0) - y);
-    s += fmt::format("<text x=\"{:.1f}\" y=\"{:.1f}\" font-size=\"11\" text-anchor=\"middle\">{}</text>\n", x + bw * 0.35, y - 4, html_escape(bars[i].first));
+    s += fmt::format(
+        "<rect x=\"{:.1f}\" y=\"{:.1f}\" width=\"{:.1f}\" height=\"{:.1f}\" fill=\"#bf8700\"/>\n",
+        x, y, bw * 0.7, a.py(0) - y);
+    s += fmt::format(
+        "<text x=\"{:.1f}\" y=\"{:.1f}\" font-size=\"11\" text-anchor=\"middle\">{}</text>\n",
+        x + bw * 0.35, y - 4, html_escape(bars[i].first));
   }
   return s + "</svg>\n";
 }
@@ -171,11 +219,16 @@ std::string bars_svg(const std::vector<std::pair<std::string, double>>& bars, co
 
 std::string render_html_report(const HtmlReportInput& in) {
   std::string h;
-  h += "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n<title>" + html_escape(in.title) + "</title>\n";
+  h += "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n<title>" +
+       html_escape(in.title) + "</title>\n";
   h += "<style>body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}"
-       "h2{border-bottom:1px solid #ddd;padding-bottom:4px;margin-top:2em}table{border-collapse:collapse;font-size:13px}"
-       "td,th{border:1px solid #ddd;padding:3px 8px}td.n{text-align:right}dl{display:grid;grid-template-columns:max-content auto;gap:2px 16px}"
-       "dt{color:#555}dd{margin:0;font-weight:600}.note{color:#777;font-size:12px}.row{display:flex;gap:20px;flex-wrap:wrap}</style>\n";
+       "h2{border-bottom:1px solid "
+       "#ddd;padding-bottom:4px;margin-top:2em}table{border-collapse:collapse;font-size:13px}"
+       "td,th{border:1px solid #ddd;padding:3px "
+       "8px}td.n{text-align:right}dl{display:grid;grid-template-columns:max-content auto;gap:2px "
+       "16px}"
+       "dt{color:#555}dd{margin:0;font-weight:600}.note{color:#777;font-size:12px}.row{display:"
+       "flex;gap:20px;flex-wrap:wrap}</style>\n";
   h += "</head><body>\n<h1>" + html_escape(in.title) + "</h1>\n";
   if (!in.source.empty()) h += "<p class=\"note\">Source: " + html_escape(in.source) + "</p>\n";
 
@@ -204,7 +257,8 @@ std::string render_html_report(const HtmlReportInput& in) {
   }
   for (const auto& extra : in.extra) {
     h += "<h2>" + html_escape(extra.analysis) + "</h2>\n" + figures_html(extra.figures);
-    for (const auto& t : extra.tables) h += "<h3>" + html_escape(t.title) + "</h3>\n" + table_html(t, 30);
+    for (const auto& t : extra.tables)
+      h += "<h3>" + html_escape(t.title) + "</h3>\n" + table_html(t, 30);
   }
   if (in.baskets && in.rules) {
     BasketRuleOptions dummy;
@@ -228,7 +282,9 @@ std::string render_html_report(const HtmlReportInput& in) {
       alive.push_back({c.T - c.t_x, (*in.clv_results)[i].p_alive});
     }
     h += "<div class=\"row\">" + histogram_svg(clv, "CLV distribution", "CLV per customer") +
-         scatter_svg(alive, "P(alive) vs recency", "time since last purchase (T - t_x)", "P(alive)") + "</div>\n";
+         scatter_svg(alive, "P(alive) vs recency", "time since last purchase (T - t_x)",
+                     "P(alive)") +
+         "</div>\n";
     h += "<h3>Top customers by CLV</h3>\n" + table_html(rep.tables[0], 20);
   }
   if (in.channels) {
@@ -237,15 +293,19 @@ std::string render_html_report(const HtmlReportInput& in) {
     h += "<h2>Channels: online vs store</h2>\n" + figures_html(rep.figures);
     const auto& c = *in.channels;
     h += "<div class=\"row\">" +
-         bars_svg({{"online", static_cast<double>(c.online_revenue) / 100}, {"store", static_cast<double>(c.store_revenue) / 100},
+         bars_svg({{"online", static_cast<double>(c.online_revenue) / 100},
+                   {"store", static_cast<double>(c.store_revenue) / 100},
                    {"unknown", static_cast<double>(c.unknown_revenue) / 100}},
                   "Revenue by channel", "revenue") +
-         bars_svg({{"new", static_cast<double>(c.online_buyers_new)}, {"existing", static_cast<double>(c.online_buyers_existing)}},
+         bars_svg({{"new", static_cast<double>(c.online_buyers_new)},
+                   {"existing", static_cast<double>(c.online_buyers_existing)}},
                   "Online buyers: new vs existing store customers", "customers") +
          "</div>\n";
-    for (const auto& t : rep.tables) h += "<h3>" + html_escape(t.title) + "</h3>\n" + table_html(t, 20);
+    for (const auto& t : rep.tables)
+      h += "<h3>" + html_escape(t.title) + "</h3>\n" + table_html(t, 20);
   }
-  h += "<p class=\"note\">Generated by storepulse analyze report. Self-contained: no scripts or network resources.</p>\n</body></html>\n";
+  h += "<p class=\"note\">Generated by storepulse analyze report. Self-contained: no scripts or "
+       "network resources.</p>\n</body></html>\n";
   return h;
 }
 

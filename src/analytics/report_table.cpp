@@ -11,17 +11,21 @@
 namespace storepulse::analytics {
 
 bool parse_output_format(std::string_view s, OutputFormat& out) {
-  if (s == "table") out = OutputFormat::kTable;
-  else if (s == "csv") out = OutputFormat::kCsv;
-  else if (s == "json") out = OutputFormat::kJson;
-  else return false;
+  if (s == "table")
+    out = OutputFormat::kTable;
+  else if (s == "csv")
+    out = OutputFormat::kCsv;
+  else if (s == "json")
+    out = OutputFormat::kJson;
+  else
+    return false;
   return true;
 }
 
 std::string fmt_money(long long cents) {
   bool neg = cents < 0;
-  unsigned long long a = neg ? 0ULL - static_cast<unsigned long long>(cents)
-                             : static_cast<unsigned long long>(cents);
+  unsigned long long a =
+      neg ? 0ULL - static_cast<unsigned long long>(cents) : static_cast<unsigned long long>(cents);
   return fmt::format("{}{}.{:02}", neg ? "-" : "", a / 100, a % 100);
 }
 
@@ -30,7 +34,9 @@ std::string fmt_fixed(double v, int decimals) {
   return fmt::format("{:.{}f}", v, decimals);
 }
 
-std::string fmt_percent(double share, int decimals) { return fmt_fixed(share * 100.0, decimals); }
+std::string fmt_percent(double share, int decimals) {
+  return fmt_fixed(share * 100.0, decimals);
+}
 
 namespace {
 
@@ -38,8 +44,10 @@ std::string csv_cell(const std::string& s) {
   if (s.find_first_of(",\"\n\r") == std::string::npos) return s;
   std::string o = "\"";
   for (char c : s) {
-    if (c == '"') o += "\"\"";
-    else o.push_back(c);
+    if (c == '"')
+      o += "\"\"";
+    else
+      o.push_back(c);
   }
   o.push_back('"');
   return o;
@@ -67,8 +75,10 @@ void render_table(const Report& r, std::ostream& out, std::size_t max_rows) {
         const std::string& s = c < cells.size() ? cells[c] : std::string();
         bool right = c < t.numeric.size() && t.numeric[c];
         if (c) out << "  ";
-        if (right) out << std::string(w[c] - s.size(), ' ') << s;
-        else out << s << (c + 1 < w.size() ? std::string(w[c] - s.size(), ' ') : "");
+        if (right)
+          out << std::string(w[c] - s.size(), ' ') << s;
+        else
+          out << s << (c + 1 < w.size() ? std::string(w[c] - s.size(), ' ') : "");
       }
       out << '\n';
     };
@@ -77,7 +87,8 @@ void render_table(const Report& r, std::ostream& out, std::size_t max_rows) {
     for (auto x : w) rule.emplace_back(x, '-');
     line(rule);
     for (std::size_t i = 0; i < n; ++i) line(t.rows[i]);
-    if (n < t.rows.size()) out << "... " << (t.rows.size() - n) << " more rows (use --limit 0 or --format csv)\n";
+    if (n < t.rows.size())
+      out << "... " << (t.rows.size() - n) << " more rows (use --limit 0 or --format csv)\n";
   }
 }
 
@@ -88,11 +99,13 @@ void render_csv(const Report& r, std::ostream& out, std::size_t max_rows) {
   }
   for (const auto& t : r.tables) {
     out << "# " << t.title << '\n';
-    for (std::size_t c = 0; c < t.columns.size(); ++c) out << (c ? "," : "") << csv_cell(t.columns[c]);
+    for (std::size_t c = 0; c < t.columns.size(); ++c)
+      out << (c ? "," : "") << csv_cell(t.columns[c]);
     out << '\n';
     std::size_t n = max_rows == 0 ? t.rows.size() : std::min(max_rows, t.rows.size());
     for (std::size_t i = 0; i < n; ++i) {
-      for (std::size_t c = 0; c < t.rows[i].size(); ++c) out << (c ? "," : "") << csv_cell(t.rows[i][c]);
+      for (std::size_t c = 0; c < t.rows[i].size(); ++c)
+        out << (c ? "," : "") << csv_cell(t.rows[i][c]);
       out << '\n';
     }
   }
@@ -106,8 +119,10 @@ void render_json(const Report& r, std::ostream& out, std::size_t max_rows) {
     if (i) s.push_back(',');
     protocol::append_json_string(s, r.figures[i].first);
     s.push_back(':');
-    if (is_json_number(r.figures[i].second)) s += r.figures[i].second;
-    else protocol::append_json_string(s, r.figures[i].second);
+    if (is_json_number(r.figures[i].second))
+      s += r.figures[i].second;
+    else
+      protocol::append_json_string(s, r.figures[i].second);
   }
   s += "},\"tables\":{";
   for (std::size_t ti = 0; ti < r.tables.size(); ++ti) {
@@ -124,8 +139,10 @@ void render_json(const Report& r, std::ostream& out, std::size_t max_rows) {
         protocol::append_json_string(s, t.columns[c]);
         s.push_back(':');
         bool num = c < t.numeric.size() && t.numeric[c] && is_json_number(t.rows[i][c]);
-        if (num) s += t.rows[i][c];
-        else protocol::append_json_string(s, t.rows[i][c]);
+        if (num)
+          s += t.rows[i][c];
+        else
+          protocol::append_json_string(s, t.rows[i][c]);
       }
       s.push_back('}');
     }

@@ -1,10 +1,10 @@
 #include "storepulse/analytics/rfm.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <functional>
 #include <numeric>
-
-#include <fmt/format.h>
 
 namespace storepulse::analytics {
 
@@ -15,9 +15,12 @@ std::vector<int> quintile_scores(const std::vector<double>& values, bool higher_
   std::vector<int> out(n);
   for (std::size_t i = 0; i < n; ++i) {
     // number of customers with a strictly worse value
-    std::size_t below = higher_is_better
-                            ? static_cast<std::size_t>(std::lower_bound(sorted.begin(), sorted.end(), values[i]) - sorted.begin())
-                            : static_cast<std::size_t>(sorted.end() - std::upper_bound(sorted.begin(), sorted.end(), values[i]));
+    std::size_t below =
+        higher_is_better
+            ? static_cast<std::size_t>(std::lower_bound(sorted.begin(), sorted.end(), values[i]) -
+                                       sorted.begin())
+            : static_cast<std::size_t>(sorted.end() -
+                                       std::upper_bound(sorted.begin(), sorted.end(), values[i]));
     // spread ranks linearly over 1..5 (the best gets 5 even with few customers)
     out[i] = n == 1 ? 5 : std::min(5, 1 + static_cast<int>(5 * below / (n - 1)));
   }
@@ -78,7 +81,8 @@ RfmResult compute_rfm(const OrderBook& book, const RfmOptions& opts) {
     revenues.push_back(std::max<protocol::Money>(0, row.monetary));
     r.rows.push_back(std::move(row));
   }
-  auto rs = quintile_scores(rec, false), fs = quintile_scores(freq, true), ms = quintile_scores(mon, true);
+  auto rs = quintile_scores(rec, false), fs = quintile_scores(freq, true),
+       ms = quintile_scores(mon, true);
   for (std::size_t i = 0; i < r.rows.size(); ++i) {
     r.rows[i].r_score = rs[i];
     r.rows[i].f_score = fs[i];
@@ -112,8 +116,9 @@ Report rfm_report(const RfmResult& r) {
   t.numeric = {false, true, true, true, true, true, true, false};
   std::vector<std::size_t> order(r.rows.size());
   std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(),
-                   [&](std::size_t a, std::size_t b) { return r.rows[a].monetary > r.rows[b].monetary; });
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+    return r.rows[a].monetary > r.rows[b].monetary;
+  });
   for (auto i : order) {
     const auto& x = r.rows[i];
     t.rows.push_back({x.customer, std::to_string(x.recency_days), std::to_string(x.frequency),

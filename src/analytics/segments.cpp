@@ -29,8 +29,8 @@ constexpr int kD = kSegmentFeatureCount;
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 // Feature names (model files): models::segment_feature_name.
 constexpr std::string_view kFeatureTitles[kD] = {
-    "units/order", "orders/week", "discount %", "promo lines %", "brand HHI",  "everyday %",
-    "cat. entropy", "price index", "home store %", "hour sd",   "gap CV"};
+    "units/order",  "orders/week", "discount %",   "promo lines %", "brand HHI", "everyday %",
+    "cat. entropy", "price index", "home store %", "hour sd",       "gap CV"};
 
 // The four shopping types of RETAIL.md and how each shows in the standardised
 // centroid. A cluster gets the name whose signature its centroid matches best.
@@ -130,7 +130,8 @@ KMeansResult kmeans_once(const std::vector<FeatureVector>& x, int k, FitRng& rng
     for (std::size_t i = 0; i < n; ++i) {
       auto c = static_cast<std::size_t>(r.labels[i]);
       ++cnt[c];
-      for (int j = 0; j < kD; ++j) sum[c][static_cast<std::size_t>(j)] += x[i][static_cast<std::size_t>(j)];
+      for (int j = 0; j < kD; ++j)
+        sum[c][static_cast<std::size_t>(j)] += x[i][static_cast<std::size_t>(j)];
     }
     for (int c = 0; c < k; ++c) {
       auto cc = static_cast<std::size_t>(c);
@@ -236,7 +237,8 @@ std::vector<std::string> name_clusters(const std::vector<FeatureVector>& centroi
       if (used[static_cast<std::size_t>(s)]) continue;
       used[static_cast<std::size_t>(s)] = true;
       cur[static_cast<std::size_t>(c)] = s;
-      self(self, c + 1, assigned + 1, acc + score[static_cast<std::size_t>(c)][static_cast<std::size_t>(s)]);
+      self(self, c + 1, assigned + 1,
+           acc + score[static_cast<std::size_t>(c)][static_cast<std::size_t>(s)]);
       used[static_cast<std::size_t>(s)] = false;
     }
     cur[static_cast<std::size_t>(c)] = -1;
@@ -256,24 +258,28 @@ std::vector<std::string> name_clusters(const std::vector<FeatureVector>& centroi
 bool cholesky_solve(std::vector<double> a, int d, std::vector<double>& b) {
   for (int j = 0; j < d; ++j) {
     double s = a[static_cast<std::size_t>(j * d + j)];
-    for (int k = 0; k < j; ++k) s -= a[static_cast<std::size_t>(j * d + k)] * a[static_cast<std::size_t>(j * d + k)];
+    for (int k = 0; k < j; ++k)
+      s -= a[static_cast<std::size_t>(j * d + k)] * a[static_cast<std::size_t>(j * d + k)];
     if (s <= 0) return false;
     double l = std::sqrt(s);
     a[static_cast<std::size_t>(j * d + j)] = l;
     for (int i = j + 1; i < d; ++i) {
       double t = a[static_cast<std::size_t>(i * d + j)];
-      for (int k = 0; k < j; ++k) t -= a[static_cast<std::size_t>(i * d + k)] * a[static_cast<std::size_t>(j * d + k)];
+      for (int k = 0; k < j; ++k)
+        t -= a[static_cast<std::size_t>(i * d + k)] * a[static_cast<std::size_t>(j * d + k)];
       a[static_cast<std::size_t>(i * d + j)] = t / l;
     }
   }
   for (int i = 0; i < d; ++i) {  // L y = b
     double t = b[static_cast<std::size_t>(i)];
-    for (int k = 0; k < i; ++k) t -= a[static_cast<std::size_t>(i * d + k)] * b[static_cast<std::size_t>(k)];
+    for (int k = 0; k < i; ++k)
+      t -= a[static_cast<std::size_t>(i * d + k)] * b[static_cast<std::size_t>(k)];
     b[static_cast<std::size_t>(i)] = t / a[static_cast<std::size_t>(i * d + i)];
   }
   for (int i = d - 1; i >= 0; --i) {  // L^T x = y
     double t = b[static_cast<std::size_t>(i)];
-    for (int k = i + 1; k < d; ++k) t -= a[static_cast<std::size_t>(k * d + i)] * b[static_cast<std::size_t>(k)];
+    for (int k = i + 1; k < d; ++k)
+      t -= a[static_cast<std::size_t>(k * d + i)] * b[static_cast<std::size_t>(k)];
     b[static_cast<std::size_t>(i)] = t / a[static_cast<std::size_t>(i * d + i)];
   }
   return true;
@@ -290,8 +296,8 @@ std::vector<FeatureVector> standardise_all(const SegmentModel& m,
 }  // namespace
 
 std::vector<std::string> default_everyday_categories() {
-  return {"Produce", "Dairy", "Bakery", "Beverages", "Pantry", "Frozen", "Household",
-          "Personal Care", "Grocery", "Groceries", "Food", "Drinks", "Cleaning"};
+  return {"Produce",       "Dairy",   "Bakery",    "Beverages", "Pantry", "Frozen",  "Household",
+          "Personal Care", "Grocery", "Groceries", "Food",      "Drinks", "Cleaning"};
 }
 
 FeatureSpec make_feature_spec(const std::vector<Event>& events,
@@ -318,8 +324,10 @@ std::vector<MemberFeatures> extract_segment_features(const std::vector<Event>& e
   // Identity: a web visitor's orders count for the member it was aliased to.
   std::unordered_map<std::string, std::string> member_of;
   for (const auto& ev : events) {
-    if (ev.type == EventType::kAlias && !ev.previous_id.empty()) member_of[ev.previous_id] = ev.user_id;
-    else if (!ev.user_id.empty() && !ev.anonymous_id.empty()) member_of.emplace(ev.anonymous_id, ev.user_id);
+    if (ev.type == EventType::kAlias && !ev.previous_id.empty())
+      member_of[ev.previous_id] = ev.user_id;
+    else if (!ev.user_id.empty() && !ev.anonymous_id.empty())
+      member_of.emplace(ev.anonymous_id, ev.user_id);
   }
   std::map<std::string, std::vector<OrderView>> orders;
   for (const auto& ev : events) {
@@ -411,8 +419,10 @@ std::vector<MemberFeatures> extract_segment_features(const std::vector<Event>& e
     if (n >= 3) {
       std::vector<double> gaps;
       for (std::size_t i = 1; i < n; ++i)
-        gaps.push_back(static_cast<double>(list[i].t - list[i - 1].t) / static_cast<double>(kUsPerDay));
-      double mean_g = std::accumulate(gaps.begin(), gaps.end(), 0.0) / static_cast<double>(gaps.size());
+        gaps.push_back(static_cast<double>(list[i].t - list[i - 1].t) /
+                       static_cast<double>(kUsPerDay));
+      double mean_g =
+          std::accumulate(gaps.begin(), gaps.end(), 0.0) / static_cast<double>(gaps.size());
       double var = 0;
       for (double g : gaps) var += (g - mean_g) * (g - mean_g);
       double sd = std::sqrt(var / static_cast<double>(gaps.size() - 1));
@@ -446,7 +456,8 @@ void fit_segment_lda(const std::vector<FeatureVector>& z, const std::vector<int>
     for (int a = 0; a < kD; ++a) {
       double da = z[i][static_cast<std::size_t>(a)] - m[static_cast<std::size_t>(a)];
       for (int b = 0; b <= a; ++b)
-        cov[static_cast<std::size_t>(a * kD + b)] += da * (z[i][static_cast<std::size_t>(b)] - m[static_cast<std::size_t>(b)]);
+        cov[static_cast<std::size_t>(a * kD + b)] +=
+            da * (z[i][static_cast<std::size_t>(b)] - m[static_cast<std::size_t>(b)]);
     }
   }
   double dof = std::max(1.0, static_cast<double>(n) - static_cast<double>(classes));
@@ -554,16 +565,20 @@ SegmentReport run_segments(const std::vector<MemberFeatures>& members,
   std::vector<int> order(static_cast<std::size_t>(k));
   std::iota(order.begin(), order.end(), 0);
   std::stable_sort(order.begin(), order.end(), [&](int a, int b) {
-    return model.segment_names[static_cast<std::size_t>(a)] < model.segment_names[static_cast<std::size_t>(b)];
+    return model.segment_names[static_cast<std::size_t>(a)] <
+           model.segment_names[static_cast<std::size_t>(b)];
   });
   std::vector<int> new_index(static_cast<std::size_t>(k));
-  for (int i = 0; i < k; ++i) new_index[static_cast<std::size_t>(order[static_cast<std::size_t>(i)])] = i;
+  for (int i = 0; i < k; ++i)
+    new_index[static_cast<std::size_t>(order[static_cast<std::size_t>(i)])] = i;
   {
     std::vector<std::string> names(static_cast<std::size_t>(k));
     std::vector<FeatureVector> cents(static_cast<std::size_t>(k));
     for (int c = 0; c < k; ++c) {
-      names[static_cast<std::size_t>(new_index[static_cast<std::size_t>(c)])] = model.segment_names[static_cast<std::size_t>(c)];
-      cents[static_cast<std::size_t>(new_index[static_cast<std::size_t>(c)])] = model.centroids[static_cast<std::size_t>(c)];
+      names[static_cast<std::size_t>(new_index[static_cast<std::size_t>(c)])] =
+          model.segment_names[static_cast<std::size_t>(c)];
+      cents[static_cast<std::size_t>(new_index[static_cast<std::size_t>(c)])] =
+          model.centroids[static_cast<std::size_t>(c)];
     }
     model.segment_names = std::move(names);
     model.centroids = std::move(cents);
@@ -619,8 +634,10 @@ SegmentReport run_segments(const std::vector<MemberFeatures>& members,
   FitRng rng(opt.seed ^ 0xcf01d5u);
   for (std::size_t i = n; i > 1; --i) std::swap(perm[i - 1], perm[rng.below(i)]);
   std::vector<int> fold(n);
-  for (std::size_t i = 0; i < n; ++i) fold[perm[i]] = static_cast<int>(i % static_cast<std::size_t>(rep.cv_folds));
-  rep.cv_confusion.assign(static_cast<std::size_t>(k), std::vector<std::size_t>(static_cast<std::size_t>(k), 0));
+  for (std::size_t i = 0; i < n; ++i)
+    fold[perm[i]] = static_cast<int>(i % static_cast<std::size_t>(rep.cv_folds));
+  rep.cv_confusion.assign(static_cast<std::size_t>(k),
+                          std::vector<std::size_t>(static_cast<std::size_t>(k), 0));
   std::size_t right_full = 0, right_new = 0;
   for (int f = 0; f < rep.cv_folds; ++f) {
     std::vector<FeatureVector> train;
@@ -647,7 +664,8 @@ SegmentReport run_segments(const std::vector<MemberFeatures>& members,
   }
   rep.cv_accuracy_full = static_cast<double>(right_full) / static_cast<double>(n);
   rep.cv_accuracy_new_member =
-      rep.cv_new_members ? static_cast<double>(right_new) / static_cast<double>(rep.cv_new_members) : 0.0;
+      rep.cv_new_members ? static_cast<double>(right_new) / static_cast<double>(rep.cv_new_members)
+                         : 0.0;
   return rep;
 }
 

@@ -95,41 +95,95 @@ struct CategoryDef {
 };
 
 constexpr CategoryDef kCategories[] = {
-    {"Produce", Group::kFresh, 250, SizeKind::kNone,
+    {"Produce",
+     Group::kFresh,
+     250,
+     SizeKind::kNone,
      {"Apples", "Bananas", "Tomatoes", "Salad Mix", "Carrots"}},
-    {"Dairy", Group::kFresh, 220, SizeKind::kNone,
+    {"Dairy",
+     Group::kFresh,
+     220,
+     SizeKind::kNone,
      {"Milk", "Yogurt", "Butter", "Cheddar", "Cream"}},
-    {"Bakery", Group::kFresh, 280, SizeKind::kNone,
+    {"Bakery",
+     Group::kFresh,
+     280,
+     SizeKind::kNone,
      {"Sourdough", "Croissants", "Rye Bread", "Muffins", "Bagels"}},
-    {"Beverages", Group::kFresh, 350, SizeKind::kNone,
+    {"Beverages",
+     Group::kFresh,
+     350,
+     SizeKind::kNone,
      {"Orange Juice", "Coffee Beans", "Sparkling Water", "Green Tea", "Cola"}},
-    {"Pantry", Group::kPantry, 400, SizeKind::kNone,
+    {"Pantry",
+     Group::kPantry,
+     400,
+     SizeKind::kNone,
      {"Pasta", "Olive Oil", "Rice", "Cereal", "Tomato Sauce"}},
-    {"Frozen", Group::kPantry, 500, SizeKind::kNone,
+    {"Frozen",
+     Group::kPantry,
+     500,
+     SizeKind::kNone,
      {"Frozen Peas", "Pizza", "Ice Cream", "Fish Fingers", "Berries"}},
-    {"Household", Group::kPantry, 600, SizeKind::kNone,
+    {"Household",
+     Group::kPantry,
+     600,
+     SizeKind::kNone,
      {"Detergent", "Dish Soap", "Paper Towels", "Bin Bags", "Cleaner"}},
-    {"Personal Care", Group::kPantry, 700, SizeKind::kNone,
+    {"Personal Care",
+     Group::kPantry,
+     700,
+     SizeKind::kNone,
      {"Shampoo", "Toothpaste", "Shower Gel", "Deodorant", "Hand Soap"}},
-    {"Women's Clothing", Group::kNonFood, 4500, SizeKind::kAdult,
+    {"Women's Clothing",
+     Group::kNonFood,
+     4500,
+     SizeKind::kAdult,
      {"Dress", "Blouse", "Jeans", "Cardigan", "Coat"}},
-    {"Men's Clothing", Group::kNonFood, 4500, SizeKind::kAdult,
+    {"Men's Clothing",
+     Group::kNonFood,
+     4500,
+     SizeKind::kAdult,
      {"Shirt", "Chinos", "Jumper", "Jacket", "Polo"}},
-    {"Children's Clothing", Group::kNonFood, 2200, SizeKind::kChild,
+    {"Children's Clothing",
+     Group::kNonFood,
+     2200,
+     SizeKind::kChild,
      {"Kids Hoodie", "Kids Jeans", "Kids T-Shirt", "Kids Pyjamas", "Kids Raincoat"}},
-    {"Shoes", Group::kNonFood, 6500, SizeKind::kShoes,
+    {"Shoes",
+     Group::kNonFood,
+     6500,
+     SizeKind::kShoes,
      {"Trainers", "Boots", "Loafers", "Sandals", "Heels"}},
-    {"Cosmetics", Group::kNonFood, 2500, SizeKind::kNone,
+    {"Cosmetics",
+     Group::kNonFood,
+     2500,
+     SizeKind::kNone,
      {"Lipstick", "Mascara", "Foundation", "Eyeshadow", "Blush"}},
-    {"Skincare", Group::kNonFood, 3000, SizeKind::kNone,
+    {"Skincare",
+     Group::kNonFood,
+     3000,
+     SizeKind::kNone,
      {"Moisturiser", "Serum", "Cleanser", "Sunscreen", "Night Cream"}},
-    {"Home & Kitchen", Group::kNonFood, 3500, SizeKind::kNone,
+    {"Home & Kitchen",
+     Group::kNonFood,
+     3500,
+     SizeKind::kNone,
      {"Saucepan", "Towel Set", "Candle", "Knife Set", "Cushion"}},
-    {"Electronics", Group::kNonFood, 9000, SizeKind::kNone,
+    {"Electronics",
+     Group::kNonFood,
+     9000,
+     SizeKind::kNone,
      {"Headphones", "Speaker", "Charger", "Smart Watch", "Kettle"}},
-    {"Toys", Group::kNonFood, 2500, SizeKind::kNone,
+    {"Toys",
+     Group::kNonFood,
+     2500,
+     SizeKind::kNone,
      {"Puzzle", "Building Set", "Doll", "Board Game", "Toy Car"}},
-    {"Sports", Group::kNonFood, 4000, SizeKind::kNone,
+    {"Sports",
+     Group::kNonFood,
+     4000,
+     SizeKind::kNone,
      {"Yoga Mat", "Running Top", "Water Bottle", "Dumbbells", "Backpack"}},
 };
 constexpr int kCategoryCount = static_cast<int>(std::size(kCategories));
@@ -137,9 +191,9 @@ constexpr int kBrandsPerCategory = 6;  // two per price tier: budget, mid, premi
 constexpr int kProductsPerBrand = 5;
 constexpr double kTierPriceFactor[3] = {0.6, 1.0, 1.8};
 
-constexpr std::string_view kBrandStems[18] = {"Nor",  "Vel",  "Sun",  "Mar",  "Bel",  "Kin",
-                                              "Alba", "Tor",  "Lum",  "Oak",  "Fern", "Cobal",
-                                              "Ria",  "Sol",  "Bram", "Ives", "Juno", "Pell"};
+constexpr std::string_view kBrandStems[18] = {"Nor",  "Vel", "Sun",  "Mar",  "Bel",  "Kin",
+                                              "Alba", "Tor", "Lum",  "Oak",  "Fern", "Cobal",
+                                              "Ria",  "Sol", "Bram", "Ives", "Juno", "Pell"};
 constexpr std::string_view kBrandEnds[6] = {"a", "ex", "ora", "ton", "ine", "wood"};
 
 struct CatalogProduct {
@@ -215,31 +269,33 @@ std::int64_t week_of(TimeUs t) {
 
 constexpr std::string_view kCampaigns[] = {"weekly-deals", "black-friday", "new-arrivals",
                                            "autumn-sale", "members-week"};
-constexpr std::string_view kFemaleNames[] = {"Anna", "Chloe", "Emma",  "Grace", "Isla",
-                                              "Kate", "Maya",  "Olivia", "Ruby", "Tara",
-                                              "Vera", "Yasmin", "Zoe",  "Lena",  "Nina", "Priya"};
-constexpr std::string_view kMaleNames[] = {"Ben",  "David", "Felix", "Hugo", "Jack",  "Liam",
-                                            "Noah", "Paul",  "Sam",   "Umar", "Will",  "Omar",
-                                            "Marco", "Oscar"};
+constexpr std::string_view kFemaleNames[] = {"Anna", "Chloe",  "Emma", "Grace", "Isla", "Kate",
+                                             "Maya", "Olivia", "Ruby", "Tara",  "Vera", "Yasmin",
+                                             "Zoe",  "Lena",   "Nina", "Priya"};
+constexpr std::string_view kMaleNames[] = {"Ben",  "David", "Felix", "Hugo", "Jack",
+                                           "Liam", "Noah",  "Paul",  "Sam",  "Umar",
+                                           "Will", "Omar",  "Marco", "Oscar"};
 constexpr std::string_view kLastNames[] = {
-    "Smith", "Jones", "Brown", "Taylor", "Wilson", "Davies", "Evans", "Thomas", "Roberts",
-    "Walker", "Wright", "Hughes", "Green", "Hall", "Wood", "Clarke", "Patel", "Khan",
-    "Murphy", "Novak", "Rossi", "Silva", "Meyer", "Dubois", "Berg"};
+    "Smith",  "Jones",  "Brown",  "Taylor", "Wilson", "Davies", "Evans",  "Thomas", "Roberts",
+    "Walker", "Wright", "Hughes", "Green",  "Hall",   "Wood",   "Clarke", "Patel",  "Khan",
+    "Murphy", "Novak",  "Rossi",  "Silva",  "Meyer",  "Dubois", "Berg"};
 constexpr std::string_view kAdultSizes[] = {"XS", "S", "M", "L", "XL"};
 
 // Children's sizes by age: "2-3Y" for a child aged 2.
-std::string child_size_for_age(int age) { return fmt::format("{}-{}Y", age, age + 1); }
+std::string child_size_for_age(int age) {
+  return fmt::format("{}-{}Y", age, age + 1);
+}
 
 // ---- shoppers ------------------------------------------------------------------
 struct TypeProfile {
-  double trip_gap_days;      // mean days between store trips (supermarket: weekly slot)
-  double extra_lines;        // basket lines = base_lines + Poisson(extra_lines)
+  double trip_gap_days;  // mean days between store trips (supermarket: weekly slot)
+  double extra_lines;    // basket lines = base_lines + Poisson(extra_lines)
   int base_lines;
-  double tier_pref[3];       // budget, mid, premium
-  double promo_seek;         // chance a line is picked from this week's promotions
-  double brand_loyalty;      // chance a line is the shopper's favourite brand
-  double home_store_share;   // share of trips at the home store
-  double web_share;          // share of shoppers who use the web shop
+  double tier_pref[3];      // budget, mid, premium
+  double promo_seek;        // chance a line is picked from this week's promotions
+  double brand_loyalty;     // chance a line is the shopper's favourite brand
+  double home_store_share;  // share of trips at the home store
+  double web_share;         // share of shoppers who use the web shop
   double web_gap_days;
   double distance_km_lo, distance_km_hi;
   double refund_rate;
@@ -265,9 +321,13 @@ std::array<double, kCategoryCount> type_category_weights(ShoppingType t) {
     double v = 1.0;
     switch (t) {
       case ShoppingType::kPriceSensitive: v = 1.0; break;
-      case ShoppingType::kSupermarket: v = g == Group::kFresh ? 3.0 : g == Group::kPantry ? 4.0 : 0.12; break;
+      case ShoppingType::kSupermarket:
+        v = g == Group::kFresh ? 3.0 : g == Group::kPantry ? 4.0 : 0.12;
+        break;
       case ShoppingType::kBrandLoyal: v = g == Group::kNonFood ? 0.4 : 0.15; break;
-      case ShoppingType::kNearbyResident: v = g == Group::kFresh ? 5.0 : g == Group::kPantry ? 1.2 : 0.08; break;
+      case ShoppingType::kNearbyResident:
+        v = g == Group::kFresh ? 5.0 : g == Group::kPantry ? 1.2 : 0.08;
+        break;
     }
     w[static_cast<std::size_t>(c)] = v;
     sum += v;
@@ -318,10 +378,10 @@ struct Shopper {
   std::string gender;
   std::string adult_size;
   std::string shoe_size;
-  int child_age = -1;          // -1: no child
-  TimeUs child_birthday = 0;   // the child grows a size on this date every year
+  int child_age = -1;         // -1: no child
+  TimeUs child_birthday = 0;  // the child grows a size on this date every year
   protocol::Traits traits;
-  std::int64_t counter = 0;    // events generated (messageId suffix)
+  std::int64_t counter = 0;  // events generated (messageId suffix)
   std::int64_t orders = 0;
   std::vector<int> recently_viewed;  // product indexes viewed online, may be bought in store
   int reserved_product = -1;         // reserved online, collected on the next trip
@@ -381,7 +441,9 @@ std::optional<ShoppingType> shopping_type_from(std::string_view name) {
   return std::nullopt;
 }
 
-TimeUs default_simulation_end() { return days_from_civil(2026, 11, 25) * kUsPerDay; }
+TimeUs default_simulation_end() {
+  return days_from_civil(2026, 11, 25) * kUsPerDay;
+}
 
 struct ShopperSimulator::Impl {
   SimulatorConfig cfg;
@@ -389,7 +451,7 @@ struct ShopperSimulator::Impl {
   TimeUs end = 0;
   std::vector<Shopper> shoppers;
   std::vector<ShopperTruth> truth;
-  std::vector<Wakeup> wakeups;   // min-heap by time
+  std::vector<Wakeup> wakeups;        // min-heap by time
   std::vector<PendingEvent> pending;  // min-heap by time
   std::uint64_t seq = 0;
   SimulatorStats stats;
@@ -402,7 +464,8 @@ struct ShopperSimulator::Impl {
     end = cfg.end;
     start = end - static_cast<TimeUs>(cfg.days) * kUsPerDay;
     last_emitted = start;
-    int visitors = static_cast<int>(std::lround(cfg.customers * std::max(0.0, cfg.anonymous_visitor_share)));
+    int visitors =
+        static_cast<int>(std::lround(cfg.customers * std::max(0.0, cfg.anonymous_visitor_share)));
     shoppers.resize(static_cast<std::size_t>(cfg.customers + visitors));
     for (int i = 0; i < cfg.customers + visitors; ++i) init_shopper(i, i < cfg.customers);
     for (const auto& s : shoppers) {
@@ -457,7 +520,8 @@ struct ShopperSimulator::Impl {
     // another type, which blurs the clusters the way real data does.
     int other = static_cast<int>(s.type);
     if (rng.chance(0.35)) {
-      other = (static_cast<int>(s.type) + 1 + rng.below(kShoppingTypeCount - 1)) % kShoppingTypeCount;
+      other =
+          (static_cast<int>(s.type) + 1 + rng.below(kShoppingTypeCount - 1)) % kShoppingTypeCount;
       s.mix = 0.15 + 0.3 * rng.uniform();
     }
     s.profile = blend_profiles(tp, kTypeProfiles[other], s.mix);
@@ -502,9 +566,9 @@ struct ShopperSimulator::Impl {
     auto& t = s.traits;
     bool female = s.gender == "female" || (s.gender == "other" && rng.chance(0.5));
     t.gender = s.gender;
-    t.first_name = female
-        ? std::string(kFemaleNames[rng.below(static_cast<int>(std::size(kFemaleNames)))])
-        : std::string(kMaleNames[rng.below(static_cast<int>(std::size(kMaleNames)))]);
+    t.first_name =
+        female ? std::string(kFemaleNames[rng.below(static_cast<int>(std::size(kFemaleNames)))])
+               : std::string(kMaleNames[rng.below(static_cast<int>(std::size(kMaleNames)))]);
     t.last_name = std::string(kLastNames[rng.below(static_cast<int>(std::size(kLastNames)))]);
     int year = 1946 + rng.below(60);
     int doy = rng.below(365);
@@ -529,11 +593,12 @@ struct ShopperSimulator::Impl {
       s.next_trip = next_slot(s, start);
     } else {
       s.next_trip = at_hour(s, start + static_cast<TimeUs>(rng.uniform() * s.trip_gap_days *
-                                                            static_cast<double>(kUsPerDay)));
+                                                           static_cast<double>(kUsPerDay)));
     }
-    s.next_web = start + static_cast<TimeUs>(rng.uniform() * s.web_gap_days *
-                                             static_cast<double>(kUsPerDay)) +
-                 static_cast<TimeUs>((8 + 14 * rng.uniform()) * static_cast<double>(kUsPerHour));
+    s.next_web =
+        start +
+        static_cast<TimeUs>(rng.uniform() * s.web_gap_days * static_cast<double>(kUsPerDay)) +
+        static_cast<TimeUs>((8 + 14 * rng.uniform()) * static_cast<double>(kUsPerHour));
   }
 
   // Local hour of a visit, by type (store time zone = UTC in the simulation).
@@ -541,8 +606,7 @@ struct ShopperSimulator::Impl {
     auto& rng = s.rng;
     switch (s.type) {
       case ShoppingType::kPriceSensitive: return 10 + 10 * rng.uniform();
-      case ShoppingType::kSupermarket:
-        return std::clamp(rng.normal(s.slot_hour, 0.4), 8.0, 21.5);
+      case ShoppingType::kSupermarket: return std::clamp(rng.normal(s.slot_hour, 0.4), 8.0, 21.5);
       case ShoppingType::kBrandLoyal: return 12 + 6 * rng.uniform();
       case ShoppingType::kNearbyResident: return 7 + 15 * rng.uniform();
     }
@@ -678,8 +742,10 @@ struct ShopperSimulator::Impl {
     l.product = product;
     l.size = size_for(s, c, t);
     Group g = kCategories[c].group;
-    if (g != Group::kNonFood && s.type == ShoppingType::kSupermarket) l.quantity = 1 + rng.below(3);
-    else if (g != Group::kNonFood && rng.chance(0.2)) l.quantity = 2;
+    if (g != Group::kNonFood && s.type == ShoppingType::kSupermarket)
+      l.quantity = 1 + rng.below(3);
+    else if (g != Group::kNonFood && rng.chance(0.2))
+      l.quantity = 2;
     l.promo_pct = promo_percent(product, week);
     return l;
   }
@@ -694,8 +760,10 @@ struct ShopperSimulator::Impl {
   void emit_order(Shopper& s, TimeUs t, Channel ch, int store, const std::string& terminal,
                   const std::vector<Line>& lines) {
     Event ev = base_event(s, t, EventType::kTrack, EventName::kOrderCompleted, ch);
-    if (ch == Channel::kWeb) set_web_ids(s, ev);
-    else ev.user_id = s.user_id;
+    if (ch == Channel::kWeb)
+      set_web_ids(s, ev);
+    else
+      ev.user_id = s.user_id;
     if (store >= 0) ev.store_id = store_id(store);
     ev.terminal_id = terminal;
     ev.order_id = fmt::format("O{}-{}-{}", cfg.seed, s.index + 1, ++s.orders);
@@ -718,7 +786,8 @@ struct ShopperSimulator::Impl {
     if (!lines.empty() && s.rng.chance(tp.refund_rate)) {
       // A refund of one line some days later.
       std::size_t k = static_cast<std::size_t>(s.rng.below(static_cast<int>(lines.size())));
-      TimeUs rt = t + static_cast<TimeUs>((1 + 13 * s.rng.uniform()) * static_cast<double>(kUsPerDay));
+      TimeUs rt =
+          t + static_cast<TimeUs>((1 + 13 * s.rng.uniform()) * static_cast<double>(kUsPerDay));
       Event rf = base_event(s, rt, EventType::kTrack, EventName::kOrderRefunded, ch);
       rf.user_id = s.user_id;
       if (ch == Channel::kWeb) rf.anonymous_id = s.anonymous_id;
@@ -772,8 +841,9 @@ struct ShopperSimulator::Impl {
       lines.push_back(std::move(l));
       s.reserved_product = -1;
     }
-    TimeUs checkout = t + static_cast<TimeUs>((20 + 10 * static_cast<double>(lines.size())) *
-                                              rng.uniform() * kUsPerSecond) +
+    TimeUs checkout = t +
+                      static_cast<TimeUs>((20 + 10 * static_cast<double>(lines.size())) *
+                                          rng.uniform() * kUsPerSecond) +
                       20 * kUsPerSecond;
     emit_order(s, checkout, Channel::kPos, store, terminal, lines);
   }
@@ -848,7 +918,8 @@ struct ShopperSimulator::Impl {
           l.promo_pct = promo_percent(l.product, week_of(now));
         }
       } else {
-        l.product = product_index(cat.at(c, rng.below(kBrandsPerCategory), rng.below(kProductsPerBrand)));
+        l.product =
+            product_index(cat.at(c, rng.below(kBrandsPerCategory), rng.below(kProductsPerBrand)));
         l.size = size_for(s, c, now);
         l.promo_pct = promo_percent(l.product, week_of(now));
       }
@@ -934,8 +1005,8 @@ struct ShopperSimulator::Impl {
       web_session(s, w.t);
       double gap = std::max(0.2, s.rng.exponential(s.web_gap_days));
       TimeUs day = (w.t + static_cast<TimeUs>(gap * static_cast<double>(kUsPerDay))) / kUsPerDay;
-      TimeUs next = day * kUsPerDay +
-                    static_cast<TimeUs>((7 + 16 * s.rng.uniform()) * static_cast<double>(kUsPerHour));
+      TimeUs next = day * kUsPerDay + static_cast<TimeUs>((7 + 16 * s.rng.uniform()) *
+                                                          static_cast<double>(kUsPerHour));
       if (next <= w.t) next = w.t + kUsPerDay;
       s.next_web = next;
       push_wakeup({next, s.index, Process::kWeb});
@@ -982,15 +1053,25 @@ ShopperSimulator::~ShopperSimulator() = default;
 ShopperSimulator::ShopperSimulator(ShopperSimulator&&) noexcept = default;
 ShopperSimulator& ShopperSimulator::operator=(ShopperSimulator&&) noexcept = default;
 
-bool ShopperSimulator::next(Event& out) { return impl_->next(out); }
-const std::vector<ShopperTruth>& ShopperSimulator::truth() const { return impl_->truth; }
-const SimulatorStats& ShopperSimulator::stats() const { return impl_->stats; }
+bool ShopperSimulator::next(Event& out) {
+  return impl_->next(out);
+}
+const std::vector<ShopperTruth>& ShopperSimulator::truth() const {
+  return impl_->truth;
+}
+const SimulatorStats& ShopperSimulator::stats() const {
+  return impl_->stats;
+}
 double ShopperSimulator::progress() const {
   double span = static_cast<double>(impl_->end - impl_->start);
   return std::clamp(static_cast<double>(impl_->last_emitted - impl_->start) / span, 0.0, 1.0);
 }
-TimeUs ShopperSimulator::start_time() const { return impl_->start; }
-TimeUs ShopperSimulator::end_time() const { return impl_->end; }
+TimeUs ShopperSimulator::start_time() const {
+  return impl_->start;
+}
+TimeUs ShopperSimulator::end_time() const {
+  return impl_->end;
+}
 
 void write_truth_csv(const std::vector<ShopperTruth>& truth, std::ostream& out) {
   out << "userId,type,homeStore,distanceKm,webUser,anonymousId,birthday,childSize\n";

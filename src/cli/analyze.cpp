@@ -2,9 +2,9 @@
 // retail analytics over recorded events (NDJSON; the server journal once the
 // store stage exposes a reader), printed as a table, CSV or JSON, and model
 // files the engine loads.
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <CLI/CLI.hpp>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -87,15 +87,20 @@ an::OutputFormat output_format(const AnalyzeArgs& a) {
 }
 
 an::EventLog load_events(const AnalyzeArgs& a) {
-  if (!a.events.empty() && !a.journal.empty()) throw CliError("give either --events FILE or --journal DIR, not both");
+  if (!a.events.empty() && !a.journal.empty())
+    throw CliError("give either --events FILE or --journal DIR, not both");
   an::EventReadOptions o;
   o.strict = !a.lenient;
-  Result<an::EventLog> r = !a.journal.empty() ? an::read_journal_dir(a.journal, o)
-                           : !a.events.empty()  ? an::read_event_file(a.events, o)
-                                                : Result<an::EventLog>(Status(ErrorCode::kBadField, "no input: give --events FILE (NDJSON) or --journal DIR"));
+  Result<an::EventLog> r =
+      !a.journal.empty() ? an::read_journal_dir(a.journal, o)
+      : !a.events.empty()
+          ? an::read_event_file(a.events, o)
+          : Result<an::EventLog>(Status(ErrorCode::kBadField,
+                                        "no input: give --events FILE (NDJSON) or --journal DIR"));
   if (!r) throw CliError(r.status().detail());
   if (r->bad_lines) {
-    std::cerr << fmt::format("warning: {} undecodable lines skipped (--lenient); first:\n", r->bad_lines);
+    std::cerr << fmt::format("warning: {} undecodable lines skipped (--lenient); first:\n",
+                             r->bad_lines);
     for (const auto& e : r->first_errors) std::cerr << "  " << e << '\n';
   }
   return std::move(*r);
@@ -157,9 +162,13 @@ an::OrderBook order_book(const an::EventLog& log, const AnalyzeArgs& a) {
 }
 
 an::BasketRuleOptions basket_options(const AnalyzeArgs& a) {
-  if (!(a.min_support > 0 && a.min_support <= 1)) throw CliError(fmt::format("--min-support {}: expected 0 < s <= 1", a.min_support));
-  if (!(a.min_confidence >= 0 && a.min_confidence <= 1)) throw CliError(fmt::format("--min-confidence {}: expected 0..1", a.min_confidence));
-  if (a.min_len < 1 || a.max_len < a.min_len) throw CliError(fmt::format("--min-len {} / --max-len {}: need 1 <= min-len <= max-len", a.min_len, a.max_len));
+  if (!(a.min_support > 0 && a.min_support <= 1))
+    throw CliError(fmt::format("--min-support {}: expected 0 < s <= 1", a.min_support));
+  if (!(a.min_confidence >= 0 && a.min_confidence <= 1))
+    throw CliError(fmt::format("--min-confidence {}: expected 0..1", a.min_confidence));
+  if (a.min_len < 1 || a.max_len < a.min_len)
+    throw CliError(fmt::format("--min-len {} / --max-len {}: need 1 <= min-len <= max-len",
+                               a.min_len, a.max_len));
   an::BasketRuleOptions o;
   o.min_support = a.min_support;
   o.min_confidence = a.min_confidence;
@@ -176,10 +185,14 @@ an::BasketSet basket_set(const AnalyzeArgs& a) {
     return an::make_basket_set(*raw);
   }
   an::BasketItemKey key;
-  if (a.item_key == "product") key = an::BasketItemKey::kProductId;
-  else if (a.item_key == "name") key = an::BasketItemKey::kName;
-  else if (a.item_key == "category") key = an::BasketItemKey::kCategory;
-  else throw CliError(fmt::format("--item-key '{}': expected product, name or category", a.item_key));
+  if (a.item_key == "product")
+    key = an::BasketItemKey::kProductId;
+  else if (a.item_key == "name")
+    key = an::BasketItemKey::kName;
+  else if (a.item_key == "category")
+    key = an::BasketItemKey::kCategory;
+  else
+    throw CliError(fmt::format("--item-key '{}': expected product, name or category", a.item_key));
   return an::baskets_from_events(load_events(a).events, key);
 }
 
@@ -219,7 +232,9 @@ ClvRun run_clv_model(const AnalyzeArgs& a, const an::EventLog* log) {
     so.time_unit_days = a.time_unit_days;
     run.customers = an::summarize_for_clv(book, so);
   }
-  if (run.customers.size() < 10) throw CliError(fmt::format("clv: {} customers is too few to fit a model", run.customers.size()));
+  if (run.customers.size() < 10)
+    throw CliError(
+        fmt::format("clv: {} customers is too few to fit a model", run.customers.size()));
   run.model = an::fit_clv(run.customers, o);
   run.model.time_unit_days = a.time_unit_days;
   run.model.calibration_end = cal_end;
@@ -231,7 +246,8 @@ an::ChannelOptions channel_options(const AnalyzeArgs& a) {
   an::ChannelOptions o;
   o.browse_window = static_cast<TimeUs>(a.browse_days * static_cast<double>(kUsPerDay));
   o.promo_window = static_cast<TimeUs>(a.promo_days * static_cast<double>(kUsPerDay));
-  o.abandon_after = static_cast<TimeUs>(a.abandon_hours * 3600.0 * static_cast<double>(kUsPerSecond));
+  o.abandon_after =
+      static_cast<TimeUs>(a.abandon_hours * 3600.0 * static_cast<double>(kUsPerSecond));
   return o;
 }
 
@@ -264,28 +280,39 @@ void add_input(CLI::App* c, AnalyzeArgs& a) {
 void add_output(CLI::App* c, AnalyzeArgs& a) {
   c->add_option("--format", a.format, "table | csv | json")->capture_default_str();
   c->add_option("--out,-o", a.out, "write the result to FILE instead of stdout");
-  c->add_option_function<std::size_t>("--limit", [&a](std::size_t n) { a.limit = n; a.limit_set = true; },
-                                      "rows per table (0 = all; default 20 for table, all for csv/json)");
+  c->add_option_function<std::size_t>(
+      "--limit",
+      [&a](std::size_t n) {
+        a.limit = n;
+        a.limit_set = true;
+      },
+      "rows per table (0 = all; default 20 for table, all for csv/json)");
 }
 
 void add_basket_flags(CLI::App* c, AnalyzeArgs& a) {
-  c->add_option("--min-support", a.min_support, "minimum support (share of baskets)")->capture_default_str();
+  c->add_option("--min-support", a.min_support, "minimum support (share of baskets)")
+      ->capture_default_str();
   c->add_option("--min-confidence", a.min_confidence, "minimum confidence")->capture_default_str();
   c->add_option("--min-lift", a.min_lift, "minimum lift")->capture_default_str();
   c->add_option("--min-len", a.min_len, "minimum rule length (LHS + RHS)")->capture_default_str();
   c->add_option("--max-len", a.max_len, "maximum rule length (LHS + RHS)")->capture_default_str();
-  c->add_option("--item-key", a.item_key, "basket item: product | name | category")->capture_default_str();
+  c->add_option("--item-key", a.item_key, "basket item: product | name | category")
+      ->capture_default_str();
 }
 
 void add_clv_flags(CLI::App* c, AnalyzeArgs& a) {
-  c->add_option("--calibration-end", a.calibration_end, "last day of the calibration period (default: last event)");
-  c->add_option("--horizon", a.horizon, "expected purchases over this many time units")->capture_default_str();
+  c->add_option("--calibration-end", a.calibration_end,
+                "last day of the calibration period (default: last event)");
+  c->add_option("--horizon", a.horizon, "expected purchases over this many time units")
+      ->capture_default_str();
   c->add_option("--months", a.months, "CLV horizon in months")->capture_default_str();
   c->add_option("--discount", a.discount, "monthly discount rate")->capture_default_str();
   c->add_option("--margin", a.margin, "profit margin applied to spend")->capture_default_str();
-  c->add_option("--time-unit-days", a.time_unit_days, "model time unit in days (7 = weeks)")->capture_default_str();
+  c->add_option("--time-unit-days", a.time_unit_days, "model time unit in days (7 = weeks)")
+      ->capture_default_str();
   c->add_flag("--pareto-nbd", a.pareto,
-              "also fit Pareto/NBD (slow when the data has almost no dropout: its 2F1 series converges slowly)");
+              "also fit Pareto/NBD (slow when the data has almost no dropout: its 2F1 series "
+              "converges slowly)");
 }
 
 }  // namespace
@@ -298,7 +325,8 @@ void register_analyze(CLI::App& app, int& exit_code) {
   auto* rfm = cmd->add_subcommand("rfm", "recency / frequency / monetary, quintile scores, Pareto");
   add_input(rfm, *a);
   add_output(rfm, *a);
-  rfm->add_option("--snapshot", a->snapshot, "recency reference day (default: day after the last order)");
+  rfm->add_option("--snapshot", a->snapshot,
+                  "recency reference day (default: day after the last order)");
   rfm->add_flag("--net-of-refunds", a->net_of_refunds, "subtract Order Refunded from revenue");
   rfm->callback([a, &exit_code] {
     exit_code = run("rfm", [&] {
@@ -312,7 +340,10 @@ void register_analyze(CLI::App& app, int& exit_code) {
   auto* grades = cmd->add_subcommand("grades", "value grades: amount x frequency vs the averages");
   add_input(grades, *a);
   add_output(grades, *a);
-  grades->add_option("--monthly-min", a->monthly_min, "list members spending less per month than this")->capture_default_str();
+  grades
+      ->add_option("--monthly-min", a->monthly_min,
+                   "list members spending less per month than this")
+      ->capture_default_str();
   grades->add_flag("--net-of-refunds", a->net_of_refunds, "subtract Order Refunded from spend");
   grades->callback([a, &exit_code] {
     exit_code = run("grades", [&] {
@@ -327,15 +358,18 @@ void register_analyze(CLI::App& app, int& exit_code) {
   add_input(seg, *a);
   add_output(seg, *a);
   seg->add_option("--k", a->k, "number of segments (default: chosen by silhouette)");
-  seg->add_option("--min-orders", a->min_orders, "members with fewer orders are not segmented")->capture_default_str();
-  seg->add_option("--model-out", a->model_out, "write the segment model (file, or directory -> segments.json)");
+  seg->add_option("--min-orders", a->min_orders, "members with fewer orders are not segmented")
+      ->capture_default_str();
+  seg->add_option("--model-out", a->model_out,
+                  "write the segment model (file, or directory -> segments.json)");
   seg->callback([a, &exit_code] {
     exit_code = run("segments", [&] {
       auto log = load_events(*a);
       auto rep = an::run_segments(log.events, segment_options(*a));
       emit(*a, an::segments_report(rep));
       if (!a->model_out.empty() && rep.model.segment_names.empty())
-        throw CliError("--model-out: no segments were fitted (too few members with --min-orders orders)");
+        throw CliError(
+            "--model-out: no segments were fitted (too few members with --min-orders orders)");
       rep.model.meta = model_meta(*a, rep.members_segmented);
       write_model(a->model_out, models::kSegmentsFile, an::segment_model_json(rep.model));
     });
@@ -346,7 +380,8 @@ void register_analyze(CLI::App& app, int& exit_code) {
   add_output(bk, *a);
   add_basket_flags(bk, *a);
   bk->add_option("--baskets", a->baskets_csv, "read a basket-per-line CSV instead of events");
-  bk->add_option("--model-out", a->model_out, "write the rules model (file, or directory -> baskets.json)");
+  bk->add_option("--model-out", a->model_out,
+                 "write the rules model (file, or directory -> baskets.json)");
   bk->callback([a, &exit_code] {
     exit_code = run("baskets", [&] {
       auto opts = basket_options(*a);
@@ -354,19 +389,23 @@ void register_analyze(CLI::App& app, int& exit_code) {
       auto res = an::mine_basket_rules(data, opts);
       emit(*a, an::basket_report(data, res, opts));
       if (!a->model_out.empty()) {
-        auto model = an::to_basket_model(data, res, opts, a->baskets_csv.empty() ? a->item_key : "name");
+        auto model =
+            an::to_basket_model(data, res, opts, a->baskets_csv.empty() ? a->item_key : "name");
         model.meta = model_meta(*a, res.transactions);
         write_model(a->model_out, models::kBasketsFile, models::basket_model_json(model));
       }
     });
   });
 
-  auto* clv = cmd->add_subcommand("clv", "BG/NBD, Pareto/NBD, Gamma-Gamma: P(alive), expected purchases, CLV");
+  auto* clv = cmd->add_subcommand(
+      "clv", "BG/NBD, Pareto/NBD, Gamma-Gamma: P(alive), expected purchases, CLV");
   add_input(clv, *a);
   add_output(clv, *a);
   add_clv_flags(clv, *a);
-  clv->add_option("--summary", a->summary_csv, "fit a lifetimes summary CSV (ID,x,t_x,T,zbar) instead of events");
-  clv->add_option("--model-out", a->model_out, "write the CLV model (file, or directory -> clv.json)");
+  clv->add_option("--summary", a->summary_csv,
+                  "fit a lifetimes summary CSV (ID,x,t_x,T,zbar) instead of events");
+  clv->add_option("--model-out", a->model_out,
+                  "write the CLV model (file, or directory -> clv.json)");
   clv->callback([a, &exit_code] {
     exit_code = run("clv", [&] {
       std::optional<an::EventLog> log;
@@ -379,12 +418,17 @@ void register_analyze(CLI::App& app, int& exit_code) {
     });
   });
 
-  auto* ch = cmd->add_subcommand("channels", "online vs store: share, cannibalisation, browse-then-store, promotions, carts");
+  auto* ch = cmd->add_subcommand(
+      "channels", "online vs store: share, cannibalisation, browse-then-store, promotions, carts");
   add_input(ch, *a);
   add_output(ch, *a);
-  ch->add_option("--browse-days", a->browse_days, "web view -> store purchase window, days")->capture_default_str();
-  ch->add_option("--promo-days", a->promo_days, "promotion -> order window, days")->capture_default_str();
-  ch->add_option("--abandon-hours", a->abandon_hours, "cart add not bought within this many hours = abandoned")->capture_default_str();
+  ch->add_option("--browse-days", a->browse_days, "web view -> store purchase window, days")
+      ->capture_default_str();
+  ch->add_option("--promo-days", a->promo_days, "promotion -> order window, days")
+      ->capture_default_str();
+  ch->add_option("--abandon-hours", a->abandon_hours,
+                 "cart add not bought within this many hours = abandoned")
+      ->capture_default_str();
   ch->callback([a, &exit_code] {
     exit_code = run("channels", [&] {
       auto log = load_events(*a);
@@ -400,8 +444,9 @@ void register_analyze(CLI::App& app, int& exit_code) {
   rep->add_option("--html", a->html, "output HTML file")->required();
   rep->add_flag("--net-of-refunds", a->net_of_refunds, "subtract Order Refunded from revenue");
   rep->add_option("--monthly-min", a->monthly_min, "grades: monthly minimum spend");
-  rep->add_option("--model-out", a->model_out,
-                  "also write every model the report fits (clv.json, baskets.json, segments.json) into DIR");
+  rep->add_option(
+      "--model-out", a->model_out,
+      "also write every model the report fits (clv.json, baskets.json, segments.json) into DIR");
   rep->callback([a, &exit_code] {
     exit_code = run("report", [&] {
       auto log = load_events(*a);
@@ -414,7 +459,7 @@ void register_analyze(CLI::App& app, int& exit_code) {
       auto grades = an::compute_grades(book, go);
       in.rfm = &rfm;
       in.grades = &grades;
-      an::BasketItemKey key = a->item_key == "name" ? an::BasketItemKey::kName
+      an::BasketItemKey key = a->item_key == "name"       ? an::BasketItemKey::kName
                               : a->item_key == "category" ? an::BasketItemKey::kCategory
                                                           : an::BasketItemKey::kProductId;
       auto bset = an::baskets_from_events(log.events, key);
@@ -433,7 +478,10 @@ void register_analyze(CLI::App& app, int& exit_code) {
       an::ChannelResult channels;
       bool has_channels = false;
       for (const auto& ev : log.events)
-        if (ev.channel == protocol::Channel::kPos) { has_channels = true; break; }
+        if (ev.channel == protocol::Channel::kPos) {
+          has_channels = true;
+          break;
+        }
       if (has_channels) {
         channels = an::analyze_channels(log.events, channel_options(*a));
         in.channels = &channels;

@@ -43,9 +43,9 @@ namespace storepulse::cli {
 
 namespace {
 
+using analytics::history_limits;
 using analytics::Report;
 using analytics::ReportTable;
-using analytics::history_limits;
 
 constexpr std::size_t kWindow = 1024;  // events in flight to the engine
 
@@ -63,7 +63,6 @@ struct History {
   std::size_t skipped_range = 0;
   std::set<std::string> customers;
 };
-
 
 History read_history(const std::string& path, std::optional<TimeUs> from,
                      std::optional<TimeUs> to) {

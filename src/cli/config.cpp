@@ -1,14 +1,13 @@
 #include "storepulse/cli/config.hpp"
 
 #include <fmt/format.h>
-
+#include <toml++/toml.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <stdexcept>
-#include <toml++/toml.h>
 
 namespace storepulse::cli {
 namespace {
@@ -18,19 +17,20 @@ namespace {
 }
 
 template <typename T>
-void read_int(const toml::table& t, const std::string& file, std::string_view sect, std::string_view key,
-              T& out, long long lo, long long hi) {
+void read_int(const toml::table& t, const std::string& file, std::string_view sect,
+              std::string_view key, T& out, long long lo, long long hi) {
   auto node = t[sect][key];
   if (!node) return;
   auto v = node.value<long long>();
   const std::string name = fmt::format("{}.{}", sect, key);
   if (!v) fail(file, name, "expected a whole number");
-  if (*v < lo || *v > hi) fail(file, name, fmt::format("must be between {} and {}, got {}", lo, hi, *v));
+  if (*v < lo || *v > hi)
+    fail(file, name, fmt::format("must be between {} and {}, got {}", lo, hi, *v));
   out = static_cast<T>(*v);
 }
 
-void read_str(const toml::table& t, const std::string& file, std::string_view sect, std::string_view key,
-              std::string& out) {
+void read_str(const toml::table& t, const std::string& file, std::string_view sect,
+              std::string_view key, std::string& out) {
   auto node = t[sect][key];
   if (!node) return;
   auto v = node.value<std::string>();
@@ -44,12 +44,14 @@ void read_duration(const toml::table& t, const std::string& file, std::string_vi
   read_str(t, file, sect, key, s);
   if (s.empty()) return;
   auto d = parse_duration(s);
-  if (!d) fail(file, fmt::format("{}.{}", sect, key), fmt::format("expected a duration such as 250ms, 30s, 2h or 7d, got '{}'", s));
+  if (!d)
+    fail(file, fmt::format("{}.{}", sect, key),
+         fmt::format("expected a duration such as 250ms, 30s, 2h or 7d, got '{}'", s));
   out = *d;
 }
 
-void read_double(const toml::table& t, const std::string& file, std::string_view sect, std::string_view key,
-                 double& out) {
+void read_double(const toml::table& t, const std::string& file, std::string_view sect,
+                 std::string_view key, double& out) {
   auto node = t[sect][key];
   if (!node) return;
   auto v = node.value<double>();
@@ -58,12 +60,13 @@ void read_double(const toml::table& t, const std::string& file, std::string_view
 }
 
 // Like read_double, but 0 is allowed (= off).
-void read_rate(const toml::table& t, const std::string& file, std::string_view sect, std::string_view key,
-               double& out) {
+void read_rate(const toml::table& t, const std::string& file, std::string_view sect,
+               std::string_view key, double& out) {
   auto node = t[sect][key];
   if (!node) return;
   auto v = node.value<double>();
-  if (!v || *v < 0) fail(file, fmt::format("{}.{}", sect, key), "expected a number >= 0 (0 = no limit)");
+  if (!v || *v < 0)
+    fail(file, fmt::format("{}.{}", sect, key), "expected a number >= 0 (0 = no limit)");
   out = *v;
 }
 
@@ -79,10 +82,13 @@ void read_origins(const toml::table& t, const std::string& file, std::vector<std
     std::string origin = *v;
     while (!origin.empty() && origin.back() == '/') origin.pop_back();
     const auto scheme = origin.find("://");
-    if (!(origin.rfind("https://", 0) == 0 || origin.rfind("http://", 0) == 0) || scheme + 3 >= origin.size() ||
+    if (!(origin.rfind("https://", 0) == 0 || origin.rfind("http://", 0) == 0) ||
+        scheme + 3 >= origin.size() ||
         origin.find_first_of("/?#* ", scheme + 3) != std::string::npos)
       fail(file, "web.allowed_origins",
-           fmt::format("'{}' is not an origin: expected scheme://host[:port] such as https://shop.example.com", *v));
+           fmt::format("'{}' is not an origin: expected scheme://host[:port] such as "
+                       "https://shop.example.com",
+                       *v));
     out.push_back(std::move(origin));
   }
 }
@@ -130,8 +136,9 @@ Config load_config(const std::string& path) {
       {"store",
        {"kind", "data_dir", "fsync", "fsync_interval", "segment_bytes", "snapshot_interval",
         "snapshot_min_records", "archive_segments"}},
-      {"redis", {"url", "password", "connect_timeout", "command_timeout", "prefix", "lease_ttl", "spool_dir",
-                 "spool_max_bytes", "tls_ca", "tls_cert", "tls_key", "tls_server_name"}},
+      {"redis",
+       {"url", "password", "connect_timeout", "command_timeout", "prefix", "lease_ttl", "spool_dir",
+        "spool_max_bytes", "tls_ca", "tls_cert", "tls_key", "tls_server_name"}},
       {"events", {"max_future", "max_past", "max_products"}},
       {"rules", {"dir"}},
       {"models", {"dir"}},
@@ -144,7 +151,8 @@ Config load_config(const std::string& path) {
   };
   // Unknown keys are errors: a misspelt limit silently ignored is a limit not applied.
   for (const auto& [sect, node] : t) {
-    auto it = std::find_if(kKnown.begin(), kKnown.end(), [&](const auto& k) { return k.first == sect.str(); });
+    auto it = std::find_if(kKnown.begin(), kKnown.end(),
+                           [&](const auto& k) { return k.first == sect.str(); });
     if (it == kKnown.end()) fail(path, sect.str(), "unknown section");
     if (!node.is_table()) fail(path, sect.str(), "expected a [section]");
     for (const auto& [key, _] : *node.as_table())
@@ -173,7 +181,8 @@ Config load_config(const std::string& path) {
   read_int(t, path, "server", "max_connections_per_ip", s.max_connections_per_ip, 0, 1'000'000);
   read_origins(t, path, s.web_allowed_origins);
   read_int(t, path, "web", "max_connections_per_ip", s.web_max_connections_per_ip, 0, 1'000'000);
-  read_int(t, path, "web", "max_connections_per_visitor", s.web_max_connections_per_visitor, 0, 1'000'000);
+  read_int(t, path, "web", "max_connections_per_visitor", s.web_max_connections_per_visitor, 0,
+           1'000'000);
   read_rate(t, path, "web", "ip_rate_per_sec", s.web_ip_rate_per_sec);
   read_double(t, path, "web", "ip_burst", s.web_ip_burst);
   read_int(t, path, "web", "close_after_limited", s.web_close_after_limited, 0, 1'000'000);
@@ -182,7 +191,8 @@ Config load_config(const std::string& path) {
   read_str(t, path, "tls", "cert", s.tls_cert);
   read_str(t, path, "tls", "key", s.tls_key);
   if (s.tls_cert.empty() != s.tls_key.empty())
-    fail(path, s.tls_cert.empty() ? "tls.cert" : "tls.key", "tls.cert and tls.key go together: set both or neither");
+    fail(path, s.tls_cert.empty() ? "tls.cert" : "tls.key",
+         "tls.cert and tls.key go together: set both or neither");
   if (auto a = t["tls"]["allow_plain"]) {
     auto v = a.value<bool>();
     if (!v) fail(path, "tls.allow_plain", "expected true or false");
@@ -195,7 +205,8 @@ Config load_config(const std::string& path) {
     if (!arr) fail(path, "auth.pos_keys", "expected an array of strings");
     for (const auto& k : *arr) {
       auto v = k.value<std::string>();
-      if (!v || v->size() < 16) fail(path, "auth.pos_keys", "each key must be a string of at least 16 characters");
+      if (!v || v->size() < 16)
+        fail(path, "auth.pos_keys", "each key must be a string of at least 16 characters");
       s.pos_keys.push_back(*v);
     }
   }
@@ -225,21 +236,24 @@ Config load_config(const std::string& path) {
   std::string redis_url;
   read_str(t, path, "redis", "url", redis_url);
   if (!redis_url.empty())
-    if (Status st = store::parse_redis_url(redis_url, e.redis); !st) fail(path, "redis.url", st.detail());
+    if (Status st = store::parse_redis_url(redis_url, e.redis); !st)
+      fail(path, "redis.url", st.detail());
   read_str(t, path, "redis", "password", e.redis.password);
   read_str(t, path, "redis", "tls_ca", e.redis.tls.ca_file);
   read_str(t, path, "redis", "tls_cert", e.redis.tls.cert_file);
   read_str(t, path, "redis", "tls_key", e.redis.tls.key_file);
   read_str(t, path, "redis", "tls_server_name", e.redis.tls.server_name);
   if (e.redis.tls.cert_file.empty() != e.redis.tls.key_file.empty())
-    fail(path, "redis.tls_cert", "tls_cert and tls_key go together (a client certificate needs its key)");
+    fail(path, "redis.tls_cert",
+         "tls_cert and tls_key go together (a client certificate needs its key)");
   for (const auto* f : {&e.redis.tls.ca_file, &e.redis.tls.cert_file, &e.redis.tls.key_file})
     if (!f->empty() && ::access(f->c_str(), R_OK) != 0)
       fail(path, "redis.tls", fmt::format("cannot read '{}': {}", *f, std::strerror(errno)));
   read_str(t, path, "redis", "prefix", e.redis.prefix);
   if (e.redis.prefix.empty() || e.redis.prefix.find_first_of("{} \t") != std::string::npos)
     fail(path, "redis.prefix", "expected a non-empty key prefix without braces or spaces");
-  TimeUs redis_connect = TimeUs{e.redis.connect_timeout_ms} * 1000, redis_command = TimeUs{e.redis.command_timeout_ms} * 1000;
+  TimeUs redis_connect = TimeUs{e.redis.connect_timeout_ms} * 1000,
+         redis_command = TimeUs{e.redis.command_timeout_ms} * 1000;
   read_duration(t, path, "redis", "connect_timeout", redis_connect);
   read_duration(t, path, "redis", "command_timeout", redis_command);
   if (redis_connect < 1000 || redis_command < 1000)
@@ -259,7 +273,8 @@ Config load_config(const std::string& path) {
   read_int(t, path, "redis", "spool_max_bytes", e.redis.spool_max_bytes, 0, 1LL << 40);
   if (e.redis.spool_max_bytes != 0 && e.redis.spool_max_bytes < (1u << 20))
     fail(path, "redis.spool_max_bytes",
-         fmt::format("expected 0 (no spool) or at least 1048576 (1 MiB), got {}", e.redis.spool_max_bytes));
+         fmt::format("expected 0 (no spool) or at least 1048576 (1 MiB), got {}",
+                     e.redis.spool_max_bytes));
   read_str(t, path, "store", "data_dir", e.data_dir);
   std::string fsync;
   read_str(t, path, "store", "fsync", fsync);
@@ -287,7 +302,8 @@ Config load_config(const std::string& path) {
   auto& sms = c.sms;
   read_str(t, path, "sms", "gateway_url", sms.gateway_url);
   if (!sms.gateway_url.empty())
-    if (auto u = actions::parse_gateway_url(sms.gateway_url); !u) fail(path, "sms.gateway_url", u.status().detail());
+    if (auto u = actions::parse_gateway_url(sms.gateway_url); !u)
+      fail(path, "sms.gateway_url", u.status().detail());
   read_str(t, path, "sms", "gateway_secret", sms.gateway_secret);
   if (!sms.gateway_secret.empty()) c.secrets_in_file = true;
   std::string format;
@@ -300,7 +316,8 @@ Config load_config(const std::string& path) {
   read_str(t, path, "sms", "from", sms.from);
   read_str(t, path, "sms", "public_url", sms.public_url);
   if (!sms.public_url.empty())
-    if (auto u = actions::parse_gateway_url(sms.public_url); !u) fail(path, "sms.public_url", u.status().detail());
+    if (auto u = actions::parse_gateway_url(sms.public_url); !u)
+      fail(path, "sms.public_url", u.status().detail());
   read_str(t, path, "sms", "help_text", sms.help_text);
   if (sms.help_text.empty() || sms.help_text.size() > 1600)
     fail(path, "sms.help_text", "expected 1-1600 characters");
@@ -321,7 +338,8 @@ void apply_env(Config& cfg) {
   if (const char* u = std::getenv("STOREPULSE_REDIS_URL"); u && *u)
     if (Status st = store::parse_redis_url(u, cfg.engine.redis); !st)
       throw std::runtime_error("STOREPULSE_REDIS_URL: " + st.detail());
-  if (const char* pw = std::getenv("STOREPULSE_REDIS_PASSWORD"); pw && *pw) cfg.engine.redis.password = pw;
+  if (const char* pw = std::getenv("STOREPULSE_REDIS_PASSWORD"); pw && *pw)
+    cfg.engine.redis.password = pw;
   if (const char* s = std::getenv("STOREPULSE_SMS_SECRET"); s && *s) cfg.sms.gateway_secret = s;
   if (const char* s = std::getenv("STOREPULSE_SMS_ACCOUNT_SID"); s && *s) cfg.sms.account_sid = s;
   if (const char* s = std::getenv("STOREPULSE_SMS_AUTH_TOKEN"); s && *s) cfg.sms.auth_token = s;

@@ -1,10 +1,10 @@
 // storepulse demo-feed: streams an NDJSON file into a running server at a
 // steady rate and prints one live line per second (events/s, acks, actions,
 // errors). `--loop` replays the file forever with fresh messageIds.
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <boost/asio.hpp>
 #include <boost/beast.hpp>
 #include <chrono>
@@ -45,8 +45,8 @@ int feed(const FeedFlags& f) {
   }
   if (lines.empty()) throw std::runtime_error(fmt::format("{}: no events", f.file));
   WsConn ws(f.url, f.key, f.ca);
-  fmt::print("demo-feed: {} events from {} at {:.0f}/s{}; metrics at {}\n", lines.size(), f.file, f.rate,
-             f.loop ? ", looping" : "", f.metrics.empty() ? "(n/a)" : f.metrics);
+  fmt::print("demo-feed: {} events from {} at {:.0f}/s{}; metrics at {}\n", lines.size(), f.file,
+             f.rate, f.loop ? ", looping" : "", f.metrics.empty() ? "(n/a)" : f.metrics);
   std::uint64_t sent = 0, acks = 0, actions = 0, errors = 0, in_flight = 0;
   std::uint64_t last_sent = 0;
   beast::flat_buffer buf;
@@ -54,9 +54,12 @@ int feed(const FeedFlags& f) {
     buf.clear();
     ws.read(buf);
     const std::string r = beast::buffers_to_string(buf.data());
-    if (r.find(R"("type":"ack")") != std::string::npos) ++acks;
-    else if (r.find(R"("type":"actions")") != std::string::npos) ++acks, ++actions;
-    else if (r.find(R"("type":"error")") != std::string::npos) ++errors;
+    if (r.find(R"("type":"ack")") != std::string::npos)
+      ++acks;
+    else if (r.find(R"("type":"actions")") != std::string::npos)
+      ++acks, ++actions;
+    else if (r.find(R"("type":"error")") != std::string::npos)
+      ++errors;
     --in_flight;
   };
   const bool tty = ::isatty(1);
@@ -80,10 +83,13 @@ int feed(const FeedFlags& f) {
       while (in_flight > static_cast<std::uint64_t>(f.window)) read_one();
       const auto now = std::chrono::steady_clock::now();
       if (now >= next_report) {
-        const std::string l = fmt::format("events/s {:>7} | sent {:>9} | acks {:>9} | actions {:>7} | errors {:>5}",
-                                          sent - last_sent, sent, acks, actions, errors);
-        if (tty) fmt::print("\r{}", l);
-        else fmt::print("{}\n", l);
+        const std::string l =
+            fmt::format("events/s {:>7} | sent {:>9} | acks {:>9} | actions {:>7} | errors {:>5}",
+                        sent - last_sent, sent, acks, actions, errors);
+        if (tty)
+          fmt::print("\r{}", l);
+        else
+          fmt::print("{}\n", l);
         std::fflush(stdout);
         last_sent = sent;
         next_report += std::chrono::seconds(1);
@@ -100,12 +106,16 @@ int feed(const FeedFlags& f) {
 
 void register_demo_feed(CLI::App& app, int& exit_code) {
   auto flags = std::make_shared<FeedFlags>();
-  auto* cmd = app.add_subcommand("demo-feed", "Stream an NDJSON file into a server at a steady rate, with a live status line");
+  auto* cmd = app.add_subcommand(
+      "demo-feed", "Stream an NDJSON file into a server at a steady rate, with a live status line");
   cmd->add_option("--url", flags->url, "ws://HOST:PORT/v1/pos (wss:// with TLS)")->required();
   cmd->add_option("--key", flags->key, "Terminal key")->envname("STOREPULSE_POS_KEY");
-  cmd->add_option("--ca", flags->ca, "wss:// only: trust this CA or certificate file instead of the system store")
+  cmd->add_option("--ca", flags->ca,
+                  "wss:// only: trust this CA or certificate file instead of the system store")
       ->check(CLI::ExistingFile);
-  cmd->add_option("--rate", flags->rate, "Events per second")->capture_default_str()->check(CLI::Range(1.0, 1e7));
+  cmd->add_option("--rate", flags->rate, "Events per second")
+      ->capture_default_str()
+      ->check(CLI::Range(1.0, 1e7));
   cmd->add_option("--metrics", flags->metrics, "Metrics URL to show the operator");
   cmd->add_flag("--loop", flags->loop, "Replay the file forever (fresh messageIds each pass)");
   cmd->add_option("file", flags->file, "NDJSON events (e.g. from storepulse simulate)")->required();

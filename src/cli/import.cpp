@@ -1,9 +1,9 @@
 // `storepulse import <online-retail|cdnow|baskets> FILE [--out events.ndjson]`:
 // retailer files -> protocol events as NDJSON (one event a line), plus a summary
 // on stderr so nothing is dropped silently.
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -98,7 +98,8 @@ int run_online_retail(const ImportArgs& a) {
       s.guest_orders_emitted, s.member_order_lines, s.members, an::fmt_money(s.member_revenue),
       s.refunds_emitted, s.cancellation_rows, s.cancellation_invoices, s.rows_without_customer,
       s.invoices_without_customer,
-      a.skip_guests ? "skipped (--skip-guests)" : "emitted as guest orders (anonymousId guest-<invoice>)",
+      a.skip_guests ? "skipped (--skip-guests)"
+                    : "emitted as guest orders (anonymousId guest-<invoice>)",
       s.adjustment_rows, s.nonpositive_price_rows, s.nonpositive_quantity_rows,
       format_iso8601(s.first_time), format_iso8601(s.last_time));
   return 0;
@@ -127,7 +128,8 @@ int run_baskets(const ImportArgs& a) {
   if (!r) return fail(r.status().detail());
   if (!w.close(a.out, err)) return fail(err);
   std::cerr << fmt::format(
-      "imported {}: {} baskets, {} item occurrences, {} distinct items, {} duplicate items dropped, "
+      "imported {}: {} baskets, {} item occurrences, {} distinct items, {} duplicate items "
+      "dropped, "
       "{} empty lines\n",
       a.file, r->baskets, r->items, r->distinct_items, r->duplicate_items, r->empty_lines);
   return 0;

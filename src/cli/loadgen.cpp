@@ -10,10 +10,10 @@
 // rate, not to report latency.
 #include "cli/loadgen.hpp"
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <atomic>
 #include <bit>
@@ -83,7 +83,8 @@ void LatencyHistogram::merge(const LatencyHistogram& other) {
 std::uint64_t LatencyHistogram::quantile(double q) const {
   if (total_ == 0) return 0;
   q = std::clamp(q, 0.0, 1.0);
-  const auto rank = std::max<std::uint64_t>(1, static_cast<std::uint64_t>(std::ceil(q * static_cast<double>(total_))));
+  const auto rank = std::max<std::uint64_t>(
+      1, static_cast<std::uint64_t>(std::ceil(q * static_cast<double>(total_))));
   std::uint64_t seen = 0;
   for (std::size_t i = 0; i < counts_.size(); ++i) {
     seen += counts_[i];
@@ -101,16 +102,20 @@ std::uint64_t LoadgenReport::error_count() const {
 }
 
 namespace {
-double us(std::uint64_t ns) { return static_cast<double>(ns) / 1000.0; }
+double us(std::uint64_t ns) {
+  return static_cast<double>(ns) / 1000.0;
+}
 }  // namespace
 
 std::string LoadgenReport::to_json() const {
   std::string errs;
-  for (const auto& [code, n] : errors) errs += fmt::format("{}\"{}\":{}", errs.empty() ? "" : ",", code, n);
+  for (const auto& [code, n] : errors)
+    errs += fmt::format("{}\"{}\":{}", errs.empty() ? "" : ",", code, n);
   std::string cpu = "null", per_cpu = "null";
   if (server_cpu_s >= 0) {
     cpu = fmt::format("{:.3f}", server_cpu_s);
-    if (server_cpu_s > 0) per_cpu = fmt::format("{:.0f}", static_cast<double>(replies) / server_cpu_s);
+    if (server_cpu_s > 0)
+      per_cpu = fmt::format("{:.0f}", static_cast<double>(replies) / server_cpu_s);
   }
   const auto& h = latency_ns;
   return fmt::format(
@@ -118,9 +123,9 @@ std::string LoadgenReport::to_json() const {
       R"("actions":{},"errors":{{{}}},"errorCount":{},"timeouts":{},"unmatched":{},"throughput":{:.1f},)"
       R"("latencyUs":{{"p50":{:.1f},"p90":{:.1f},"p99":{:.1f},"p999":{:.1f},"max":{:.1f},"mean":{:.1f}}},)"
       R"("serverCpuS":{},"eventsPerServerCpuS":{}}})",
-      mode, target_rate, connections, elapsed_s, sent, replies, ok, actions, errs, error_count(), timeouts,
-      unmatched, throughput(), us(h.quantile(0.5)), us(h.quantile(0.9)), us(h.quantile(0.99)),
-      us(h.quantile(0.999)), us(h.max()), h.mean() / 1000.0, cpu, per_cpu);
+      mode, target_rate, connections, elapsed_s, sent, replies, ok, actions, errs, error_count(),
+      timeouts, unmatched, throughput(), us(h.quantile(0.5)), us(h.quantile(0.9)),
+      us(h.quantile(0.99)), us(h.quantile(0.999)), us(h.max()), h.mean() / 1000.0, cpu, per_cpu);
 }
 
 std::string LoadgenReport::to_text() const {
@@ -128,12 +133,13 @@ std::string LoadgenReport::to_text() const {
       "loadgen: {} loop, {} connections{}\n"
       "sent {}  replies {}  ok {} (actions {})  errors {}  timeouts {}  unmatched {}\n"
       "throughput {:.1f} events/s over {:.2f} s\n",
-      mode, connections, mode == "open" ? fmt::format(", target {:.0f} events/s", target_rate) : "", sent,
-      replies, ok, actions, error_count(), timeouts, unmatched, throughput(), elapsed_s);
+      mode, connections, mode == "open" ? fmt::format(", target {:.0f} events/s", target_rate) : "",
+      sent, replies, ok, actions, error_count(), timeouts, unmatched, throughput(), elapsed_s);
   const auto& h = latency_ns;
-  out += fmt::format("latency µs{}: p50 {:.1f}  p90 {:.1f}  p99 {:.1f}  p99.9 {:.1f}  max {:.1f}  mean {:.1f}\n",
-                     mode == "open" ? " (from intended send time)" : "", us(h.quantile(0.5)), us(h.quantile(0.9)),
-                     us(h.quantile(0.99)), us(h.quantile(0.999)), us(h.max()), h.mean() / 1000.0);
+  out += fmt::format(
+      "latency µs{}: p50 {:.1f}  p90 {:.1f}  p99 {:.1f}  p99.9 {:.1f}  max {:.1f}  mean {:.1f}\n",
+      mode == "open" ? " (from intended send time)" : "", us(h.quantile(0.5)), us(h.quantile(0.9)),
+      us(h.quantile(0.99)), us(h.quantile(0.999)), us(h.max()), h.mean() / 1000.0);
   if (!errors.empty()) {
     out += "errors:";
     for (const auto& [code, n] : errors) out += fmt::format(" {} {}", code, n);
@@ -169,9 +175,11 @@ std::vector<std::pair<std::string, double>> parse_mix(const std::string& mix) {
   std::string part;
   while (std::getline(ss, part, ',')) {
     const auto eq = part.find('=');
-    if (eq == std::string::npos) throw std::runtime_error(fmt::format("--mix: expected NAME=SHARE, got '{}'", part));
+    if (eq == std::string::npos)
+      throw std::runtime_error(fmt::format("--mix: expected NAME=SHARE, got '{}'", part));
     const std::string name = part.substr(0, eq);
-    if (name != "pos" && name != "web") throw std::runtime_error(fmt::format("--mix: unknown endpoint '{}' (pos, web)", name));
+    if (name != "pos" && name != "web")
+      throw std::runtime_error(fmt::format("--mix: unknown endpoint '{}' (pos, web)", name));
     double share = 0;
     try {
       share = std::stod(part.substr(eq + 1));
@@ -213,7 +221,8 @@ MessageTemplate split_message(const std::string& json) {
     if (end != std::string::npos) return {json.substr(0, value), json.substr(end)};
   }
   const auto brace = json.find('{');
-  if (brace == std::string::npos) throw std::runtime_error(fmt::format("not a JSON object: {}", json.substr(0, 80)));
+  if (brace == std::string::npos)
+    throw std::runtime_error(fmt::format("not a JSON object: {}", json.substr(0, 80)));
   std::string rest = json.substr(brace + 1);
   const bool empty_object = rest.find_first_not_of(" \t}") == std::string::npos;
   return {json.substr(0, brace + 1) + std::string(kKey), empty_object ? "\"}" : "\"," + rest};
@@ -235,7 +244,8 @@ std::vector<std::string> load_events(const LoadgenOptions& o) {
     protocol::Event ev;
     // Bounded: the templates cycle, so a long run does not need a long file.
     constexpr std::size_t kMaxSimulated = 1'000'000;
-    while (lines.size() < kMaxSimulated && sim.next(ev)) lines.push_back(protocol::encode_event(ev));
+    while (lines.size() < kMaxSimulated && sim.next(ev))
+      lines.push_back(protocol::encode_event(ev));
   } else {
     // The POS hot path: a card swipe for one of N members.
     for (int i = 0; i < std::max(1, o.swipe_customers); ++i)
@@ -259,9 +269,13 @@ class Group;
 /// io thread.
 class Connection {
  public:
-  Connection(asio::io_context& ioc, Group& group, std::string id_prefix, const std::vector<MessageTemplate>& templates,
-             std::size_t first_template)
-      : ws_(ioc), timer_(ioc), group_(group), id_prefix_(std::move(id_prefix)), templates_(templates),
+  Connection(asio::io_context& ioc, Group& group, std::string id_prefix,
+             const std::vector<MessageTemplate>& templates, std::size_t first_template)
+      : ws_(ioc),
+        timer_(ioc),
+        group_(group),
+        id_prefix_(std::move(id_prefix)),
+        templates_(templates),
         next_template_(first_template % templates.size()) {}
 
   void connect(const std::string& url, const std::string& key) {
@@ -348,7 +362,8 @@ void Connection::on_tick() {
   // Everything due by now goes out now, late ones included: their latency
   // still counts from when they were due.
   for (;;) {
-    const auto due = first_ns_ + static_cast<std::int64_t>(static_cast<double>(scheduled_) * interval_ns_);
+    const auto due =
+        first_ns_ + static_cast<std::int64_t>(static_cast<double>(scheduled_) * interval_ns_);
     if (due >= end_ns_) {
       sending_done_ = true;
       group_.check_done();
@@ -390,8 +405,10 @@ void Connection::write_next() {
     if (closed_) return;
     out_.pop_front();
     if (ec) return fail();
-    if (out_.empty()) writing_ = false;
-    else write_next();
+    if (out_.empty())
+      writing_ = false;
+    else
+      write_next();
   });
 }
 
@@ -402,8 +419,10 @@ void Connection::read_next() {
     const auto data = read_buf_.cdata();
     on_reply(std::string_view(static_cast<const char*>(data.data()), data.size()));
     read_buf_.consume(read_buf_.size());
-    if (!done()) read_next();
-    else group_.check_done();
+    if (!done())
+      read_next();
+    else
+      group_.check_done();
   });
 }
 
@@ -427,7 +446,8 @@ void Connection::on_reply(std::string_view reply) {
   const std::string_view id = string_field(reply, R"("messageId":")");
   std::uint64_t seq = 0;
   if (id.size() <= id_prefix_.size() || id.substr(0, id_prefix_.size()) != id_prefix_ ||
-      std::from_chars(id.data() + id_prefix_.size(), id.data() + id.size(), seq).ec != std::errc{} ||
+      std::from_chars(id.data() + id_prefix_.size(), id.data() + id.size(), seq).ec !=
+          std::errc{} ||
       seq >= intended_ns_.size() || intended_ns_[seq] < 0) {
     ++st.unmatched;
     // An error sent before the server could read the id (rate_limited on
@@ -439,7 +459,8 @@ void Connection::on_reply(std::string_view reply) {
     }
     return;
   }
-  st.latency_ns.record(static_cast<std::uint64_t>(std::max<std::int64_t>(0, now - intended_ns_[seq])));
+  st.latency_ns.record(
+      static_cast<std::uint64_t>(std::max<std::int64_t>(0, now - intended_ns_[seq])));
   intended_ns_[seq] = -1;
   --outstanding_;
   ++st.replies;
@@ -449,8 +470,10 @@ void Connection::on_reply(std::string_view reply) {
     if (type == "actions") ++st.actions;
   }
   if (closed_loop_) {
-    if (now < end_ns_) send_one(now);
-    else sending_done_ = true;
+    if (now < end_ns_)
+      send_one(now);
+    else
+      sending_done_ = true;
   }
 }
 
@@ -483,9 +506,12 @@ LoadgenReport run_loadgen(const LoadgenOptions& o) {
   const WsUrl base = parse_ws_url(o.url);
   // A load generator measures the server; TLS would measure OpenSSL on the
   // same two cores. Terminate TLS in front of a benchmark target instead.
-  if (base.tls) throw std::runtime_error("--url: loadgen speaks ws:// only (wss:// is for send and demo-feed)");
-  if (o.mix.empty()) endpoints.emplace_back(base.path, 1.0);
-  else endpoints = parse_mix(o.mix);
+  if (base.tls)
+    throw std::runtime_error("--url: loadgen speaks ws:// only (wss:// is for send and demo-feed)");
+  if (o.mix.empty())
+    endpoints.emplace_back(base.path, 1.0);
+  else
+    endpoints = parse_mix(o.mix);
   // Web connections get the web events (the web endpoint refuses channel pos).
   auto templates_for = [&](const std::string& path) {
     std::vector<MessageTemplate> t;
@@ -496,7 +522,8 @@ LoadgenReport run_loadgen(const LoadgenOptions& o) {
     }
     if (t.empty())
       for (const auto& l : lines)
-        if (!web || l.find(R"("channel":"pos")") == std::string::npos) t.push_back(split_message(l));
+        if (!web || l.find(R"("channel":"pos")") == std::string::npos)
+          t.push_back(split_message(l));
     if (t.empty()) throw std::runtime_error(fmt::format("no events fit {}", path));
     return t;
   };
@@ -526,8 +553,9 @@ LoadgenReport run_loadgen(const LoadgenOptions& o) {
     auto& g = *groups[static_cast<std::size_t>(c % threads)];
     const auto e = endpoint_of[static_cast<std::size_t>(c)];
     const auto& t = templates[e];
-    auto conn = std::make_unique<Connection>(g.ioc, g, fmt::format("{}-{}-", run_id, c), t,
-                                             t.size() * static_cast<std::size_t>(c) / static_cast<std::size_t>(o.connections));
+    auto conn = std::make_unique<Connection>(
+        g.ioc, g, fmt::format("{}-{}-", run_id, c), t,
+        t.size() * static_cast<std::size_t>(c) / static_cast<std::size_t>(o.connections));
     const std::string url = fmt::format("ws://{}:{}{}", base.host, base.port, endpoints[e].first);
     conn->connect(url, o.key);
     g.connections.push_back(std::move(conn));
@@ -541,9 +569,12 @@ LoadgenReport run_loadgen(const LoadgenOptions& o) {
   {
     int c = 0;
     for (int i = 0; i < o.connections; ++i) {
-      auto& conn = *groups[static_cast<std::size_t>(i % threads)]->connections[static_cast<std::size_t>(i / threads)];
-      if (o.closed_loop) conn.start_closed(std::max(1, o.in_flight), end);
-      else conn.start_open(t0 + static_cast<std::int64_t>(1e9 * c / o.rate), interval_ns, end);
+      auto& conn = *groups[static_cast<std::size_t>(i % threads)]
+                        ->connections[static_cast<std::size_t>(i / threads)];
+      if (o.closed_loop)
+        conn.start_closed(std::max(1, o.in_flight), end);
+      else
+        conn.start_open(t0 + static_cast<std::int64_t>(1e9 * c / o.rate), interval_ns, end);
       ++c;
     }
   }
@@ -551,8 +582,9 @@ LoadgenReport run_loadgen(const LoadgenOptions& o) {
   for (auto& g : groups)
     workers.emplace_back([&g, end, drain = o.drain_s] {
       // The drain deadline: replies that have not come back by then are timeouts.
-      asio::steady_timer deadline(g->ioc, Clock::time_point(std::chrono::nanoseconds(end)) +
-                                              std::chrono::nanoseconds(static_cast<std::int64_t>(drain * 1e9)));
+      asio::steady_timer deadline(
+          g->ioc, Clock::time_point(std::chrono::nanoseconds(end)) +
+                      std::chrono::nanoseconds(static_cast<std::int64_t>(drain * 1e9)));
       deadline.async_wait([&g](beast::error_code ec) {
         if (!ec) g->ioc.stop();
       });
@@ -591,30 +623,42 @@ LoadgenReport run_loadgen(const LoadgenOptions& o) {
 void register_loadgen(CLI::App& app, int& exit_code) {
   auto o = std::make_shared<LoadgenOptions>();
   auto json = std::make_shared<bool>(false);
-  auto* cmd = app.add_subcommand("loadgen", "Open-loop WebSocket load generator (coordinated-omission corrected latency)");
+  auto* cmd = app.add_subcommand(
+      "loadgen", "Open-loop WebSocket load generator (coordinated-omission corrected latency)");
   cmd->add_option("--url", o->url, "ws://HOST:PORT/v1/pos (or a peer's URL)")->required();
-  cmd->add_option("--key", o->key, "Terminal key (Bearer) for /v1/pos")->envname("STOREPULSE_POS_KEY");
+  cmd->add_option("--key", o->key, "Terminal key (Bearer) for /v1/pos")
+      ->envname("STOREPULSE_POS_KEY");
   cmd->add_option("--rate", o->rate, "Events per second over all connections (open loop)")
       ->capture_default_str()
       ->check(CLI::Range(1.0, 1e8));
-  cmd->add_option("--duration", o->duration_s, "Seconds of sending")->capture_default_str()->check(CLI::Range(0.01, 86400.0));
-  cmd->add_option("--connections", o->connections, "WebSocket connections")->capture_default_str()->check(CLI::Range(1, 10000));
+  cmd->add_option("--duration", o->duration_s, "Seconds of sending")
+      ->capture_default_str()
+      ->check(CLI::Range(0.01, 86400.0));
+  cmd->add_option("--connections", o->connections, "WebSocket connections")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 10000));
   cmd->add_option("--threads", o->threads, "Client io threads (connection i on thread i % T)")
       ->capture_default_str()
       ->check(CLI::Range(1, 256));
-  auto* events = cmd->add_option("--events", o->events_file, "NDJSON events to send (cycled; messageIds rewritten)");
-  auto* sim = cmd->add_option("--simulate", o->simulate_customers, "Send simulated shoppers (N members)")
-                  ->check(CLI::Range(1, 10'000'000));
+  auto* events = cmd->add_option("--events", o->events_file,
+                                 "NDJSON events to send (cycled; messageIds rewritten)");
+  auto* sim =
+      cmd->add_option("--simulate", o->simulate_customers, "Send simulated shoppers (N members)")
+          ->check(CLI::Range(1, 10'000'000));
   events->excludes(sim);
-  cmd->add_option("--swipe-customers", o->swipe_customers, "Default source: Card Swiped for N members")
+  cmd->add_option("--swipe-customers", o->swipe_customers,
+                  "Default source: Card Swiped for N members")
       ->capture_default_str();
   cmd->add_option("--mix", o->mix, "Share of connections per endpoint, e.g. pos=0.8,web=0.2");
-  cmd->add_flag("--closed-loop", o->closed_loop, "Keep --in-flight events outstanding per connection (finds the maximum)");
+  cmd->add_flag("--closed-loop", o->closed_loop,
+                "Keep --in-flight events outstanding per connection (finds the maximum)");
   cmd->add_option("--in-flight", o->in_flight, "Closed loop: events outstanding per connection")
       ->capture_default_str()
       ->check(CLI::Range(1, 100000));
-  cmd->add_option("--drain", o->drain_s, "Seconds to wait for the last replies")->capture_default_str();
-  cmd->add_option("--server-pid", o->server_pid, "Report this process's CPU time (utime+stime) over the run");
+  cmd->add_option("--drain", o->drain_s, "Seconds to wait for the last replies")
+      ->capture_default_str();
+  cmd->add_option("--server-pid", o->server_pid,
+                  "Report this process's CPU time (utime+stime) over the run");
   cmd->add_flag("--json", *json, "One JSON object instead of text");
   cmd->callback([o, json, &exit_code] {
     try {

@@ -65,9 +65,9 @@ struct LoadgenOptions {
   int swipe_customers = 10000;  // default source: Card Swiped for C0..C(N-1)
   std::string mix;              // "pos=0.8,web=0.2": share of connections per endpoint
   bool closed_loop = false;
-  int in_flight = 1;            // closed loop: outstanding events per connection
-  double drain_s = 5;           // wait this long for the last replies
-  int server_pid = 0;           // when > 0: report its CPU time over the run
+  int in_flight = 1;   // closed loop: outstanding events per connection
+  double drain_s = 5;  // wait this long for the last replies
+  int server_pid = 0;  // when > 0: report its CPU time over the run
 };
 
 struct LoadgenReport {
@@ -76,11 +76,12 @@ struct LoadgenReport {
   double elapsed_s = 0;  // first intended send to last reply
   int connections = 0;
   std::uint64_t sent = 0;
-  std::uint64_t replies = 0;    // matched replies (ok + error)
-  std::uint64_t ok = 0;         // ack / actions / anything that is not an error (an echo)
+  std::uint64_t replies = 0;  // matched replies (ok + error)
+  std::uint64_t ok = 0;       // ack / actions / anything that is not an error (an echo)
   std::uint64_t actions = 0;
-  std::uint64_t timeouts = 0;   // sent, never answered within the drain
-  std::uint64_t unmatched = 0;  // replies without one of our messageIds; errors among them are in `errors`
+  std::uint64_t timeouts = 0;  // sent, never answered within the drain
+  std::uint64_t unmatched =
+      0;  // replies without one of our messageIds; errors among them are in `errors`
   std::map<std::string, std::uint64_t> errors;  // error code -> count
   LatencyHistogram latency_ns;
   double server_cpu_s = -1;  // -1 when no --server-pid

@@ -1,7 +1,7 @@
 // storepulse send: streams NDJSON events over WebSocket and prints every reply.
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <CLI/CLI.hpp>
 #include <boost/asio.hpp>
 #include <boost/beast.hpp>
 #include <fstream>
@@ -72,11 +72,16 @@ int send(const SendFlags& f) {
 void register_send(CLI::App& app, int& exit_code) {
   auto flags = std::make_shared<SendFlags>();
   auto* cmd = app.add_subcommand("send", "Send NDJSON events over WebSocket and print each reply");
-  cmd->add_option("--url", flags->url, "ws://HOST:PORT/v1/pos or /v1/web (wss:// with TLS)")->required();
-  cmd->add_option("--key", flags->key, "Terminal key (Bearer) for /v1/pos")->envname("STOREPULSE_POS_KEY");
-  cmd->add_option("--ca", flags->ca, "wss:// only: trust this CA or certificate file instead of the system store")
+  cmd->add_option("--url", flags->url, "ws://HOST:PORT/v1/pos or /v1/web (wss:// with TLS)")
+      ->required();
+  cmd->add_option("--key", flags->key, "Terminal key (Bearer) for /v1/pos")
+      ->envname("STOREPULSE_POS_KEY");
+  cmd->add_option("--ca", flags->ca,
+                  "wss:// only: trust this CA or certificate file instead of the system store")
       ->check(CLI::ExistingFile);
-  cmd->add_option("--window", flags->window, "Events in flight")->capture_default_str()->check(CLI::Range(1, 100000));
+  cmd->add_option("--window", flags->window, "Events in flight")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100000));
   cmd->add_option("file", flags->file, "NDJSON file, or - for stdin")->capture_default_str();
   cmd->callback([flags, &exit_code] {
     try {

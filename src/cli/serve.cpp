@@ -1,9 +1,9 @@
 // storepulse serve: runs the engine and the HTTP/WebSocket server until SIGINT/SIGTERM.
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 
+#include <CLI/CLI.hpp>
 #include <csignal>
 #include <filesystem>
 #include <thread>
@@ -17,9 +17,13 @@ namespace storepulse::cli {
 namespace {
 
 std::atomic<bool> g_stop{false};
-void on_signal(int) { g_stop.store(true); }
+void on_signal(int) {
+  g_stop.store(true);
+}
 std::atomic<bool> g_reload_tls{false};
-void on_sighup(int) { g_reload_tls.store(true); }
+void on_sighup(int) {
+  g_reload_tls.store(true);
+}
 
 // Latest modification time over the rules folder, to notice edits without inotify.
 std::filesystem::file_time_type rules_stamp(const std::string& dir) {
@@ -54,22 +58,30 @@ int serve(const ServeFlags& f) {
   if (!f.models_dir.empty()) cfg.models_dir = f.models_dir;
   if (f.shards > 0) cfg.engine.shards = f.shards;
   if (!f.fsync.empty() && !store::parse_fsync_policy(f.fsync, cfg.engine.fsync))
-    throw std::runtime_error(fmt::format("--fsync: expected always, interval or never, got '{}'", f.fsync));
+    throw std::runtime_error(
+        fmt::format("--fsync: expected always, interval or never, got '{}'", f.fsync));
   spdlog::set_level(spdlog::level::from_str(cfg.log_level));
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
 
-  struct stat st{};
+  struct stat st {};
   // Group counts too: a shared "staff" group is how secrets usually leak on a host.
   if (::stat(f.config.c_str(), &st) == 0 && (st.st_mode & 077) && cfg.secrets_in_file)
-    spdlog::warn("config {} holds secrets and is accessible to group or other users (mode {:03o}): chmod 600 {}",
-                 f.config, st.st_mode & 0777, f.config);
-  if (!cfg.server.tls_key.empty() && ::stat(cfg.server.tls_key.c_str(), &st) == 0 && (st.st_mode & 077))
-    spdlog::warn("TLS key {} is accessible to group or other users (mode {:03o}): chmod 600 {}", cfg.server.tls_key,
-                 st.st_mode & 0777, cfg.server.tls_key);
+    spdlog::warn(
+        "config {} holds secrets and is accessible to group or other users (mode {:03o}): chmod "
+        "600 {}",
+        f.config, st.st_mode & 0777, f.config);
+  if (!cfg.server.tls_key.empty() && ::stat(cfg.server.tls_key.c_str(), &st) == 0 &&
+      (st.st_mode & 077))
+    spdlog::warn("TLS key {} is accessible to group or other users (mode {:03o}): chmod 600 {}",
+                 cfg.server.tls_key, st.st_mode & 0777, cfg.server.tls_key);
   if (cfg.server.pos_keys.empty())
-    spdlog::warn("no terminal keys (auth.pos_keys / STOREPULSE_POS_KEYS): /v1/pos and POST /v1/events refuse everyone");
+    spdlog::warn(
+        "no terminal keys (auth.pos_keys / STOREPULSE_POS_KEYS): /v1/pos and POST /v1/events "
+        "refuse everyone");
   if (cfg.server.admin_token.empty())
-    spdlog::warn("no admin token (auth.admin_token / STOREPULSE_ADMIN_TOKEN): admin endpoints refuse everyone");
+    spdlog::warn(
+        "no admin token (auth.admin_token / STOREPULSE_ADMIN_TOKEN): admin endpoints refuse "
+        "everyone");
 
   std::vector<std::string> notes;
   auto rules = rules::load_rule_set(cfg.rules_dir, notes);
@@ -84,7 +96,8 @@ int serve(const ServeFlags& f) {
     auto set = models::load_models(cfg.models_dir, previous, notes, errors);
     for (const auto& n : notes) spdlog::info("models: {}", n);
     for (const auto& e : errors) spdlog::error("models: {}", e);
-    if (set->empty() && errors.empty()) spdlog::info("models: none in {} (segment/clv/pAlive stay unset)", cfg.models_dir);
+    if (set->empty() && errors.empty())
+      spdlog::info("models: none in {} (segment/clv/pAlive stay unset)", cfg.models_dir);
     return set;
   };
   engine.set_models(load_models(nullptr));
@@ -94,22 +107,30 @@ int serve(const ServeFlags& f) {
   cfg.sms.fsync = cfg.engine.fsync;
   if (cfg.sms.format == actions::GatewayFormat::kJson) {
     if (!cfg.sms.gateway_url.empty() && cfg.sms.gateway_secret.empty())
-      throw std::runtime_error("sms.gateway_url is set but there is no sms.gateway_secret (or STOREPULSE_SMS_SECRET) to sign with");
+      throw std::runtime_error(
+          "sms.gateway_url is set but there is no sms.gateway_secret (or STOREPULSE_SMS_SECRET) to "
+          "sign with");
     if (cfg.sms.gateway_secret.empty())
-      spdlog::warn("no sms.gateway_secret / STOREPULSE_SMS_SECRET: SMS callbacks (/v1/sms/status, /v1/sms/inbound) refuse everyone");
+      spdlog::warn(
+          "no sms.gateway_secret / STOREPULSE_SMS_SECRET: SMS callbacks (/v1/sms/status, "
+          "/v1/sms/inbound) refuse everyone");
   } else {
     if (!cfg.sms.gateway_url.empty() &&
         (cfg.sms.account_sid.empty() || cfg.sms.auth_token.empty() || cfg.sms.from.empty()))
       throw std::runtime_error(
-          "sms.gateway_url is set (gateway_format twilio) but sms.account_sid / STOREPULSE_SMS_ACCOUNT_SID, "
+          "sms.gateway_url is set (gateway_format twilio) but sms.account_sid / "
+          "STOREPULSE_SMS_ACCOUNT_SID, "
           "sms.auth_token / STOREPULSE_SMS_AUTH_TOKEN or sms.from is missing");
     if (cfg.sms.auth_token.empty() || cfg.sms.public_url.empty())
-      spdlog::warn("no sms.auth_token / STOREPULSE_SMS_AUTH_TOKEN or no sms.public_url: SMS callbacks "
-                   "(/v1/sms/status, /v1/sms/inbound) refuse everyone{}",
-                   cfg.sms.public_url.empty() ? " and sends carry no StatusCallback" : "");
+      spdlog::warn(
+          "no sms.auth_token / STOREPULSE_SMS_AUTH_TOKEN or no sms.public_url: SMS callbacks "
+          "(/v1/sms/status, /v1/sms/inbound) refuse everyone{}",
+          cfg.sms.public_url.empty() ? " and sends carry no StatusCallback" : "");
   }
   auto opened = actions::SmsOutbox::open(cfg.sms);
-  if (!opened) throw std::runtime_error(fmt::format("sms outbox {}: {}", cfg.sms.dir, opened.status().detail()));
+  if (!opened)
+    throw std::runtime_error(
+        fmt::format("sms outbox {}: {}", cfg.sms.dir, opened.status().detail()));
   std::unique_ptr<actions::SmsOutbox> outbox = std::move(opened).value();
   server.set_sms_outbox(outbox.get());
   // Runs on shard threads: only hand-offs here, no I/O (the outbox's submit
@@ -136,11 +157,14 @@ int serve(const ServeFlags& f) {
   server.start();
   const std::string base = fmt::format("{}:{}", cfg.server.host, server.port());
   const char* s = server.tls() ? "s" : "";
-  fmt::print("storepulse listening on http{}://{} (ws{}://{}/v1/pos, ws{}://{}/v1/web, POST /v1/events, "
-             "/healthz, /metrics) — {} shards, fsync {}, data in {}{}\n",
-             s, base, s, base, s, base, cfg.engine.shards, store::fsync_policy_name(cfg.engine.fsync),
-             cfg.engine.data_dir,
-             !server.tls() ? "" : cfg.server.tls_allow_plain ? "; TLS and plain on the same port" : "; TLS only");
+  fmt::print(
+      "storepulse listening on http{}://{} (ws{}://{}/v1/pos, ws{}://{}/v1/web, POST /v1/events, "
+      "/healthz, /metrics) — {} shards, fsync {}, data in {}{}\n",
+      s, base, s, base, s, base, cfg.engine.shards, store::fsync_policy_name(cfg.engine.fsync),
+      cfg.engine.data_dir,
+      !server.tls()                ? ""
+      : cfg.server.tls_allow_plain ? "; TLS and plain on the same port"
+                                   : "; TLS only");
   std::fflush(stdout);
 
   auto stamp = rules_stamp(cfg.rules_dir);
@@ -148,10 +172,13 @@ int serve(const ServeFlags& f) {
   while (!g_stop.load()) {
     std::this_thread::sleep_for(std::chrono::milliseconds(250));
     if (g_reload_tls.exchange(false)) {
-      if (!server.tls()) spdlog::info("SIGHUP: no [tls] configured, nothing to reload");
+      if (!server.tls())
+        spdlog::info("SIGHUP: no [tls] configured, nothing to reload");
       else if (Status st = server.reload_tls(); !st)
-        spdlog::error("SIGHUP: TLS certificate not reloaded, the previous one stays in use: {}", st.detail());
-      else spdlog::info("SIGHUP: TLS certificate and key reloaded from {}", cfg.server.tls_cert);
+        spdlog::error("SIGHUP: TLS certificate not reloaded, the previous one stays in use: {}",
+                      st.detail());
+      else
+        spdlog::info("SIGHUP: TLS certificate and key reloaded from {}", cfg.server.tls_cert);
     }
     auto now_stamp = rules_stamp(cfg.rules_dir);
     if (now_stamp != stamp) {
@@ -189,9 +216,11 @@ void register_serve(CLI::App& app, int& exit_code) {
   cmd->add_option("--config", flags->config, "Config file (TOML)")
       ->capture_default_str()
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
-  cmd->add_option("--port", flags->port, "Port to listen on (0 = any free port); overrides server.port");
+  cmd->add_option("--port", flags->port,
+                  "Port to listen on (0 = any free port); overrides server.port");
   cmd->add_option("--host", flags->host, "Address to bind; overrides server.host");
-  cmd->add_option("--data-dir", flags->data_dir, "Journal and snapshot folder; overrides store.data_dir");
+  cmd->add_option("--data-dir", flags->data_dir,
+                  "Journal and snapshot folder; overrides store.data_dir");
   cmd->add_option("--fsync", flags->fsync, "always|interval|never; overrides store.fsync");
   cmd->add_option("--rules", flags->rules_dir, "Rules folder; overrides rules.dir")
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);

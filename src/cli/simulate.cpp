@@ -1,8 +1,8 @@
 // `storepulse simulate`: synthetic store + web shoppers with hidden shopping types,
 // written as NDJSON events (the wire format) and, optionally, the truth as CSV.
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <CLI/CLI.hpp>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -124,8 +124,9 @@ void register_simulate(CLI::App& app, int& exit_code) {
   cmd->add_option("--truth", args->truth, "Also write userId,type,... of every member as CSV");
   cmd->add_option("--end", args->end, "End of the simulated period (exclusive), YYYY-MM-DD")
       ->default_val("2026-11-25");
-  cmd->add_option("--stores", args->stores, "Number of stores")->default_val(6)->check(
-      CLI::Range(1, 99));
+  cmd->add_option("--stores", args->stores, "Number of stores")
+      ->default_val(6)
+      ->check(CLI::Range(1, 99));
   cmd->add_option("--visitors", args->visitors,
                   "Anonymous web visitors who never join, as a share of --customers")
       ->default_val(0.2)

@@ -29,7 +29,8 @@ inline WsUrl parse_ws_url(const std::string& url) {
     rest = url.substr(6);
     u.tls = true;
   } else {
-    throw std::runtime_error(fmt::format("--url: expected ws://HOST:PORT/PATH or wss://…, got '{}'", url));
+    throw std::runtime_error(
+        fmt::format("--url: expected ws://HOST:PORT/PATH or wss://…, got '{}'", url));
   }
   const auto slash = rest.find('/');
   const std::string hostport = rest.substr(0, slash);
@@ -52,9 +53,10 @@ inline void ws_connect(boost::beast::websocket::stream<boost::asio::ip::tcp::soc
   asio::ip::tcp::resolver resolver(ws.get_executor());
   auto results = resolver.resolve(u.host, u.port);
   asio::connect(ws.next_layer(), results.begin(), results.end());
-  ws.set_option(beast::websocket::stream_base::decorator([key](beast::websocket::request_type& req) {
-    if (!key.empty()) req.set(beast::http::field::authorization, "Bearer " + key);
-  }));
+  ws.set_option(
+      beast::websocket::stream_base::decorator([key](beast::websocket::request_type& req) {
+        if (!key.empty()) req.set(beast::http::field::authorization, "Bearer " + key);
+      }));
   beast::websocket::response_type res;
   beast::error_code ec;
   ws.handshake(res, u.host + ":" + u.port, u.path, ec);
@@ -87,17 +89,21 @@ class WsConn {
     beast::error_code ec;
     const std::string host = url_.host + ":" + url_.port;
     if (url_.tls) {
-      ssl_ctx_.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
-                           ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
-      if (ca_file.empty()) ssl_ctx_.set_default_verify_paths();
-      else ssl_ctx_.load_verify_file(ca_file);
+      ssl_ctx_.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                           ssl::context::no_sslv3 | ssl::context::no_tlsv1 |
+                           ssl::context::no_tlsv1_1);
+      if (ca_file.empty())
+        ssl_ctx_.set_default_verify_paths();
+      else
+        ssl_ctx_.load_verify_file(ca_file);
       ssl_ctx_.set_verify_mode(ssl::verify_peer);
       tls_ = std::make_unique<TlsWs>(ioc_, ssl_ctx_);
       asio::connect(beast::get_lowest_layer(*tls_), results.begin(), results.end());
       SSL_set_tlsext_host_name(tls_->next_layer().native_handle(), url_.host.c_str());
       tls_->next_layer().set_verify_callback(ssl::host_name_verification(url_.host));
       tls_->next_layer().handshake(ssl::stream_base::client, ec);
-      if (ec) throw std::runtime_error(fmt::format("{}: TLS handshake failed: {}", url, ec.message()));
+      if (ec)
+        throw std::runtime_error(fmt::format("{}: TLS handshake failed: {}", url, ec.message()));
       tls_->set_option(decorate());
       tls_->handshake(res, host, url_.path, ec);
       if (!ec) tls_->text(true);
@@ -110,29 +116,36 @@ class WsConn {
     }
     if (ec) {
       if (res.result_int() != 0 && res.result_int() != 101)
-        throw std::runtime_error(
-            fmt::format("{} refused the connection: HTTP {} {}", url, res.result_int(), res.body()));
+        throw std::runtime_error(fmt::format("{} refused the connection: HTTP {} {}", url,
+                                             res.result_int(), res.body()));
       throw std::runtime_error(fmt::format("{}: {}", url, ec.message()));
     }
   }
 
   void write(std::string_view msg) {
-    if (tls_) tls_->write(boost::asio::buffer(msg.data(), msg.size()));
-    else plain_->write(boost::asio::buffer(msg.data(), msg.size()));
+    if (tls_)
+      tls_->write(boost::asio::buffer(msg.data(), msg.size()));
+    else
+      plain_->write(boost::asio::buffer(msg.data(), msg.size()));
   }
   void read(boost::beast::flat_buffer& buf) {
-    if (tls_) tls_->read(buf);
-    else plain_->read(buf);
+    if (tls_)
+      tls_->read(buf);
+    else
+      plain_->read(buf);
   }
   void close() {
     boost::beast::error_code ec;
-    if (tls_) tls_->close(boost::beast::websocket::close_code::normal, ec);
-    else plain_->close(boost::beast::websocket::close_code::normal, ec);
+    if (tls_)
+      tls_->close(boost::beast::websocket::close_code::normal, ec);
+    else
+      plain_->close(boost::beast::websocket::close_code::normal, ec);
   }
 
  private:
   using PlainWs = boost::beast::websocket::stream<boost::asio::ip::tcp::socket>;
-  using TlsWs = boost::beast::websocket::stream<boost::asio::ssl::stream<boost::asio::ip::tcp::socket>>;
+  using TlsWs =
+      boost::beast::websocket::stream<boost::asio::ssl::stream<boost::asio::ip::tcp::socket>>;
   WsUrl url_;
   boost::asio::io_context ioc_;
   boost::asio::ssl::context ssl_ctx_;

@@ -9,7 +9,8 @@ double LatencyHistogram::quantile_us(double q) const {
   std::uint64_t seen = 0;
   for (std::size_t i = 0; i < buckets_.size(); ++i) {
     seen += bucket(i);
-    if (seen >= target && seen > 0) return i < kBoundsUs.size() ? kBoundsUs[i] : kBoundsUs.back() * 10;
+    if (seen >= target && seen > 0)
+      return i < kBoundsUs.size() ? kBoundsUs[i] : kBoundsUs.back() * 10;
   }
   return kBoundsUs.back() * 10;
 }

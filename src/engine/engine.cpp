@@ -1657,7 +1657,8 @@ void Shard::handle_recommend(Work& w) {
     if (!p) return false;
     const profile::NameId rid = p->names->find(id);
     return rid != profile::kNoName &&
-           std::find(p->recent_products.begin(), p->recent_products.end(), rid) != p->recent_products.end();
+           std::find(p->recent_products.begin(), p->recent_products.end(), rid) !=
+               p->recent_products.end();
   };
   auto add_from = [&](std::string_view cat, double weight) {
     auto it = popularity_.find(std::string(cat));
@@ -1721,7 +1722,8 @@ void Shard::handle_recommend(Work& w) {
     std::sort(cats.begin(), cats.end(), [](auto a, auto b) { return a->affinity > b->affinity; });
     if (cats.size() > 3) cats.resize(3);
     for (const auto* c : cats) add_from(p->name(c->name), 1.0 + c->affinity / 100.0);
-    if (!cats.empty() && reason.empty()) reason = fmt::format("top categories: {}", p->name(cats[0]->name));
+    if (!cats.empty() && reason.empty())
+      reason = fmt::format("top categories: {}", p->name(cats[0]->name));
     take(items);
   }
   // 3. Store-wide best sellers.
@@ -1788,9 +1790,11 @@ void Shard::warn_names_refused() {
   if (refused == names_refused_logged_) return;
   const std::int64_t now = mono_ns();
   if (names_refused_logged_ != 0 && now - last_names_log_ns_ < 60'000'000'000) return;
-  spdlog::warn("shard {}: name table full ({} names): {} new category/brand/product/store names not recorded in "
-               "profiles since the last report",
-               index_, names_.size(), refused - names_refused_logged_);
+  spdlog::warn(
+      "shard {}: name table full ({} names): {} new category/brand/product/store names not "
+      "recorded in "
+      "profiles since the last report",
+      index_, names_.size(), refused - names_refused_logged_);
   names_refused_logged_ = refused;
   last_names_log_ns_ = now;
 }

@@ -115,7 +115,8 @@ std::size_t BasketModel::held_items(const profile::CustomerProfile& p,
     for (const auto& c : p.cart) add(p.name(c.name));
   } else {
     for (const auto& c : p.cart) add(p.name(c.product_id));
-    for (auto it = p.recent_products.rbegin(); it != p.recent_products.rend(); ++it) add(p.name(*it));
+    for (auto it = p.recent_products.rbegin(); it != p.recent_products.rend(); ++it)
+      add(p.name(*it));
   }
   return n;
 }

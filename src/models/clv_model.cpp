@@ -155,7 +155,8 @@ double expected_purchases_90d_at(const ClvModel& m, const profile::CustomerProfi
 
 double clv_at(const ClvModel& m, const profile::CustomerProfile& p, TimeUs now) {
   if (p.first_order == 0) return p.clv;
-  return finite_or_zero(score_clv(m, clv_inputs_of(p, m.time_unit_days, now), 90.0 / m.time_unit_days).clv);
+  return finite_or_zero(
+      score_clv(m, clv_inputs_of(p, m.time_unit_days, now), 90.0 / m.time_unit_days).clv);
 }
 
 // ---- model file --------------------------------------------------------------

@@ -212,7 +212,7 @@ RouteDecision route_request(const HttpRequest& req, const ServerOptions& opts) {
     if (d.subject.empty() || d.subject.size() > 128)
       return reply(http::status::bad_request,
                    R"({"error":"bad_field","detail":"profile id must be 1-128 bytes"})", keep);
-    d.route = is_export                          ? Route::kProfileExport
+    d.route = is_export                       ? Route::kProfileExport
               : method == http::verb::delete_ ? Route::kProfileErase
                                               : Route::kProfile;
     return d;
@@ -236,15 +236,18 @@ RouteDecision route_request(const HttpRequest& req, const ServerOptions& opts) {
   }
   if (path == "/v1/admin/shards/claim") {
     if (method != http::verb::post)
-      return reply(http::status::method_not_allowed,
-                   R"({"error":"bad_request","detail":"use POST /v1/admin/shards/claim?shards=4-7"})", keep);
+      return reply(
+          http::status::method_not_allowed,
+          R"({"error":"bad_request","detail":"use POST /v1/admin/shards/claim?shards=4-7"})", keep);
     if (!admin_token_ok(opts, bearer_token(req)))
       return reply(http::status::unauthorized,
                    R"({"error":"unauthorized","detail":"admin token required"})", keep);
     d.subject = percent_decode(query_param(target, "shards"));
     if (d.subject.empty())
-      return reply(http::status::bad_request,
-                   R"({"error":"bad_field","detail":"shards: give the shards to claim, e.g. ?shards=4-7"})", keep);
+      return reply(
+          http::status::bad_request,
+          R"({"error":"bad_field","detail":"shards: give the shards to claim, e.g. ?shards=4-7"})",
+          keep);
     d.route = Route::kShardClaim;
     return d;
   }

@@ -21,21 +21,21 @@ using HttpRequestParser = boost::beast::http::request_parser<boost::beast::http:
 void apply_request_limits(HttpRequestParser& parser, const ServerOptions& opts);
 
 enum class Route : unsigned char {
-  kReply,        // send `status` + `body` (JSON) as is
-  kUpgradePos,   // WebSocket /v1/pos for terminal `key_index`
-  kUpgradeWeb,   // WebSocket /v1/web for `subject` (decoded ?anonymousId=, may be empty);
-                 // the caller still applies the per-address and per-visitor caps
-  kMetrics,      // GET /metrics
-  kProfile,      // GET /v1/profiles/{id}, admin token checked: `subject` = decoded id (1-128 bytes)
+  kReply,       // send `status` + `body` (JSON) as is
+  kUpgradePos,  // WebSocket /v1/pos for terminal `key_index`
+  kUpgradeWeb,  // WebSocket /v1/web for `subject` (decoded ?anonymousId=, may be empty);
+                // the caller still applies the per-address and per-visitor caps
+  kMetrics,     // GET /metrics
+  kProfile,     // GET /v1/profiles/{id}, admin token checked: `subject` = decoded id (1-128 bytes)
   kProfileExport,  // GET /v1/profiles/{id}/export (subject access), as kProfile
   kProfileErase,   // DELETE /v1/profiles/{id} (erasure), as kProfile
   kShardClaim,     // POST /v1/admin/shards/claim?shards=SPEC, admin token checked: `subject` = SPEC
-  kSmsCallback,  // /v1/sms/*: handle_sms_callback; 404 `not_found` when it is not a callback
-  kBatch,        // POST /v1/events for terminal `key_index`
-  kAdmin,        // GET /v1/rules or /v1/admin/*, admin token checked; `query` after '?';
-                 // 404 `not_found` when no admin handler takes the path
-  kStatic,       // GET of a static file: `file` relative to web_root (already checked
-                 // against traversal); 404 `not_found` when it cannot be read
+  kSmsCallback,    // /v1/sms/*: handle_sms_callback; 404 `not_found` when it is not a callback
+  kBatch,          // POST /v1/events for terminal `key_index`
+  kAdmin,          // GET /v1/rules or /v1/admin/*, admin token checked; `query` after '?';
+                   // 404 `not_found` when no admin handler takes the path
+  kStatic,         // GET of a static file: `file` relative to web_root (already checked
+                   // against traversal); 404 `not_found` when it cannot be read
 };
 
 /// What the caller counts when it refuses a request.

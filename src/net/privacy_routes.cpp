@@ -31,7 +31,9 @@ void erase_customer(engine::Engine& engine, actions::SmsOutbox* outbox, std::str
       spdlog::warn("erasure answered {}: {}", r.status, r.status == 404 ? "nothing held" : r.error);
     std::string body;
     if (r.status != 200) {
-      const char* code = r.status == 404 ? "not_found" : r.status == 421 ? "wrong_node" : "unavailable";
+      const char* code = r.status == 404   ? "not_found"
+                         : r.status == 421 ? "wrong_node"
+                                           : "unavailable";
       body = fmt::format(R"({{"error":"{}","detail":)", code);
       protocol::append_json_string(body, r.error);
       body += "}";
@@ -43,7 +45,8 @@ void erase_customer(engine::Engine& engine, actions::SmsOutbox* outbox, std::str
         if (i) body.push_back(',');
         protocol::append_json_string(body, r.subjects[i]);
       }
-      body += fmt::format("],\"profiles\":{},\"keys\":{},\"smsMessages\":{}", r.profiles, r.keys, sms);
+      body +=
+          fmt::format("],\"profiles\":{},\"keys\":{},\"smsMessages\":{}", r.profiles, r.keys, sms);
       if (!r.shards_not_served.empty()) {
         // Several nodes: the others hold their own shards; the caller sends them the same DELETE.
         body += ",\"shardsNotServed\":[";

@@ -997,7 +997,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
         continue;
       }
       if (ev.channel == protocol::Channel::kUnknown) ev.channel = protocol::Channel::kPos;
-      (void)srv_.engine.submit(std::move(ev), std::move(raw), now, slot);  // refusals counted by the engine
+      (void)srv_.engine.submit(std::move(ev), std::move(raw), now,
+                               slot);  // refusals counted by the engine
     }
   }
 
@@ -1098,50 +1099,50 @@ class DetectSession : public std::enable_shared_from_this<DetectSession> {
 
 void Server::Impl::do_accept() {
   const std::size_t home = next_ioc++ % iocs.size();
-  acceptor.async_accept(iocs[home]->get_executor(), [this, home](beast::error_code ec,
-                                                                 tcp::socket sock) {
-    if (ec) {
-      if (ec == asio::error::operation_aborted) return;
-      spdlog::warn("accept: {}", ec.message());
-      return do_accept();
-    }
-    if (connections.load() >= opts.max_connections) {
-      // Over the cap: a short 503 and close, so clients back off instead of hanging.
-      static constexpr std::string_view kBusy =
-          "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
-      beast::error_code ignored;
-      asio::write(sock, asio::buffer(kBusy), ignored);
-      sock.close(ignored);
-      engine.metrics().count_error(ErrorCode::kRateLimited);
-      return do_accept();
-    }
-    auto peer = admit_connection(client_address(sock));
-    if (!peer) {
-      // One address holding many slots (silent ones until idle_timeout) would
-      // deny everyone else; it gets a short 429 instead.
-      static constexpr std::string_view kTooMany =
-          "HTTP/1.1 429 Too Many Requests\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
-      beast::error_code ignored;
-      asio::write(sock, asio::buffer(kTooMany), ignored);
-      sock.close(ignored);
-      engine.metrics().connections_refused.fetch_add(1);
-      return do_accept();
-    }
-    connections.fetch_add(1);
-    engine.metrics().connections.fetch_add(1);
-    engine.metrics().connections_total.fetch_add(1);
-    beast::error_code ignored;
-    sock.set_option(tcp::no_delay(true), ignored);
-    ConnectionSlot slot(*this, std::move(peer), home);
-    if (current_tls()) {
-      std::make_shared<DetectSession>(*this, std::move(sock), std::move(slot))->run();
-    } else {
-      std::make_shared<HttpSession<PlainStream>>(*this, PlainStream(std::move(sock)),
-                                                 beast::flat_buffer{}, std::move(slot), nullptr)
-          ->run();
-    }
-    do_accept();
-  });
+  acceptor.async_accept(
+      iocs[home]->get_executor(), [this, home](beast::error_code ec, tcp::socket sock) {
+        if (ec) {
+          if (ec == asio::error::operation_aborted) return;
+          spdlog::warn("accept: {}", ec.message());
+          return do_accept();
+        }
+        if (connections.load() >= opts.max_connections) {
+          // Over the cap: a short 503 and close, so clients back off instead of hanging.
+          static constexpr std::string_view kBusy =
+              "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+          beast::error_code ignored;
+          asio::write(sock, asio::buffer(kBusy), ignored);
+          sock.close(ignored);
+          engine.metrics().count_error(ErrorCode::kRateLimited);
+          return do_accept();
+        }
+        auto peer = admit_connection(client_address(sock));
+        if (!peer) {
+          // One address holding many slots (silent ones until idle_timeout) would
+          // deny everyone else; it gets a short 429 instead.
+          static constexpr std::string_view kTooMany =
+              "HTTP/1.1 429 Too Many Requests\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+          beast::error_code ignored;
+          asio::write(sock, asio::buffer(kTooMany), ignored);
+          sock.close(ignored);
+          engine.metrics().connections_refused.fetch_add(1);
+          return do_accept();
+        }
+        connections.fetch_add(1);
+        engine.metrics().connections.fetch_add(1);
+        engine.metrics().connections_total.fetch_add(1);
+        beast::error_code ignored;
+        sock.set_option(tcp::no_delay(true), ignored);
+        ConnectionSlot slot(*this, std::move(peer), home);
+        if (current_tls()) {
+          std::make_shared<DetectSession>(*this, std::move(sock), std::move(slot))->run();
+        } else {
+          std::make_shared<HttpSession<PlainStream>>(*this, PlainStream(std::move(sock)),
+                                                     beast::flat_buffer{}, std::move(slot), nullptr)
+              ->run();
+        }
+        do_accept();
+      });
 }
 
 Server::Server(ServerOptions opts, engine::Engine& engine)

@@ -5,8 +5,8 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <charconv>
 #include <cctype>
+#include <charconv>
 
 #include "storepulse/actions/sms_twilio.hpp"
 #include "storepulse/protocol/codec.hpp"
@@ -47,11 +47,14 @@ class ConsentReply final : public engine::ReplyTarget {
 /// Submits `{"type":"identify",…,"traits":{"smsOptIn":<on>}}` for the customer
 /// through the engine, decoded like any other event so it is journaled,
 /// deduped and applied on the customer's shard.
-Status submit_consent(engine::Engine& engine, const std::string& customer, bool on, std::string_view phone) {
+Status submit_consent(engine::Engine& engine, const std::string& customer, bool on,
+                      std::string_view phone) {
   const TimeUs now = wall_clock_us();
-  const std::string message_id = fmt::format(
-      "sms-{}-{}", on ? "start" : "stop",
-      actions::hmac_sha256_hex("storepulse-sms-consent", fmt::format("{}|{}|{}", customer, phone, now)).substr(0, 24));
+  const std::string message_id =
+      fmt::format("sms-{}-{}", on ? "start" : "stop",
+                  actions::hmac_sha256_hex("storepulse-sms-consent",
+                                           fmt::format("{}|{}|{}", customer, phone, now))
+                      .substr(0, 24));
   std::string raw = R"({"type":"identify","messageId":)";
   protocol::append_json_string(raw, message_id);
   raw += R"(,"userId":)";
@@ -61,17 +64,20 @@ Status submit_consent(engine::Engine& engine, const std::string& customer, bool 
   protocol::EventDecoder decoder(engine.options().limits);
   protocol::Event ev;
   if (Status s = decoder.decode(raw, now, ev); !s) return s;
-  return engine.submit(std::move(ev), std::move(raw), now, std::make_shared<ConsentReply>(customer));
+  return engine.submit(std::move(ev), std::move(raw), now,
+                       std::make_shared<ConsentReply>(customer));
 }
 
 SmsRouteReply handle_status(actions::SmsOutbox& outbox, simdjson::dom::element doc) {
   std::string_view id, status, detail;
-  if (doc["id"].get_string().get(id) || id.empty()) return json_error(400, "bad_field", "id: expected a string");
+  if (doc["id"].get_string().get(id) || id.empty())
+    return json_error(400, "bad_field", "id: expected a string");
   if (doc["status"].get_string().get(status) || (status != "delivered" && status != "failed"))
     return json_error(400, "bad_field", "status: expected \"delivered\" or \"failed\"");
   if (doc["error"].get_string().get(detail)) detail = {};  // optional reason from the gateway
   switch (outbox.on_receipt(std::string(id), status == "delivered", detail)) {
-    case actions::ReceiptResult::kUnknown: return json_error(404, "not_found", "no such message id");
+    case actions::ReceiptResult::kUnknown:
+      return json_error(404, "not_found", "no such message id");
     case actions::ReceiptResult::kUnchanged: return {200, R"({"status":"ok","changed":false})"};
     case actions::ReceiptResult::kUpdated: break;
   }
@@ -87,8 +93,8 @@ struct InboundOutcome {
   bool consent_updated = false;
 };
 
-InboundOutcome process_inbound(actions::SmsOutbox& outbox, engine::Engine& engine, std::string_view from,
-                               std::string_view text) {
+InboundOutcome process_inbound(actions::SmsOutbox& outbox, engine::Engine& engine,
+                               std::string_view from, std::string_view text) {
   InboundOutcome out;
   const InboundKeyword kw = parse_inbound_keyword(text);
   std::optional<std::string> customer;
@@ -119,15 +125,19 @@ InboundOutcome process_inbound(actions::SmsOutbox& outbox, engine::Engine& engin
   return out;
 }
 
-SmsRouteReply handle_inbound(actions::SmsOutbox& outbox, engine::Engine& engine, simdjson::dom::element doc) {
+SmsRouteReply handle_inbound(actions::SmsOutbox& outbox, engine::Engine& engine,
+                             simdjson::dom::element doc) {
   std::string_view from, text;
   if (doc["from"].get_string().get(from) || actions::SmsOutbox::normalize_phone(from).size() < 3)
     return json_error(400, "bad_field", "from: expected a phone number");
-  if (doc["text"].get_string().get(text)) return json_error(400, "bad_field", "text: expected a string");
+  if (doc["text"].get_string().get(text))
+    return json_error(400, "bad_field", "text: expected a string");
   const InboundOutcome r = process_inbound(outbox, engine, from, text);
-  if (r.status == 503) return json_error(503, "unavailable", "consent change could not be queued; retry");
-  std::string b = fmt::format(R"({{"status":"ok","keyword":"{}","customerKnown":{},"consentUpdated":{})", r.word,
-                              r.customer_known ? "true" : "false", r.consent_updated ? "true" : "false");
+  if (r.status == 503)
+    return json_error(503, "unavailable", "consent change could not be queued; retry");
+  std::string b = fmt::format(
+      R"({{"status":"ok","keyword":"{}","customerKnown":{},"consentUpdated":{})", r.word,
+      r.customer_known ? "true" : "false", r.consent_updated ? "true" : "false");
   if (!r.reply.empty()) {
     b += ",\"reply\":";
     protocol::append_json_string(b, r.reply);
@@ -161,7 +171,8 @@ SmsRouteReply handle_twilio_callback(actions::SmsOutbox& outbox, engine::Engine&
   const auto& opts = outbox.options();
   if (opts.auth_token.empty() || opts.public_url.empty()) {
     // Without both nothing can be verified, so nothing is accepted.
-    spdlog::warn("sms callback {} refused: no sms.auth_token or sms.public_url configured", req.path);
+    spdlog::warn("sms callback {} refused: no sms.auth_token or sms.public_url configured",
+                 req.path);
     return json_error(403, "forbidden", "no auth token or public_url configured");
   }
   if (req.twilio_signature.empty()) {
@@ -172,18 +183,21 @@ SmsRouteReply handle_twilio_callback(actions::SmsOutbox& outbox, engine::Engine&
   if (!params) return json_error(400, "bad_request", params.status().detail());
   // Twilio signs the URL it called: our public base URL and the target as sent.
   const std::string url = actions::join_public_url(opts.public_url, req.target);
-  if (!actions::constant_time_equal(actions::twilio_signature(opts.auth_token, url, *params), req.twilio_signature)) {
+  if (!actions::constant_time_equal(actions::twilio_signature(opts.auth_token, url, *params),
+                                    req.twilio_signature)) {
     spdlog::warn("sms callback {} refused: bad signature", req.path);
     return json_error(403, "forbidden", "bad signature");
   }
   std::string_view sid = actions::form_value(*params, "MessageSid");
   if (sid.empty()) sid = actions::form_value(*params, "SmsSid");
-  if (sid.empty() || sid.size() > 64) return json_error(400, "bad_field", "MessageSid: expected a message sid");
+  if (sid.empty() || sid.size() > 64)
+    return json_error(400, "bad_field", "MessageSid: expected a message sid");
 
   if (status_path) {
     std::string_view st = actions::form_value(*params, "MessageStatus");
     if (st.empty()) st = actions::form_value(*params, "SmsStatus");
-    if (st.empty() || st.size() > 32) return json_error(400, "bad_field", "MessageStatus: expected a status");
+    if (st.empty() || st.size() > 32)
+      return json_error(400, "bad_field", "MessageStatus: expected a status");
     // The signature has no timestamp: a receipt seen before is a retry or a replay.
     const std::string key = fmt::format("status|{}|{}", sid, st);
     if (!outbox.deduper().first(key, wall_clock_us()))
@@ -202,7 +216,8 @@ SmsRouteReply handle_twilio_callback(actions::SmsOutbox& outbox, engine::Engine&
       if (ec != std::errc() || end != code_text.data() + code_text.size()) code = 0;
     }
     r.error_code = code;
-    if (r.status == actions::ReceiptStatus::kFailed || r.status == actions::ReceiptStatus::kUndelivered)
+    if (r.status == actions::ReceiptStatus::kFailed ||
+        r.status == actions::ReceiptStatus::kUndelivered)
       r.detail = std::string(st);
     switch (outbox.on_receipt(r)) {
       case actions::ReceiptResult::kUnknown: return json_error(404, "not_found", "no such message");
@@ -217,7 +232,8 @@ SmsRouteReply handle_twilio_callback(actions::SmsOutbox& outbox, engine::Engine&
     return json_error(400, "bad_field", "From: expected a phone number");
   const std::string key = fmt::format("inbound|{}", sid);
   if (!outbox.deduper().first(key, wall_clock_us())) return twiml_reply({});
-  const InboundOutcome r = process_inbound(outbox, engine, from, actions::form_value(*params, "Body"));
+  const InboundOutcome r =
+      process_inbound(outbox, engine, from, actions::form_value(*params, "Body"));
   if (r.status == 503) {
     outbox.deduper().forget(key);  // the gateway's retry must be processed
     return json_error(503, "unavailable", "consent change could not be queued; retry");
@@ -228,9 +244,10 @@ SmsRouteReply handle_twilio_callback(actions::SmsOutbox& outbox, engine::Engine&
 }  // namespace
 
 InboundKeyword parse_inbound_keyword(std::string_view text) {
-  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front()))) text.remove_prefix(1);
-  while (!text.empty() && (std::isspace(static_cast<unsigned char>(text.back())) || text.back() == '.' ||
-                           text.back() == '!'))
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front())))
+    text.remove_prefix(1);
+  while (!text.empty() && (std::isspace(static_cast<unsigned char>(text.back())) ||
+                           text.back() == '.' || text.back() == '!'))
     text.remove_suffix(1);
   if (text.size() > 16) return InboundKeyword::kNone;
   std::string w;
@@ -251,7 +268,8 @@ std::optional<SmsRouteReply> handle_sms_callback(actions::SmsOutbox* outbox, eng
   if (!status_path && req.path != "/v1/sms/inbound") return std::nullopt;
   if (!req.is_post) return json_error(405, "bad_request", "use POST");
   if (!outbox) return json_error(503, "unavailable", "SMS is not enabled on this server");
-  if (req.body.size() > kMaxCallbackBytes) return json_error(413, "too_large", "callback body over 8 KiB");
+  if (req.body.size() > kMaxCallbackBytes)
+    return json_error(413, "too_large", "callback body over 8 KiB");
   if (outbox->options().format == actions::GatewayFormat::kJson)
     return handle_json_callback(*outbox, engine, req, status_path);
   return handle_twilio_callback(*outbox, engine, req, status_path);
@@ -305,15 +323,16 @@ std::string render_sms_metrics(const actions::SmsOutbox* outbox) {
   o += fmt::format("storepulse_sms_suppressed_total{{reason=\"opted_out\"}} {}\n", c.opted_out);
   o += fmt::format("storepulse_sms_suppressed_total{{reason=\"dead_number\"}} {}\n", c.dead_number);
   const auto rules = outbox->rule_stats();
-  o += "# HELP storepulse_sms_failed_total SMS that failed delivery (receipt failed/undelivered, refused, retries used up), by rule.\n";
+  o += "# HELP storepulse_sms_failed_total SMS that failed delivery (receipt failed/undelivered, "
+       "refused, retries used up), by rule.\n";
   o += "# TYPE storepulse_sms_failed_total counter\n";
   for (const auto& [rule, st] : rules)
     o += fmt::format("storepulse_sms_failed_total{{rule=\"{}\"}} {}\n", label(rule), st.failed);
   return o;
 }
 
-std::optional<SmsRouteReply> handle_sms_admin(const actions::SmsOutbox* outbox, std::string_view path,
-                                              std::string_view query) {
+std::optional<SmsRouteReply> handle_sms_admin(const actions::SmsOutbox* outbox,
+                                              std::string_view path, std::string_view query) {
   if (path != "/v1/admin/sms") return std::nullopt;
   if (!outbox) return json_error(503, "unavailable", "SMS is not enabled on this server");
   std::size_t n = kDefaultAdminMessages;

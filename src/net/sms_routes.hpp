@@ -51,8 +51,8 @@ std::string twiml_message(std::string_view text);
 
 /// `GET /v1/admin/sms` (caller checked the admin token): outbox counts and the
 /// last messages with their states. nullopt = another path.
-std::optional<SmsRouteReply> handle_sms_admin(const actions::SmsOutbox* outbox, std::string_view path,
-                                              std::string_view query);
+std::optional<SmsRouteReply> handle_sms_admin(const actions::SmsOutbox* outbox,
+                                              std::string_view path, std::string_view query);
 
 /// Words that mean STOP / START / HELP (case-insensitive, surrounding blanks ignored).
 enum class InboundKeyword : unsigned char { kNone, kStop, kStart, kHelp };

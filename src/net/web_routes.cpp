@@ -33,7 +33,8 @@ std::optional<StaticFile> read_static_file(const std::string& web_root, std::str
   constexpr std::uintmax_t kMaxStaticBytes = 16u << 20;
   const std::string path = web_root + "/" + std::string(rel);
   std::error_code ec;
-  if (!std::filesystem::is_regular_file(path, ec) || std::filesystem::file_size(path, ec) > kMaxStaticBytes || ec)
+  if (!std::filesystem::is_regular_file(path, ec) ||
+      std::filesystem::file_size(path, ec) > kMaxStaticBytes || ec)
     return std::nullopt;
   std::ifstream in(path, std::ios::binary);
   if (!in) return std::nullopt;
@@ -73,15 +74,19 @@ std::optional<AdminReply> handle_admin(engine::Engine& engine, std::string_view 
     o += "},\"errors\":{";
     first = true;
     for (ErrorCode c : kAllWireErrors) {
-      o += fmt::format("{}\"{}\":{}", first ? "" : ",", error_code_name(c), m.errors[static_cast<std::size_t>(c)].load());
+      o += fmt::format("{}\"{}\":{}", first ? "" : ",", error_code_name(c),
+                       m.errors[static_cast<std::size_t>(c)].load());
       first = false;
     }
-    o += fmt::format("}},\"latencyUs\":{{\"p50\":{},\"p99\":{},\"count\":{}}}", m.event_latency.quantile_us(0.5),
-                     m.event_latency.quantile_us(0.99), m.event_latency.count());
+    o += fmt::format("}},\"latencyUs\":{{\"p50\":{},\"p99\":{},\"count\":{}}}",
+                     m.event_latency.quantile_us(0.5), m.event_latency.quantile_us(0.99),
+                     m.event_latency.count());
     o += ",\"queueDepth\":[";
-    for (int s = 0; s < engine.shard_count(); ++s) o += fmt::format("{}{}", s ? "," : "", engine.queue_depth(s));
-    o += fmt::format("],\"profiles\":{},\"connections\":{},\"actions\":{},\"duplicates\":{}}}", engine.profile_count(),
-                     m.connections.load(), m.actions.load(), m.duplicates.load());
+    for (int s = 0; s < engine.shard_count(); ++s)
+      o += fmt::format("{}{}", s ? "," : "", engine.queue_depth(s));
+    o += fmt::format("],\"profiles\":{},\"connections\":{},\"actions\":{},\"duplicates\":{}}}",
+                     engine.profile_count(), m.connections.load(), m.actions.load(),
+                     m.duplicates.load());
     return AdminReply{200, std::move(o)};
   }
   return std::nullopt;

@@ -4,16 +4,16 @@
 
 #include <algorithm>
 #include <array>
-#include <span>
 #include <cmath>
+#include <span>
 
 #include "storepulse/models/live_models.hpp"
 #include "storepulse/rules/parser.hpp"
 
 namespace storepulse::rules {
 
-using protocol::Event;
 using profile::CustomerProfile;
+using protocol::Event;
 
 bool Value::truthy() const {
   switch (kind) {
@@ -31,22 +31,79 @@ namespace {
 // ---- fields ----------------------------------------------------------------
 
 enum class FieldId : std::uint16_t {
-  kEventName, kEventType, kEventChannel, kEventTotal, kEventDiscount, kEventStoreId, kEventTerminalId,
-  kEventCampaign, kEventTimezone, kEventOrderId, kEventCurrency, kEventTime, kEventUserId,
-  kEventAnonymousId, kEventValue, kEventItems, kEventPromotionId, kEventUrl,
-  kProductId, kProductSku, kProductName, kProductCategory, kProductBrand, kProductSize, kProductPrice,
-  kProductQuantity, kProductPromo,
-  kProfileOrders, kProfileOrdersPos, kProfileOrdersWeb, kProfileRefunds, kProfileSwipes, kProfileWebViews,
-  kProfileMonetary, kProfilePoints, kProfileRecencyDays, kProfileTenureDays, kProfileDiscountShare,
-  kProfileAvgOrder, kProfileHomeStore, kProfileLastOrder, kProfileFirstOrder, kProfileFirstSeen,
-  kProfileLastSeen, kProfileBirthday, kProfileTopCategory, kProfileTopBrand, kProfileTopBrandShare,
-  kProfilePurchaseIntervalDays, kProfileWebShare,
-  kTraitFirstName, kTraitLastName, kTraitBirthday, kTraitGender, kTraitPhone, kTraitEmail,
-  kTraitPostalCode, kTraitHomeStore, kTraitSmsOptIn,
-  kCartValue, kCartItems, kCartLines, kCartUpdated, kCartTopName, kCartTopCategory, kCartTopPrice,
+  kEventName,
+  kEventType,
+  kEventChannel,
+  kEventTotal,
+  kEventDiscount,
+  kEventStoreId,
+  kEventTerminalId,
+  kEventCampaign,
+  kEventTimezone,
+  kEventOrderId,
+  kEventCurrency,
+  kEventTime,
+  kEventUserId,
+  kEventAnonymousId,
+  kEventValue,
+  kEventItems,
+  kEventPromotionId,
+  kEventUrl,
+  kProductId,
+  kProductSku,
+  kProductName,
+  kProductCategory,
+  kProductBrand,
+  kProductSize,
+  kProductPrice,
+  kProductQuantity,
+  kProductPromo,
+  kProfileOrders,
+  kProfileOrdersPos,
+  kProfileOrdersWeb,
+  kProfileRefunds,
+  kProfileSwipes,
+  kProfileWebViews,
+  kProfileMonetary,
+  kProfilePoints,
+  kProfileRecencyDays,
+  kProfileTenureDays,
+  kProfileDiscountShare,
+  kProfileAvgOrder,
+  kProfileHomeStore,
+  kProfileLastOrder,
+  kProfileFirstOrder,
+  kProfileFirstSeen,
+  kProfileLastSeen,
+  kProfileBirthday,
+  kProfileTopCategory,
+  kProfileTopBrand,
+  kProfileTopBrandShare,
+  kProfilePurchaseIntervalDays,
+  kProfileWebShare,
+  kTraitFirstName,
+  kTraitLastName,
+  kTraitBirthday,
+  kTraitGender,
+  kTraitPhone,
+  kTraitEmail,
+  kTraitPostalCode,
+  kTraitHomeStore,
+  kTraitSmsOptIn,
+  kCartValue,
+  kCartItems,
+  kCartLines,
+  kCartUpdated,
+  kCartTopName,
+  kCartTopCategory,
+  kCartTopPrice,
   kCartTopProductId,
   kConsentSms,
-  kSegment, kClv, kPAlive, kExpectedPurchases90d, kNow,
+  kSegment,
+  kClv,
+  kPAlive,
+  kExpectedPurchases90d,
+  kNow,
 };
 
 struct FieldDef {
@@ -55,8 +112,8 @@ struct FieldDef {
   StaticType type;
 };
 
-constexpr StaticType kNum = StaticType::kNumber, kStr = StaticType::kString, kTim = StaticType::kTime,
-                     kBoo = StaticType::kBool;
+constexpr StaticType kNum = StaticType::kNumber, kStr = StaticType::kString,
+                     kTim = StaticType::kTime, kBoo = StaticType::kBool;
 
 // Segment names the same things `properties.*`; both spellings resolve to one field.
 constexpr FieldDef kFields[] = {
@@ -158,8 +215,20 @@ constexpr FieldDef kFields[] = {
 // ---- functions -------------------------------------------------------------
 
 enum class FuncId : std::uint16_t {
-  kDaysSince, kIsBirthdayToday, kDaysFromBirthday, kAffinity, kBrandAffinity, kBoughtWithin,
-  kTopBasketRule, kSizeOf, kSizeAgeDays, kNextSize, kContains, kMin, kMax, kAbs,
+  kDaysSince,
+  kIsBirthdayToday,
+  kDaysFromBirthday,
+  kAffinity,
+  kBrandAffinity,
+  kBoughtWithin,
+  kTopBasketRule,
+  kSizeOf,
+  kSizeAgeDays,
+  kNextSize,
+  kContains,
+  kMin,
+  kMax,
+  kAbs,
 };
 
 struct FuncDef {
@@ -175,10 +244,20 @@ constexpr StaticType kAnyT = StaticType::kAny;
 constexpr FuncDef kFuncs[] = {
     {"days_since", FuncId::kDaysSince, 1, {kTim, kAnyT}, kNum, "days_since(time)"},
     {"is_birthday_today", FuncId::kIsBirthdayToday, 0, {kAnyT, kAnyT}, kBoo, "is_birthday_today()"},
-    {"days_from_birthday", FuncId::kDaysFromBirthday, 0, {kAnyT, kAnyT}, kNum, "days_from_birthday()"},
+    {"days_from_birthday",
+     FuncId::kDaysFromBirthday,
+     0,
+     {kAnyT, kAnyT},
+     kNum,
+     "days_from_birthday()"},
     {"affinity", FuncId::kAffinity, 1, {kStr, kAnyT}, kNum, "affinity(category)"},
     {"brand_affinity", FuncId::kBrandAffinity, 1, {kStr, kAnyT}, kNum, "brand_affinity(brand)"},
-    {"bought_within", FuncId::kBoughtWithin, 2, {kStr, kNum}, kBoo, "bought_within(category, days)"},
+    {"bought_within",
+     FuncId::kBoughtWithin,
+     2,
+     {kStr, kNum},
+     kBoo,
+     "bought_within(category, days)"},
     {"top_basket_rule", FuncId::kTopBasketRule, 0, {kAnyT, kAnyT}, kStr, "top_basket_rule()"},
     {"size_of", FuncId::kSizeOf, 1, {kStr, kAnyT}, kStr, "size_of(category)"},
     {"size_age_days", FuncId::kSizeAgeDays, 1, {kStr, kAnyT}, kNum, "size_age_days(category)"},
@@ -190,10 +269,20 @@ constexpr FuncDef kFuncs[] = {
 };
 
 constexpr std::string_view kEventNames[] = {
-    "Card Swiped",      "Order Completed",   "Order Refunded",    "Product Viewed",
-    "Product Added",    "Product Removed",   "Cart Viewed",       "Checkout Started",
-    "Promotion Viewed", "Promotion Clicked", "Product Reserved",  "identify",
-    "page",             "alias",
+    "Card Swiped",
+    "Order Completed",
+    "Order Refunded",
+    "Product Viewed",
+    "Product Added",
+    "Product Removed",
+    "Cart Viewed",
+    "Checkout Started",
+    "Promotion Viewed",
+    "Promotion Clicked",
+    "Product Reserved",
+    "identify",
+    "page",
+    "alias",
 };
 constexpr std::string_view kChannels[] = {"pos", "web", "app", "unknown"};
 constexpr std::string_view kEventTypes[] = {"track", "identify", "page", "alias"};
@@ -211,14 +300,21 @@ std::string_view type_name(StaticType t) {
 }
 
 bool fits(StaticType have, StaticType want) {
-  return want == StaticType::kAny || have == want || have == StaticType::kAny || have == StaticType::kNull;
+  return want == StaticType::kAny || have == want || have == StaticType::kAny ||
+         have == StaticType::kNull;
 }
 
 // ---- runtime helpers (no allocation) ----------------------------------------
 
-double money(protocol::Money m) { return static_cast<double>(m) / 100.0; }
-Value time_or_null(TimeUs t) { return t ? Value::of_time(t) : Value::null(); }
-Value str_or_null(std::string_view s) { return s.empty() ? Value::null() : Value::of_string(s); }
+double money(protocol::Money m) {
+  return static_cast<double>(m) / 100.0;
+}
+Value time_or_null(TimeUs t) {
+  return t ? Value::of_time(t) : Value::null();
+}
+Value str_or_null(std::string_view s) {
+  return s.empty() ? Value::null() : Value::of_string(s);
+}
 double days_between(TimeUs from, TimeUs to) {
   return static_cast<double>(to - from) / static_cast<double>(kUsPerDay);
 }
@@ -256,13 +352,13 @@ double decayed_affinity(const Stat* s, TimeUs now) {
 
 // Children's sizes in Europe step by 6 cm of height (50, 56, … 176); letter
 // sizes step through the usual ladder. Views into static tables: no allocation.
-constexpr std::string_view kHeightSizes[] = {"50",  "56",  "62",  "68",  "74",  "80",  "86",
-                                             "92",  "98",  "104", "110", "116", "122", "128",
-                                             "134", "140", "146", "152", "158", "164", "170", "176"};
+constexpr std::string_view kHeightSizes[] = {"50",  "56",  "62",  "68",  "74",  "80",  "86",  "92",
+                                             "98",  "104", "110", "116", "122", "128", "134", "140",
+                                             "146", "152", "158", "164", "170", "176"};
 constexpr std::string_view kLetterSizes[] = {"XXS", "XS", "S", "M", "L", "XL", "XXL", "XXXL"};
 // Age sizes as the catalogue writes them: "2-3Y" for a child aged 2.
-constexpr std::string_view kAgeSizes[] = {"0-1Y",  "1-2Y",  "2-3Y",  "3-4Y",  "4-5Y",   "5-6Y",
-                                          "6-7Y",  "7-8Y",  "8-9Y",  "9-10Y", "10-11Y", "11-12Y",
+constexpr std::string_view kAgeSizes[] = {"0-1Y",   "1-2Y",   "2-3Y",   "3-4Y",  "4-5Y",   "5-6Y",
+                                          "6-7Y",   "7-8Y",   "8-9Y",   "9-10Y", "10-11Y", "11-12Y",
                                           "12-13Y", "13-14Y", "14-15Y", "15-16Y"};
 
 std::string_view next_size_of(std::string_view size) {
@@ -275,7 +371,9 @@ std::string_view next_size_of(std::string_view size) {
   return {};
 }
 
-bool is_leap(int y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
+bool is_leap(int y) {
+  return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+}
 
 // Days from the event date to the nearest birthday (this, last or next year).
 Value days_from_birthday(const CustomerProfile& p, TimeUs now) {
@@ -286,7 +384,8 @@ Value days_from_birthday(const CustomerProfile& p, TimeUs now) {
   civil_from_days(today, y, m, d);
   std::int64_t best = 1 << 30;
   for (int yy = y - 1; yy <= y + 1; ++yy) {
-    unsigned bm = static_cast<unsigned>(p.birthday_mmdd / 100), bd = static_cast<unsigned>(p.birthday_mmdd % 100);
+    unsigned bm = static_cast<unsigned>(p.birthday_mmdd / 100),
+             bd = static_cast<unsigned>(p.birthday_mmdd % 100);
     // Members born on 29 February celebrate on 28 February in common years.
     if (bm == 2 && bd == 29 && !is_leap(yy)) bd = 28;
     const std::int64_t diff = days_from_civil(yy, bm, bd) - today;
@@ -301,11 +400,13 @@ Value load_field(FieldId id, const EvalContext& c) {
   const protocol::Product* prod = e.products.empty() ? nullptr : &e.products.front();
   switch (id) {
     case FieldId::kEventName:
-      return e.type == protocol::EventType::kTrack ? Value::of_string(protocol::event_name_str(e.name))
-                                                   : Value::of_string(protocol::event_type_name(e.type));
+      return e.type == protocol::EventType::kTrack
+                 ? Value::of_string(protocol::event_name_str(e.name))
+                 : Value::of_string(protocol::event_type_name(e.type));
     case FieldId::kEventType: return Value::of_string(protocol::event_type_name(e.type));
     case FieldId::kEventChannel: return Value::of_string(protocol::channel_name(e.channel));
-    case FieldId::kEventTotal: return e.has_total ? Value::of_number(money(e.total)) : Value::null();
+    case FieldId::kEventTotal:
+      return e.has_total ? Value::of_number(money(e.total)) : Value::null();
     case FieldId::kEventDiscount: return Value::of_number(money(e.discount));
     case FieldId::kEventStoreId: return str_or_null(e.store_id);
     case FieldId::kEventTerminalId: return str_or_null(e.terminal_id);
@@ -338,11 +439,13 @@ Value load_field(FieldId id, const EvalContext& c) {
     case FieldId::kProfileMonetary: return Value::of_number(money(p.monetary));
     case FieldId::kProfilePoints: return Value::of_number(static_cast<double>(p.points));
     case FieldId::kProfileRecencyDays:
-      return p.last_order ? Value::of_number(std::floor(std::max(0.0, days_between(p.last_order, c.now))))
-                          : Value::null();
+      return p.last_order
+                 ? Value::of_number(std::floor(std::max(0.0, days_between(p.last_order, c.now))))
+                 : Value::null();
     case FieldId::kProfileTenureDays:
-      return p.first_order ? Value::of_number(std::floor(std::max(0.0, days_between(p.first_order, c.now))))
-                           : Value::null();
+      return p.first_order
+                 ? Value::of_number(std::floor(std::max(0.0, days_between(p.first_order, c.now))))
+                 : Value::null();
     case FieldId::kProfileDiscountShare: return Value::of_number(p.discount_share());
     case FieldId::kProfileAvgOrder:
       return p.orders ? Value::of_number(money(p.monetary) / p.orders) : Value::null();
@@ -374,7 +477,8 @@ Value load_field(FieldId id, const EvalContext& c) {
                  ? Value::of_number(days_between(p.first_order, p.last_order) / (p.orders - 1))
                  : Value::null();
     case FieldId::kProfileWebShare:
-      return p.orders ? Value::of_number(static_cast<double>(p.orders_web) / p.orders) : Value::null();
+      return p.orders ? Value::of_number(static_cast<double>(p.orders_web) / p.orders)
+                      : Value::null();
     case FieldId::kTraitFirstName: return str_or_null(p.traits.first_name);
     case FieldId::kTraitLastName: return str_or_null(p.traits.last_name);
     case FieldId::kTraitBirthday: return str_or_null(p.traits.birthday);
@@ -395,7 +499,8 @@ Value load_field(FieldId id, const EvalContext& c) {
     case FieldId::kCartUpdated: return time_or_null(p.cart_updated);
     case FieldId::kCartTopName: {
       const auto* t = cart_top(p);
-      return t ? str_or_null(p.name(t->name == profile::kNoName ? t->product_id : t->name)) : Value::null();
+      return t ? str_or_null(p.name(t->name == profile::kNoName ? t->product_id : t->name))
+               : Value::null();
     }
     case FieldId::kCartTopCategory: {
       const auto* t = cart_top(p);
@@ -445,7 +550,8 @@ Value call_function(FuncId id, const Value* a, const EvalContext& c) {
       return Value::of_bool(d.kind == ValueKind::kNumber && d.number == 0);
     }
     case FuncId::kDaysFromBirthday: return days_from_birthday(p, c.now);
-    case FuncId::kAffinity: return Value::of_number(decayed_affinity(p.category(str_arg(0)), c.now));
+    case FuncId::kAffinity:
+      return Value::of_number(decayed_affinity(p.category(str_arg(0)), c.now));
     case FuncId::kBrandAffinity: {
       const profile::BrandStat* s = nullptr;
       const profile::NameId brand = p.names->find(str_arg(0));
@@ -483,7 +589,8 @@ Value call_function(FuncId id, const Value* a, const EvalContext& c) {
       return s ? str_or_null(next_size_of(p.name(s->size))) : Value::null();
     }
     case FuncId::kContains:
-      if (a[0].kind != ValueKind::kString || a[1].kind != ValueKind::kString) return Value::of_bool(false);
+      if (a[0].kind != ValueKind::kString || a[1].kind != ValueKind::kString)
+        return Value::of_bool(false);
       return Value::of_bool(a[0].str.find(a[1].str) != std::string_view::npos);
     case FuncId::kMin:
     case FuncId::kMax:
@@ -491,7 +598,8 @@ Value call_function(FuncId id, const Value* a, const EvalContext& c) {
       return Value::of_number(id == FuncId::kMin ? std::min(a[0].number, a[1].number)
                                                  : std::max(a[0].number, a[1].number));
     case FuncId::kAbs:
-      return a[0].kind == ValueKind::kNumber ? Value::of_number(std::fabs(a[0].number)) : Value::null();
+      return a[0].kind == ValueKind::kNumber ? Value::of_number(std::fabs(a[0].number))
+                                             : Value::null();
   }
   return Value::null();
 }
@@ -524,7 +632,8 @@ int compare(const Value& x, const Value& y) {
 
 Value arith(OpCode op, const Value& x, const Value& y) {
   // time ± duration (days) and time - time (days) keep `now - 30d` meaningful.
-  if (x.kind == ValueKind::kTime && y.kind == ValueKind::kNumber && (op == OpCode::kAdd || op == OpCode::kSub)) {
+  if (x.kind == ValueKind::kTime && y.kind == ValueKind::kNumber &&
+      (op == OpCode::kAdd || op == OpCode::kSub)) {
     const auto delta = static_cast<TimeUs>(std::llround(y.number * static_cast<double>(kUsPerDay)));
     return Value::of_time(op == OpCode::kAdd ? x.time + delta : x.time - delta);
   }
@@ -536,7 +645,8 @@ Value arith(OpCode op, const Value& x, const Value& y) {
     case OpCode::kSub: return Value::of_number(x.number - y.number);
     case OpCode::kMul: return Value::of_number(x.number * y.number);
     case OpCode::kDiv: return y.number == 0 ? Value::null() : Value::of_number(x.number / y.number);
-    case OpCode::kMod: return y.number == 0 ? Value::null() : Value::of_number(std::fmod(x.number, y.number));
+    case OpCode::kMod:
+      return y.number == 0 ? Value::null() : Value::of_number(std::fmod(x.number, y.number));
     default: return Value::null();
   }
 }
@@ -561,8 +671,9 @@ Value Program::run(const EvalContext& ctx) const noexcept {
       }
       case OpCode::kNot: stack[sp - 1] = Value::of_bool(!stack[sp - 1].truthy()); break;
       case OpCode::kNeg:
-        stack[sp - 1] = stack[sp - 1].kind == ValueKind::kNumber ? Value::of_number(-stack[sp - 1].number)
-                                                                  : Value::null();
+        stack[sp - 1] = stack[sp - 1].kind == ValueKind::kNumber
+                            ? Value::of_number(-stack[sp - 1].number)
+                            : Value::null();
         break;
       case OpCode::kAdd:
       case OpCode::kSub:
@@ -587,7 +698,10 @@ Value Program::run(const EvalContext& ctx) const noexcept {
         const int r = compare(stack[sp - 1], stack[sp]);
         bool b = false;
         if (r != 2) {
-          b = in.op == OpCode::kLt ? r < 0 : in.op == OpCode::kLe ? r <= 0 : in.op == OpCode::kGt ? r > 0 : r >= 0;
+          b = in.op == OpCode::kLt   ? r < 0
+              : in.op == OpCode::kLe ? r <= 0
+              : in.op == OpCode::kGt ? r > 0
+                                     : r >= 0;
         }
         stack[sp - 1] = Value::of_bool(b);
         break;
@@ -625,9 +739,9 @@ Value Program::run(const EvalContext& ctx) const noexcept {
 }
 
 std::string Program::disassemble() const {
-  static constexpr std::string_view kNames[] = {"const", "field", "call", "not", "neg", "add", "sub",
-                                                "mul",   "div",   "mod",  "eq",  "ne",  "lt",  "le",
-                                                "gt",    "ge",    "in",   "and_jump", "or_jump", "to_bool"};
+  static constexpr std::string_view kNames[] = {
+      "const", "field", "call", "not", "neg", "add", "sub", "mul",      "div",     "mod",
+      "eq",    "ne",    "lt",   "le",  "gt",  "ge",  "in",  "and_jump", "or_jump", "to_bool"};
   std::string s;
   for (std::size_t i = 0; i < code_.size(); ++i) {
     const auto& in = code_[i];
@@ -688,11 +802,13 @@ class ExpressionCompiler {
 
  private:
   void add(Instr in, int stack_delta) {
-    if (p_.code_.size() >= Program::kMaxCode) throw ExpressionError{{1, 1}, "expression is too long"};
+    if (p_.code_.size() >= Program::kMaxCode)
+      throw ExpressionError{{1, 1}, "expression is too long"};
     p_.code_.push_back(in);
     depth_ += stack_delta;
     if (depth_ > static_cast<int>(Program::kMaxStack))
-      throw ExpressionError{{1, 1}, fmt::format("expression nests deeper than {} values", Program::kMaxStack)};
+      throw ExpressionError{
+          {1, 1}, fmt::format("expression nests deeper than {} values", Program::kMaxStack)};
     p_.max_stack_ = std::max(p_.max_stack_, static_cast<std::size_t>(std::max(depth_, 0)));
   }
   std::string_view own(const std::string& s) {
@@ -705,8 +821,8 @@ class ExpressionCompiler {
   }
   static void require(StaticType have, StaticType want, const Expr& at, std::string_view what) {
     if (!fits(have, want))
-      throw ExpressionError{at.pos, fmt::format("{} needs a {} here, but {} is a {}", what, type_name(want),
-                                                to_string(at), type_name(have))};
+      throw ExpressionError{at.pos, fmt::format("{} needs a {} here, but {} is a {}", what,
+                                                type_name(want), to_string(at), type_name(have))};
   }
 
   static const FieldDef& resolve_field(const Expr& e) {
@@ -714,7 +830,8 @@ class ExpressionCompiler {
       if (f.path == e.text) return f;
     for (const auto& f : kFuncs)
       if (f.name == e.text)
-        throw ExpressionError{e.pos, fmt::format("'{}' is a function: write {}", e.text, f.signature)};
+        throw ExpressionError{e.pos,
+                              fmt::format("'{}' is a function: write {}", e.text, f.signature)};
     std::vector<std::string_view> names;
     const auto dot = e.text.find('.');
     const std::string_view root = std::string_view(e.text).substr(0, dot);
@@ -724,7 +841,8 @@ class ExpressionCompiler {
       if (dot != std::string::npos && f.path.substr(0, f.path.find('.')) == root) known_root = true;
     }
     if (known_root)
-      return fail_field(e, fmt::format("unknown field '{}'{}", e.text, did_you_mean(e.text, names)));
+      return fail_field(e,
+                        fmt::format("unknown field '{}'{}", e.text, did_you_mean(e.text, names)));
     return fail_field(e, fmt::format("unknown name '{}'{}", e.text, did_you_mean(e.text, names)));
   }
   [[noreturn]] static const FieldDef& fail_field(const Expr& e, std::string msg) {
@@ -733,10 +851,11 @@ class ExpressionCompiler {
 
   StaticType emit_call(const Expr& e) {
     if (e.text == "count")
-      throw ExpressionError{e.pos,
-                            "count(event, days) is not available: profiles keep running totals, not event "
-                            "histories; use profile.orders, profile.swipes, bought_within(category, days) "
-                            "or days_since(profile.lastOrder)"};
+      throw ExpressionError{
+          e.pos,
+          "count(event, days) is not available: profiles keep running totals, not event "
+          "histories; use profile.orders, profile.swipes, bought_within(category, days) "
+          "or days_since(profile.lastOrder)"};
     const FuncDef* f = nullptr;
     std::size_t index = 0;
     for (std::size_t i = 0; i < std::size(kFuncs); ++i)
@@ -747,11 +866,12 @@ class ExpressionCompiler {
     if (!f) {
       std::vector<std::string_view> names;
       for (const auto& k : kFuncs) names.push_back(k.name);
-      throw ExpressionError{e.pos, fmt::format("unknown function '{}'{}", e.text, did_you_mean(e.text, names))};
+      throw ExpressionError{
+          e.pos, fmt::format("unknown function '{}'{}", e.text, did_you_mean(e.text, names))};
     }
     if (e.args.size() != f->arity)
-      throw ExpressionError{e.pos, fmt::format("{} takes {} argument{}, not {}", f->signature, f->arity,
-                                               f->arity == 1 ? "" : "s", e.args.size())};
+      throw ExpressionError{e.pos, fmt::format("{} takes {} argument{}, not {}", f->signature,
+                                               f->arity, f->arity == 1 ? "" : "s", e.args.size())};
     for (std::size_t i = 0; i < e.args.size(); ++i) {
       const StaticType t = emit(*e.args[i]);
       require(t, f->args[i], *e.args[i], fmt::format("argument {} of {}", i + 1, f->signature));
@@ -764,10 +884,14 @@ class ExpressionCompiler {
   static void check_literal_against(const Expr& path, const Expr& lit) {
     if (path.kind != ExprKind::kPath || lit.kind != ExprKind::kString) return;
     std::vector<std::string_view> allowed;
-    if (path.text == "event.name") allowed.assign(std::begin(kEventNames), std::end(kEventNames));
-    else if (path.text == "event.channel") allowed.assign(std::begin(kChannels), std::end(kChannels));
-    else if (path.text == "event.type") allowed.assign(std::begin(kEventTypes), std::end(kEventTypes));
-    else return;
+    if (path.text == "event.name")
+      allowed.assign(std::begin(kEventNames), std::end(kEventNames));
+    else if (path.text == "event.channel")
+      allowed.assign(std::begin(kChannels), std::end(kChannels));
+    else if (path.text == "event.type")
+      allowed.assign(std::begin(kEventTypes), std::end(kEventTypes));
+    else
+      return;
     if (std::find(allowed.begin(), allowed.end(), lit.text) != allowed.end()) return;
     throw ExpressionError{lit.pos, fmt::format("{} is never \"{}\"{}", path.text, lit.text,
                                                did_you_mean(lit.text, allowed))};
@@ -796,8 +920,8 @@ class ExpressionCompiler {
             case ExprKind::kString:
               check_literal_against(l, *item);
               if (lt != StaticType::kAny && lt != StaticType::kString && lt != StaticType::kNull)
-                throw ExpressionError{item->pos, fmt::format("{} is a {}, the list holds text", to_string(l),
-                                                             type_name(lt))};
+                throw ExpressionError{item->pos, fmt::format("{} is a {}, the list holds text",
+                                                             to_string(l), type_name(lt))};
               items.push_back(Value::of_string(own(item->text)));
               break;
             case ExprKind::kBool: items.push_back(Value::of_bool(item->boolean)); break;
@@ -807,7 +931,9 @@ class ExpressionCompiler {
                 break;
               }
               [[fallthrough]];
-            default: throw ExpressionError{item->pos, "list items must be literal numbers, texts or true/false"};
+            default:
+              throw ExpressionError{item->pos,
+                                    "list items must be literal numbers, texts or true/false"};
           }
         }
         p_.lists_.push_back(std::move(items));
@@ -836,7 +962,9 @@ class ExpressionCompiler {
       case BinaryOp::kMod:
         require(lt, StaticType::kNumber, l, fmt::format("'{}'", op));
         require(rt, StaticType::kNumber, r, fmt::format("'{}'", op));
-        add({e.binary == BinaryOp::kMul ? OpCode::kMul : e.binary == BinaryOp::kDiv ? OpCode::kDiv : OpCode::kMod,
+        add({e.binary == BinaryOp::kMul   ? OpCode::kMul
+             : e.binary == BinaryOp::kDiv ? OpCode::kDiv
+                                          : OpCode::kMod,
              0, 0},
             -1);
         return StaticType::kNumber;
@@ -846,8 +974,8 @@ class ExpressionCompiler {
     const bool lfree = lt == StaticType::kAny || lt == StaticType::kNull;
     const bool rfree = rt == StaticType::kAny || rt == StaticType::kNull;
     if (!lfree && !rfree && lt != rt)
-      throw ExpressionError{e.pos, fmt::format("cannot compare {} ({}) with {} ({})", to_string(l), type_name(lt),
-                                               to_string(r), type_name(rt))};
+      throw ExpressionError{e.pos, fmt::format("cannot compare {} ({}) with {} ({})", to_string(l),
+                                               type_name(lt), to_string(r), type_name(rt))};
     OpCode code = OpCode::kEq;
     switch (e.binary) {
       case BinaryOp::kEq: code = OpCode::kEq; break;
@@ -857,7 +985,8 @@ class ExpressionCompiler {
       case BinaryOp::kGt: code = OpCode::kGt; break;
       default: code = OpCode::kGe; break;
     }
-    if ((code != OpCode::kEq && code != OpCode::kNe) && (lt == StaticType::kBool || rt == StaticType::kBool))
+    if ((code != OpCode::kEq && code != OpCode::kNe) &&
+        (lt == StaticType::kBool || rt == StaticType::kBool))
       throw ExpressionError{e.pos, fmt::format("'{}' does not order true/false values", op)};
     add({code, 0, 0}, -1);
     return StaticType::kBool;
@@ -874,7 +1003,9 @@ Program compile_expression(const Expr& e) {
   return prog;
 }
 
-Program compile_expression(std::string_view src) { return compile_expression(*parse_expression(src)); }
+Program compile_expression(std::string_view src) {
+  return compile_expression(*parse_expression(src));
+}
 
 Program compile_condition(std::string_view src) {
   auto ast = parse_expression(src);
@@ -944,7 +1075,8 @@ Template compile_template(std::string_view text) {
       i += 2;
       continue;
     }
-    if (c == '}') throw ExpressionError{{line, col}, "'}' without '{' (write '}}' for a literal brace)"};
+    if (c == '}')
+      throw ExpressionError{{line, col}, "'}' without '{' (write '}}' for a literal brace)"};
     if (c != '{') {
       cur.literal.push_back(c);
       step(c);
@@ -958,19 +1090,26 @@ Template compile_template(std::string_view text) {
     for (; j < text.size(); ++j) {
       const char d = text[j];
       if (quote) {
-        if (d == '\\') ++j;
-        else if (d == quote) quote = 0;
+        if (d == '\\')
+          ++j;
+        else if (d == quote)
+          quote = 0;
         continue;
       }
-      if (d == '"' || d == '\'') quote = d;
-      else if (d == '}') break;
+      if (d == '"' || d == '\'')
+        quote = d;
+      else if (d == '}')
+        break;
       else if (d == '|' && bar == std::string_view::npos) {
-        if (j + 1 < text.size() && text[j + 1] == '|') ++j;
-        else bar = j;
+        if (j + 1 < text.size() && text[j + 1] == '|')
+          ++j;
+        else
+          bar = j;
       }
     }
     if (j >= text.size()) throw ExpressionError{open, "'{' without a closing '}'"};
-    const std::string_view inner = text.substr(i + 1, (bar == std::string_view::npos ? j : bar) - i - 1);
+    const std::string_view inner =
+        text.substr(i + 1, (bar == std::string_view::npos ? j : bar) - i - 1);
     try {
       cur.expr = compile_expression(inner);
     } catch (ExpressionError& e) {
@@ -978,7 +1117,8 @@ Template compile_template(std::string_view text) {
       e.pos.line += open.line - 1;
       throw;
     }
-    if (bar != std::string_view::npos) cur.fallback = std::string(text.substr(bar + 1, j - bar - 1));
+    if (bar != std::string_view::npos)
+      cur.fallback = std::string(text.substr(bar + 1, j - bar - 1));
     t.pieces_.push_back(std::move(cur));
     cur = Template::Piece{};
     for (std::size_t k = i; k <= j; ++k) step(text[k]);
@@ -1000,6 +1140,8 @@ std::vector<std::string_view> known_function_names() {
   return v;
 }
 
-std::vector<std::string_view> known_event_names() { return {std::begin(kEventNames), std::end(kEventNames)}; }
+std::vector<std::string_view> known_event_names() {
+  return {std::begin(kEventNames), std::end(kEventNames)};
+}
 
 }  // namespace storepulse::rules

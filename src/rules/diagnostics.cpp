@@ -7,20 +7,24 @@
 
 namespace storepulse::rules {
 
-std::string Diagnostic::str() const { return fmt::format("{}:{}:{}: {}", file, pos.line, pos.col, message); }
+std::string Diagnostic::str() const {
+  return fmt::format("{}:{}:{}: {}", file, pos.line, pos.col, message);
+}
 
 std::size_t edit_distance(std::string_view a, std::string_view b) {
   // Optimal string alignment: a swap of two neighbours (`pso` / `pos`) is one
   // edit, the commonest typo.
   auto eq = [](char x, char y) {
-    return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
+    return std::tolower(static_cast<unsigned char>(x)) ==
+           std::tolower(static_cast<unsigned char>(y));
   };
   std::vector<std::size_t> prev2(b.size() + 1), prev(b.size() + 1), cur(b.size() + 1);
   for (std::size_t j = 0; j <= b.size(); ++j) prev[j] = j;
   for (std::size_t i = 1; i <= a.size(); ++i) {
     cur[0] = i;
     for (std::size_t j = 1; j <= b.size(); ++j) {
-      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (eq(a[i - 1], b[j - 1]) ? 0 : 1)});
+      cur[j] =
+          std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (eq(a[i - 1], b[j - 1]) ? 0 : 1)});
       if (i > 1 && j > 1 && eq(a[i - 1], b[j - 2]) && eq(a[i - 2], b[j - 1]))
         cur[j] = std::min(cur[j], prev2[j - 2] + 1);
     }

@@ -42,17 +42,27 @@ std::string_view token_kind_name(TokenKind k) {
 
 namespace {
 
-bool name_start(char c) { return std::isalpha(static_cast<unsigned char>(c)) || c == '_'; }
-bool name_char(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.'; }
+bool name_start(char c) {
+  return std::isalpha(static_cast<unsigned char>(c)) || c == '_';
+}
+bool name_char(char c) {
+  return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.';
+}
 
 // Durations count in days so that `days_since(x) > 30d` and `> 30` agree.
 bool duration_days(std::string_view unit, double& per) {
-  if (unit == "d") per = 1;
-  else if (unit == "w") per = 7;
-  else if (unit == "h") per = 1.0 / 24;
-  else if (unit == "m" || unit == "min") per = 1.0 / 1440;
-  else if (unit == "s") per = 1.0 / 86400;
-  else return false;
+  if (unit == "d")
+    per = 1;
+  else if (unit == "w")
+    per = 7;
+  else if (unit == "h")
+    per = 1.0 / 24;
+  else if (unit == "m" || unit == "min")
+    per = 1.0 / 1440;
+  else if (unit == "s")
+    per = 1.0 / 86400;
+  else
+    return false;
   return true;
 }
 
@@ -85,7 +95,8 @@ std::vector<Token> tokenize(std::string_view src) {
     if (std::isdigit(static_cast<unsigned char>(c)) ||
         (c == '.' && i + 1 < src.size() && std::isdigit(static_cast<unsigned char>(src[i + 1])))) {
       std::size_t j = i;
-      while (j < src.size() && (std::isdigit(static_cast<unsigned char>(src[j])) || src[j] == '.')) ++j;
+      while (j < src.size() && (std::isdigit(static_cast<unsigned char>(src[j])) || src[j] == '.'))
+        ++j;
       const std::string_view num = src.substr(i, j - i);
       double v = 0;
       auto [ptr, ec] = std::from_chars(num.data(), num.data() + num.size(), v);
@@ -97,8 +108,9 @@ std::vector<Token> tokenize(std::string_view src) {
         const std::string_view unit = src.substr(j, k - j);
         double per = 0;
         if (!duration_days(unit, per))
-          throw ExpressionError{t.pos, fmt::format("unknown duration unit '{}' in '{}' (use s, m, h, d or w)",
-                                                   unit, src.substr(i, k - i))};
+          throw ExpressionError{
+              t.pos, fmt::format("unknown duration unit '{}' in '{}' (use s, m, h, d or w)", unit,
+                                 src.substr(i, k - i))};
         v *= per;
         t.duration = true;
         j = k;
@@ -138,15 +150,24 @@ std::vector<Token> tokenize(std::string_view src) {
       std::size_t j = i;
       while (j < src.size() && name_char(src[j])) ++j;
       std::string_view name = src.substr(i, j - i);
-      if (name.back() == '.') throw ExpressionError{t.pos, fmt::format("name '{}' ends with '.'", name)};
-      if (name == "and") t.kind = TokenKind::kAnd;
-      else if (name == "or") t.kind = TokenKind::kOr;
-      else if (name == "not") t.kind = TokenKind::kNot;
-      else if (name == "in") t.kind = TokenKind::kIn;
-      else if (name == "true") t.kind = TokenKind::kTrue;
-      else if (name == "false") t.kind = TokenKind::kFalse;
-      else if (name == "null") t.kind = TokenKind::kNull;
-      else t.kind = TokenKind::kName;
+      if (name.back() == '.')
+        throw ExpressionError{t.pos, fmt::format("name '{}' ends with '.'", name)};
+      if (name == "and")
+        t.kind = TokenKind::kAnd;
+      else if (name == "or")
+        t.kind = TokenKind::kOr;
+      else if (name == "not")
+        t.kind = TokenKind::kNot;
+      else if (name == "in")
+        t.kind = TokenKind::kIn;
+      else if (name == "true")
+        t.kind = TokenKind::kTrue;
+      else if (name == "false")
+        t.kind = TokenKind::kFalse;
+      else if (name == "null")
+        t.kind = TokenKind::kNull;
+      else
+        t.kind = TokenKind::kName;
       t.text = std::string(name);
       advance(j - i);
       out.push_back(std::move(t));
@@ -154,12 +175,18 @@ std::vector<Token> tokenize(std::string_view src) {
     }
     auto two = [&](char a, char b) { return c == a && i + 1 < src.size() && src[i + 1] == b; };
     std::size_t len = 1;
-    if (two('=', '=')) t.kind = TokenKind::kEq, len = 2;
-    else if (two('!', '=')) t.kind = TokenKind::kNe, len = 2;
-    else if (two('<', '=')) t.kind = TokenKind::kLe, len = 2;
-    else if (two('>', '=')) t.kind = TokenKind::kGe, len = 2;
-    else if (two('&', '&')) t.kind = TokenKind::kAnd, len = 2;
-    else if (two('|', '|')) t.kind = TokenKind::kOr, len = 2;
+    if (two('=', '='))
+      t.kind = TokenKind::kEq, len = 2;
+    else if (two('!', '='))
+      t.kind = TokenKind::kNe, len = 2;
+    else if (two('<', '='))
+      t.kind = TokenKind::kLe, len = 2;
+    else if (two('>', '='))
+      t.kind = TokenKind::kGe, len = 2;
+    else if (two('&', '&'))
+      t.kind = TokenKind::kAnd, len = 2;
+    else if (two('|', '|'))
+      t.kind = TokenKind::kOr, len = 2;
     else {
       switch (c) {
         case '<': t.kind = TokenKind::kLt; break;

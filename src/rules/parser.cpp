@@ -45,7 +45,8 @@ std::string to_string(const Expr& e) {
     case ExprKind::kUnary:
       return fmt::format("({}{})", e.unary == UnaryOp::kNot ? "not " : "-", to_string(*e.args[0]));
     case ExprKind::kBinary:
-      return fmt::format("({} {} {})", to_string(*e.args[0]), binary_op_name(e.binary), to_string(*e.args[1]));
+      return fmt::format("({} {} {})", to_string(*e.args[0]), binary_op_name(e.binary),
+                         to_string(*e.args[1]));
   }
   return "?";
 }
@@ -67,8 +68,9 @@ class Parser {
                             fmt::format("expression is too long (over {} tokens)", kMaxTokens)};
     auto e = parse_or();
     if (peek().kind != TokenKind::kEnd)
-      throw ExpressionError{peek().pos, fmt::format("unexpected {} '{}' after a complete expression",
-                                                    token_kind_name(peek().kind), peek().text)};
+      throw ExpressionError{peek().pos,
+                            fmt::format("unexpected {} '{}' after a complete expression",
+                                        token_kind_name(peek().kind), peek().text)};
     return e;
   }
 
@@ -101,8 +103,8 @@ class Parser {
   }
   void expect(TokenKind k, std::string_view what) {
     if (peek().kind != k)
-      throw ExpressionError{peek().pos, fmt::format("expected {} {}, found {}", token_kind_name(k), what,
-                                                    token_kind_name(peek().kind))};
+      throw ExpressionError{peek().pos, fmt::format("expected {} {}, found {}", token_kind_name(k),
+                                                    what, token_kind_name(peek().kind))};
     take();
   }
 
@@ -160,7 +162,8 @@ class Parser {
     auto l = parse_additive();
     BinaryOp op;
     // `x not in [..]` reads naturally; it is `not (x in [..])`.
-    if (peek().kind == TokenKind::kNot && at_ + 1 < toks_.size() && toks_[at_ + 1].kind == TokenKind::kIn) {
+    if (peek().kind == TokenKind::kNot && at_ + 1 < toks_.size() &&
+        toks_[at_ + 1].kind == TokenKind::kIn) {
       const auto pos = take().pos;
       take();
       auto in = binary(BinaryOp::kIn, pos, std::move(l), parse_list());
@@ -209,7 +212,7 @@ class Parser {
     while (peek().kind == TokenKind::kStar || peek().kind == TokenKind::kSlash ||
            peek().kind == TokenKind::kPercent) {
       const auto& t = take();
-      const BinaryOp op = t.kind == TokenKind::kStar ? BinaryOp::kMul
+      const BinaryOp op = t.kind == TokenKind::kStar    ? BinaryOp::kMul
                           : t.kind == TokenKind::kSlash ? BinaryOp::kDiv
                                                         : BinaryOp::kMod;
       l = binary(op, t.pos, std::move(l), parse_unary());
@@ -233,10 +236,22 @@ class Parser {
     auto e = std::make_unique<Expr>();
     e->pos = t.pos;
     switch (t.kind) {
-      case TokenKind::kNumber: e->kind = ExprKind::kNumber; e->number = t.number; return e;
-      case TokenKind::kString: e->kind = ExprKind::kString; e->text = t.text; return e;
-      case TokenKind::kTrue: e->kind = ExprKind::kBool; e->boolean = true; return e;
-      case TokenKind::kFalse: e->kind = ExprKind::kBool; e->boolean = false; return e;
+      case TokenKind::kNumber:
+        e->kind = ExprKind::kNumber;
+        e->number = t.number;
+        return e;
+      case TokenKind::kString:
+        e->kind = ExprKind::kString;
+        e->text = t.text;
+        return e;
+      case TokenKind::kTrue:
+        e->kind = ExprKind::kBool;
+        e->boolean = true;
+        return e;
+      case TokenKind::kFalse:
+        e->kind = ExprKind::kBool;
+        e->boolean = false;
+        return e;
       case TokenKind::kNull: e->kind = ExprKind::kNull; return e;
       case TokenKind::kLParen: {
         auto inner = parse_or();
@@ -257,10 +272,10 @@ class Parser {
           e->kind = ExprKind::kPath;
         }
         return e;
-      case TokenKind::kLBracket:
-        throw ExpressionError{t.pos, "a list is only allowed after 'in'"};
+      case TokenKind::kLBracket: throw ExpressionError{t.pos, "a list is only allowed after 'in'"};
       default:
-        throw ExpressionError{t.pos, fmt::format("expected a value, found {}", token_kind_name(t.kind))};
+        throw ExpressionError{t.pos,
+                              fmt::format("expected a value, found {}", token_kind_name(t.kind))};
     }
   }
 
@@ -271,6 +286,8 @@ class Parser {
 
 }  // namespace
 
-ExprPtr parse_expression(std::string_view src) { return Parser(tokenize(src)).parse_all(); }
+ExprPtr parse_expression(std::string_view src) {
+  return Parser(tokenize(src)).parse_all();
+}
 
 }  // namespace storepulse::rules

@@ -47,7 +47,8 @@ std::optional<TimeZone> TimeZone::from_tzif(std::string_view d) {
   TimeZone z;
   std::vector<std::int32_t> type_off(static_cast<std::size_t>(c[4]));
   const std::size_t types_at = at + c[3] * (tbytes + 1);
-  for (std::int64_t i = 0; i < c[4]; ++i) type_off[i] = static_cast<std::int32_t>(be(d, types_at + 6 * i, 4));
+  for (std::int64_t i = 0; i < c[4]; ++i)
+    type_off[i] = static_cast<std::int32_t>(be(d, types_at + 6 * i, 4));
   z.initial_ = type_off[0];
   for (std::int64_t i = 0; i < c[3]; ++i) {
     const auto idx = static_cast<unsigned char>(d[at + c[3] * tbytes + i]);
@@ -75,7 +76,8 @@ std::optional<std::int32_t> parse_offset(std::string_view s) {
   s.remove_prefix(1);
   int h = 0, m = 0;
   std::size_t i = 0;
-  while (i < s.size() && i < 2 && std::isdigit(static_cast<unsigned char>(s[i]))) h = h * 10 + (s[i++] - '0');
+  while (i < s.size() && i < 2 && std::isdigit(static_cast<unsigned char>(s[i])))
+    h = h * 10 + (s[i++] - '0');
   if (i == 0) return std::nullopt;
   if (i < s.size() && s[i] == ':') ++i;
   std::size_t mdigits = 0;
@@ -86,9 +88,11 @@ std::optional<std::int32_t> parse_offset(std::string_view s) {
 }
 
 bool safe_zone_name(std::string_view n) {
-  if (n.empty() || n.size() > 64 || n.find("..") != std::string_view::npos || n.front() == '/') return false;
+  if (n.empty() || n.size() > 64 || n.find("..") != std::string_view::npos || n.front() == '/')
+    return false;
   return std::all_of(n.begin(), n.end(), [](char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) || c == '/' || c == '_' || c == '-' || c == '+';
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '/' || c == '_' || c == '-' ||
+           c == '+';
   });
 }
 
@@ -130,11 +134,15 @@ TimeUs QuietHours::ends_at(TimeUs t, const TimeZone& zone) const {
     if (minute < start_minute || minute >= end_minute) return 0;
     end_day = day;
   } else {
-    if (minute >= start_minute) end_day = day + 1;
-    else if (minute < end_minute) end_day = day;
-    else return 0;
+    if (minute >= start_minute)
+      end_day = day + 1;
+    else if (minute < end_minute)
+      end_day = day;
+    else
+      return 0;
   }
-  const TimeUs local_end = end_day * kUsPerDay + static_cast<TimeUs>(end_minute) * 60 * kUsPerSecond;
+  const TimeUs local_end =
+      end_day * kUsPerDay + static_cast<TimeUs>(end_minute) * 60 * kUsPerSecond;
   // The offset at the end can differ from now's (a DST change overnight).
   const std::int64_t end_off = zone.offset_at(local_end - off * kUsPerSecond);
   return local_end - end_off * kUsPerSecond;

@@ -48,7 +48,9 @@ constexpr char kTimerChannelSep = '#';
 // too, so both groups are exposed to the rule at the same rhythm.
 constexpr std::string_view kHoldoutChannel = "holdout";
 
-void bump(std::atomic<std::uint64_t>& c) { c.fetch_add(1, std::memory_order_relaxed); }
+void bump(std::atomic<std::uint64_t>& c) {
+  c.fetch_add(1, std::memory_order_relaxed);
+}
 
 // Bounded log: when full, drop the oldest record of a rule that has a newer
 // one, so each rule's latest contact (its cooldown) survives as long as possible.
@@ -61,7 +63,8 @@ void record_contact(CustomerProfile& p, std::string_view rule_text, std::string_
     bool found = false;
     for (std::size_t i = 0; i < p.contacts.size() && !found; ++i)
       for (std::size_t j = 0; j < p.contacts.size(); ++j)
-        if (j != i && p.contacts[j].rule == p.contacts[i].rule && p.contacts[j].when >= p.contacts[i].when) {
+        if (j != i && p.contacts[j].rule == p.contacts[i].rule &&
+            p.contacts[j].when >= p.contacts[i].when) {
           victim = i;
           found = true;
           break;
@@ -176,7 +179,8 @@ void RuleBook::credit_order(const protocol::Event& ev, CustomerProfile& p) const
   }
 }
 
-void RuleBook::evaluate(const protocol::Event& ev, CustomerProfile& p, std::vector<protocol::Action>& out) {
+void RuleBook::evaluate(const protocol::Event& ev, CustomerProfile& p,
+                        std::vector<protocol::Action>& out) {
   const std::uint32_t bit = event_bit(ev);
   // Outcomes first: an order credits the contacts made before it, never a
   // rule this very order fires (its window opens below).
@@ -188,7 +192,8 @@ void RuleBook::evaluate(const protocol::Event& ev, CustomerProfile& p, std::vect
   for (const auto& r : rules_) {
     if (!(r->cancel_mask & bit) || p.timers.empty()) continue;
     const auto before = p.timers.size();
-    erase_if(p.timers, [&](const PendingTimer& t) { return timer_belongs(p.name(t.rule), r->name); });
+    erase_if(p.timers,
+             [&](const PendingTimer& t) { return timer_belongs(p.name(t.rule), r->name); });
     if (p.timers.size() != before) bump(r->counters.timers_cancelled);
   }
   const EvalContext ctx{&ev, &p, ev.timestamp};
@@ -199,8 +204,10 @@ void RuleBook::evaluate(const protocol::Event& ev, CustomerProfile& p, std::vect
     if (r.wait > 0) {
       // The condition describes the customer when the wait is over (cart still
       // full, still no order), so it is checked when the timer fires, not now.
-      if (arm_timer(p, r.name, ev.timestamp + r.wait)) bump(r.counters.timers_armed);
-      else bump(r.counters.timers_dropped);
+      if (arm_timer(p, r.name, ev.timestamp + r.wait))
+        bump(r.counters.timers_armed);
+      else
+        bump(r.counters.timers_dropped);
       continue;
     }
     bump(r.counters.evaluated);
@@ -231,8 +238,8 @@ void RuleBook::fire_timer(const std::string& key, TimeUs fire_at, CustomerProfil
   decide(*r, ctx, p, {}, only, only >= 0, taken, out);
 }
 
-void RuleBook::decide(const Rule& r, const EvalContext& ctx, CustomerProfile& p, std::string_view tz,
-                      int only_channel, bool deferred, unsigned& taken,
+void RuleBook::decide(const Rule& r, const EvalContext& ctx, CustomerProfile& p,
+                      std::string_view tz, int only_channel, bool deferred, unsigned& taken,
                       std::vector<protocol::Action>& out) const {
   auto& cnt = r.counters;
   const TimeUs now = ctx.now;
@@ -242,7 +249,8 @@ void RuleBook::decide(const Rule& r, const EvalContext& ctx, CustomerProfile& p,
     if (r.cooldown > 0) {
       const profile::NameId rule = p.names->find(r.name);  // never contacted yet: not interned
       for (const auto& c : p.contacts)
-        if (rule != profile::kNoName && c.rule == rule && now - c.when < r.cooldown && now >= c.when) {
+        if (rule != profile::kNoName && c.rule == rule && now - c.when < r.cooldown &&
+            now >= c.when) {
           bump(cnt.suppressed[static_cast<std::size_t>(Suppression::kCooldown)]);
           return;
         }
@@ -275,7 +283,9 @@ void RuleBook::decide(const Rule& r, const EvalContext& ctx, CustomerProfile& p,
       std::uint32_t n = 0;
       const profile::NameId channel = p.names->find(chname);
       for (const auto& c : p.contacts)
-        if (channel != profile::kNoName && c.channel == channel && now - c.when < cap.window && now >= c.when) ++n;
+        if (channel != profile::kNoName && c.channel == channel && now - c.when < cap.window &&
+            now >= c.when)
+          ++n;
       if (n >= cap.max) capped = true;
     }
     if (capped) {
@@ -291,9 +301,12 @@ void RuleBook::decide(const Rule& r, const EvalContext& ctx, CustomerProfile& p,
         suppress(Suppression::kQuietHours);
         taken |= 1u << ch;
         char key[160];
-        const auto res = fmt::format_to_n(key, sizeof key, "{}{}{}", r.name, kTimerChannelSep, chname);
-        if (arm_timer(p, std::string_view(key, res.size), until)) bump(cnt.timers_armed);
-        else bump(cnt.timers_dropped);
+        const auto res =
+            fmt::format_to_n(key, sizeof key, "{}{}{}", r.name, kTimerChannelSep, chname);
+        if (arm_timer(p, std::string_view(key, res.size), until))
+          bump(cnt.timers_armed);
+        else
+          bump(cnt.timers_dropped);
         continue;
       }
     }
@@ -322,12 +335,14 @@ void RuleBook::decide(const Rule& r, const EvalContext& ctx, CustomerProfile& p,
 }
 
 std::optional<double> RuleOutcome::conversion_lift() const {
-  if (!contacts[kGroupHoldout] || !contacts[kGroupTreated] || rate(kGroupHoldout) <= 0) return std::nullopt;
+  if (!contacts[kGroupHoldout] || !contacts[kGroupTreated] || rate(kGroupHoldout) <= 0)
+    return std::nullopt;
   return rate(kGroupTreated) / rate(kGroupHoldout) - 1.0;
 }
 
 std::optional<double> RuleOutcome::revenue_lift() const {
-  if (!contacts[kGroupHoldout] || !contacts[kGroupTreated] || revenue_per_contact(kGroupHoldout) <= 0)
+  if (!contacts[kGroupHoldout] || !contacts[kGroupTreated] ||
+      revenue_per_contact(kGroupHoldout) <= 0)
     return std::nullopt;
   return revenue_per_contact(kGroupTreated) / revenue_per_contact(kGroupHoldout) - 1.0;
 }
@@ -362,36 +377,44 @@ std::string RuleBook::describe_json() const {
       if (i) o.push_back(',');
       protocol::append_json_string(o, channel_str(r.actions[i].channel));
     }
-    const auto ld = [](const std::atomic<std::uint64_t>& a) { return a.load(std::memory_order_relaxed); };
+    const auto ld = [](const std::atomic<std::uint64_t>& a) {
+      return a.load(std::memory_order_relaxed);
+    };
     const auto& c = r.counters;
     o += fmt::format(
-        "],\"priority\":{},\"enabled\":{},\"waitSeconds\":{},\"holdoutPercent\":{:.2f},\"counters\":{{"
+        "],\"priority\":{},\"enabled\":{},\"waitSeconds\":{},\"holdoutPercent\":{:.2f},"
+        "\"counters\":{{"
         "\"evaluated\":{},\"matched\":{},\"fired\":{},\"held_out\":{},\"timers_armed\":{},"
         "\"timers_cancelled\":{},\"timers_dropped\":{},\"suppressed\":{{",
-        r.priority, r.enabled ? "true" : "false", r.wait / kUsPerSecond, r.holdout_basis_points / 100.0,
-        ld(c.evaluated), ld(c.matched), ld(c.fired), ld(c.held_out), ld(c.timers_armed), ld(c.timers_cancelled),
-        ld(c.timers_dropped));
+        r.priority, r.enabled ? "true" : "false", r.wait / kUsPerSecond,
+        r.holdout_basis_points / 100.0, ld(c.evaluated), ld(c.matched), ld(c.fired), ld(c.held_out),
+        ld(c.timers_armed), ld(c.timers_cancelled), ld(c.timers_dropped));
     for (std::size_t s = 0; s < kSuppressionCount; ++s)
       o += fmt::format("{}\"{}\":{}", s ? "," : "", suppression_name(static_cast<Suppression>(s)),
                        ld(c.suppressed[s]));
     const RuleOutcome out = rule_outcome(c);
-    const auto opt = [](std::optional<double> v) { return v ? fmt::format("{:.4f}", *v) : std::string("null"); };
+    const auto opt = [](std::optional<double> v) {
+      return v ? fmt::format("{:.4f}", *v) : std::string("null");
+    };
     o += fmt::format(
-        "}},\"converted\":{{\"treated\":{},\"holdout\":{}}},\"revenue\":{{\"treated\":{:.2f},\"holdout\":{:.2f}}},"
+        "}},\"converted\":{{\"treated\":{},\"holdout\":{}}},\"revenue\":{{\"treated\":{:.2f},"
+        "\"holdout\":{:.2f}}},"
         "\"conversionRate\":{{\"treated\":{:.4f},\"holdout\":{:.4f}}},"
         "\"revenuePerContact\":{{\"treated\":{:.2f},\"holdout\":{:.2f}}},"
         "\"lift\":{{\"conversion\":{},\"revenue\":{}}}}},\"attributionDays\":{:.2f}}}",
-        out.converted[kGroupTreated], out.converted[kGroupHoldout], out.revenue[kGroupTreated] / 100.0,
-        out.revenue[kGroupHoldout] / 100.0, out.rate(kGroupTreated), out.rate(kGroupHoldout),
-        out.revenue_per_contact(kGroupTreated), out.revenue_per_contact(kGroupHoldout), opt(out.conversion_lift()),
-        opt(out.revenue_lift()), static_cast<double>(r.attribution) / static_cast<double>(kUsPerDay));
+        out.converted[kGroupTreated], out.converted[kGroupHoldout],
+        out.revenue[kGroupTreated] / 100.0, out.revenue[kGroupHoldout] / 100.0,
+        out.rate(kGroupTreated), out.rate(kGroupHoldout), out.revenue_per_contact(kGroupTreated),
+        out.revenue_per_contact(kGroupHoldout), opt(out.conversion_lift()), opt(out.revenue_lift()),
+        static_cast<double>(r.attribution) / static_cast<double>(kUsPerDay));
   }
   return o + "]";
 }
 
 void RuleBook::append_prometheus(std::string& o) const {
   const auto ld = [](const auto& a) { return a.load(std::memory_order_relaxed); };
-  const auto family = [&](std::string_view name, std::string_view type, std::string_view help, auto per_rule) {
+  const auto family = [&](std::string_view name, std::string_view type, std::string_view help,
+                          auto per_rule) {
     o += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
     for (const auto& rp : rules_) per_rule(*rp);
   };
@@ -400,49 +423,63 @@ void RuleBook::append_prometheus(std::string& o) const {
       o += fmt::format("{}{{rule=\"{}\"}} {}\n", name, r.name, ld(field(r.counters)));
     });
   };
-  simple("storepulse_rule_evaluated_total", "Trigger events (or timers) a rule looked at.",
-         [](const RuleCounters& c) -> const auto& { return c.evaluated; });
-  simple("storepulse_rule_matched_total", "Evaluations whose condition held.",
-         [](const RuleCounters& c) -> const auto& { return c.matched; });
-  simple("storepulse_rule_fired_total", "Decisions that delivered at least one action (treated contacts).",
-         [](const RuleCounters& c) -> const auto& { return c.fired; });
-  simple("storepulse_rule_held_out_total", "Would-have-fired decisions for the holdout group (holdout contacts).",
-         [](const RuleCounters& c) -> const auto& { return c.held_out; });
-  simple("storepulse_rule_timers_armed_total", "Event-time timers armed or re-armed.",
-         [](const RuleCounters& c) -> const auto& { return c.timers_armed; });
-  simple("storepulse_rule_timers_cancelled_total", "Timers cancelled by a cancel_on event.",
-         [](const RuleCounters& c) -> const auto& { return c.timers_cancelled; });
-  family("storepulse_rule_suppressed_total", "counter", "Actions not delivered, by reason.", [&](const Rule& r) {
-    for (std::size_t s = 0; s < kSuppressionCount; ++s)
-      o += fmt::format("storepulse_rule_suppressed_total{{rule=\"{}\",reason=\"{}\"}} {}\n", r.name,
-                       suppression_name(static_cast<Suppression>(s)), ld(r.counters.suppressed[s]));
-  });
+  simple(
+      "storepulse_rule_evaluated_total", "Trigger events (or timers) a rule looked at.",
+      [](const RuleCounters& c) -> const auto& { return c.evaluated; });
+  simple(
+      "storepulse_rule_matched_total", "Evaluations whose condition held.",
+      [](const RuleCounters& c) -> const auto& { return c.matched; });
+  simple(
+      "storepulse_rule_fired_total",
+      "Decisions that delivered at least one action (treated contacts).",
+      [](const RuleCounters& c) -> const auto& { return c.fired; });
+  simple(
+      "storepulse_rule_held_out_total",
+      "Would-have-fired decisions for the holdout group (holdout contacts).",
+      [](const RuleCounters& c) -> const auto& { return c.held_out; });
+  simple(
+      "storepulse_rule_timers_armed_total", "Event-time timers armed or re-armed.",
+      [](const RuleCounters& c) -> const auto& { return c.timers_armed; });
+  simple(
+      "storepulse_rule_timers_cancelled_total", "Timers cancelled by a cancel_on event.",
+      [](const RuleCounters& c) -> const auto& { return c.timers_cancelled; });
+  family("storepulse_rule_suppressed_total", "counter", "Actions not delivered, by reason.",
+         [&](const Rule& r) {
+           for (std::size_t s = 0; s < kSuppressionCount; ++s)
+             o += fmt::format("storepulse_rule_suppressed_total{{rule=\"{}\",reason=\"{}\"}} {}\n",
+                              r.name, suppression_name(static_cast<Suppression>(s)),
+                              ld(r.counters.suppressed[s]));
+         });
   static constexpr std::string_view kGroups[] = {"treated", "holdout"};
   family("storepulse_rule_converted_total", "counter",
-         "Contacts followed by an order within the rule's attribution window, by group.", [&](const Rule& r) {
+         "Contacts followed by an order within the rule's attribution window, by group.",
+         [&](const Rule& r) {
            for (std::size_t g = 0; g < 2; ++g)
-             o += fmt::format("storepulse_rule_converted_total{{rule=\"{}\",group=\"{}\"}} {}\n", r.name,
-                              kGroups[g], ld(r.counters.converted[g]));
+             o += fmt::format("storepulse_rule_converted_total{{rule=\"{}\",group=\"{}\"}} {}\n",
+                              r.name, kGroups[g], ld(r.counters.converted[g]));
          });
   family("storepulse_rule_revenue_total", "counter",
          "Order totals (currency units) within the attribution window after a contact, by group.",
          [&](const Rule& r) {
            for (std::size_t g = 0; g < 2; ++g)
-             o += fmt::format("storepulse_rule_revenue_total{{rule=\"{}\",group=\"{}\"}} {:.2f}\n", r.name,
-                              kGroups[g], static_cast<double>(ld(r.counters.revenue[g])) / 100.0);
+             o += fmt::format("storepulse_rule_revenue_total{{rule=\"{}\",group=\"{}\"}} {:.2f}\n",
+                              r.name, kGroups[g],
+                              static_cast<double>(ld(r.counters.revenue[g])) / 100.0);
          });
-  family("storepulse_rule_conversion_lift", "gauge",
-         "Treated over holdout conversion rate minus 1 (absent while the holdout has no conversions).",
-         [&](const Rule& r) {
-           if (auto l = rule_outcome(r.counters).conversion_lift())
-             o += fmt::format("storepulse_rule_conversion_lift{{rule=\"{}\"}} {:.4f}\n", r.name, *l);
-         });
-  family("storepulse_rule_revenue_lift", "gauge",
-         "Treated over holdout revenue per contact minus 1 (absent while the holdout has no revenue).",
-         [&](const Rule& r) {
-           if (auto l = rule_outcome(r.counters).revenue_lift())
-             o += fmt::format("storepulse_rule_revenue_lift{{rule=\"{}\"}} {:.4f}\n", r.name, *l);
-         });
+  family(
+      "storepulse_rule_conversion_lift", "gauge",
+      "Treated over holdout conversion rate minus 1 (absent while the holdout has no conversions).",
+      [&](const Rule& r) {
+        if (auto l = rule_outcome(r.counters).conversion_lift())
+          o += fmt::format("storepulse_rule_conversion_lift{{rule=\"{}\"}} {:.4f}\n", r.name, *l);
+      });
+  family(
+      "storepulse_rule_revenue_lift", "gauge",
+      "Treated over holdout revenue per contact minus 1 (absent while the holdout has no revenue).",
+      [&](const Rule& r) {
+        if (auto l = rule_outcome(r.counters).revenue_lift())
+          o += fmt::format("storepulse_rule_revenue_lift{{rule=\"{}\"}} {:.4f}\n", r.name, *l);
+      });
 }
 
 }  // namespace storepulse::rules

@@ -16,9 +16,10 @@ namespace storepulse::rules {
 
 namespace {
 
-constexpr std::string_view kRuleKeys[] = {"rule",    "description", "on",     "wait",     "cancel_on",
-                                          "if",      "then",        "priority", "cooldown", "caps",
-                                          "quiet_hours", "timezone", "holdout", "attribution", "enabled"};
+constexpr std::string_view kRuleKeys[] = {"rule",      "description", "on",          "wait",
+                                          "cancel_on", "if",          "then",        "priority",
+                                          "cooldown",  "caps",        "quiet_hours", "timezone",
+                                          "holdout",   "attribution", "enabled"};
 constexpr std::string_view kActionKeys[] = {"pos", "web", "sms", "offer"};
 constexpr std::string_view kChannelNames[] = {"pos", "web", "sms"};
 
@@ -29,7 +30,8 @@ struct FileError {
 
 class RuleFileReader {
  public:
-  RuleFileReader(std::string file, std::string text) : file_(std::move(file)), text_(std::move(text)) {
+  RuleFileReader(std::string file, std::string text)
+      : file_(std::move(file)), text_(std::move(text)) {
     std::istringstream in(text_);
     for (std::string l; std::getline(in, l);) lines_.push_back(l);
   }
@@ -43,7 +45,8 @@ class RuleFileReader {
       return nullptr;
     }
     if (!doc.IsMap()) {
-      errors.push_back({file_, {1, 1}, "a rule file is a map of fields (rule:, on:, if:, then: …)"});
+      errors.push_back(
+          {file_, {1, 1}, "a rule file is a map of fields (rule:, on:, if:, then: …)"});
       return nullptr;
     }
     auto rule = std::make_unique<Rule>();
@@ -64,7 +67,8 @@ class RuleFileReader {
     for (const char* req : {"rule", "on", "then"})
       if (!seen.count(req)) errors.push_back({file_, {1, 1}, fmt::format("missing '{}'", req)});
     if (seen.count("cancel_on") && !seen.count("wait"))
-      errors.push_back({file_, where(doc["cancel_on"]), "'cancel_on' cancels a 'wait' timer, but this rule has no 'wait'"});
+      errors.push_back({file_, where(doc["cancel_on"]),
+                        "'cancel_on' cancels a 'wait' timer, but this rule has no 'wait'"});
     return rule;
   }
 
@@ -74,16 +78,19 @@ class RuleFileReader {
     if (m.line < 0) return {1, 1};
     return {m.line + 1, m.column + 1};
   }
-  [[noreturn]] void fail(const YAML::Node& n, std::string msg) const { throw FileError{where(n), std::move(msg)}; }
+  [[noreturn]] void fail(const YAML::Node& n, std::string msg) const {
+    throw FileError{where(n), std::move(msg)};
+  }
 
   // Maps a position inside a scalar's value to the file: quoted scalars start
   // one column later, block scalars (| >) on the next line at its indentation.
   SourcePos map_pos(const YAML::Node& n, SourcePos rel) const {
     SourcePos at = where(n);
     const std::size_t li = static_cast<std::size_t>(at.line - 1);
-    const char first = li < lines_.size() && static_cast<std::size_t>(at.col - 1) < lines_[li].size()
-                           ? lines_[li][at.col - 1]
-                           : ' ';
+    const char first =
+        li < lines_.size() && static_cast<std::size_t>(at.col - 1) < lines_[li].size()
+            ? lines_[li][at.col - 1]
+            : ' ';
     if (first == '"' || first == '\'') {
       at.col += 1;
     } else if (first == '|' || first == '>') {
@@ -91,9 +98,12 @@ class RuleFileReader {
       // ('\n' for |, ' ' for >), so walk the value offset over the content lines.
       const std::string value = n.as<std::string>();
       std::size_t off = 0;
-      for (int l = 1, c = 1; off < value.size() && (l < rel.line || (l == rel.line && c < rel.col)); ++off) {
-        if (value[off] == '\n') ++l, c = 1;
-        else ++c;
+      for (int l = 1, c = 1; off < value.size() && (l < rel.line || (l == rel.line && c < rel.col));
+           ++off) {
+        if (value[off] == '\n')
+          ++l, c = 1;
+        else
+          ++c;
       }
       std::size_t l = li + 1;
       while (l < lines_.size()) {
@@ -118,11 +128,13 @@ class RuleFileReader {
   TimeUs duration(const YAML::Node& n, std::string_view field) const {
     const std::string s = scalar(n, field);
     auto d = parse_duration(s);
-    if (!d || *d <= 0) fail(n, fmt::format("'{}': '{}' is not a duration (e.g. 30m, 2h, 7d, 1w)", field, s));
+    if (!d || *d <= 0)
+      fail(n, fmt::format("'{}': '{}' is not a duration (e.g. 30m, 2h, 7d, 1w)", field, s));
     return *d;
   }
 
-  std::uint32_t event_mask(const YAML::Node& n, std::string_view field, std::vector<std::string>* names) const {
+  std::uint32_t event_mask(const YAML::Node& n, std::string_view field,
+                           std::vector<std::string>* names) const {
     std::vector<YAML::Node> items;
     if (n.IsSequence()) {
       for (const auto& i : n) items.push_back(i);
@@ -178,7 +190,8 @@ class RuleFileReader {
     return i == s.size();
   }
 
-  void offer_json(const YAML::Node& n, std::vector<ActionSpec::OfferPart>& parts, std::string& lit) const {
+  void offer_json(const YAML::Node& n, std::vector<ActionSpec::OfferPart>& parts,
+                  std::string& lit) const {
     if (n.IsMap()) {
       lit += "{";
       bool first = true;
@@ -228,9 +241,11 @@ class RuleFileReader {
       }
       const auto* ch = std::find(std::begin(kChannelNames), std::end(kChannelNames), key);
       if (ch == std::end(kChannelNames))
-        fail(kv.first, fmt::format("unknown action field '{}'{}", key,
-                                   did_you_mean(key, {std::begin(kActionKeys), std::end(kActionKeys)})));
-      if (++channels > 1) fail(kv.first, "one channel per action: start another '- ' item for each channel");
+        fail(kv.first,
+             fmt::format("unknown action field '{}'{}", key,
+                         did_you_mean(key, {std::begin(kActionKeys), std::end(kActionKeys)})));
+      if (++channels > 1)
+        fail(kv.first, "one channel per action: start another '- ' item for each channel");
       a.channel = static_cast<ActionChannel>(ch - std::begin(kChannelNames));
       a.text = template_at(kv.second, key);
     }
@@ -248,19 +263,28 @@ class RuleFileReader {
       while (!x.empty() && x.back() == ' ') x.remove_suffix(1);
       return x;
     };
-    const std::string_view num = slash == std::string_view::npos ? std::string_view() : trim(s.substr(0, slash));
-    const std::string_view per = slash == std::string_view::npos ? std::string_view() : trim(s.substr(slash + 1));
+    const std::string_view num =
+        slash == std::string_view::npos ? std::string_view() : trim(s.substr(0, slash));
+    const std::string_view per =
+        slash == std::string_view::npos ? std::string_view() : trim(s.substr(slash + 1));
     std::uint32_t n = 0;
     bool digits = !num.empty() && num.size() < 7;
     for (char d : num) {
-      if (!std::isdigit(static_cast<unsigned char>(d))) digits = false;
-      else n = n * 10 + static_cast<std::uint32_t>(d - '0');
+      if (!std::isdigit(static_cast<unsigned char>(d)))
+        digits = false;
+      else
+        n = n * 10 + static_cast<std::uint32_t>(d - '0');
     }
-    if (per == "hour") c.window = 3600 * kUsPerSecond;
-    else if (per == "day") c.window = kUsPerDay;
-    else if (per == "week") c.window = 7 * kUsPerDay;
-    else if (per == "month") c.window = 30 * kUsPerDay;
-    else if (auto d = parse_duration(per)) c.window = *d;
+    if (per == "hour")
+      c.window = 3600 * kUsPerSecond;
+    else if (per == "day")
+      c.window = kUsPerDay;
+    else if (per == "week")
+      c.window = 7 * kUsPerDay;
+    else if (per == "month")
+      c.window = 30 * kUsPerDay;
+    else if (auto d = parse_duration(per))
+      c.window = *d;
     if (!digits || n == 0 || c.window <= 0)
       fail(at, fmt::format("cap '{}' should read like 1/day, 3/week or 2/12h", s));
     c.max = n;
@@ -271,8 +295,8 @@ class RuleFileReader {
     if (key == "rule") {
       r.name = scalar(v, key);
       const bool ok = !r.name.empty() && std::all_of(r.name.begin(), r.name.end(), [](char c) {
-        return std::islower(static_cast<unsigned char>(c)) || std::isdigit(static_cast<unsigned char>(c)) ||
-               c == '-' || c == '_';
+        return std::islower(static_cast<unsigned char>(c)) ||
+               std::isdigit(static_cast<unsigned char>(c)) || c == '-' || c == '_';
       });
       if (!ok) fail(v, fmt::format("rule name '{}' may use only a-z, 0-9, '-' and '_'", r.name));
     } else if (key == "description") {
@@ -295,7 +319,8 @@ class RuleFileReader {
         throw FileError{map_pos(v, e.pos), e.message};
       }
     } else if (key == "then") {
-      if (!v.IsSequence() || v.size() == 0) fail(v, "'then' is a list of actions ('- pos: \"text\"')");
+      if (!v.IsSequence() || v.size() == 0)
+        fail(v, "'then' is a list of actions ('- pos: \"text\"')");
       for (const auto& item : v) r.actions.push_back(action(item));
     } else if (key == "priority") {
       const std::string s = scalar(v, key);
@@ -312,8 +337,9 @@ class RuleFileReader {
         const std::string ch = kv.first.as<std::string>();
         const auto* it = std::find(std::begin(kChannelNames), std::end(kChannelNames), ch);
         if (it == std::end(kChannelNames))
-          fail(kv.first, fmt::format("unknown channel '{}'{}", ch,
-                                     did_you_mean(ch, {std::begin(kChannelNames), std::end(kChannelNames)})));
+          fail(kv.first,
+               fmt::format("unknown channel '{}'{}", ch,
+                           did_you_mean(ch, {std::begin(kChannelNames), std::end(kChannelNames)})));
         const auto channel = static_cast<ActionChannel>(it - std::begin(kChannelNames));
         std::vector<std::string> limits;
         if (kv.second.IsSequence()) {
@@ -331,7 +357,9 @@ class RuleFileReader {
     } else if (key == "timezone") {
       r.timezone = scalar(v, key);
       if (!find_time_zone(r.timezone))
-        fail(v, fmt::format("unknown time zone '{}' (an IANA name such as Europe/Stockholm, or +01:00)", r.timezone));
+        fail(v, fmt::format(
+                    "unknown time zone '{}' (an IANA name such as Europe/Stockholm, or +01:00)",
+                    r.timezone));
     } else if (key == "holdout") {
       std::string s = scalar(v, key);
       if (!s.empty() && s.back() == '%') s.pop_back();
@@ -343,13 +371,17 @@ class RuleFileReader {
       } catch (const std::exception&) {
         pct = -1;
       }
-      if (pct < 0 || pct > 100) fail(v, "'holdout' is a share of customers from 0% to 100%, e.g. 10%");
+      if (pct < 0 || pct > 100)
+        fail(v, "'holdout' is a share of customers from 0% to 100%, e.g. 10%");
       r.holdout_basis_points = static_cast<std::uint32_t>(pct * 100 + 0.5);
     } else if (key == "enabled") {
       const std::string s = scalar(v, key);
-      if (s == "true" || s == "yes" || s == "on") r.enabled = true;
-      else if (s == "false" || s == "no" || s == "off") r.enabled = false;
-      else fail(v, fmt::format("'enabled' is true or false, not '{}'", s));
+      if (s == "true" || s == "yes" || s == "on")
+        r.enabled = true;
+      else if (s == "false" || s == "no" || s == "off")
+        r.enabled = false;
+      else
+        fail(v, fmt::format("'enabled' is true or false, not '{}'", s));
     } else {
       fail(keynode, fmt::format("unknown field '{}'{}", key,
                                 did_you_mean(key, {std::begin(kRuleKeys), std::end(kRuleKeys)})));
@@ -363,7 +395,8 @@ class RuleFileReader {
 
 }  // namespace
 
-RuleLoadResult load_rules_from_sources(const std::vector<std::pair<std::string, std::string>>& sources) {
+RuleLoadResult load_rules_from_sources(
+    const std::vector<std::pair<std::string, std::string>>& sources) {
   RuleLoadResult res;
   std::vector<std::unique_ptr<Rule>> rules;
   std::map<std::string, std::string> names;  // rule -> file
@@ -374,13 +407,17 @@ RuleLoadResult load_rules_from_sources(const std::vector<std::pair<std::string, 
     if (!rule || res.errors.size() != before) continue;
     if (rule->zone == nullptr) rule->zone = find_time_zone(rule->timezone);
     if (auto [it, fresh] = names.emplace(rule->name, file); !fresh) {
-      res.errors.push_back({file, {1, 1}, fmt::format("rule '{}' is already defined in {}", rule->name, it->second)});
+      res.errors.push_back(
+          {file,
+           {1, 1},
+           fmt::format("rule '{}' is already defined in {}", rule->name, it->second)});
       continue;
     }
     bool has_sms = false;
     for (const auto& a : rule->actions) has_sms |= a.channel == ActionChannel::kSms;
     if (rule->quiet_hours && !has_sms)
-      res.errors.push_back({file, {1, 1}, "'quiet_hours' applies to sms actions, and this rule sends none"});
+      res.errors.push_back(
+          {file, {1, 1}, "'quiet_hours' applies to sms actions, and this rule sends none"});
     rules.push_back(std::move(rule));
   }
   if (res.errors.empty()) res.rules = std::make_shared<RuleBook>(std::move(rules));

@@ -1,11 +1,11 @@
 #include "storepulse/rules/rule_set.hpp"
 
-#include "storepulse/rules/rule_book.hpp"
-
 #include <fmt/format.h>
 
 #include <filesystem>
 #include <stdexcept>
+
+#include "storepulse/rules/rule_book.hpp"
 
 namespace storepulse::rules {
 
@@ -32,10 +32,14 @@ std::string render_template(std::string_view tmpl, const profile::CustomerProfil
       inner = inner.substr(0, bar);
     }
     std::string value;
-    if (inner == "traits.firstName") value = p.traits.first_name;
-    else if (inner == "traits.lastName") value = p.traits.last_name;
-    else if (inner == "profile.homeStore") value = p.traits.home_store;
-    else if (inner == "profile.points") value = std::to_string(p.points);
+    if (inner == "traits.firstName")
+      value = p.traits.first_name;
+    else if (inner == "traits.lastName")
+      value = p.traits.last_name;
+    else if (inner == "profile.homeStore")
+      value = p.traits.home_store;
+    else if (inner == "profile.points")
+      value = std::to_string(p.points);
     out.append(value.empty() ? std::string(fallback) : value);
     i = close + 1;
   }
@@ -45,7 +49,8 @@ std::string render_template(std::string_view tmpl, const profile::CustomerProfil
 void BirthdayGreeting::evaluate(const protocol::Event& ev, profile::CustomerProfile& p,
                                 std::vector<protocol::Action>& out) {
   if (!opts_.enabled || p.birthday_mmdd == 0 || ev.channel != protocol::Channel::kPos) return;
-  if (ev.name != protocol::EventName::kCardSwiped && ev.name != protocol::EventName::kOrderCompleted)
+  if (ev.name != protocol::EventName::kCardSwiped &&
+      ev.name != protocol::EventName::kOrderCompleted)
     return;
   int y;
   unsigned m, d;
@@ -82,9 +87,11 @@ std::shared_ptr<RuleSet> load_rule_set(const std::string& dir, std::vector<std::
   std::size_t enabled = 0;
   for (const auto& r : res.rules->rules()) {
     enabled += r->enabled;
-    notes.push_back(fmt::format("{}: rule '{}' loaded{}", r->file, r->name, r->enabled ? "" : " (disabled)"));
+    notes.push_back(
+        fmt::format("{}: rule '{}' loaded{}", r->file, r->name, r->enabled ? "" : " (disabled)"));
   }
-  notes.push_back(fmt::format("{} rules from {} ({} enabled)", res.rules->rules().size(), dir, enabled));
+  notes.push_back(
+      fmt::format("{} rules from {} ({} enabled)", res.rules->rules().size(), dir, enabled));
   return res.rules;
 }
 

@@ -1,8 +1,8 @@
 #include "storepulse/store/redis_tls.hpp"
 
 #include <fmt/format.h>
-#include <spdlog/spdlog.h>
 #include <signal.h>
+#include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -71,7 +71,8 @@ class Pipe : public std::enable_shared_from_this<Pipe> {
     SSL* ssl = remote_.native_handle();
     boost::system::error_code ec;
     asio::ip::make_address(t_.server_name, ec);
-    if (ec) SSL_set_tlsext_host_name(ssl, t_.server_name.c_str());  // SNI is for names, not addresses
+    if (ec)
+      SSL_set_tlsext_host_name(ssl, t_.server_name.c_str());  // SNI is for names, not addresses
     remote_.set_verify_mode(ssl::verify_peer);
     remote_.set_verify_callback(ssl::host_name_verification(t_.server_name));
     timer_.expires_after(std::chrono::milliseconds(t_.connect_timeout_ms));
@@ -80,39 +81,43 @@ class Pipe : public std::enable_shared_from_this<Pipe> {
       self->t_.fail(fmt::format("no TLS session within {} ms", self->t_.connect_timeout_ms));
       self->close();
     });
-    resolver_.async_resolve(t_.host, std::to_string(t_.port),
-                            [self = shared_from_this()](const boost::system::error_code& e, tcp::resolver::results_type r) {
-                              if (e) return self->give_up("cannot resolve host: " + e.message());
-                              asio::async_connect(self->remote_.lowest_layer(), r,
-                                                  [self](const boost::system::error_code& e2, const tcp::endpoint&) {
-                                                    if (e2) return self->give_up("cannot connect: " + e2.message());
-                                                    self->handshake();
-                                                  });
-                            });
+    resolver_.async_resolve(
+        t_.host, std::to_string(t_.port),
+        [self = shared_from_this()](const boost::system::error_code& e,
+                                    tcp::resolver::results_type r) {
+          if (e) return self->give_up("cannot resolve host: " + e.message());
+          asio::async_connect(self->remote_.lowest_layer(), r,
+                              [self](const boost::system::error_code& e2, const tcp::endpoint&) {
+                                if (e2) return self->give_up("cannot connect: " + e2.message());
+                                self->handshake();
+                              });
+        });
   }
 
  private:
   void handshake() {
     boost::system::error_code ignored;
     remote_.lowest_layer().set_option(tcp::no_delay(true), ignored);
-    remote_.async_handshake(ssl::stream_base::client, [self = shared_from_this()](const boost::system::error_code& e) {
-      if (e) {
-        std::string why = e.message();
-        const long v = SSL_get_verify_result(self->remote_.native_handle());
-        // The name check fails without an OpenSSL reason of its own.
-        if (v == X509_V_ERR_UNSPECIFIED)
-          why = fmt::format("the certificate is not for '{}' (redis.tls_server_name)", self->t_.server_name);
-        else if (v != X509_V_OK)
-          why = fmt::format("certificate not trusted: {}", X509_verify_cert_error_string(v));
-        return self->give_up("TLS handshake failed: " + why);
-      }
-      self->up_ = true;
-      self->timer_.cancel();
-      self->t_.succeeded();
-      self->t_.connections.fetch_add(1, std::memory_order_relaxed);
-      self->pump(self->local_, self->remote_, self->up_buf_);    // hiredis -> Redis
-      self->pump(self->remote_, self->local_, self->down_buf_);  // Redis -> hiredis
-    });
+    remote_.async_handshake(
+        ssl::stream_base::client, [self = shared_from_this()](const boost::system::error_code& e) {
+          if (e) {
+            std::string why = e.message();
+            const long v = SSL_get_verify_result(self->remote_.native_handle());
+            // The name check fails without an OpenSSL reason of its own.
+            if (v == X509_V_ERR_UNSPECIFIED)
+              why = fmt::format("the certificate is not for '{}' (redis.tls_server_name)",
+                                self->t_.server_name);
+            else if (v != X509_V_OK)
+              why = fmt::format("certificate not trusted: {}", X509_verify_cert_error_string(v));
+            return self->give_up("TLS handshake failed: " + why);
+          }
+          self->up_ = true;
+          self->timer_.cancel();
+          self->t_.succeeded();
+          self->t_.connections.fetch_add(1, std::memory_order_relaxed);
+          self->pump(self->local_, self->remote_, self->up_buf_);    // hiredis -> Redis
+          self->pump(self->remote_, self->local_, self->down_buf_);  // Redis -> hiredis
+        });
   }
 
   void give_up(const std::string& why) {
@@ -126,10 +131,11 @@ class Pipe : public std::enable_shared_from_this<Pipe> {
     from.async_read_some(asio::buffer(buf), [self = shared_from_this(), &from, &to, &buf](
                                                 const boost::system::error_code& e, std::size_t n) {
       if (e) return self->close();
-      asio::async_write(to, asio::buffer(buf.data(), n), [self, &from, &to, &buf](const boost::system::error_code& e2, std::size_t) {
-        if (e2) return self->close();
-        self->pump(from, to, buf);
-      });
+      asio::async_write(to, asio::buffer(buf.data(), n),
+                        [self, &from, &to, &buf](const boost::system::error_code& e2, std::size_t) {
+                          if (e2) return self->close();
+                          self->pump(from, to, buf);
+                        });
     });
   }
 
@@ -159,7 +165,7 @@ void sweep_dead_tunnels(const std::filesystem::path& tmp) {
     const auto dash = rest.find('-');
     if (dash == std::string::npos) continue;
     const long pid = std::strtol(rest.substr(0, dash).c_str(), nullptr, 10);
-    struct stat st{};
+    struct stat st {};
     if (pid <= 0 || ::stat(entry.path().c_str(), &st) != 0 || st.st_uid != ::getuid()) continue;
     if (::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) {
       std::error_code rm;
@@ -200,7 +206,8 @@ std::uint64_t RedisTlsTunnel::connections() const {
   return impl_->connections.load(std::memory_order_relaxed);
 }
 
-Result<std::shared_ptr<RedisTlsTunnel>> RedisTlsTunnel::for_endpoint(const std::string& host, int port,
+Result<std::shared_ptr<RedisTlsTunnel>> RedisTlsTunnel::for_endpoint(const std::string& host,
+                                                                     int port,
                                                                      const RedisTlsOptions& tls,
                                                                      int connect_timeout_ms) {
   // Process lifetime: the store's connections come and go (reconnects), the
@@ -224,14 +231,18 @@ Result<std::shared_ptr<RedisTlsTunnel>> RedisTlsTunnel::for_endpoint(const std::
   boost::system::error_code ec;
   impl->ctx.set_options(ssl::context::no_sslv2 | ssl::context::no_sslv3 | ssl::context::no_tlsv1 |
                         ssl::context::no_tlsv1_1);
-  if (tls.ca_file.empty()) impl->ctx.set_default_verify_paths(ec);
-  else impl->ctx.load_verify_file(tls.ca_file, ec);
+  if (tls.ca_file.empty())
+    impl->ctx.set_default_verify_paths(ec);
+  else
+    impl->ctx.load_verify_file(tls.ca_file, ec);
   if (ec) return bad(fmt::format("cannot load CA file '{}': {}", tls.ca_file, ec.message()));
   if (tls.cert_file.empty() != tls.key_file.empty())
     return bad("tls_cert and tls_key go together (a client certificate needs its key)");
   if (!tls.cert_file.empty()) {
     impl->ctx.use_certificate_chain_file(tls.cert_file, ec);
-    if (ec) return bad(fmt::format("cannot load client certificate '{}': {}", tls.cert_file, ec.message()));
+    if (ec)
+      return bad(
+          fmt::format("cannot load client certificate '{}': {}", tls.cert_file, ec.message()));
     impl->ctx.use_private_key_file(tls.key_file, ssl::context::pem, ec);
     if (ec) return bad(fmt::format("cannot load client key '{}': {}", tls.key_file, ec.message()));
   }
@@ -260,8 +271,8 @@ Result<std::shared_ptr<RedisTlsTunnel>> RedisTlsTunnel::for_endpoint(const std::
   Impl* raw = impl.get();
   impl->thread = std::thread([raw] { raw->ioc.run(); });
   std::shared_ptr<RedisTlsTunnel> t(new RedisTlsTunnel(std::move(impl)));
-  spdlog::info("redis TLS to {}:{} (name checked: {}) through {}", host, port, t->impl_->server_name,
-               t->socket_path());
+  spdlog::info("redis TLS to {}:{} (name checked: {}) through {}", host, port,
+               t->impl_->server_name, t->socket_path());
   registry.emplace(key, t);
   return t;
 }

@@ -3,12 +3,11 @@
 // gateway make every step deterministic; pump() is what the sender thread runs.
 #include "storepulse/actions/sms_outbox.hpp"
 
-#include <catch2/catch.hpp>
 #include <fmt/format.h>
 
+#include <catch2/catch.hpp>
 #include <filesystem>
 #include <thread>
-
 #include <vector>
 
 #include "support/temp_dir.hpp"
@@ -31,7 +30,9 @@ struct FakeGateway {
       signatures.push_back(std::string(r.header(kSignatureHeader)));
       const std::size_t i = bodies.size() - 1;
       const int st = i < script.size() ? script[i] : 200;
-      std::string answer = i < answers.size() ? answers[i] : fmt::format(R"({{"sid":"SM{:032}","status":"queued"}})", i);
+      std::string answer = i < answers.size()
+                               ? answers[i]
+                               : fmt::format(R"({{"sid":"SM{:032}","status":"queued"}})", i);
       return GatewayReply{st, st == 0 ? "connection refused" : "", st == 0 ? "" : answer};
     };
   }
@@ -57,7 +58,8 @@ struct Fixture {
     return o;
   }
   std::unique_ptr<SmsOutbox> open(SmsOptions o, bool with_gateway = true) {
-    auto r = SmsOutbox::open(std::move(o), with_gateway ? gw.transport() : SmsTransport{}, [this] { return now; });
+    auto r = SmsOutbox::open(std::move(o), with_gateway ? gw.transport() : SmsTransport{},
+                             [this] { return now; });
     REQUIRE(r.is_ok());
     return std::move(r).value();
   }
@@ -81,7 +83,9 @@ TEST_CASE("sms: queued -> sent -> delivered - with a signed {id - to - text} bod
   CHECK(f.gw.bodies[0] == R"({"id":")" + id + R"(","to":"+46700000001","text":"We miss you!"})");
   // The signature covers the timestamp and the exact body.
   const std::int64_t t = f.now / kUsPerSecond;
-  CHECK(f.gw.signatures[0] == fmt::format("t={},v1={}", t, hmac_sha256_hex("shared-secret", fmt::format("{}.{}", t, f.gw.bodies[0]))));
+  CHECK(f.gw.signatures[0] ==
+        fmt::format("t={},v1={}", t,
+                    hmac_sha256_hex("shared-secret", fmt::format("{}.{}", t, f.gw.bodies[0]))));
   REQUIRE(box->find(id));
   CHECK(box->find(id)->state == SmsState::kSent);
   CHECK(box->on_receipt(id, true, "") == ReceiptResult::kUpdated);
@@ -181,7 +185,8 @@ TEST_CASE("sms: without a gateway messages stay queued - bounded and visible") {
   auto o = f.opts();
   o.max_outbox = 3;
   auto box = f.open(o, false);
-  for (int i = 0; i < 5; ++i) box->submit(req(fmt::format("C{}", i), "+4670000000" + std::to_string(i), 1000));
+  for (int i = 0; i < 5; ++i)
+    box->submit(req(fmt::format("C{}", i), "+4670000000" + std::to_string(i), 1000));
   CHECK(box->pump() == 0);
   const auto c = box->counts();
   CHECK(c.queued == 3);
@@ -201,7 +206,8 @@ TEST_CASE("sms: the rate limit spreads sends over time") {
   auto o = f.opts();
   o.rate_per_sec = 2;
   auto box = f.open(o);
-  for (int i = 0; i < 5; ++i) box->submit(req(fmt::format("C{}", i), "+4670000000" + std::to_string(i), 1000));
+  for (int i = 0; i < 5; ++i)
+    box->submit(req(fmt::format("C{}", i), "+4670000000" + std::to_string(i), 1000));
   CHECK(box->pump() == 2);  // burst of 2
   CHECK(box->pump() == 0);
   f.now += kUsPerSecond;
@@ -265,7 +271,7 @@ TEST_CASE("sms: STOP suppresses at once - for known and unknown customers - STAR
   box->submit(req("C1", "+46700000001", 5000));
   box->submit(req("C7", "+46700000009", 5000));
   box->pump();
-  CHECK(f.gw.bodies.size() == before);  // nothing sent to any stopped phone
+  CHECK(f.gw.bodies.size() == before);    // nothing sent to any stopped phone
   for (const auto& m : box->recent(3)) {  // the stopped C9 and the two refused at submit
     CHECK(m.state == SmsState::kFailed);
     CHECK(m.last_error == "opted_out");
@@ -285,7 +291,8 @@ TEST_CASE("sms: the journal is compacted and keeps only the live state") {
   {
     auto box = f.open(o);
     for (int i = 0; i < 12'000; ++i) {
-      box->submit(req("C" + std::to_string(i % 100), "+4670000" + std::to_string(1000 + i % 100), i + 1));
+      box->submit(
+          req("C" + std::to_string(i % 100), "+4670000" + std::to_string(1000 + i % 100), i + 1));
       if (i % 500 == 0) {
         box->pump();
         f.now += 10 * kUsPerSecond;
@@ -318,10 +325,12 @@ TEST_CASE("sms: a sender thread delivers what shard threads submit") {
   std::vector<std::thread> shards;
   for (int s = 0; s < 4; ++s)
     shards.emplace_back([&, s] {
-      for (int i = 0; i < 25; ++i) box->submit(req(fmt::format("C{}-{}", s, i), "+4670000" + std::to_string(s * 100 + i), 1));
+      for (int i = 0; i < 25; ++i)
+        box->submit(req(fmt::format("C{}-{}", s, i), "+4670000" + std::to_string(s * 100 + i), 1));
     });
   for (auto& t : shards) t.join();
-  for (int i = 0; i < 200 && box->counts().sent < 100; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  for (int i = 0; i < 200 && box->counts().sent < 100; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
   box->stop();
   CHECK(box->counts().sent == 100);
 }

@@ -2,8 +2,9 @@
 // replays of an accepted signature refused inside it.
 #include "storepulse/actions/sms_signature.hpp"
 
-#include <catch2/catch.hpp>
 #include <fmt/format.h>
+
+#include <catch2/catch.hpp>
 
 #include "storepulse/actions/sms_gateway.hpp"
 
@@ -26,8 +27,8 @@ TEST_CASE("callback verifier: good - forged - stale - replayed - malformed") {
   CHECK(v.verify(good, body, now) == SignatureCheck::kReplayed);
   CHECK(v.verify(sign_request("other", t, body), body, now) == SignatureCheck::kBadSignature);
   // The body is covered: changing it breaks the signature.
-  CHECK(v.verify(sign_request("s3cret", t + 1, body), R"({"id":"sms-2","status":"delivered"})", now) ==
-        SignatureCheck::kBadSignature);
+  CHECK(v.verify(sign_request("s3cret", t + 1, body), R"({"id":"sms-2","status":"delivered"})",
+                 now) == SignatureCheck::kBadSignature);
   // Outside ±5 minutes.
   CHECK(v.verify(sign_request("s3cret", t - 301, body), body, now) == SignatureCheck::kStale);
   CHECK(v.verify(sign_request("s3cret", t + 301, body), body, now) == SignatureCheck::kStale);

@@ -25,9 +25,9 @@ inline protocol::Event order(const std::string& user, const std::string& iso, do
   return e;
 }
 
-inline protocol::Event track(protocol::EventName name, const std::string& user, const std::string& iso,
-                             protocol::Channel ch, const std::string& product = "",
-                             const std::string& promo = "") {
+inline protocol::Event track(protocol::EventName name, const std::string& user,
+                             const std::string& iso, protocol::Channel ch,
+                             const std::string& product = "", const std::string& promo = "") {
   protocol::Event e;
   e.type = protocol::EventType::kTrack;
   e.name = name;

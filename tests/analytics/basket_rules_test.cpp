@@ -1,9 +1,9 @@
-#include <catch2/catch.hpp>
+#include "storepulse/analytics/basket_rules.hpp"
 
+#include <catch2/catch.hpp>
 #include <chrono>
 #include <map>
 
-#include "storepulse/analytics/basket_rules.hpp"
 #include "storepulse/analytics/importers.hpp"
 
 using namespace storepulse::analytics;
@@ -11,7 +11,8 @@ using namespace storepulse::analytics;
 namespace {
 const BasketSet& groceries() {
   static BasketSet s = [] {
-    auto raw = read_basket_file(std::string(STOREPULSE_SHARED_DIR) + "/data/groceries/groceries.csv");
+    auto raw =
+        read_basket_file(std::string(STOREPULSE_SHARED_DIR) + "/data/groceries/groceries.csv");
     REQUIRE(raw.is_ok());
     return make_basket_set(*raw);
   }();

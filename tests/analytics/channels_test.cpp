@@ -1,7 +1,8 @@
+#include "storepulse/analytics/channels.hpp"
+
 #include <catch2/catch.hpp>
 
 #include "analytics_fixtures.hpp"
-#include "storepulse/analytics/channels.hpp"
 
 using namespace storepulse;
 using namespace storepulse::analytics;
@@ -9,14 +10,16 @@ using namespace storepulse::analytics::testing;
 using protocol::Channel;
 using protocol::EventName;
 
-TEST_CASE("channels hand-computed: revenue split - new vs existing web buyers - browse then store") {
+TEST_CASE(
+    "channels hand-computed: revenue split - new vs existing web buyers - browse then store") {
   std::vector<protocol::Event> evs = {
       // s: store customer who later goes online
       order("s", "2024-01-01T10:00:00Z", 50, Channel::kPos),
       order("s", "2024-02-01T10:00:00Z", 20, Channel::kWeb),
       // w: web-only, new to the business
       order("w", "2024-01-10T10:00:00Z", 30, Channel::kWeb),
-      // b: views a coat online, buys it in store 3 days later; views a hat, buys nothing for 10 days
+      // b: views a coat online, buys it in store 3 days later; views a hat, buys nothing for 10
+      // days
       track(EventName::kProductViewed, "b", "2024-01-05T10:00:00Z", Channel::kWeb, "coat"),
       order("b", "2024-01-08T10:00:00Z", 100, Channel::kPos, {"coat"}),
       // c: views online, store purchase 9 days later: outside a 7-day window
@@ -71,7 +74,8 @@ TEST_CASE("channels hand-computed: promotion response and abandoned cart product
   CHECK(analyze_channels(evs, longer).carts_abandoned == 1);
 }
 
-TEST_CASE("channels: cannibalisation compares adopters' store spend change with store-only customers") {
+TEST_CASE(
+    "channels: cannibalisation compares adopters' store spend change with store-only customers") {
   std::vector<protocol::Event> evs;
   // adopter a: 10/day-ish in store before going online on day 10, nothing in store after
   evs.push_back(order("a", "2024-01-01T00:00:00Z", 100, Channel::kPos));

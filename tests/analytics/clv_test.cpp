@@ -1,8 +1,8 @@
-#include <catch2/catch.hpp>
+#include "storepulse/analytics/clv.hpp"
 
+#include <catch2/catch.hpp>
 #include <chrono>
 
-#include "storepulse/analytics/clv.hpp"
 #include "storepulse/analytics/importers.hpp"
 
 using namespace storepulse;
@@ -69,10 +69,11 @@ TEST_CASE("BG/NBD log-likelihood: the grouped evaluation equals the per-customer
     }
     return sum;
   };
-  const std::vector<ClvCustomer> small = {{"a", 0, 0, 30}, {"b", 0, 0, 30}, {"c", 3, 12.5, 30},
-                                    {"d", 3, 12.5, 30}, {"e", 1, 29, 31}, {"f", 7, 2, 3}};
-  for (const BgNbdParams& p : {BgNbdParams{0.2425945, 4.4136019, 0.7929199, 2.4258881, 0},
-                               BgNbdParams{1.5, 0.3, 2.0, 0.9, 0}, BgNbdParams{0.05, 20, 0.1, 7, 0}}) {
+  const std::vector<ClvCustomer> small = {{"a", 0, 0, 30},    {"b", 0, 0, 30},  {"c", 3, 12.5, 30},
+                                          {"d", 3, 12.5, 30}, {"e", 1, 29, 31}, {"f", 7, 2, 3}};
+  for (const BgNbdParams& p :
+       {BgNbdParams{0.2425945, 4.4136019, 0.7929199, 2.4258881, 0},
+        BgNbdParams{1.5, 0.3, 2.0, 0.9, 0}, BgNbdParams{0.05, 20, 0.1, 7, 0}}) {
     for (const auto* cs : {&summary(), &small}) {
       const double want = direct(p, *cs);
       INFO("r " << p.r << " customers " << cs->size());
@@ -81,7 +82,8 @@ TEST_CASE("BG/NBD log-likelihood: the grouped evaluation equals the per-customer
   }
 }
 
-TEST_CASE("CDNOW: BG/NBD conditional expectation from the paper (x=2 - t_x=30.43 - T=38.86 -> 1.226)") {
+TEST_CASE(
+    "CDNOW: BG/NBD conditional expectation from the paper (x=2 - t_x=30.43 - T=38.86 -> 1.226)") {
   BgNbdParams p{0.2425945, 4.4136019, 0.7929199, 2.4258881, 0};
   CHECK(bgnbd_expected_purchases(p, 39, 2, 30.43, 38.86) == Approx(1.226).margin(0.0005));
   // a customer without repeat purchases is alive with certainty under BG/NBD
@@ -112,7 +114,8 @@ TEST_CASE("CDNOW summary: Pareto/NBD fit matches the published figures") {
 TEST_CASE("CDNOW sample transactions -> summary (same-day merged) -> same fits") {
   OrderBook book;
   std::vector<protocol::Event> evs;
-  auto r = import_cdnow(kCdnow + "CDNOW_sample.txt", [&](const protocol::Event& e) { evs.push_back(e); });
+  auto r = import_cdnow(kCdnow + "CDNOW_sample.txt",
+                        [&](const protocol::Event& e) { evs.push_back(e); });
   REQUIRE(r.is_ok());
   book = build_order_book(evs);
   ClvSummaryOptions so;

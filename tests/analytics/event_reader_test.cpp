@@ -1,8 +1,7 @@
-#include <catch2/catch.hpp>
-
-#include <fstream>
-
 #include "storepulse/analytics/event_reader.hpp"
+
+#include <catch2/catch.hpp>
+#include <fstream>
 
 using namespace storepulse;
 using namespace storepulse::analytics;
@@ -28,7 +27,8 @@ TEST_CASE("event file: historic events are accepted and sorted by time") {
   CHECK(log->events[1].total == 1000);
 }
 
-TEST_CASE("event file: a bad line fails with file:line in strict mode - is counted in lenient mode") {
+TEST_CASE(
+    "event file: a bad line fails with file:line in strict mode - is counted in lenient mode") {
   auto path = write_temp("bad.ndjson", std::string(kOrder1997) + "\n{\"type\":\"track\"\n");
   auto log = read_event_file(path);
   REQUIRE_FALSE(log.is_ok());

@@ -1,21 +1,23 @@
+#include "storepulse/analytics/grades.hpp"
+
 #include <catch2/catch.hpp>
 
 #include "analytics_fixtures.hpp"
-#include "storepulse/analytics/grades.hpp"
 
 using namespace storepulse;
 using namespace storepulse::analytics;
 using storepulse::analytics::testing::order;
 
-TEST_CASE("grades hand-computed: 2x2 matrix against the averages - members under a monthly minimum") {
+TEST_CASE(
+    "grades hand-computed: 2x2 matrix against the averages - members under a monthly minimum") {
   // period 2024-01-01 .. 2024-03-01 = 61 days = 2.004 months
   std::vector<protocol::Event> evs = {
       order("hh", "2024-01-01T10:00:00Z", 100), order("hh", "2024-02-01T10:00:00Z", 100),
-      order("hh", "2024-03-01T10:00:00Z", 100),                                     // 300, 3
-      order("hl", "2024-01-15T10:00:00Z", 400),                                     // 400, 1
-      order("lh", "2024-01-02T10:00:00Z", 10), order("lh", "2024-01-03T10:00:00Z", 10),
-      order("lh", "2024-01-04T10:00:00Z", 10),                                      // 30, 3
-      order("ll", "2024-02-02T10:00:00Z", 10)};                                     // 10, 1
+      order("hh", "2024-03-01T10:00:00Z", 100),  // 300, 3
+      order("hl", "2024-01-15T10:00:00Z", 400),  // 400, 1
+      order("lh", "2024-01-02T10:00:00Z", 10),  order("lh", "2024-01-03T10:00:00Z", 10),
+      order("lh", "2024-01-04T10:00:00Z", 10),   // 30, 3
+      order("ll", "2024-02-02T10:00:00Z", 10)};  // 10, 1
   // averages: spend 740/4 = 185, orders 8/4 = 2
   GradeOptions opt;
   opt.monthly_minimum = 10;  // lh: 30/2.004 = 14.97 ok; ll: 4.99 under

@@ -1,10 +1,9 @@
-#include <catch2/catch.hpp>
+#include "storepulse/analytics/importers.hpp"
 
+#include <catch2/catch.hpp>
 #include <cstdio>
 #include <fstream>
 #include <set>
-
-#include "storepulse/analytics/importers.hpp"
 
 using namespace storepulse;
 using namespace storepulse::analytics;
@@ -56,13 +55,16 @@ TEST_CASE("online-retail import reproduces the data README's counts on the full 
   CHECK(format_iso8601(r->last_time) == "2011-12-09T12:50:00Z");
 }
 
-TEST_CASE("online-retail import keeps guest rows as anonymous orders or skips them - counted either way") {
-  std::string path = write_temp("or.csv",
-                                "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country\n"
-                                "1,A,\"Mug, red\",2,2011-01-01 10:00:00,1.50,17.0,UK\n"
-                                "1,B,Plate,1,2011-01-01 10:00:00,3.00,17.0,UK\n"
-                                "2,A,Mug,1,2011-01-02 10:00:00,1.50,,UK\n"
-                                "C3,A,Mug,-1,2011-01-03 10:00:00,1.50,17.0,UK\n");
+TEST_CASE(
+    "online-retail import keeps guest rows as anonymous orders or skips them - counted either "
+    "way") {
+  std::string path = write_temp(
+      "or.csv",
+      "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country\n"
+      "1,A,\"Mug, red\",2,2011-01-01 10:00:00,1.50,17.0,UK\n"
+      "1,B,Plate,1,2011-01-01 10:00:00,3.00,17.0,UK\n"
+      "2,A,Mug,1,2011-01-02 10:00:00,1.50,,UK\n"
+      "C3,A,Mug,-1,2011-01-03 10:00:00,1.50,17.0,UK\n");
   std::vector<protocol::Event> evs;
   auto r = import_online_retail(path, [&](const protocol::Event& e) { evs.push_back(e); });
   REQUIRE(r.is_ok());
@@ -79,16 +81,18 @@ TEST_CASE("online-retail import keeps guest rows as anonymous orders or skips th
   OnlineRetailImportOptions o;
   o.skip_guests = true;
   evs.clear();
-  r = import_online_retail(path, [&](const protocol::Event& e) { evs.push_back(e); }, o);
+  r = import_online_retail(
+      path, [&](const protocol::Event& e) { evs.push_back(e); }, o);
   REQUIRE(r.is_ok());
   CHECK(evs.size() == 2);
   CHECK(r->rows_without_customer == 1);
 }
 
 TEST_CASE("online-retail import names the file and line of a bad row") {
-  std::string path = write_temp("bad.csv",
-                                "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country\n"
-                                "1,A,Mug,two,2011-01-01 10:00:00,1.50,17.0,UK\n");
+  std::string path = write_temp(
+      "bad.csv",
+      "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country\n"
+      "1,A,Mug,two,2011-01-01 10:00:00,1.50,17.0,UK\n");
   auto r = import_online_retail(path, [](const protocol::Event&) {});
   REQUIRE_FALSE(r.is_ok());
   CHECK(r.status().detail().find(path + ":2:") != std::string::npos);
@@ -115,11 +119,12 @@ TEST_CASE("cdnow import reads both layouts with the README's counts") {
 
 TEST_CASE("basket import: Groceries has 9 - 835 baskets and 169 items") {
   std::size_t whole_milk = 0;
-  auto r = import_baskets(kData + "/groceries/groceries.csv",
-                          [&](const protocol::Event& e) {
-                            for (const auto& p : e.products) whole_milk += p.product_id == "whole milk";
-                          },
-                          0);
+  auto r = import_baskets(
+      kData + "/groceries/groceries.csv",
+      [&](const protocol::Event& e) {
+        for (const auto& p : e.products) whole_milk += p.product_id == "whole milk";
+      },
+      0);
   REQUIRE(r.is_ok());
   CHECK(r->baskets == 9835);
   CHECK(r->distinct_items == 169);

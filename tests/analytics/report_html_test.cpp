@@ -1,16 +1,17 @@
-#include <catch2/catch.hpp>
+#include "storepulse/analytics/report_html.hpp"
 
-#include "analytics_fixtures.hpp"
+#include <catch2/catch.hpp>
 #include <sstream>
 
-#include "storepulse/analytics/report_html.hpp"
+#include "analytics_fixtures.hpp"
 
 using namespace storepulse;
 using namespace storepulse::analytics;
 using storepulse::analytics::testing::order;
 
 TEST_CASE("HTML report: escapes text - draws the Pareto and grade charts inline") {
-  std::vector<protocol::Event> evs = {order("<b>", "2024-01-01T10:00:00Z", 10), order("b", "2024-01-02T10:00:00Z", 30),
+  std::vector<protocol::Event> evs = {order("<b>", "2024-01-01T10:00:00Z", 10),
+                                      order("b", "2024-01-02T10:00:00Z", 30),
                                       order("b", "2024-01-05T10:00:00Z", 30)};
   auto book = build_order_book(evs);
   auto rfm = compute_rfm(book);
@@ -42,6 +43,8 @@ TEST_CASE("report table renderer: csv quoting and json numbers") {
   render_report(r, OutputFormat::kCsv, csv);
   render_report(r, OutputFormat::kJson, json);
   CHECK(csv.str().find("\"a,\"\"b\"\"\",1.50") != std::string::npos);
-  CHECK(json.str() == "{\"analysis\":\"x\",\"figures\":{\"n\":3,\"name\":\"a,b\"},\"tables\":{\"t\":[{\"k\":\"a,\\\"b\\\"\",\"v\":1.50}]}}\n");
+  CHECK(json.str() ==
+        "{\"analysis\":\"x\",\"figures\":{\"n\":3,\"name\":\"a,b\"},\"tables\":{\"t\":[{\"k\":\"a,"
+        "\\\"b\\\"\",\"v\":1.50}]}}\n");
   CHECK(fmt_money(-1234) == "-12.34");
 }

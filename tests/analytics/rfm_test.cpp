@@ -1,8 +1,9 @@
+#include "storepulse/analytics/rfm.hpp"
+
 #include <catch2/catch.hpp>
 
 #include "analytics_fixtures.hpp"
 #include "storepulse/analytics/importers.hpp"
-#include "storepulse/analytics/rfm.hpp"
 
 using namespace storepulse;
 using namespace storepulse::analytics;
@@ -45,8 +46,9 @@ TEST_CASE("Online Retail RFM: README cleaned figures and the three published cus
   std::vector<protocol::Event> evs;
   OnlineRetailImportOptions o;
   o.progress = false;
-  auto r = import_online_retail(std::string(STOREPULSE_SHARED_DIR) + "/data/online_retail/online_retail.csv.gz",
-                                [&](const protocol::Event& e) { evs.push_back(e); }, o);
+  auto r = import_online_retail(
+      std::string(STOREPULSE_SHARED_DIR) + "/data/online_retail/online_retail.csv.gz",
+      [&](const protocol::Event& e) { evs.push_back(e); }, o);
   REQUIRE(r.is_ok());
   auto book = build_order_book(evs);
   auto rfm = compute_rfm(book);

@@ -1,11 +1,11 @@
-#include <catch2/catch.hpp>
+#include "storepulse/analytics/segments.hpp"
 
+#include <catch2/catch.hpp>
 #include <cmath>
 #include <cstdio>
 #include <map>
 #include <sstream>
 
-#include "storepulse/analytics/segments.hpp"
 #include "storepulse/analytics/simulator.hpp"
 
 using namespace storepulse;
@@ -60,7 +60,8 @@ TEST_CASE("segments: LDA separates two well-apart groups exactly") {
   std::vector<int> labels;
   for (int i = 0; i < 40; ++i) {
     FeatureVector v{};
-    for (std::size_t j = 0; j < v.size(); ++j) v[j] = std::sin(i * 1.3 + static_cast<double>(j)) * 0.3;
+    for (std::size_t j = 0; j < v.size(); ++j)
+      v[j] = std::sin(i * 1.3 + static_cast<double>(j)) * 0.3;
     v[0] += i % 2 ? 2.0 : -2.0;
     z.push_back(v);
     labels.push_back(i % 2);
@@ -106,10 +107,11 @@ TEST_CASE("segments: clusters recover the simulator's hidden shopping types") {
 TEST_CASE("segments: the discriminant assigns held-out new members after N purchases") {
   const auto& data = simulated();
   const auto& rep = fitted();
-  std::printf("segments: LDA %d-fold CV accuracy vs clusters: full history %.4f, "
-              "first %d orders %.4f (%zu members)\n",
-              rep.cv_folds, rep.cv_accuracy_full, rep.model.new_member_orders,
-              rep.cv_accuracy_new_member, rep.cv_new_members);
+  std::printf(
+      "segments: LDA %d-fold CV accuracy vs clusters: full history %.4f, "
+      "first %d orders %.4f (%zu members)\n",
+      rep.cv_folds, rep.cv_accuracy_full, rep.model.new_member_orders, rep.cv_accuracy_new_member,
+      rep.cv_new_members);
   CHECK(rep.cv_accuracy_full > 0.9);
   CHECK(rep.cv_accuracy_new_member > 0.8);
 
@@ -118,13 +120,15 @@ TEST_CASE("segments: the discriminant assigns held-out new members after N purch
   SegmentOptions opt;
   FeatureSpec spec = make_feature_spec(data.events, opt.everyday_categories);
   auto all = extract_segment_features(data.events, spec, opt.min_orders);
-  auto first = extract_segment_features(data.events, spec, opt.new_member_orders,
-                                        opt.new_member_orders);
+  auto first =
+      extract_segment_features(data.events, spec, opt.new_member_orders, opt.new_member_orders);
   std::vector<MemberFeatures> train;
   std::map<std::string, bool> held_out;
   for (std::size_t i = 0; i < all.size(); ++i) {
-    if (i % 2 == 0) train.push_back(all[i]);
-    else held_out[all[i].user_id] = true;
+    if (i % 2 == 0)
+      train.push_back(all[i]);
+    else
+      held_out[all[i].user_id] = true;
   }
   SegmentReport half = run_segments(train, {}, spec, opt);
   REQUIRE(half.k >= 2);

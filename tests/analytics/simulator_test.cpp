@@ -1,10 +1,10 @@
-#include <catch2/catch.hpp>
+#include "storepulse/analytics/simulator.hpp"
 
+#include <catch2/catch.hpp>
 #include <map>
 #include <set>
 #include <sstream>
 
-#include "storepulse/analytics/simulator.hpp"
 #include "storepulse/protocol/codec.hpp"
 
 using namespace storepulse;
@@ -162,8 +162,8 @@ TEST_CASE("simulate: hidden types shape behaviour the way RETAIL.md describes") 
   };
   std::array<Acc, kShoppingTypeCount> acc;
   for (const auto& [id, t] : type_of) acc[static_cast<int>(t)].members += 1;
-  const std::set<std::string> grocery = {"Produce", "Dairy",     "Bakery",    "Beverages",
-                                         "Pantry",  "Frozen",    "Household", "Personal Care"};
+  const std::set<std::string> grocery = {"Produce", "Dairy",  "Bakery",    "Beverages",
+                                         "Pantry",  "Frozen", "Household", "Personal Care"};
   Event ev;
   while (sim.next(ev)) {
     if (ev.name != EventName::kOrderCompleted || ev.channel != Channel::kPos) continue;

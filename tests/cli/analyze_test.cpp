@@ -1,5 +1,4 @@
 #include <catch2/catch.hpp>
-
 #include <filesystem>
 
 #include "cli_run.hpp"
@@ -15,19 +14,25 @@ const std::string kData = std::string(STOREPULSE_SHARED_DIR) + "/data";
 }
 
 TEST_CASE("analyze baskets from imported Groceries events: 463 rules (arules)") {
-  REQUIRE(run_cli("import baskets " + kData + "/groceries/groceries.csv --out /tmp/storepulse_cli_an_groc.ndjson", "an0").code == 0);
-  auto r = run_cli("analyze baskets --events /tmp/storepulse_cli_an_groc.ndjson --min-support 0.006 --min-confidence 0.25 "
-                   "--min-len 2 --format json --limit 1 --model-out /tmp/storepulse_cli_models/",
-                   "an1");
+  REQUIRE(run_cli("import baskets " + kData +
+                      "/groceries/groceries.csv --out /tmp/storepulse_cli_an_groc.ndjson",
+                  "an0")
+              .code == 0);
+  auto r = run_cli(
+      "analyze baskets --events /tmp/storepulse_cli_an_groc.ndjson --min-support 0.006 "
+      "--min-confidence 0.25 "
+      "--min-len 2 --format json --limit 1 --model-out /tmp/storepulse_cli_models/",
+      "an1");
   REQUIRE(r.code == 0);
   CHECK(r.out.find("\"rules\":463") != std::string::npos);
-  CHECK(slurp("/tmp/storepulse_cli_models/baskets.json").find("\"format\":\"storepulse.model.baskets/1\"") !=
-        std::string::npos);
+  CHECK(slurp("/tmp/storepulse_cli_models/baskets.json")
+            .find("\"format\":\"storepulse.model.baskets/1\"") != std::string::npos);
 }
 
 TEST_CASE("analyze clv on the CDNOW summary prints the published BG/NBD fit and writes the model") {
-  auto r = run_cli("analyze clv --summary " + kData + "/cdnow/cdnow_customers_summary_with_transactions.csv "
-                   "--format csv --limit 2 --model-out /tmp/storepulse_cli_clv.json",
+  auto r = run_cli("analyze clv --summary " + kData +
+                       "/cdnow/cdnow_customers_summary_with_transactions.csv "
+                       "--format csv --limit 2 --model-out /tmp/storepulse_cli_clv.json",
                    "an2");
   REQUIRE(r.code == 0);
   CHECK(r.out.find("bgnbd_r,0.2425") != std::string::npos);
@@ -52,10 +57,14 @@ TEST_CASE("analyze: clear errors for a missing input - a bad flag value - and th
 }
 
 TEST_CASE("analyze report writes one self-contained HTML page with inline SVG") {
-  REQUIRE(run_cli("import cdnow " + kData + "/cdnow/CDNOW_sample.txt --out /tmp/storepulse_cli_cdnow.ndjson", "an7").code == 0);
-  auto r = run_cli("analyze report --events /tmp/storepulse_cli_cdnow.ndjson --calibration-end 1997-09-30 "
-                   "--min-support 0.01 --html /tmp/storepulse_cli_report.html",
-                   "an8");
+  REQUIRE(run_cli("import cdnow " + kData +
+                      "/cdnow/CDNOW_sample.txt --out /tmp/storepulse_cli_cdnow.ndjson",
+                  "an7")
+              .code == 0);
+  auto r = run_cli(
+      "analyze report --events /tmp/storepulse_cli_cdnow.ndjson --calibration-end 1997-09-30 "
+      "--min-support 0.01 --html /tmp/storepulse_cli_report.html",
+      "an8");
   REQUIRE(r.code == 0);
   auto html = slurp("/tmp/storepulse_cli_report.html");
   CHECK(html.rfind("<!DOCTYPE html>", 0) == 0);
@@ -69,21 +78,30 @@ TEST_CASE("analyze report writes one self-contained HTML page with inline SVG") 
 }
 
 TEST_CASE("analyze rfm on Online Retail: README cleaned totals") {
-  REQUIRE(run_cli("import online-retail " + kData + "/online_retail/online_retail.csv.gz --out /tmp/storepulse_cli_an_or.ndjson", "an9").code == 0);
-  auto r = run_cli("analyze rfm --events /tmp/storepulse_cli_an_or.ndjson --format json --limit 0", "an10");
+  REQUIRE(run_cli("import online-retail " + kData +
+                      "/online_retail/online_retail.csv.gz --out /tmp/storepulse_cli_an_or.ndjson",
+                  "an9")
+              .code == 0);
+  auto r = run_cli("analyze rfm --events /tmp/storepulse_cli_an_or.ndjson --format json --limit 0",
+                   "an10");
   REQUIRE(r.code == 0);
   CHECK(r.out.find("\"customers\":4338") != std::string::npos);
   CHECK(r.out.find("\"orders\":18532") != std::string::npos);
   CHECK(r.out.find("\"revenue\":8911407.90") != std::string::npos);
-  CHECK(r.out.find("{\"customer\":\"12346\",\"recency_days\":326,\"frequency\":1,\"monetary\":77183.60") != std::string::npos);
+  CHECK(r.out.find(
+            "{\"customer\":\"12346\",\"recency_days\":326,\"frequency\":1,\"monetary\":77183.60") !=
+        std::string::npos);
 }
 
 TEST_CASE("analyze --model-out writes versioned model files the engine loads") {
   const std::string dir = "/tmp/storepulse_cli_model_out/";
   std::filesystem::remove_all(dir);
   // CLV from the CDNOW summary: the published fit, loadable, with fitted-on metadata.
-  auto r = run_cli("analyze clv --summary " + kData + "/cdnow/cdnow_customers_summary_with_transactions.csv "
-                   "--format csv --limit 1 --months 6 --model-out " + dir, "mo1");
+  auto r = run_cli("analyze clv --summary " + kData +
+                       "/cdnow/cdnow_customers_summary_with_transactions.csv "
+                       "--format csv --limit 1 --months 6 --model-out " +
+                       dir,
+                   "mo1");
   REQUIRE(r.code == 0);
   auto clv = storepulse::models::parse_clv_model_json(slurp(dir + "clv.json"));
   REQUIRE(clv.is_ok());
@@ -91,13 +109,17 @@ TEST_CASE("analyze --model-out writes versioned model files the engine loads") {
   CHECK(clv->gamma_gamma.p > 0);
   CHECK(clv->valuation.clv_months == 6);
   CHECK(clv->meta.subjects == 2357);
-  CHECK(clv->meta.fitted_on.find("cdnow_customers_summary_with_transactions.csv") != std::string::npos);
+  CHECK(clv->meta.fitted_on.find("cdnow_customers_summary_with_transactions.csv") !=
+        std::string::npos);
   CHECK(clv->meta.fitted_at > 0);
   CHECK_FALSE(std::filesystem::exists(dir + "clv.json.tmp"));
 
   // Baskets from the Groceries basket file: rules keyed by item name.
-  r = run_cli("analyze baskets --baskets " + kData + "/groceries/groceries.csv --min-support 0.006 "
-              "--min-confidence 0.25 --min-len 2 --format csv --limit 1 --model-out " + dir, "mo2");
+  r = run_cli("analyze baskets --baskets " + kData +
+                  "/groceries/groceries.csv --min-support 0.006 "
+                  "--min-confidence 0.25 --min-len 2 --format csv --limit 1 --model-out " +
+                  dir,
+              "mo2");
   REQUIRE(r.code == 0);
   auto bk = storepulse::models::parse_basket_model_json(slurp(dir + "baskets.json"));
   REQUIRE(bk.is_ok());
@@ -106,9 +128,16 @@ TEST_CASE("analyze --model-out writes versioned model files the engine loads") {
   CHECK(bk->meta.subjects == 9835);
 
   // Segments from simulated shoppers.
-  REQUIRE(run_cli("simulate --customers 300 --days 120 --seed 7 --out /tmp/storepulse_cli_mo_sim.ndjson", "mo3").code == 0);
-  r = run_cli("analyze segments --events /tmp/storepulse_cli_mo_sim.ndjson --format csv --limit 1 --model-out " + dir,
-              "mo4");
+  REQUIRE(
+      run_cli(
+          "simulate --customers 300 --days 120 --seed 7 --out /tmp/storepulse_cli_mo_sim.ndjson",
+          "mo3")
+          .code == 0);
+  r = run_cli(
+      "analyze segments --events /tmp/storepulse_cli_mo_sim.ndjson --format csv --limit 1 "
+      "--model-out " +
+          dir,
+      "mo4");
   REQUIRE(r.code == 0);
   auto seg = storepulse::models::parse_segment_model_json(slurp(dir + "segments.json"));
   REQUIRE(seg.is_ok());

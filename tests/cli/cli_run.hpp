@@ -1,10 +1,11 @@
 #pragma once
 // Runs the built storepulse binary and captures stdout / stderr / exit code.
+#include <sys/wait.h>
+
 #include <cstdio>
 #include <fstream>
 #include <sstream>
 #include <string>
-#include <sys/wait.h>
 
 namespace storepulse::testing {
 
@@ -21,7 +22,8 @@ inline std::string slurp(const std::string& path) {
 }
 
 inline CliRun run_cli(const std::string& args, const std::string& tag) {
-  const std::string o = "/tmp/storepulse_cli_test_" + tag + ".out", e = "/tmp/storepulse_cli_test_" + tag + ".err";
+  const std::string o = "/tmp/storepulse_cli_test_" + tag + ".out",
+                    e = "/tmp/storepulse_cli_test_" + tag + ".err";
   std::string cmd = std::string(STOREPULSE_BINARY) + " " + args + " >" + o + " 2>" + e;
   int st = std::system(cmd.c_str());
   CliRun r;

@@ -1,10 +1,10 @@
 // storepulse loadgen: the latency histogram against distributions whose
 // quantiles are known in closed form, and one short real run against the server.
-#include <catch2/catch.hpp>
+#include "cli/loadgen.hpp"
 
+#include <catch2/catch.hpp>
 #include <cmath>
 
-#include "cli/loadgen.hpp"
 #include "support/server_process.hpp"
 #include "support/temp_dir.hpp"
 
@@ -14,12 +14,22 @@ namespace {
 // The histogram promises a relative error of 2^-kSubBits per value.
 constexpr double kRelativeError = 1.0 / static_cast<double>(LatencyHistogram::kSubCount);
 
-bool close_to(double got, double want) { return std::abs(got - want) <= want * 2 * kRelativeError + 1.0; }
+bool close_to(double got, double want) {
+  return std::abs(got - want) <= want * 2 * kRelativeError + 1.0;
+}
 }  // namespace
 
 TEST_CASE("histogram buckets bound every value within the promised relative error") {
-  const std::uint64_t values[] = {0, 1, 1023, 1024, 1025, 4097, 123456789, std::uint64_t{1} << 40,
-                                  (std::uint64_t{1} << 62) + 12345, UINT64_MAX};
+  const std::uint64_t values[] = {0,
+                                  1,
+                                  1023,
+                                  1024,
+                                  1025,
+                                  4097,
+                                  123456789,
+                                  std::uint64_t{1} << 40,
+                                  (std::uint64_t{1} << 62) + 12345,
+                                  UINT64_MAX};
   for (std::uint64_t v : values) {
     const auto i = LatencyHistogram::index_of(v);
     const auto lo = LatencyHistogram::lowest_equivalent(i);
@@ -30,7 +40,8 @@ TEST_CASE("histogram buckets bound every value within the promised relative erro
   }
   // Buckets are contiguous: the next bucket starts one above this one's end.
   for (std::size_t i = 0; i < 40000; i += 37)
-    CHECK(LatencyHistogram::lowest_equivalent(i + 1) == LatencyHistogram::highest_equivalent(i) + 1);
+    CHECK(LatencyHistogram::lowest_equivalent(i + 1) ==
+          LatencyHistogram::highest_equivalent(i) + 1);
 }
 
 TEST_CASE("histogram values below the sub-bucket count are exact") {
@@ -50,7 +61,8 @@ TEST_CASE("histogram quantiles of a uniform distribution") {
   // 1..1,000,000 once each: the q-quantile is q * 1e6.
   LatencyHistogram h;
   for (std::uint64_t v = 1; v <= 1'000'000; ++v) h.record(v);
-  for (double q : {0.5, 0.9, 0.99, 0.999}) CHECK(close_to(static_cast<double>(h.quantile(q)), q * 1e6));
+  for (double q : {0.5, 0.9, 0.99, 0.999})
+    CHECK(close_to(static_cast<double>(h.quantile(q)), q * 1e6));
   CHECK(h.max() == 1'000'000);
   CHECK(h.quantile(1.0) == 1'000'000);
 }

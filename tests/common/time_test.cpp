@@ -1,6 +1,6 @@
-#include <catch2/catch.hpp>
-
 #include "storepulse/common/time.hpp"
+
+#include <catch2/catch.hpp>
 
 using namespace storepulse;
 
@@ -16,7 +16,8 @@ TEST_CASE("ISO-8601 parsing against known epoch values") {
 }
 
 TEST_CASE("format_iso8601 inverts parse") {
-  for (const char* s : {"2026-11-26T12:30:15Z", "1999-12-31T23:59:59.123Z", "2024-02-29T00:00:00.000001Z"})
+  for (const char* s :
+       {"2026-11-26T12:30:15Z", "1999-12-31T23:59:59.123Z", "2024-02-29T00:00:00.000001Z"})
     CHECK(format_iso8601(*parse_iso8601(s)) == s);
 }
 

@@ -42,7 +42,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     // encode_event writes properties for track and page only; the decoder also
     // keeps a total sent on identify / alias (found by this target, harmless:
     // nothing reads money from those), so amounts are compared where encoded.
-    const bool has_properties = ev.type == protocol::EventType::kTrack || ev.type == protocol::EventType::kPage;
+    const bool has_properties =
+        ev.type == protocol::EventType::kTrack || ev.type == protocol::EventType::kPage;
     if (st.is_ok() && has_properties && ev2.total != ev.total) std::abort();
   }
   // The plain-decode path (POST /v1/events, journal recovery) on the same input.

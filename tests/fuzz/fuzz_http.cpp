@@ -108,8 +108,10 @@ void check(const net::HttpRequest& req, const net::RouteDecision& d) {
       // Profiles (lookup, export, erasure) and admin JSON only with the admin token;
       // only an erasure is a DELETE.
       if (token != opts.admin_token) std::abort();
-      if ((req.method() == http::verb::delete_) != (d.route == net::Route::kProfileErase)) std::abort();
-      if (d.route != net::Route::kAdmin && (d.subject.empty() || d.subject.size() > 128)) std::abort();
+      if ((req.method() == http::verb::delete_) != (d.route == net::Route::kProfileErase))
+        std::abort();
+      if (d.route != net::Route::kAdmin && (d.subject.empty() || d.subject.size() > 128))
+        std::abort();
       break;
     case net::Route::kStatic: {
       // The file stays under web_root: relative, no '..' segment or part, no

@@ -24,7 +24,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     return 0;
   }
   for (auto part : parts) {
-    if (part.data() < body.data() || part.data() + part.size() > body.data() + body.size()) std::abort();
+    if (part.data() < body.data() || part.data() + part.size() > body.data() + body.size())
+      std::abort();
     if (part.empty()) std::abort();
     std::string raw;
     raw.reserve(part.size() + protocol::decode_padding());

@@ -33,7 +33,8 @@ std::string find_in_path(const std::string& name) {
   std::size_t start = 0;
   while (start <= p.size()) {
     const auto end = p.find(':', start);
-    const std::string dir = p.substr(start, end == std::string::npos ? std::string::npos : end - start);
+    const std::string dir =
+        p.substr(start, end == std::string::npos ? std::string::npos : end - start);
     if (!dir.empty()) {
       const fs::path cand = fs::path(dir) / name;
       if (::access(cand.c_str(), X_OK) == 0) return cand.string();
@@ -81,8 +82,9 @@ TEST_CASE("widget - demo shop and dashboard in headless Chromium", "[browser]") 
   const fs::path modules = src / "tests/browser/node_modules/playwright-core";
   const std::string node = find_in_path("node");
   if (::access(chromium.c_str(), X_OK) != 0 || !fs::exists(modules) || node.empty()) {
-    WARN("browser test SKIPPED: needs " << chromium << " (apt-get install chromium; scripts/deps), node, and "
-         << modules.string() << " (npm ci --prefix tests/browser; scripts/test does both)");
+    WARN("browser test SKIPPED: needs "
+         << chromium << " (apt-get install chromium; scripts/deps), node, and " << modules.string()
+         << " (npm ci --prefix tests/browser; scripts/test does both)");
     SUCCEED();
     return;
   }
@@ -101,7 +103,8 @@ TEST_CASE("widget - demo shop and dashboard in headless Chromium", "[browser]") 
          "cancel_on: [Order Completed]\n"
          "if: cart.value >= 20\n"
          "then:\n"
-         "  - web: \"Still thinking about {cart.top.name|your basket}? It's waiting in your cart.\"\n"
+         "  - web: \"Still thinking about {cart.top.name|your basket}? It's waiting in your "
+         "cart.\"\n"
          "    offer:\n"
          "      kind: reminder\n"
          "      productId: \"{cart.top.productId}\"\n"
@@ -122,12 +125,14 @@ TEST_CASE("widget - demo shop and dashboard in headless Chromium", "[browser]") 
   const fs::path out = fs::current_path() / "browser-screenshots";
   fs::create_directories(out);
   const auto t0 = std::chrono::steady_clock::now();
-  const int rc = run_with_timeout({node, (src / "tests/browser/shop.test.mjs").string(), "--port",
-                                   std::to_string(server.port()), "--token", kAdminToken, "--pos-key", kPosKey,
-                                   "--out", out.string(), "--chromium", chromium},
-                                  std::chrono::seconds(200));
+  const int rc =
+      run_with_timeout({node, (src / "tests/browser/shop.test.mjs").string(), "--port",
+                        std::to_string(server.port()), "--token", kAdminToken, "--pos-key", kPosKey,
+                        "--out", out.string(), "--chromium", chromium},
+                       std::chrono::seconds(200));
   const auto secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  INFO("node tests/browser/shop.test.mjs exit code " << rc << " after " << secs << " s; screenshots in " << out.string());
+  INFO("node tests/browser/shop.test.mjs exit code " << rc << " after " << secs
+                                                     << " s; screenshots in " << out.string());
   REQUIRE(rc == 0);
   CHECK(fs::exists(out / "shop.png"));
   CHECK(fs::exists(out / "dashboard.png"));

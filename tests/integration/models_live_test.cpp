@@ -166,7 +166,8 @@ TEST_CASE(
   CHECK(clv_now != clv_before);
 }
 
-TEST_CASE("live models: P(alive) is read as of now - a customer who stayed away for a year has fallen") {
+TEST_CASE(
+    "live models: P(alive) is read as of now - a customer who stayed away for a year has fallen") {
   TempDir data, models_dir, rules_dir;
   std::filesystem::create_directories(models_dir.str());
   const models::ClvModel m = clv_model(0.2425945);
@@ -198,7 +199,10 @@ TEST_CASE("live models: P(alive) is read as of now - a customer who stayed away 
   INFO(r);
   CHECK(has(r, R"("rule":"lapsed-at-till")"));
   // A customer who bought yesterday is not lapsed: no action.
-  for (int d : {50, 55, 59}) REQUIRE(has(pos.request(order(fmt::format("act-{}", d), "A1", "pasta", d)), "ack"));
-  CHECK_FALSE(has(pos.request(R"({"type":"track","event":"Card Swiped","messageId":"act-swipe","userId":"A1"})"),
-                  "lapsed-at-till"));
+  for (int d : {50, 55, 59})
+    REQUIRE(has(pos.request(order(fmt::format("act-{}", d), "A1", "pasta", d)), "ack"));
+  CHECK_FALSE(
+      has(pos.request(
+              R"({"type":"track","event":"Card Swiped","messageId":"act-swipe","userId":"A1"})"),
+          "lapsed-at-till"));
 }

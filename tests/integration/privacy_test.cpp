@@ -261,19 +261,22 @@ TEST_CASE("privacy: an erasure that fails while redis is down answers 503 and a 
   fs::create_directories(dir / "redis");
   RedisProcess redis(dir / "redis");
   write_setup(dir.str(), redis_store(redis));
-  const std::vector<std::string> args = {"--config", dir / "privacy.toml", "--rules", dir / "rules"};
+  const std::vector<std::string> args = {"--config", dir / "privacy.toml", "--rules",
+                                         dir / "rules"};
   {
     ServerProcess srv(dir / "data", args);
     seed(srv.port());
     std::this_thread::sleep_for(std::chrono::milliseconds(300));  // a snapshot holds the customer
     redis.kill9();
-    auto failed = http_request(srv.port(), http::verb::delete_, "/v1/profiles/ERASE-ME-7731", kAdminToken);
+    auto failed =
+        http_request(srv.port(), http::verb::delete_, "/v1/profiles/ERASE-ME-7731", kAdminToken);
     CHECK(failed.status == 503);
     CHECK_THAT(failed.body, Catch::Contains("\"error\":\"unavailable\""));
     redis.start();
     std::string retried;
     for (int i = 0; i < 50; ++i) {  // the store reconnects by itself
-      auto r = http_request(srv.port(), http::verb::delete_, "/v1/profiles/ERASE-ME-7731", kAdminToken);
+      auto r =
+          http_request(srv.port(), http::verb::delete_, "/v1/profiles/ERASE-ME-7731", kAdminToken);
       retried = std::to_string(r.status) + " " + r.body;
       if (r.status != 503) break;
       std::this_thread::sleep_for(std::chrono::milliseconds(100));

@@ -21,13 +21,14 @@ namespace http = boost::beast::http;
 
 namespace {
 
-std::string spool_config(const TempDir& dir, const RedisProcess& redis, std::uint64_t spool_max_bytes,
-                         const std::string& extra_redis_keys = "") {
+std::string spool_config(const TempDir& dir, const RedisProcess& redis,
+                         std::uint64_t spool_max_bytes, const std::string& extra_redis_keys = "") {
   const std::string path = dir / "spool.toml";
-  std::ofstream(path) << "[store]\nkind = \"redis\"\nsnapshot_interval = \"1s\"\nsnapshot_min_records = 100\n"
-                      << "[redis]\nurl = \"" << redis.url() << "\"\nprefix = \"spool\"\n"
-                      << "spool_max_bytes = " << spool_max_bytes << "\n"
-                      << extra_redis_keys;
+  std::ofstream(path)
+      << "[store]\nkind = \"redis\"\nsnapshot_interval = \"1s\"\nsnapshot_min_records = 100\n"
+      << "[redis]\nurl = \"" << redis.url() << "\"\nprefix = \"spool\"\n"
+      << "spool_max_bytes = " << spool_max_bytes << "\n"
+      << extra_redis_keys;
   return path;
 }
 
@@ -233,20 +234,25 @@ TEST_CASE(
   CHECK(frequency_of(srv.port(), "F1") == acked + 1);
 }
 
-TEST_CASE("redis spool: a graceful stop while redis is down keeps the spool, and the restart replays and drains it",
-          "[redis][spool]") {
+TEST_CASE(
+    "redis spool: a graceful stop while redis is down keeps the spool, and the restart replays and "
+    "drains it",
+    "[redis][spool]") {
   TempDir dir;
   std::filesystem::create_directories(dir / "redis");
   RedisProcess redis(dir / "redis");
   const std::string config = spool_config(dir, redis, 4u << 20);
-  auto srv = std::make_unique<ServerProcess>(dir / "data", std::vector<std::string>{"--config", config});
+  auto srv =
+      std::make_unique<ServerProcess>(dir / "data", std::vector<std::string>{"--config", config});
   {
     WsClient pos(srv->port(), "/v1/pos", kPosKey);
     REQUIRE(pos.ok());
-    for (int i = 0; i < 10; ++i) REQUIRE(acked_reply(pos.request(order_json(fmt::format("gs-a{}", i), "G1"))));
+    for (int i = 0; i < 10; ++i)
+      REQUIRE(acked_reply(pos.request(order_json(fmt::format("gs-a{}", i), "G1"))));
     redis.kill9();
     // Acked from the spool: Redis is dead.
-    for (int i = 0; i < 25; ++i) REQUIRE(acked_reply(pos.request(order_json(fmt::format("gs-b{}", i), "G1"))));
+    for (int i = 0; i < 25; ++i)
+      REQUIRE(acked_reply(pos.request(order_json(fmt::format("gs-b{}", i), "G1"))));
     CHECK(frequency_of(srv->port(), "G1") == 35);
     CHECK(metric_value(metrics(srv->port()), "storepulse_redis_spool_records") >= 25);
   }
@@ -268,8 +274,10 @@ TEST_CASE("redis spool: a graceful stop while redis is down keeps the spool, and
   CHECK(frequency_of(srv->port(), "G1") == 35);
 }
 
-TEST_CASE("redis spool: an erasure while spooling answers 503 and changes nothing on disk; once drained it erases",
-          "[redis][spool]") {
+TEST_CASE(
+    "redis spool: an erasure while spooling answers 503 and changes nothing on disk; once drained "
+    "it erases",
+    "[redis][spool]") {
   TempDir dir;
   std::filesystem::create_directories(dir / "redis");
   RedisProcess redis(dir / "redis");
@@ -296,20 +304,25 @@ TEST_CASE("redis spool: an erasure while spooling answers 503 and changes nothin
   CHECK(frequency_of(srv.port(), "K1") == 1);
 }
 
-TEST_CASE("redis spool: an outage longer than lease_ttl stops the shard with its spool kept; a restart drains it",
-          "[redis][spool]") {
+TEST_CASE(
+    "redis spool: an outage longer than lease_ttl stops the shard with its spool kept; a restart "
+    "drains it",
+    "[redis][spool]") {
   TempDir dir;
   std::filesystem::create_directories(dir / "redis");
   RedisProcess redis(dir / "redis");
   const std::string config = spool_config(dir, redis, 4u << 20, "lease_ttl = \"600ms\"\n");
-  auto srv = std::make_unique<ServerProcess>(dir / "data", std::vector<std::string>{"--config", config, "--shards", "1"});
+  auto srv = std::make_unique<ServerProcess>(
+      dir / "data", std::vector<std::string>{"--config", config, "--shards", "1"});
   int acked = 0;
   {
     WsClient pos(srv->port(), "/v1/pos", kPosKey);
     REQUIRE(pos.ok());
-    for (int i = 0; i < 5; ++i) acked += acked_reply(pos.request(order_json(fmt::format("ll-a{}", i), "L1")));
+    for (int i = 0; i < 5; ++i)
+      acked += acked_reply(pos.request(order_json(fmt::format("ll-a{}", i), "L1")));
     redis.kill9();
-    for (int i = 0; i < 20; ++i) acked += acked_reply(pos.request(order_json(fmt::format("ll-b{}", i), "L1")));
+    for (int i = 0; i < 20; ++i)
+      acked += acked_reply(pos.request(order_json(fmt::format("ll-b{}", i), "L1")));
     REQUIRE(acked == 25);  // the last 20 from the spool
     // Dead for 5 lease lifetimes: when Redis is back the lease has expired, so
     // the drain is refused and the shard stops serving instead of writing
@@ -331,12 +344,14 @@ TEST_CASE("redis spool: an outage longer than lease_ttl stops the shard with its
   }
   CHECK(srv->stop_within(std::chrono::seconds(30)) == 0);
   // The restart takes the lease back, replays Redis plus the spool and drains it.
-  srv = std::make_unique<ServerProcess>(dir / "data", std::vector<std::string>{"--config", config, "--shards", "1"});
+  srv = std::make_unique<ServerProcess>(
+      dir / "data", std::vector<std::string>{"--config", config, "--shards", "1"});
   CHECK(frequency_of(srv->port(), "L1") == 25);
   const std::string m = wait_drained(srv->port());
   CHECK(metric_value(m, "storepulse_redis_spool_records") == 0);
   CHECK(metric_value(m, "storepulse_redis_spool_refused_shards") == 0);
   srv->kill9();
-  srv = std::make_unique<ServerProcess>(dir / "data", std::vector<std::string>{"--config", config, "--shards", "1"});
+  srv = std::make_unique<ServerProcess>(
+      dir / "data", std::vector<std::string>{"--config", config, "--shards", "1"});
   CHECK(frequency_of(srv->port(), "L1") == 25);  // all in Redis now
 }

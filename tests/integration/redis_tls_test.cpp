@@ -22,9 +22,10 @@ struct TlsRedis {
   CertFiles cert = make_cert(dir, "redis-under-test");
   unsigned short tls_port = free_loopback_port();
   // The plain port stays open for the test's own inspection; the server uses TLS.
-  RedisProcess redis{dir.str(),
-                     {"--tls-port", std::to_string(tls_port), "--tls-cert-file", cert.cert, "--tls-key-file",
-                      cert.key, "--tls-ca-cert-file", cert.cert, "--tls-auth-clients", "no"}};
+  RedisProcess redis{
+      dir.str(),
+      {"--tls-port", std::to_string(tls_port), "--tls-cert-file", cert.cert, "--tls-key-file",
+       cert.key, "--tls-ca-cert-file", cert.cert, "--tls-auth-clients", "no"}};
 };
 
 std::string write_config(const TempDir& dir, unsigned short tls_port, const std::string& ca) {
@@ -38,7 +39,8 @@ std::string write_config(const TempDir& dir, unsigned short tls_port, const std:
 
 }  // namespace
 
-TEST_CASE("redis store over TLS: events are acked, kept in redis and back after a restart", "[redis]") {
+TEST_CASE("redis store over TLS: events are acked, kept in redis and back after a restart",
+          "[redis]") {
   TlsRedis r;
   TempDir dir;
   const std::string config = write_config(dir, r.tls_port, r.cert.cert);
@@ -47,10 +49,11 @@ TEST_CASE("redis store over TLS: events are acked, kept in redis and back after 
     WsClient pos(srv.port(), "/v1/pos", kPosKey);
     REQUIRE(pos.ok());
     for (int i = 0; i < 20; ++i)
-      CHECK_THAT(pos.request(fmt::format(
-                     R"({{"type":"track","event":"Order Completed","messageId":"tls-{}","userId":"TLS-1","properties":{{"total":10}}}})",
-                     i)),
-                 Catch::Contains(fmt::format(R"("messageId":"tls-{}")", i)));
+      CHECK_THAT(
+          pos.request(fmt::format(
+              R"({{"type":"track","event":"Order Completed","messageId":"tls-{}","userId":"TLS-1","properties":{{"total":10}}}})",
+              i)),
+          Catch::Contains(fmt::format(R"("messageId":"tls-{}")", i)));
     srv.kill9();
   }
   // The records went through TLS into this Redis (read here on its plain port).
@@ -66,7 +69,8 @@ TEST_CASE("redis store over TLS: events are acked, kept in redis and back after 
   CHECK_THAT(p.body, Catch::Contains(R"("frequency":20)"));
 }
 
-TEST_CASE("redis store over TLS: an untrusted redis certificate stops the server with the reason", "[redis]") {
+TEST_CASE("redis store over TLS: an untrusted redis certificate stops the server with the reason",
+          "[redis]") {
   TlsRedis r;
   TempDir dir;
   const CertFiles someone_else = make_cert(dir, "someone-else");

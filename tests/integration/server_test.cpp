@@ -1,6 +1,5 @@
 // Integration: the real server binary on a free loopback port.
 #include <catch2/catch.hpp>
-
 #include <map>
 #include <set>
 
@@ -28,8 +27,9 @@ TEST_CASE("healthz and metrics answer with the contract names") {
   CHECK(h.status == 200);
   auto m = http_request(srv.port(), http::verb::get, "/metrics");
   CHECK(m.status == 200);
-  for (const char* name : {"storepulse_events_total{type=", "storepulse_errors_total{code=\"bad_json\"}",
-                           "storepulse_queue_depth{shard=\"0\"}", "storepulse_event_latency_seconds_bucket"})
+  for (const char* name :
+       {"storepulse_events_total{type=", "storepulse_errors_total{code=\"bad_json\"}",
+        "storepulse_queue_depth{shard=\"0\"}", "storepulse_event_latency_seconds_bucket"})
     CHECK(has(m.body, name));
 }
 
@@ -55,26 +55,33 @@ TEST_CASE("a scripted session: identify - birthday swipe - order - profile read 
   ServerProcess srv(dir.str());
   WsClient pos(srv.port(), "/v1/pos", kPosKey);
   REQUIRE(pos.ok());
-  CHECK(pos.request(R"({"type":"identify","messageId":"s-1","userId":"C42","traits":{"firstName":"Ana","birthday":")" +
-                    today_birthday() + R"(","phone":"+46700000042","smsOptIn":true}})") ==
-        R"({"type":"ack","messageId":"s-1"})");
-  auto swipe = pos.request(R"({"type":"track","event":"Card Swiped","messageId":"s-2","userId":"C42","context":{"storeId":"S1"}})");
+  CHECK(
+      pos.request(
+          R"({"type":"identify","messageId":"s-1","userId":"C42","traits":{"firstName":"Ana","birthday":")" +
+          today_birthday() + R"(","phone":"+46700000042","smsOptIn":true}})") ==
+      R"({"type":"ack","messageId":"s-1"})");
+  auto swipe = pos.request(
+      R"({"type":"track","event":"Card Swiped","messageId":"s-2","userId":"C42","context":{"storeId":"S1"}})");
   CHECK(has(swipe, R"("type":"actions")"));
   CHECK(has(swipe, R"("rule":"birthday-greeting")"));
   CHECK(has(swipe, "Happy birthday, Ana!"));
   // A second swipe the same day: greeted once a year only.
-  CHECK(has(pos.request(R"({"type":"track","event":"Card Swiped","messageId":"s-3","userId":"C42"})"), R"("type":"ack")"));
-  CHECK(has(pos.request(R"({"type":"track","event":"Order Completed","messageId":"s-4","userId":"C42",
+  CHECK(
+      has(pos.request(R"({"type":"track","event":"Card Swiped","messageId":"s-3","userId":"C42"})"),
+          R"("type":"ack")"));
+  CHECK(
+      has(pos.request(R"({"type":"track","event":"Order Completed","messageId":"s-4","userId":"C42",
       "properties":{"orderId":"o-1","total":45.5,"discount":4.5,"products":[
         {"productId":"kid-1","category":"Kidswear","brand":"Tiny","price":25,"quantity":1,"size":"110"},
         {"productId":"soap","category":"Cosmetics","brand":"Glow","price":25,"quantity":1}]}})"),
-            R"("type":"ack")"));
+          R"("type":"ack")"));
   auto p = http_request(srv.port(), http::verb::get, "/v1/profiles/C42", kAdminToken);
   REQUIRE(p.status == 200);
-  for (const char* f : {R"("userId":"C42")", R"("firstName":"Ana")", R"("recencyDays":0)", R"("frequency":1)",
-                        R"("monetary":45.50)", R"("channels":{"pos":1,"web":0})", R"("Kidswear":25.00)",
-                        R"("discountShare":0.0900)", R"("cart":{"items":[],"value":0.00})",
-                        R"("size":"110")", R"("points":45)"})
+  for (const char* f :
+       {R"("userId":"C42")", R"("firstName":"Ana")", R"("recencyDays":0)", R"("frequency":1)",
+        R"("monetary":45.50)", R"("channels":{"pos":1,"web":0})", R"("Kidswear":25.00)",
+        R"("discountShare":0.0900)", R"("cart":{"items":[],"value":0.00})", R"("size":"110")",
+        R"("points":45)"})
     CHECK(has(p.body, f));
   // The dashboard's "recent events": newest first, with event names and totals.
   const auto recent = p.body.find(R"("recentEvents":[)");
@@ -96,13 +103,15 @@ TEST_CASE("bad input gets a specific error - changes nothing - and the connectio
   };
   std::vector<Case> cases = {
       {"{not json", "bad_json", ""},
-      {R"({"type":"track","messageId":"e1","userId":"C7","event":"Levitated"})", "unknown_event", "Levitated"},
+      {R"({"type":"track","messageId":"e1","userId":"C7","event":"Levitated"})", "unknown_event",
+       "Levitated"},
       {R"({"type":"track","messageId":"e2","userId":"C7","event":"Order Completed","properties":{"total":"lots"}})",
        "bad_field", "properties.total"},
       {R"({"type":"track","messageId":"e3","event":"Card Swiped"})", "bad_field", "userId"},
       {R"({"type":"track","messageId":"e4","userId":"C7","event":"Order Completed","properties":{"products":[{"productId":"x","price":-3}]}})",
        "bad_field", "products[0].price"},
-      {std::string(R"({"type":"track","messageId":"e5","userId":"C7","event":"Card Swiped","pad":")") +
+      {std::string(
+           R"({"type":"track","messageId":"e5","userId":"C7","event":"Card Swiped","pad":")") +
            std::string(70 * 1024, 'x') + "\"}",
        "too_large", "limit"},
   };
@@ -124,13 +133,20 @@ TEST_CASE("web visitor aliased to a member: one profile with the cart and linked
   ServerProcess srv(dir.str());
   WsClient web(srv.port(), "/v1/web");
   REQUIRE(web.ok());
-  CHECK(has(web.request(R"({"type":"track","event":"Product Added","messageId":"w-1","anonymousId":"visitor-9",
-      "properties":{"productId":"boots-1","name":"Rain boots","category":"Shoes","price":59}})"), "ack"));
+  CHECK(has(
+      web.request(
+          R"({"type":"track","event":"Product Added","messageId":"w-1","anonymousId":"visitor-9",
+      "properties":{"productId":"boots-1","name":"Rain boots","category":"Shoes","price":59}})"),
+      "ack"));
   // POS events on /v1/web are refused: a visitor cannot pose as a till.
-  CHECK(has(web.request(R"({"type":"track","event":"Card Swiped","messageId":"w-2","anonymousId":"visitor-9","context":{"channel":"pos"}})"),
-            "bad_field"));
+  CHECK(has(
+      web.request(
+          R"({"type":"track","event":"Card Swiped","messageId":"w-2","anonymousId":"visitor-9","context":{"channel":"pos"}})"),
+      "bad_field"));
   WsClient pos(srv.port(), "/v1/pos", kPosKey);
-  CHECK(has(pos.request(R"({"type":"alias","messageId":"al-1","userId":"C9","previousId":"visitor-9"})"), "ack"));
+  CHECK(has(
+      pos.request(R"({"type":"alias","messageId":"al-1","userId":"C9","previousId":"visitor-9"})"),
+      "ack"));
   std::string body;
   for (int i = 0; i < 100; ++i) {
     body = http_request(srv.port(), http::verb::get, "/v1/profiles/C9", kAdminToken).body;
@@ -141,7 +157,10 @@ TEST_CASE("web visitor aliased to a member: one profile with the cart and linked
   CHECK(has(body, R"("productId":"boots-1")"));
   CHECK(has(body, R"("value":59.00)"));
   // The visitor's later clicks land on the member.
-  CHECK(has(web.request(R"({"type":"track","event":"Product Viewed","messageId":"w-3","anonymousId":"visitor-9","properties":{"productId":"hat"}})"), "ack"));
+  CHECK(has(
+      web.request(
+          R"({"type":"track","event":"Product Viewed","messageId":"w-3","anonymousId":"visitor-9","properties":{"productId":"hat"}})"),
+      "ack"));
   body = http_request(srv.port(), http::verb::get, "/v1/profiles/C9", kAdminToken).body;
   CHECK(has(body, R"("webViews":1)"));
 }
@@ -150,7 +169,8 @@ TEST_CASE("re-sent messageIds are acked again and applied once") {
   TempDir dir;
   ServerProcess srv(dir.str());
   WsClient pos(srv.port(), "/v1/pos", kPosKey);
-  const std::string order = R"({"type":"track","event":"Order Completed","messageId":"dup-1","userId":"C5","properties":{"total":10}})";
+  const std::string order =
+      R"({"type":"track","event":"Order Completed","messageId":"dup-1","userId":"C5","properties":{"total":10}})";
   CHECK(pos.request(order) == R"({"type":"ack","messageId":"dup-1"})");
   CHECK(pos.request(order) == R"({"type":"ack","messageId":"dup-1"})");
   auto p = http_request(srv.port(), http::verb::get, "/v1/profiles/C5", kAdminToken);
@@ -172,7 +192,8 @@ TEST_CASE("one connection's events are applied in the order they were sent") {
     auto r = pos.read();
     REQUIRE(r);
     const std::string want = fmt::format(R"("messageId":"seq-{}")", received++);
-    if (r->find(want) == std::string::npos && out_of_order++ == 0) first_bad = want + " but got " + *r;
+    if (r->find(want) == std::string::npos && out_of_order++ == 0)
+      first_bad = want + " but got " + *r;
   };
   while (sent < kEvents) {
     pos.send(fmt::format(
@@ -189,7 +210,8 @@ TEST_CASE("one connection's events are applied in the order they were sent") {
 TEST_CASE("POST /v1/events takes a JSON array or NDJSON and answers per event") {
   TempDir dir;
   ServerProcess srv(dir.str());
-  const std::string batch = R"([{"type":"track","event":"Card Swiped","messageId":"b-1","userId":"C1"},
+  const std::string batch =
+      R"([{"type":"track","event":"Card Swiped","messageId":"b-1","userId":"C1"},
      {"type":"track","event":"Nope","messageId":"b-2","userId":"C1"},
      {"type":"identify","messageId":"b-3","userId":"C2","traits":{"firstName":"Bo"}}])";
   CHECK(http_request(srv.port(), http::verb::post, "/v1/events", "", batch).status == 401);
@@ -198,11 +220,13 @@ TEST_CASE("POST /v1/events takes a JSON array or NDJSON and answers per event") 
   CHECK(has(r.body, R"({"type":"ack","messageId":"b-1"})"));
   CHECK(has(r.body, R"("messageId":"b-2","code":"unknown_event")"));
   CHECK(has(r.body, R"("accepted":2,"rejected":1)"));
-  auto nd = http_request(srv.port(), http::verb::post, "/v1/events", kPosKey,
-                         "{\"type\":\"track\",\"event\":\"Card Swiped\",\"messageId\":\"n-1\",\"userId\":\"C3\"}\n"
-                         "{\"type\":\"track\",\"event\":\"Card Swiped\",\"messageId\":\"n-2\",\"userId\":\"C3\"}\n");
+  auto nd = http_request(
+      srv.port(), http::verb::post, "/v1/events", kPosKey,
+      "{\"type\":\"track\",\"event\":\"Card Swiped\",\"messageId\":\"n-1\",\"userId\":\"C3\"}\n"
+      "{\"type\":\"track\",\"event\":\"Card Swiped\",\"messageId\":\"n-2\",\"userId\":\"C3\"}\n");
   CHECK(has(nd.body, R"("accepted":2,"rejected":0)"));
-  CHECK(http_request(srv.port(), http::verb::post, "/v1/events", kPosKey, "[{\"a\":1},").status == 400);
+  CHECK(http_request(srv.port(), http::verb::post, "/v1/events", kPosKey, "[{\"a\":1},").status ==
+        400);
 }
 
 TEST_CASE("web connections are rate limited per connection") {
@@ -236,9 +260,11 @@ TEST_CASE("crash: kill -9 under load loses no acked event and applies none twice
   auto order = [](int c, int i) {
     const std::string cust = fmt::format("K{}", (c * kPerClient + i) % kCustomers);
     const std::string mid = fmt::format("crash-{}-{}", c, i);
-    return std::make_tuple(cust, mid,
-                           fmt::format(R"({{"type":"track","event":"Order Completed","messageId":"{}","userId":"{}","properties":{{"total":1}}}})",
-                                       mid, cust));
+    return std::make_tuple(
+        cust, mid,
+        fmt::format(
+            R"({{"type":"track","event":"Order Completed","messageId":"{}","userId":"{}","properties":{{"total":1}}}})",
+            mid, cust));
   };
   for (int round = 0; round < 2; ++round) {
     ServerProcess srv(dir.str(), {"--fsync", "always"});
@@ -283,8 +309,8 @@ TEST_CASE("crash: kill -9 under load loses no acked event and applies none twice
     const auto at = p.body.find("\"frequency\":");
     const int freq = std::stoi(p.body.substr(at + 12));
     INFO(cust);
-    CHECK(freq >= static_cast<int>(mids.size()));                      // nothing acked was lost
-    CHECK(freq <= static_cast<int>(sent_by_customer[cust].size()));    // nothing applied twice
+    CHECK(freq >= static_cast<int>(mids.size()));                    // nothing acked was lost
+    CHECK(freq <= static_cast<int>(sent_by_customer[cust].size()));  // nothing applied twice
   }
   CHECK(acked_total >= 300);
   // Re-send every order ever sent: each one must end up applied exactly once.
@@ -309,13 +335,16 @@ TEST_CASE("admin JSON endpoints need the token and describe rules and live stats
   CHECK(rules.status == 200);
   CHECK(has(rules.body, "birthday-greeting"));
   WsClient pos(srv.port(), "/v1/pos", kPosKey);
-  CHECK(has(pos.request(R"({"type":"track","event":"Card Swiped","messageId":"st-1","userId":"C1"})"), "ack"));
+  CHECK(
+      has(pos.request(R"({"type":"track","event":"Card Swiped","messageId":"st-1","userId":"C1"})"),
+          "ack"));
   auto stats = http_request(srv.port(), http::verb::get, "/v1/admin/stats", kAdminToken);
   CHECK(stats.status == 200);
   CHECK(has(stats.body, R"("pos":1)"));
   CHECK(has(stats.body, R"("profiles":1)"));
   // Static files are only served from the web root, never outside it.
-  CHECK(http_request(srv.port(), http::verb::get, "/static/../config/storepulse.toml").status == 404);
+  CHECK(http_request(srv.port(), http::verb::get, "/static/../config/storepulse.toml").status ==
+        404);
   CHECK(http_request(srv.port(), http::verb::get, "/static/%2e%2e/README.md").status == 404);
 }
 
@@ -325,11 +354,15 @@ TEST_CASE("analyze --journal reads the events a server journaled") {
     ServerProcess srv(dir.str());
     WsClient pos(srv.port(), "/v1/pos", kPosKey);
     for (int i = 0; i < 3; ++i)
-      CHECK(has(pos.request(fmt::format(R"({{"type":"track","event":"Order Completed","messageId":"j-{}","userId":"J1","properties":{{"total":10}}}})", i)),
-                "ack"));
+      CHECK(has(
+          pos.request(fmt::format(
+              R"({{"type":"track","event":"Order Completed","messageId":"j-{}","userId":"J1","properties":{{"total":10}}}})",
+              i)),
+          "ack"));
     srv.kill9();  // the events are only in the journal, not in a snapshot
   }
-  const std::string cmd = fmt::format("{} analyze rfm --journal {} --format csv 2>&1", STOREPULSE_BINARY, dir.str());
+  const std::string cmd =
+      fmt::format("{} analyze rfm --journal {} --format csv 2>&1", STOREPULSE_BINARY, dir.str());
   FILE* p = ::popen(cmd.c_str(), "r");
   REQUIRE(p);
   std::string out;

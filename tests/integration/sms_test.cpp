@@ -4,13 +4,12 @@
 // receipts per rule, dead numbers, STOP / START / HELP with TwiML. JSON format:
 // the signed POST, a delivery receipt, forged / replayed / stale callbacks, and
 // STOP turning consent off.
-#include <catch2/catch.hpp>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
 #include <algorithm>
-
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <condition_variable>
 #include <fstream>
 #include <mutex>
@@ -80,9 +79,10 @@ class FakeGateway {
         std::lock_guard<std::mutex> lk(mu_);
         const std::size_t i = requests_.size();
         answer = i < script_.size() ? script_[i] : otherwise_;
-        requests_.push_back({std::string(req.target()), req.body(), std::string(req[actions::kSignatureHeader]),
-                             std::string(req[http::field::content_type]), std::string(req[http::field::authorization]),
-                             std::string(req["Idempotency-Key"])});
+        requests_.push_back(
+            {std::string(req.target()), req.body(), std::string(req[actions::kSignatureHeader]),
+             std::string(req[http::field::content_type]),
+             std::string(req[http::field::authorization]), std::string(req["Idempotency-Key"])});
       }
       cv_.notify_all();
       http::response<http::string_body> res(static_cast<http::status>(answer.status), 11);
@@ -112,7 +112,8 @@ HttpReply post_signed(unsigned short port, const std::string& target, const std:
   return http_send(port, std::move(req));
 }
 
-std::string sign_now(const std::string& body, const std::string& secret = kSecret, std::int64_t skew_s = 0) {
+std::string sign_now(const std::string& body, const std::string& secret = kSecret,
+                     std::int64_t skew_s = 0) {
   return actions::sign_request(secret, wall_clock_us() / kUsPerSecond + skew_s, body);
 }
 
@@ -144,21 +145,26 @@ gateway_url = "http://127.0.0.1:{}/send"
 gateway_secret = "{}"
 retry_base = "100ms"
 rate_per_sec = 100.0
-)", gateway.port(), kSecret);
+)",
+                                                   gateway.port(), kSecret);
     args = {"--config", dir / "sms.toml", "--rules", dir / "rules"};
   }
 };
 
 }  // namespace
 
-TEST_CASE("sms: a rule's SMS reaches the gateway signed - receipts - forgeries - replays and STOP") {
+TEST_CASE(
+    "sms: a rule's SMS reaches the gateway signed - receipts - forgeries - replays and STOP") {
   SmsSetup setup;
   ServerProcess srv(setup.dir / "data", setup.args);
   WsClient pos(srv.port(), "/v1/pos", kPosKey);
   REQUIRE(pos.ok());
-  CHECK(pos.request(R"({"type":"identify","messageId":"i-1","userId":"C42","traits":{"firstName":"Ana","phone":"+46 70 000 00 42","smsOptIn":true}})") ==
-        R"({"type":"ack","messageId":"i-1"})");
-  pos.request(R"({"type":"track","event":"Card Swiped","messageId":"sw-1","userId":"C42","context":{"storeId":"S1"}})");
+  CHECK(
+      pos.request(
+          R"({"type":"identify","messageId":"i-1","userId":"C42","traits":{"firstName":"Ana","phone":"+46 70 000 00 42","smsOptIn":true}})") ==
+      R"({"type":"ack","messageId":"i-1"})");
+  pos.request(
+      R"({"type":"track","event":"Card Swiped","messageId":"sw-1","userId":"C42","context":{"storeId":"S1"}})");
 
   // 1. The gateway gets a signed {id,to,text}.
   auto got = setup.gateway.wait_for(1);
@@ -170,10 +176,13 @@ TEST_CASE("sms: a rule's SMS reaches the gateway signed - receipts - forgeries -
   const std::string id = field(sent.body, "id");
   REQUIRE(id.rfind("sms-", 0) == 0);
   const auto t = sent.signature.substr(2, sent.signature.find(',') - 2);
-  CHECK(sent.signature == "t=" + t + ",v1=" + actions::hmac_sha256_hex(kSecret, t + "." + sent.body));
+  CHECK(sent.signature ==
+        "t=" + t + ",v1=" + actions::hmac_sha256_hex(kSecret, t + "." + sent.body));
   CHECK(std::llabs(std::stoll(t) - wall_clock_us() / kUsPerSecond) < 60);
 
-  auto admin = [&] { return http_request(srv.port(), http::verb::get, "/v1/admin/sms", kAdminToken); };
+  auto admin = [&] {
+    return http_request(srv.port(), http::verb::get, "/v1/admin/sms", kAdminToken);
+  };
   // The gateway has the request; the outbox records the 200 a moment later.
   auto a1 = admin();
   for (int i = 0; i < 250 && a1.status == 200 && !has(a1.body, R"("sent":1)"); ++i) {
@@ -187,10 +196,13 @@ TEST_CASE("sms: a rule's SMS reaches the gateway signed - receipts - forgeries -
 
   // 2. A forged receipt changes nothing.
   const std::string receipt = R"({"id":")" + id + R"(","status":"delivered"})";
-  CHECK(post_signed(srv.port(), "/v1/sms/status", receipt, sign_now(receipt, "not-the-secret")).status == 403);
+  CHECK(post_signed(srv.port(), "/v1/sms/status", receipt, sign_now(receipt, "not-the-secret"))
+            .status == 403);
   CHECK(post_signed(srv.port(), "/v1/sms/status", receipt, "").status == 403);
   // Stale: signed correctly, but 10 minutes ago.
-  CHECK(post_signed(srv.port(), "/v1/sms/status", receipt, sign_now(receipt, kSecret, -600)).status == 403);
+  CHECK(
+      post_signed(srv.port(), "/v1/sms/status", receipt, sign_now(receipt, kSecret, -600)).status ==
+      403);
   CHECK(has(admin().body, R"("delivered":0)"));
 
   // 3. A signed receipt moves it to delivered; the same request again is a replay.
@@ -214,7 +226,8 @@ TEST_CASE("sms: a rule's SMS reaches the gateway signed - receipts - forgeries -
   }
   CHECK(has(profile, R"("consent":{"sms":false})"));
   // The next swipe texts nobody.
-  pos.request(R"({"type":"track","event":"Card Swiped","messageId":"sw-2","userId":"C42","context":{"storeId":"S1"}})");
+  pos.request(
+      R"({"type":"track","event":"Card Swiped","messageId":"sw-2","userId":"C42","context":{"storeId":"S1"}})");
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
   CHECK(setup.gateway.wait_for(2, 0).size() == 1);
 
@@ -234,14 +247,16 @@ TEST_CASE("sms: a rule's SMS reaches the gateway signed - receipts - forgeries -
 TEST_CASE("sms: without a gateway SMS stay queued and visible - and survive a restart") {
   TempDir dir;
   std::filesystem::create_directories(dir / "rules");
-  std::ofstream(dir / "rules/swipe-sms.yaml") << "rule: swipe-sms\non: Card Swiped\nthen:\n  - sms: \"Hello\"\n";
+  std::ofstream(dir / "rules/swipe-sms.yaml")
+      << "rule: swipe-sms\non: Card Swiped\nthen:\n  - sms: \"Hello\"\n";
   std::ofstream(dir / "sms.toml") << "[sms]\nmax_outbox = 100\n";
   const std::vector<std::string> args = {"--config", dir / "sms.toml", "--rules", dir / "rules"};
   {
     ServerProcess srv(dir / "data", args);
     WsClient pos(srv.port(), "/v1/pos", kPosKey);
     REQUIRE(pos.ok());
-    pos.request(R"({"type":"identify","messageId":"i-1","userId":"C7","traits":{"phone":"+46700000007","smsOptIn":true}})");
+    pos.request(
+        R"({"type":"identify","messageId":"i-1","userId":"C7","traits":{"phone":"+46700000007","smsOptIn":true}})");
     pos.request(R"({"type":"track","event":"Card Swiped","messageId":"sw-1","userId":"C7"})");
     std::string body;
     for (int i = 0; i < 100 && !has(body, R"("queued":1)"); ++i) {
@@ -255,7 +270,8 @@ TEST_CASE("sms: without a gateway SMS stay queued and visible - and survive a re
     CHECK(post_signed(srv.port(), "/v1/sms/status", receipt, sign_now(receipt)).status == 403);
   }
   ServerProcess srv(dir / "data", args);
-  CHECK(has(http_request(srv.port(), http::verb::get, "/v1/admin/sms", kAdminToken).body, R"("queued":1)"));
+  CHECK(has(http_request(srv.port(), http::verb::get, "/v1/admin/sms", kAdminToken).body,
+            R"("queued":1)"));
 }
 
 namespace {
@@ -271,24 +287,27 @@ using Params = std::vector<std::pair<std::string, std::string>>;
 std::string b64(const std::string& data) {
   std::string out(4 * ((data.size() + 2) / 3) + 1, '\0');
   const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                reinterpret_cast<const unsigned char*>(data.data()), static_cast<int>(data.size()));
+                                reinterpret_cast<const unsigned char*>(data.data()),
+                                static_cast<int>(data.size()));
   out.resize(static_cast<std::size_t>(n));
   return out;
 }
 
 /// Twilio's scheme computed here with OpenSSL directly, not with the server's code.
-std::string twilio_sign(const std::string& url, Params params, const std::string& token = kAuthToken) {
+std::string twilio_sign(const std::string& url, Params params,
+                        const std::string& token = kAuthToken) {
   std::sort(params.begin(), params.end());
   std::string data = url;
   for (const auto& [k, v] : params) data += k + v;
   unsigned char mac[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
-  HMAC(EVP_sha1(), token.data(), static_cast<int>(token.size()), reinterpret_cast<const unsigned char*>(data.data()),
-       data.size(), mac, &len);
+  HMAC(EVP_sha1(), token.data(), static_cast<int>(token.size()),
+       reinterpret_cast<const unsigned char*>(data.data()), data.size(), mac, &len);
   return b64(std::string(reinterpret_cast<const char*>(mac), len));
 }
 
-HttpReply post_form(unsigned short port, const std::string& target, const Params& params, const std::string& signature) {
+HttpReply post_form(unsigned short port, const std::string& target, const Params& params,
+                    const std::string& signature) {
   // Host is 127.0.0.1 (http_send): a proxy's Host is not what Twilio signed, sms.public_url is.
   http::request<http::string_body> req(http::verb::post, target, 11);
   req.set(http::field::content_type, "application/x-www-form-urlencoded");
@@ -299,7 +318,9 @@ HttpReply post_form(unsigned short port, const std::string& target, const Params
 
 struct EnvVar {
   std::string name;
-  EnvVar(std::string n, const char* value) : name(std::move(n)) { ::setenv(name.c_str(), value, 1); }
+  EnvVar(std::string n, const char* value) : name(std::move(n)) {
+    ::setenv(name.c_str(), value, 1);
+  }
   ~EnvVar() { ::unsetenv(name.c_str()); }
 };
 
@@ -325,7 +346,9 @@ std::string wait_profile(unsigned short port, const std::string& id, const std::
 
 }  // namespace
 
-TEST_CASE("sms twilio: form POST with basic auth - one message after a 500 - signed callbacks - dead numbers - STOP START HELP") {
+TEST_CASE(
+    "sms twilio: form POST with basic auth - one message after a 500 - signed callbacks - dead "
+    "numbers - STOP START HELP") {
   TempDir dir;
   FakeGateway gateway;
   const std::string gateway_sid = "SM00000000000000000000000000000a01";
@@ -339,7 +362,8 @@ then:
   - sms: "Hi {traits.firstName|there}, thanks for visiting!"
 priority: 10
 )";
-  const std::string messages_path = fmt::format("/2010-04-01/Accounts/{}/Messages.json", kAccountSid);
+  const std::string messages_path =
+      fmt::format("/2010-04-01/Accounts/{}/Messages.json", kAccountSid);
   std::ofstream(dir / "sms.toml") << fmt::format(R"([sms]
 gateway_format = "twilio"
 gateway_url = "http://127.0.0.1:{}{}"
@@ -348,16 +372,21 @@ public_url = "{}"
 help_text = "{}"
 retry_base = "100ms"
 rate_per_sec = 100.0
-)", gateway.port(), messages_path, kFromNumber, kPublicUrl, kHelpText);
+)",
+                                                 gateway.port(), messages_path, kFromNumber,
+                                                 kPublicUrl, kHelpText);
   // Credentials from the environment, as in production.
   EnvVar sid_env("STOREPULSE_SMS_ACCOUNT_SID", kAccountSid);
   EnvVar token_env("STOREPULSE_SMS_AUTH_TOKEN", kAuthToken);
   ServerProcess srv(dir / "data", {"--config", dir / "sms.toml", "--rules", dir / "rules"});
   WsClient pos(srv.port(), "/v1/pos", kPosKey);
   REQUIRE(pos.ok());
-  CHECK(pos.request(R"({"type":"identify","messageId":"i-1","userId":"C42","traits":{"firstName":"Ana","phone":"+46 70 000 00 42","smsOptIn":true}})") ==
-        R"({"type":"ack","messageId":"i-1"})");
-  pos.request(R"({"type":"track","event":"Card Swiped","messageId":"sw-1","userId":"C42","context":{"storeId":"S1"}})");
+  CHECK(
+      pos.request(
+          R"({"type":"identify","messageId":"i-1","userId":"C42","traits":{"firstName":"Ana","phone":"+46 70 000 00 42","smsOptIn":true}})") ==
+      R"({"type":"ack","messageId":"i-1"})");
+  pos.request(
+      R"({"type":"track","event":"Card Swiped","messageId":"sw-1","userId":"C42","context":{"storeId":"S1"}})");
 
   // 1. A 500, then the retry is accepted: two POSTs, one message, one idempotency key.
   auto got = gateway.wait_for(2);
@@ -387,10 +416,16 @@ rate_per_sec = 100.0
   CHECK(gateway.wait_for(3, 0).size() == 2);
 
   // 2. Inbound texts: a forged STOP changes nothing; STOP, START, HELP answer TwiML.
-  const Params stop = {{"MessageSid", "SM00000000000000000000000000000b01"}, {"AccountSid", kAccountSid},
-                       {"From", "+46700000042"}, {"To", kFromNumber}, {"Body", " Stop "}, {"NumMedia", "0"}};
+  const Params stop = {{"MessageSid", "SM00000000000000000000000000000b01"},
+                       {"AccountSid", kAccountSid},
+                       {"From", "+46700000042"},
+                       {"To", kFromNumber},
+                       {"Body", " Stop "},
+                       {"NumMedia", "0"}};
   const std::string inbound_url = std::string(kPublicUrl) + "/v1/sms/inbound";
-  CHECK(post_form(srv.port(), "/v1/sms/inbound", stop, twilio_sign(inbound_url, stop, "not-the-token")).status == 403);
+  CHECK(post_form(srv.port(), "/v1/sms/inbound", stop,
+                  twilio_sign(inbound_url, stop, "not-the-token"))
+            .status == 403);
   CHECK(post_form(srv.port(), "/v1/sms/inbound", stop, "").status == 403);
   // Signed for the URL the request reached (Host header), not the public one.
   CHECK(post_form(srv.port(), "/v1/sms/inbound", stop,
@@ -399,12 +434,15 @@ rate_per_sec = 100.0
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
   CHECK(has(http_request(srv.port(), http::verb::get, "/v1/profiles/C42", kAdminToken).body,
             R"("consent":{"sms":true})"));
-  CHECK(has(http_request(srv.port(), http::verb::get, "/v1/admin/sms", kAdminToken).body, R"("suppressedPhones":0)"));
+  CHECK(has(http_request(srv.port(), http::verb::get, "/v1/admin/sms", kAdminToken).body,
+            R"("suppressedPhones":0)"));
   auto s = post_form(srv.port(), "/v1/sms/inbound", stop, twilio_sign(inbound_url, stop));
   CHECK(s.status == 200);
   CHECK(has(s.body, "<Response><Message>You are unsubscribed"));
-  CHECK(has(wait_profile(srv.port(), "C42", R"("consent":{"sms":false})"), R"("consent":{"sms":false})"));
-  CHECK(has(http_request(srv.port(), http::verb::get, "/v1/admin/sms", kAdminToken).body, R"("suppressedPhones":1)"));
+  CHECK(has(wait_profile(srv.port(), "C42", R"("consent":{"sms":false})"),
+            R"("consent":{"sms":false})"));
+  CHECK(has(http_request(srv.port(), http::verb::get, "/v1/admin/sms", kAdminToken).body,
+            R"("suppressedPhones":1)"));
   // The same callback again (a Twilio retry or a replay) is answered and ignored.
   auto again = post_form(srv.port(), "/v1/sms/inbound", stop, twilio_sign(inbound_url, stop));
   CHECK(again.status == 200);
@@ -415,28 +453,34 @@ rate_per_sec = 100.0
   auto st = post_form(srv.port(), "/v1/sms/inbound", start, twilio_sign(inbound_url, start));
   CHECK(st.status == 200);
   CHECK(has(st.body, "<Message>You are subscribed again"));
-  CHECK(has(wait_profile(srv.port(), "C42", R"("consent":{"sms":true})"), R"("consent":{"sms":true})"));
+  CHECK(has(wait_profile(srv.port(), "C42", R"("consent":{"sms":true})"),
+            R"("consent":{"sms":true})"));
   Params help = stop;
   help[0].second = "SM00000000000000000000000000000b03";
   help[4].second = "Help";
   auto h = post_form(srv.port(), "/v1/sms/inbound", help, twilio_sign(inbound_url, help));
   CHECK(h.status == 200);
-  CHECK(h.body == std::string(R"(<?xml version="1.0" encoding="UTF-8"?><Response><Message>)") + kHelpText +
-                      "</Message></Response>");
+  CHECK(h.body == std::string(R"(<?xml version="1.0" encoding="UTF-8"?><Response><Message>)") +
+                      kHelpText + "</Message></Response>");
 
   // 3. Receipts: forged ones change nothing; `undelivered` 30003 counts against
   // the rule and marks the number dead; a replay does not count twice.
-  const Params receipt = {{"MessageSid", gateway_sid}, {"SmsSid", gateway_sid}, {"AccountSid", kAccountSid},
-                          {"MessageStatus", "undelivered"}, {"SmsStatus", "undelivered"}, {"ErrorCode", "30003"},
-                          {"To", "+46700000042"}, {"From", kFromNumber}, {"ApiVersion", "2010-04-01"}};
+  const Params receipt = {
+      {"MessageSid", gateway_sid},      {"SmsSid", gateway_sid},      {"AccountSid", kAccountSid},
+      {"MessageStatus", "undelivered"}, {"SmsStatus", "undelivered"}, {"ErrorCode", "30003"},
+      {"To", "+46700000042"},           {"From", kFromNumber},        {"ApiVersion", "2010-04-01"}};
   const std::string status_url = std::string(kPublicUrl) + status_target;
-  CHECK(post_form(srv.port(), status_target, receipt, twilio_sign(status_url, receipt, "not-the-token")).status == 403);
+  CHECK(post_form(srv.port(), status_target, receipt,
+                  twilio_sign(status_url, receipt, "not-the-token"))
+            .status == 403);
   CHECK(post_form(srv.port(), status_target, receipt, "").status == 403);
   Params tampered = receipt;
   tampered[5].second = "30008";
-  CHECK(post_form(srv.port(), status_target, tampered, twilio_sign(status_url, receipt)).status == 403);
+  CHECK(post_form(srv.port(), status_target, tampered, twilio_sign(status_url, receipt)).status ==
+        403);
   // Signed for another message's callback URL.
-  CHECK(post_form(srv.port(), status_target, receipt, twilio_sign(std::string(kPublicUrl) + "/v1/sms/status?id=x", receipt))
+  CHECK(post_form(srv.port(), status_target, receipt,
+                  twilio_sign(std::string(kPublicUrl) + "/v1/sms/status?id=x", receipt))
             .status == 403);
   admin = http_request(srv.port(), http::verb::get, "/v1/admin/sms", kAdminToken).body;
   CHECK(has(admin, R"("failed":0)"));
@@ -457,8 +501,10 @@ rate_per_sec = 100.0
   CHECK(has(metrics, "storepulse_sms_dead_numbers 1\n"));
 
   // 4. Another member with the same (dead) number: the rule fires, nothing is sent.
-  pos.request(R"({"type":"identify","messageId":"i-2","userId":"C43","traits":{"phone":"+46700000042","smsOptIn":true}})");
-  pos.request(R"({"type":"track","event":"Card Swiped","messageId":"sw-2","userId":"C43","context":{"storeId":"S1"}})");
+  pos.request(
+      R"({"type":"identify","messageId":"i-2","userId":"C43","traits":{"phone":"+46700000042","smsOptIn":true}})");
+  pos.request(
+      R"({"type":"track","event":"Card Swiped","messageId":"sw-2","userId":"C43","context":{"storeId":"S1"}})");
   admin = wait_admin(srv.port(), R"("deadNumber":1)");
   CHECK(has(admin, R"("deadNumber":1)"));
   CHECK(has(admin, R"("swipe-sms":{"sms_failed":1,"dead_number":1})"));

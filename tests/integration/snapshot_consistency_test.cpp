@@ -149,8 +149,9 @@ void check_captures(const std::vector<Capture>& caps, std::uint64_t last_seq) {
 /// snapshot@seq plus the tail, and holds exactly the profiles of the full replay.
 void check_restored(const ServerProcess& restored, const Capture& c, std::uint64_t last_seq,
                     const std::map<std::string, std::string>& want) {
-  CHECK_THAT(restored.startup_output(),
-             Catch::Contains(fmt::format("snapshot@{} + {} journal records", c.seq, last_seq - c.seq)));
+  CHECK_THAT(
+      restored.startup_output(),
+      Catch::Contains(fmt::format("snapshot@{} + {} journal records", c.seq, last_seq - c.seq)));
   const auto got = profiles(restored.port());
   for (const auto& [id, json] : want) {
     INFO(id);
@@ -159,9 +160,11 @@ void check_restored(const ServerProcess& restored, const Capture& c, std::uint64
 }
 
 void print_positions(const char* store, const std::vector<Capture>& caps, std::uint64_t last_seq) {
-  std::printf("%s snapshot consistency: %zu snapshots captured under load at positions", store, caps.size());
+  std::printf("%s snapshot consistency: %zu snapshots captured under load at positions", store,
+              caps.size());
   for (const auto& c : caps) std::printf(" %llu", static_cast<unsigned long long>(c.seq));
-  std::printf(" of %llu; each + its tail == full replay\n", static_cast<unsigned long long>(last_seq));
+  std::printf(" of %llu; each + its tail == full replay\n",
+              static_cast<unsigned long long>(last_seq));
 }
 
 const char* kSnapshotEvery =
@@ -200,7 +203,8 @@ TEST_CASE(
         if (e.path().extension() == ".log")
           fs::copy_file(e.path(), to + "/shard-000/" + e.path().filename().string());
     // The customer keys the sealed records open with (privacy.encrypt_journal).
-    if (fs::exists(shard + "/keys.bin")) fs::copy_file(shard + "/keys.bin", to + "/shard-000/keys.bin");
+    if (fs::exists(shard + "/keys.bin"))
+      fs::copy_file(shard + "/keys.bin", to + "/shard-000/keys.bin");
     if (snapshot) std::ofstream(to + "/shard-000/snapshot.bin", std::ios::binary) << *snapshot;
   };
   lay_out(dir / "full", nullptr);

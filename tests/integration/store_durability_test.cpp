@@ -207,7 +207,8 @@ TEST_CASE(
   {
     std::ofstream c(config);
     c << "[store]\nkind = \"redis\"\n[redis]\nurl = \"" << redis.url()
-      << "\"\nprefix = \"outage\"\nconnect_timeout = \"200ms\"\ncommand_timeout = \"1s\"\n" << "spool_max_bytes = 0\n";
+      << "\"\nprefix = \"outage\"\nconnect_timeout = \"200ms\"\ncommand_timeout = \"1s\"\n"
+      << "spool_max_bytes = 0\n";
   }
   ServerProcess srv(dir / "data", {"--config", config});
   constexpr int kClients = 3, kPerClient = 300, kCustomers = 12;

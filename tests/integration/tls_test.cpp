@@ -16,8 +16,8 @@
 #include <memory>
 #include <sstream>
 
-#include "support/server_process.hpp"
 #include "../cli/cli_run.hpp"
+#include "support/server_process.hpp"
 #include "support/temp_dir.hpp"
 #include "support/test_certs.hpp"
 
@@ -137,7 +137,8 @@ HttpsReply https_get(unsigned short port, const std::string& target, ssl::contex
 class TlsServer : public ConfiguredServer {
  public:
   explicit TlsServer(const CertFiles& files, const std::string& extra = "")
-      : ConfiguredServer(fmt::format("[tls]\ncert = \"{}\"\nkey = \"{}\"\n{}", files.cert, files.key, extra)) {}
+      : ConfiguredServer(
+            fmt::format("[tls]\ncert = \"{}\"\nkey = \"{}\"\n{}", files.cert, files.key, extra)) {}
 };
 
 std::string swipe(const std::string& mid) {
@@ -205,19 +206,22 @@ TEST_CASE("tls: send speaks wss and verifies the certificate against --ca", "[tl
   CHECK_THAT(ok.err, Catch::Contains("2 events, 0 rejected"));
   // A certificate the client does not trust: refused before anything is sent.
   auto untrusted = storepulse::testing::run_cli(
-      fmt::format("send --url {} --key {} --ca {} {}", url, kPosKey, other.cert, events), "wss_bad");
+      fmt::format("send --url {} --key {} --ca {} {}", url, kPosKey, other.cert, events),
+      "wss_bad");
   CHECK(untrusted.code == 2);
-  CHECK_THAT(untrusted.err, Catch::Contains("TLS handshake failed") && Catch::Contains("certificate verify failed"));
+  CHECK_THAT(untrusted.err, Catch::Contains("TLS handshake failed") &&
+                                Catch::Contains("certificate verify failed"));
   // The system store does not know a self-signed certificate either.
   auto system_store = storepulse::testing::run_cli(
       fmt::format("send --url {} --key {} {}", url, kPosKey, events), "wss_system");
   CHECK(system_store.code == 2);
   // Plain ws:// to a TLS-only port gets no upgrade.
   auto plain = storepulse::testing::run_cli(
-      fmt::format("send --url ws://127.0.0.1:{}/v1/pos --key {} {}", s.port(), kPosKey, events), "wss_plain");
+      fmt::format("send --url ws://127.0.0.1:{}/v1/pos --key {} {}", s.port(), kPosKey, events),
+      "wss_plain");
   CHECK(plain.code == 2);
-  auto lg = storepulse::testing::run_cli(fmt::format("loadgen --url {} --key {} --rate 10 --duration 1", url, kPosKey),
-                                         "wss_loadgen");
+  auto lg = storepulse::testing::run_cli(
+      fmt::format("loadgen --url {} --key {} --rate 10 --duration 1", url, kPosKey), "wss_loadgen");
   CHECK(lg.code != 0);
   CHECK_THAT(lg.err + lg.out, Catch::Contains("loadgen speaks ws:// only"));
 }

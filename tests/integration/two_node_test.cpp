@@ -97,7 +97,8 @@ TEST_CASE(
   CHECK(frequency_of(b.port(), on_b) == 1);
 
   // A third node cannot serve shards whose lease a live node holds.
-  const ServeExit third = serve_until_exit(node_config(dir.str(), redis, "node-c", "1-2"), dir / "data-c");
+  const ServeExit third =
+      serve_until_exit(node_config(dir.str(), redis, "node-c", "1-2"), dir / "data-c");
   CHECK(third.code != 0);
   CHECK_THAT(third.output, Catch::Contains("shard 1 is leased by node node-a"));
   // ... nor can a live node's shards be claimed.

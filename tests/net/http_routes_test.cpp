@@ -1,7 +1,6 @@
 #include "net/http_routes.hpp"
 
 #include <catch2/catch.hpp>
-
 #include <deque>
 #include <string>
 
@@ -109,18 +108,25 @@ TEST_CASE("http routes: health - metrics - profiles and admin paths") {
   CHECK(d.subject == "a@b");
   CHECK(route("GET /v1/profiles/U1 HTTP/1.1\r\nHost: x\r\n\r\n").status ==
         http::status::unauthorized);
-  d = route("GET /v1/profiles/U%201/export HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer admin-secret\r\n\r\n");
+  d = route(
+      "GET /v1/profiles/U%201/export HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+      "admin-secret\r\n\r\n");
   CHECK(d.route == Route::kProfileExport);
   CHECK(d.subject == "U 1");
-  d = route("DELETE /v1/profiles/U1 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer admin-secret\r\n\r\n");
+  d = route(
+      "DELETE /v1/profiles/U1 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer admin-secret\r\n\r\n");
   CHECK(d.route == Route::kProfileErase);
   CHECK(d.subject == "U1");
-  CHECK(route("DELETE /v1/profiles/U1 HTTP/1.1\r\nHost: x\r\n\r\n").status == http::status::unauthorized);
-  CHECK(route("DELETE /v1/profiles/U1/export HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer admin-secret\r\n\r\n")
+  CHECK(route("DELETE /v1/profiles/U1 HTTP/1.1\r\nHost: x\r\n\r\n").status ==
+        http::status::unauthorized);
+  CHECK(route("DELETE /v1/profiles/U1/export HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+              "admin-secret\r\n\r\n")
             .status == http::status::method_not_allowed);
-  CHECK(route("POST /v1/profiles/U1 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer admin-secret\r\nContent-Length: 0\r\n\r\n")
+  CHECK(route("POST /v1/profiles/U1 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+              "admin-secret\r\nContent-Length: 0\r\n\r\n")
             .status == http::status::method_not_allowed);
-  CHECK(route("GET /v1/profiles//export HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer admin-secret\r\n\r\n")
+  CHECK(route("GET /v1/profiles//export HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+              "admin-secret\r\n\r\n")
             .status == http::status::bad_request);
   CHECK(
       route("GET /v1/profiles/U1 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer admin-secre\r\n\r\n")

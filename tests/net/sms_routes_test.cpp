@@ -11,9 +11,11 @@ using namespace storepulse;
 using namespace storepulse::net;
 
 TEST_CASE("sms inbound keywords: carrier opt-out words - case and blanks ignored") {
-  for (const char* w : {"STOP", "stop", " Stop ", "STOPALL", "unsubscribe", "Cancel", "END", "quit", "stop."})
+  for (const char* w :
+       {"STOP", "stop", " Stop ", "STOPALL", "unsubscribe", "Cancel", "END", "quit", "stop."})
     CHECK(parse_inbound_keyword(w) == InboundKeyword::kStop);
-  for (const char* w : {"START", "yes", "Unstop"}) CHECK(parse_inbound_keyword(w) == InboundKeyword::kStart);
+  for (const char* w : {"START", "yes", "Unstop"})
+    CHECK(parse_inbound_keyword(w) == InboundKeyword::kStart);
   for (const char* w : {"HELP", "info"}) CHECK(parse_inbound_keyword(w) == InboundKeyword::kHelp);
   // A sentence that mentions stop is not an opt-out keyword.
   for (const char* w : {"", "thanks", "please stop by tomorrow", "STOPP"})
@@ -27,7 +29,8 @@ TEST_CASE("sms admin view: counts and a bounded list") {
   auto box = actions::SmsOutbox::open(o);
   REQUIRE(box.is_ok());
   for (int i = 0; i < 3; ++i)
-    (*box)->submit(actions::SmsRequest{"r", "C" + std::to_string(i), "+4670000000" + std::to_string(i), "hi", 1});
+    (*box)->submit(actions::SmsRequest{"r", "C" + std::to_string(i),
+                                       "+4670000000" + std::to_string(i), "hi", 1});
   (*box)->pump();
   CHECK_FALSE(handle_sms_admin(box->get(), "/v1/admin/stats", ""));
   auto all = handle_sms_admin(box->get(), "/v1/admin/sms", "");
@@ -44,8 +47,9 @@ TEST_CASE("sms admin view: counts and a bounded list") {
 
 TEST_CASE("sms twiml reply: text escaped - empty gives an empty Response") {
   CHECK(twiml_message("") == R"(<?xml version="1.0" encoding="UTF-8"?><Response/>)");
-  CHECK(twiml_message(R"(Tom & Jerry <3 "ok")") ==
-        R"(<?xml version="1.0" encoding="UTF-8"?><Response><Message>Tom &amp; Jerry &lt;3 &quot;ok&quot;</Message></Response>)");
+  CHECK(
+      twiml_message(R"(Tom & Jerry <3 "ok")") ==
+      R"(<?xml version="1.0" encoding="UTF-8"?><Response><Message>Tom &amp; Jerry &lt;3 &quot;ok&quot;</Message></Response>)");
 }
 
 TEST_CASE("sms metrics text: per-rule failures and dead numbers") {

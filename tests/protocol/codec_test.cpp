@@ -1,6 +1,6 @@
-#include <catch2/catch.hpp>
-
 #include "storepulse/protocol/codec.hpp"
+
+#include <catch2/catch.hpp>
 
 using namespace storepulse;
 using namespace storepulse::protocol;
@@ -95,10 +95,12 @@ TEST_CASE("missing timestamp takes the receive time") {
 
 TEST_CASE("encode_event round-trips through the decoder") {
   Event ev;
-  REQUIRE(decode(R"({"type":"identify","messageId":"id-1","userId":"C9","timestamp":"2026-01-02T03:04:05Z",
+  REQUIRE(
+      decode(
+          R"({"type":"identify","messageId":"id-1","userId":"C9","timestamp":"2026-01-02T03:04:05Z",
      "traits":{"firstName":"Ana \"Q\"","birthday":"1990-04-12","phone":"+100","smsOptIn":true}})",
-                 ev)
-              .is_ok());
+          ev)
+          .is_ok());
   Event back;
   REQUIRE(decode(encode_event(ev), back).is_ok());
   CHECK(back.traits.first_name == "Ana \"Q\"");
@@ -117,6 +119,7 @@ TEST_CASE("replies are well-formed JSON with escaped text") {
   act.text = "Happy birthday\n";
   act.offer_json = R"({"code":"BDAY"})";
   std::vector<Action> a{act};
-  CHECK(encode_actions("m", a) ==
-        R"({"type":"actions","messageId":"m","actions":[{"rule":"birthday","channel":"pos","text":"Happy birthday\n","offer":{"code":"BDAY"}}]})");
+  CHECK(
+      encode_actions("m", a) ==
+      R"({"type":"actions","messageId":"m","actions":[{"rule":"birthday","channel":"pos","text":"Happy birthday\n","offer":{"code":"BDAY"}}]})");
 }

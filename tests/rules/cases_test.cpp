@@ -10,11 +10,11 @@
 //       expect: [{rule: r, channel: pos, text: "part of the text", offer: "part of the offer"}]
 //     - advance: "2026-01-10T12:00:00Z"
 //       expect: []
-#include <catch2/catch.hpp>
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <filesystem>
 #include <map>
 
@@ -64,7 +64,8 @@ struct Runner {
       std::size_t idx = 0;
       for (auto& [id, p] : profiles)
         for (std::size_t i = 0; i < p.timers.size(); ++i)
-          if (p.timers[i].fire_at <= watermark && (!who || p.timers[i].fire_at < who->timers[idx].fire_at)) {
+          if (p.timers[i].fire_at <= watermark &&
+              (!who || p.timers[i].fire_at < who->timers[idx].fire_at)) {
             who = &p;
             idx = i;
           }
@@ -86,7 +87,8 @@ struct Runner {
 
 std::string describe(const std::vector<protocol::Action>& v) {
   std::string s;
-  for (const auto& a : v) s += fmt::format("  [{} {}] {} {}\n", a.rule, a.channel, a.text, a.offer_json);
+  for (const auto& a : v)
+    s += fmt::format("  [{} {}] {} {}\n", a.rule, a.channel, a.text, a.offer_json);
   return s.empty() ? "  (no actions)\n" : s;
 }
 
@@ -96,7 +98,8 @@ void run_case(const std::filesystem::path& file) {
   Runner r;
   if (doc["rules"]) {
     std::vector<std::pair<std::string, std::string>> src;
-    for (const auto& kv : doc["rules"]) src.emplace_back(kv.first.as<std::string>(), kv.second.as<std::string>());
+    for (const auto& kv : doc["rules"])
+      src.emplace_back(kv.first.as<std::string>(), kv.second.as<std::string>());
     auto res = load_rules_from_sources(src);
     for (const auto& e : res.errors) FAIL_CHECK(e.str());
     r.book = res.rules;
@@ -137,11 +140,14 @@ void run_case(const std::filesystem::path& file) {
 TEST_CASE("rule cases: tests/rules/cases/*.yaml") {
   namespace fs = std::filesystem;
   std::vector<fs::path> files;
-  for (const auto& e : fs::directory_iterator(std::string(STOREPULSE_SOURCE_DIR) + "/tests/rules/cases"))
+  for (const auto& e :
+       fs::directory_iterator(std::string(STOREPULSE_SOURCE_DIR) + "/tests/rules/cases"))
     if (e.path().extension() == ".yaml") files.push_back(e.path());
   std::sort(files.begin(), files.end());
   REQUIRE(files.size() >= 9);
   for (const auto& f : files) {
-    SECTION(f.filename().string()) { run_case(f); }
+    SECTION(f.filename().string()) {
+      run_case(f);
+    }
   }
 }

@@ -1,6 +1,7 @@
+#include "storepulse/rules/compiler.hpp"
+
 #include <catch2/catch.hpp>
 
-#include "storepulse/rules/compiler.hpp"
 #include "support/events.hpp"
 
 using namespace storepulse;
@@ -168,19 +169,24 @@ TEST_CASE("compiler: and / or short-circuit to true/false values") {
 TEST_CASE("compiler: unknown names - types and count() are load errors with suggestions") {
   auto e = compile_error("profile.brthday == \"x\"");
   CHECK(e.pos.col == 1);
-  CHECK(e.message == "unknown field 'profile.brthday' \xE2\x80\x94 did you mean 'profile.birthday'?");
-  CHECK(compile_error("traits.frstName == \"Ana\"").message.find("did you mean 'traits.firstName'") !=
+  CHECK(e.message ==
+        "unknown field 'profile.brthday' \xE2\x80\x94 did you mean 'profile.birthday'?");
+  CHECK(
+      compile_error("traits.frstName == \"Ana\"").message.find("did you mean 'traits.firstName'") !=
+      std::string::npos);
+  CHECK(compile_error("is_birthdy_today()").message.find("did you mean 'is_birthday_today'") !=
         std::string::npos);
-  CHECK(compile_error("is_birthdy_today()").message.find("did you mean 'is_birthday_today'") != std::string::npos);
-  CHECK(compile_error("event.name == \"Order Complted\"").message.find("did you mean 'Order Completed'") !=
+  CHECK(compile_error("event.name == \"Order Complted\"")
+            .message.find("did you mean 'Order Completed'") != std::string::npos);
+  CHECK(compile_error("event.channel == \"store\"").message.find("never \"store\"") !=
         std::string::npos);
-  CHECK(compile_error("event.channel == \"store\"").message.find("never \"store\"") != std::string::npos);
-  CHECK(compile_error("count(\"Order Completed\", 30) > 2").message.find("count(event, days) is not available") !=
-        std::string::npos);
+  CHECK(compile_error("count(\"Order Completed\", 30) > 2")
+            .message.find("count(event, days) is not available") != std::string::npos);
   CHECK(compile_error("traits.firstName > 3").message.find("cannot compare") != std::string::npos);
   CHECK(compile_error("days_since(3) > 1").message.find("needs a time") != std::string::npos);
   CHECK(compile_error("affinity()").message.find("takes 1 argument") != std::string::npos);
-  CHECK(compile_error("profile.orders + 1").message.find("must be true or false") != std::string::npos);
+  CHECK(compile_error("profile.orders + 1").message.find("must be true or false") !=
+        std::string::npos);
   const auto e2 = compile_error("consent.sms and cart.valeu > 3");
   CHECK(e2.pos.col == 17);
   CHECK(e2.message.find("did you mean 'cart.value'") != std::string::npos);
@@ -198,10 +204,12 @@ TEST_CASE("templates: placeholders - fallbacks and literal braces") {
   CHECK(compile_template("Hi {traits.firstName|there}!").render(f.ctx()) == "Hi Ana!");
   f.p.traits.first_name.clear();
   CHECK(compile_template("Hi {traits.firstName|there}!").render(f.ctx()) == "Hi there!");
-  CHECK(compile_template("{profile.points} pts, {{literal}}").render(f.ctx()) == "400 pts, {literal}");
+  CHECK(compile_template("{profile.points} pts, {{literal}}").render(f.ctx()) ==
+        "400 pts, {literal}");
   CHECK(compile_template("{cart.value}").render(f.ctx()) == "45");
   CHECK(compile_template("{profile.discountShare}").render(f.ctx()) == "0.20");
-  CHECK(compile_template("next {next_size('Children\\'s Clothing')|size}").render(f.ctx()) == "next 3-4Y");
+  CHECK(compile_template("next {next_size('Children\\'s Clothing')|size}").render(f.ctx()) ==
+        "next 3-4Y");
   try {
     compile_template("Hi {traits.frstName|there}");
     FAIL("expected an error");

@@ -1,6 +1,6 @@
-#include <catch2/catch.hpp>
-
 #include "storepulse/rules/lexer.hpp"
+
+#include <catch2/catch.hpp>
 
 using namespace storepulse::rules;
 
@@ -8,9 +8,10 @@ TEST_CASE("lexer: names with dots - strings - numbers and operators") {
   auto t = tokenize(R"(traits.firstName == "Ana" and cart.value >= 20.5 or not x != 'b')");
   std::vector<TokenKind> kinds;
   for (const auto& k : t) kinds.push_back(k.kind);
-  CHECK(kinds == std::vector<TokenKind>{TokenKind::kName, TokenKind::kEq, TokenKind::kString, TokenKind::kAnd,
-                                        TokenKind::kName, TokenKind::kGe, TokenKind::kNumber, TokenKind::kOr,
-                                        TokenKind::kNot, TokenKind::kName, TokenKind::kNe, TokenKind::kString,
+  CHECK(kinds == std::vector<TokenKind>{TokenKind::kName, TokenKind::kEq, TokenKind::kString,
+                                        TokenKind::kAnd, TokenKind::kName, TokenKind::kGe,
+                                        TokenKind::kNumber, TokenKind::kOr, TokenKind::kNot,
+                                        TokenKind::kName, TokenKind::kNe, TokenKind::kString,
                                         TokenKind::kEnd});
   CHECK(t[0].text == "traits.firstName");
   CHECK(t[2].text == "Ana");

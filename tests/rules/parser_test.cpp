@@ -1,11 +1,13 @@
-#include <catch2/catch.hpp>
-
 #include "storepulse/rules/parser.hpp"
+
+#include <catch2/catch.hpp>
 
 using namespace storepulse::rules;
 
 namespace {
-std::string parsed(const char* src) { return to_string(*parse_expression(src)); }
+std::string parsed(const char* src) {
+  return to_string(*parse_expression(src));
+}
 ExpressionError parse_error(const char* src) {
   try {
     parse_expression(src);

@@ -1,9 +1,11 @@
 // Guardrails and arbitration of RuleBook: cooldown, caps, consent, holdout,
 // quiet hours, priority, timers.
-#include <catch2/catch.hpp>
+#include "storepulse/rules/rule_book.hpp"
+
 #include <fmt/format.h>
 
-#include "storepulse/rules/rule_book.hpp"
+#include <catch2/catch.hpp>
+
 #include "support/events.hpp"
 
 using namespace storepulse;
@@ -18,13 +20,15 @@ std::shared_ptr<RuleBook> book(std::vector<std::pair<std::string, std::string>> 
   return res.rules;
 }
 
-TimeUs at(const char* iso) { return *parse_iso8601(iso); }
+TimeUs at(const char* iso) {
+  return *parse_iso8601(iso);
+}
 
 protocol::Event event(const std::string& name, const std::string& user, const char* iso,
                       const std::string& extra = "") {
-  const std::string json =
-      fmt::format(R"({{"type":"track","event":"{}","messageId":"m","userId":"{}","timestamp":"{}"{}}})", name,
-                  user, iso, extra);
+  const std::string json = fmt::format(
+      R"({{"type":"track","event":"{}","messageId":"m","userId":"{}","timestamp":"{}"{}}})", name,
+      user, iso, extra);
   return test::decode_event(json, at(iso));
 }
 
@@ -135,8 +139,10 @@ TEST_CASE("guardrails: no SMS without consent or without a phone") {
 }
 
 TEST_CASE("arbitration: per channel the highest priority wins") {
-  auto b = book({{"low.yaml", "rule: low\non: Card Swiped\nthen:\n  - pos: low\n  - web: low web\npriority: 10\n"},
-                 {"high.yaml", "rule: high\non: Card Swiped\nthen:\n  - pos: high\npriority: 90\n"}});
+  auto b =
+      book({{"low.yaml",
+             "rule: low\non: Card Swiped\nthen:\n  - pos: low\n  - web: low web\npriority: 10\n"},
+            {"high.yaml", "rule: high\non: Card Swiped\nthen:\n  - pos: high\npriority: 90\n"}});
   auto p = member("C1");
   std::vector<protocol::Action> out;
   b->evaluate(event("Card Swiped", "C1", "2026-01-10T10:00:00Z"), p, out);
@@ -206,7 +212,9 @@ timezone: UTC
   // The event's own zone wins: 19:30Z is 21:30 at +02:00, quiet until 06:00Z.
   auto p2 = member("C2");
   out.clear();
-  b->evaluate(event("Card Swiped", "C2", "2026-01-10T19:30:00Z", R"(,"context":{"timezone":"+02:00"})"), p2, out);
+  b->evaluate(
+      event("Card Swiped", "C2", "2026-01-10T19:30:00Z", R"(,"context":{"timezone":"+02:00"})"), p2,
+      out);
   REQUIRE(p2.timers.size() == 1);
   CHECK(p2.timers[0].fire_at == at("2026-01-11T06:00:00Z"));
   // Daytime: sent at once.
@@ -225,7 +233,7 @@ TEST_CASE("quiet hours: IANA zones follow daylight saving") {
   auto qh = parse_quiet_hours("21:00-08:00");
   REQUIRE(qh);
   CHECK(qh->ends_at(at("2026-07-10T19:30:00Z"), *z) == at("2026-07-11T06:00:00Z"));  // 21:30 CEST
-  CHECK(qh->ends_at(at("2026-07-10T18:30:00Z"), *z) == 0);                         // 20:30 CEST
+  CHECK(qh->ends_at(at("2026-07-10T18:30:00Z"), *z) == 0);                           // 20:30 CEST
   CHECK(qh->ends_at(at("2026-01-10T06:30:00Z"), *z) == at("2026-01-10T07:00:00Z"));  // 07:30 CET
   CHECK_FALSE(find_time_zone("Mars/Olympus"));
   CHECK_FALSE(find_time_zone("../../etc/passwd"));
@@ -286,9 +294,10 @@ TEST_CASE("describe_json lists each rule with its counters") {
   std::vector<protocol::Action> out;
   b->evaluate(event("Card Swiped", "C1", "2026-01-10T10:00:00Z"), p, out);
   const std::string j = b->describe_json();
-  for (const char* s : {R"("rule":"swipe-sms")", R"("on":["Card Swiped"])", R"("priority":0)", R"("enabled":true)",
-                        R"("evaluated":1)", R"("matched":1)", R"("fired":1)", R"("cooldown":0)", R"("cap":0)",
-                        R"("consent":0)", R"("quiet_hours":0)", R"("priority":0)", R"("holdout":0)"})
+  for (const char* s :
+       {R"("rule":"swipe-sms")", R"("on":["Card Swiped"])", R"("priority":0)", R"("enabled":true)",
+        R"("evaluated":1)", R"("matched":1)", R"("fired":1)", R"("cooldown":0)", R"("cap":0)",
+        R"("consent":0)", R"("quiet_hours":0)", R"("priority":0)", R"("holdout":0)"})
     CHECK(j.find(s) != std::string::npos);
 }
 

@@ -1,8 +1,7 @@
 // Loading rule files: every error as file:line:col with a suggestion, and the
 // shipped rules/ folder loads clean.
-#include <catch2/catch.hpp>
-
 #include <algorithm>
+#include <catch2/catch.hpp>
 
 #include "storepulse/rules/rule_book.hpp"
 
@@ -11,7 +10,8 @@ using namespace storepulse::rules;
 
 namespace {
 
-std::vector<std::string> errors_of(const std::string& text, const std::string& file = "rules/x.yaml") {
+std::vector<std::string> errors_of(const std::string& text,
+                                   const std::string& file = "rules/x.yaml") {
   auto res = load_rules_from_sources({{file, text}});
   std::vector<std::string> v;
   for (const auto& e : res.errors) v.push_back(e.str());
@@ -20,39 +20,51 @@ std::vector<std::string> errors_of(const std::string& text, const std::string& f
 }
 
 bool has(const std::vector<std::string>& v, const std::string& s) {
-  return std::any_of(v.begin(), v.end(), [&](const auto& x) { return x.find(s) != std::string::npos; });
+  return std::any_of(v.begin(), v.end(),
+                     [&](const auto& x) { return x.find(s) != std::string::npos; });
 }
 
 }  // namespace
 
 TEST_CASE("load errors: misspelt field in a condition - at its line and column") {
-  auto e = errors_of("rule: birthday\non: Card Swiped\nthen:\n  - pos: hi\nif: profile.brthday == \"x\"\n");
+  auto e = errors_of(
+      "rule: birthday\non: Card Swiped\nthen:\n  - pos: hi\nif: profile.brthday == \"x\"\n");
   REQUIRE(e.size() == 1);
-  CHECK(e[0] == "rules/x.yaml:5:5: unknown field 'profile.brthday' \xE2\x80\x94 did you mean 'profile.birthday'?");
+  CHECK(e[0] ==
+        "rules/x.yaml:5:5: unknown field 'profile.brthday' \xE2\x80\x94 did you mean "
+        "'profile.birthday'?");
   // Quoted and block scalars map to the right column / line too.
-  e = errors_of("rule: b\non: Card Swiped\nthen:\n  - pos: hi\nif: \"consent.sms and cart.valeu > 1\"\n");
+  e = errors_of(
+      "rule: b\non: Card Swiped\nthen:\n  - pos: hi\nif: \"consent.sms and cart.valeu > 1\"\n");
   REQUIRE(e.size() == 1);
   CHECK(has(e, "rules/x.yaml:5:22: unknown field 'cart.valeu'"));
-  e = errors_of("rule: b\non: Card Swiped\nthen:\n  - pos: hi\nif: >-\n  consent.sms and\n  cart.valeu > 1\n");
+  e = errors_of(
+      "rule: b\non: Card Swiped\nthen:\n  - pos: hi\nif: >-\n  consent.sms and\n  cart.valeu > "
+      "1\n");
   REQUIRE(e.size() == 1);
   CHECK(has(e, "rules/x.yaml:7:3: unknown field 'cart.valeu'"));
 }
 
 TEST_CASE("load errors: unknown keys - events - channels and templates suggest the right name") {
   auto e = errors_of("rule: b\non: Card Swipd\npriorty: 3\nthen:\n  - pso: hi\n");
-  CHECK(has(e, "rules/x.yaml:2:5: unknown event 'Card Swipd' \xE2\x80\x94 did you mean 'Card Swiped'?"));
+  CHECK(has(
+      e, "rules/x.yaml:2:5: unknown event 'Card Swipd' \xE2\x80\x94 did you mean 'Card Swiped'?"));
   CHECK(has(e, "rules/x.yaml:3:1: unknown field 'priorty' \xE2\x80\x94 did you mean 'priority'?"));
   CHECK(has(e, "rules/x.yaml:5:5: unknown action field 'pso' \xE2\x80\x94 did you mean 'pos'?"));
   e = errors_of("rule: b\non: Card Swiped\nthen:\n  - pos: \"Hi {traits.frstName|there}\"\n");
   REQUIRE(e.size() == 1);
-  CHECK(e[0] == "rules/x.yaml:4:15: unknown field 'traits.frstName' \xE2\x80\x94 did you mean 'traits.firstName'?");
+  CHECK(e[0] ==
+        "rules/x.yaml:4:15: unknown field 'traits.frstName' \xE2\x80\x94 did you mean "
+        "'traits.firstName'?");
   e = errors_of("rule: b\non: Card Swiped\nthen:\n  - pos: hi\ncaps:\n  smss: 1/day\n");
   CHECK(has(e, "rules/x.yaml:6:3: unknown channel 'smss' \xE2\x80\x94 did you mean 'sms'?"));
 }
 
 TEST_CASE("load errors: values - missing fields - count() - YAML syntax - duplicates") {
-  auto e = errors_of("rule: b\non: Card Swiped\nthen:\n  - sms: hi\nwait: soon\ncooldown: 7x\nholdout: 120%\n"
-                     "quiet_hours: late\ncaps:\n  sms: lots\nenabled: maybe\npriority: high\ntimezone: Mars/Base\n");
+  auto e = errors_of(
+      "rule: b\non: Card Swiped\nthen:\n  - sms: hi\nwait: soon\ncooldown: 7x\nholdout: 120%\n"
+      "quiet_hours: late\ncaps:\n  sms: lots\nenabled: maybe\npriority: high\ntimezone: "
+      "Mars/Base\n");
   CHECK(has(e, "rules/x.yaml:5:7: 'wait': 'soon' is not a duration"));
   CHECK(has(e, "rules/x.yaml:6:11: 'cooldown': '7x' is not a duration"));
   CHECK(has(e, "rules/x.yaml:7:10: 'holdout' is a share"));
@@ -65,15 +77,17 @@ TEST_CASE("load errors: values - missing fields - count() - YAML syntax - duplic
   CHECK(has(e, "missing 'rule'"));
   CHECK(has(e, "missing 'on'"));
   CHECK(has(e, "missing 'then'"));
-  e = errors_of("rule: b\non: Card Swiped\nthen:\n  - pos: hi\nif: count(\"Order Completed\", 30) > 2\n");
+  e = errors_of(
+      "rule: b\non: Card Swiped\nthen:\n  - pos: hi\nif: count(\"Order Completed\", 30) > 2\n");
   CHECK(has(e, "rules/x.yaml:5:5: count(event, days) is not available"));
   e = errors_of("rule: b\non: [Card Swiped\n");
   REQUIRE(e.size() == 1);
   CHECK(e[0].rfind("rules/x.yaml:", 0) == 0);
   e = errors_of("rule: b\non: Card Swiped\ncancel_on: Order Completed\nthen:\n  - pos: hi\n");
   CHECK(has(e, "'cancel_on' cancels a 'wait' timer"));
-  auto dup = load_rules_from_sources({{"a.yaml", "rule: same\non: Card Swiped\nthen:\n  - pos: a\n"},
-                                      {"b.yaml", "rule: same\non: Card Swiped\nthen:\n  - pos: b\n"}});
+  auto dup =
+      load_rules_from_sources({{"a.yaml", "rule: same\non: Card Swiped\nthen:\n  - pos: a\n"},
+                               {"b.yaml", "rule: same\non: Card Swiped\nthen:\n  - pos: b\n"}});
   REQUIRE(dup.errors.size() == 1);
   CHECK(dup.errors[0].str() == "b.yaml:1:1: rule 'same' is already defined in a.yaml");
 }
@@ -91,8 +105,9 @@ TEST_CASE("the shipped rules/ folder loads with no errors") {
   REQUIRE(res.rules);
   auto names = res.rules->rule_names();
   std::sort(names.begin(), names.end());
-  CHECK(names == std::vector<std::string>{"abandoned-cart", "birthday-greeting", "brand-loyal-new-arrivals",
-                                          "cross-sell", "points-milestone", "price-sensitive-discount", "size-up",
+  CHECK(names == std::vector<std::string>{"abandoned-cart", "birthday-greeting",
+                                          "brand-loyal-new-arrivals", "cross-sell",
+                                          "points-milestone", "price-sensitive-discount", "size-up",
                                           "viewed-online-then-store", "win-back"});
   std::vector<std::string> notes;
   auto rs = load_rule_set(dir, notes);

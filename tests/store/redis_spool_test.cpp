@@ -19,7 +19,8 @@ using storepulse::test::TempDir;
 
 namespace {
 
-RedisOptions spool_options(const RedisProcess& r, const std::string& spool_dir, std::uint64_t max_bytes = 1 << 20) {
+RedisOptions spool_options(const RedisProcess& r, const std::string& spool_dir,
+                           std::uint64_t max_bytes = 1 << 20) {
   RedisOptions o;
   REQUIRE(parse_redis_url(r.url(), o));
   o.prefix = "spooltest";
@@ -40,7 +41,12 @@ struct Seen {
 std::vector<Seen> replay_all(RedisLog& log, RecoveryReport* report = nullptr) {
   std::vector<Seen> out;
   RecoveryReport rep;
-  REQUIRE(log.replay(0, [&](const JournalRecord& r) { out.push_back({r.seq, std::string(r.payload)}); }, rep));
+  REQUIRE(log.replay(
+      0,
+      [&](const JournalRecord& r) {
+        out.push_back({r.seq, std::string(r.payload)});
+      },
+      rep));
   if (report) *report = rep;
   return out;
 }
@@ -75,8 +81,10 @@ std::vector<std::string> payloads(const std::vector<Seen>& v) {
 
 }  // namespace
 
-TEST_CASE("spool: commits are acked from the spool while redis is down and drain in order when it returns",
-          "[store][redis][spool]") {
+TEST_CASE(
+    "spool: commits are acked from the spool while redis is down and drain in order when it "
+    "returns",
+    "[store][redis][spool]") {
   TempDir dir;
   RedisProcess redis(dir.str());
   auto log = RedisLog::open(spool_options(redis, dir / "spool"), 0);
@@ -108,8 +116,10 @@ TEST_CASE("spool: commits are acked from the spool while redis is down and drain
   for (std::size_t i = 0; i < seen.size(); ++i) CHECK(seen[i].seq == i + 1);
 }
 
-TEST_CASE("spool: a restart replays spooled records redis lacks, and a re-drain after a crash writes none twice",
-          "[store][redis][spool]") {
+TEST_CASE(
+    "spool: a restart replays spooled records redis lacks, and a re-drain after a crash writes "
+    "none twice",
+    "[store][redis][spool]") {
   TempDir dir;
   RedisProcess redis(dir.str());
   RedisOptions o = spool_options(redis, dir / "spool");
@@ -135,7 +145,8 @@ TEST_CASE("spool: a restart replays spooled records redis lacks, and a re-drain 
   REQUIRE(log);
   RecoveryReport rep;
   // Recovery: the stream (a, b, c), then the spooled records Redis lacks (d, e, f), once each.
-  CHECK(payloads(replay_all(**log, &rep)) == std::vector<std::string>{"a", "b", "c", "d", "e", "f"});
+  CHECK(payloads(replay_all(**log, &rep)) ==
+        std::vector<std::string>{"a", "b", "c", "d", "e", "f"});
   CHECK(rep.problems.empty());
   CHECK((*log)->spooling());
   commit_one(**log, "g");  // behind the spool
@@ -160,8 +171,10 @@ TEST_CASE("spool: past spool_max_bytes a commit fails with unavailable and nothi
   for (int i = 0; i < 10; ++i) {
     (*log)->append(RecordType::kEvent, 1, payload + std::to_string(i));
     Status s = (*log)->commit();
-    if (s) ++acked;
-    else refused = s;
+    if (s)
+      ++acked;
+    else
+      refused = s;
   }
   CHECK(acked == 3);  // 3 x (25 + 101) bytes fit under 400
   REQUIRE_FALSE(refused);
@@ -175,10 +188,12 @@ TEST_CASE("spool: past spool_max_bytes a commit fails with unavailable and nothi
   REQUIRE(seen.size() == 4);
   CHECK(seen[2].payload == payload + "2");
   CHECK(seen[3].payload == "after");
-  for (std::size_t i = 0; i < seen.size(); ++i) CHECK(seen[i].seq == i + 1);  // refused seqs were given back
+  for (std::size_t i = 0; i < seen.size(); ++i)
+    CHECK(seen[i].seq == i + 1);  // refused seqs were given back
 }
 
-TEST_CASE("spool: a torn tail is cut at start and the intact records still drain", "[store][redis][spool]") {
+TEST_CASE("spool: a torn tail is cut at start and the intact records still drain",
+          "[store][redis][spool]") {
   TempDir dir;
   RedisProcess redis(dir.str());
   RedisOptions o = spool_options(redis, dir / "spool");
@@ -206,8 +221,9 @@ TEST_CASE("spool: a torn tail is cut at start and the intact records still drain
   CHECK(payloads(redis_records(redis)) == std::vector<std::string>{"one", "two"});
 }
 
-TEST_CASE("spool: customer keys reach redis with the records sealed under them, also after a restart",
-          "[store][redis][spool]") {
+TEST_CASE(
+    "spool: customer keys reach redis with the records sealed under them, also after a restart",
+    "[store][redis][spool]") {
   TempDir dir;
   RedisProcess redis(dir.str());
   RedisOptions o = spool_options(redis, dir / "spool");
@@ -243,8 +259,9 @@ TEST_CASE("spool: customer keys reach redis with the records sealed under them, 
   CHECK(keys[0].key == k.key);
 }
 
-TEST_CASE("spool: redis holding another record under a spooled id stops the drain and keeps the spool",
-          "[store][redis][spool]") {
+TEST_CASE(
+    "spool: redis holding another record under a spooled id stops the drain and keeps the spool",
+    "[store][redis][spool]") {
   TempDir dir;
   RedisProcess redis(dir.str());
   auto log = RedisLog::open(spool_options(redis, dir / "spool"), 0);
@@ -254,7 +271,8 @@ TEST_CASE("spool: redis holding another record under a spooled id stops the drai
   commit_one(**log, "ours");
   redis.start();
   // Another writer used the id meanwhile (a second node that should not have).
-  CHECK(redis.command({"XADD", "spooltest:{s0}:log", "1-0", "t", "1", "r", "1", "d", "theirs"}) == "1-0");
+  CHECK(redis.command({"XADD", "spooltest:{s0}:log", "1-0", "t", "1", "r", "1", "d", "theirs"}) ==
+        "1-0");
   for (int i = 0; i < 100 && !(*log)->spool_stats()->refused.load(); ++i) {
     (void)(*log)->tick();
     std::this_thread::sleep_for(std::chrono::milliseconds(10));

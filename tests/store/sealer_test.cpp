@@ -32,10 +32,13 @@ std::unique_ptr<Journal> open_journal(const std::string& dir) {
 
 /// An opened journal that has replayed (so it can append), with `keys` staged
 /// and written by one commit of a record.
-std::unique_ptr<Journal> ready_journal(const std::string& dir, const std::vector<StoredKey>& keys = {}) {
+std::unique_ptr<Journal> ready_journal(const std::string& dir,
+                                       const std::vector<StoredKey>& keys = {}) {
   auto j = open_journal(dir);
   RecoveryReport rep;
-  REQUIRE(j->replay(0, [](const JournalRecord&) {}, rep).is_ok());
+  REQUIRE(j->replay(
+               0, [](const JournalRecord&) {}, rep)
+              .is_ok());
   if (keys.empty()) return j;
   for (const auto& k : keys) j->stage_key(k);
   j->append(RecordType::kEvent, 1, "x");

@@ -1,7 +1,6 @@
 #pragma once
 // Builds wire events for tests, decoded by the real decoder.
 #include <catch2/catch.hpp>
-
 #include <string>
 
 #include "storepulse/protocol/codec.hpp"

@@ -25,13 +25,15 @@ inline bool acked_reply(const std::string& r) {
 }
 
 /// An `Order Completed` of total 1 (each one adds 1 to the customer's frequency).
-inline std::string order_json(const std::string& mid, const std::string& customer, const std::string& extra = "") {
+inline std::string order_json(const std::string& mid, const std::string& customer,
+                              const std::string& extra = "") {
   return fmt::format(
       R"({{"type":"track","event":"Order Completed","messageId":"{}","userId":"{}","properties":{{"total":1{}}}}})",
       mid, customer, extra);
 }
 
-/// The value of an unlabelled metric (or a labelled one, `name{…}`) in a /metrics body; -1 when absent.
+/// The value of an unlabelled metric (or a labelled one, `name{…}`) in a /metrics body; -1 when
+/// absent.
 inline double metric_value(const std::string& metrics, const std::string& name) {
   const std::string key = "\n" + name + " ";
   const auto at = metrics.find(key);

@@ -22,7 +22,14 @@
 namespace storepulse::test {
 
 /// WebSocket opcodes (RFC 6455 §5.2).
-enum class WsOp : std::uint8_t { kCont = 0x0, kText = 0x1, kBinary = 0x2, kClose = 0x8, kPing = 0x9, kPong = 0xA };
+enum class WsOp : std::uint8_t {
+  kCont = 0x0,
+  kText = 0x1,
+  kBinary = 0x2,
+  kClose = 0x8,
+  kPing = 0x9,
+  kPong = 0xA
+};
 
 struct RawFrame {
   std::uint8_t opcode = 0;
@@ -127,7 +134,8 @@ class RawSocket {
  private:
   // One recv() with the remaining time; false on timeout, EOF or error.
   bool fill(std::chrono::steady_clock::time_point deadline) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) return false;
     pollfd p{fd_, POLLIN, 0};
     const int r = ::poll(&p, 1, static_cast<int>(left.count()));
@@ -176,16 +184,19 @@ inline std::string ws_frame(WsOp op, std::string_view payload, bool fin = true, 
 /// A WebSocket connection over RawSocket with a hand-written upgrade.
 class RawWs {
  public:
-  RawWs(unsigned short port, const std::string& path, const std::string& bearer = "", int rcvbuf = 0)
+  RawWs(unsigned short port, const std::string& path, const std::string& bearer = "",
+        int rcvbuf = 0)
       : sock_(port, rcvbuf) {
     if (!sock_.connected()) return;
-    std::string req = "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+    std::string req = "GET " + path +
+                      " HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
                       "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
                       "Sec-WebSocket-Version: 13\r\n";
     if (!bearer.empty()) req += "Authorization: Bearer " + bearer + "\r\n";
     req += "\r\n";
     std::string head;
-    if (!sock_.write_all(req) || !sock_.read_until("\r\n\r\n", head, std::chrono::seconds(5))) return;
+    if (!sock_.write_all(req) || !sock_.read_until("\r\n\r\n", head, std::chrono::seconds(5)))
+      return;
     // RFC 6455 §1.3: the accept value for this fixed key is fixed too.
     upgraded_ = head.rfind("HTTP/1.1 101", 0) == 0 &&
                 head.find("s3pPLMBiTxaQ9kYGzzhZRbK+xOo=") != std::string::npos;
@@ -222,7 +233,8 @@ class RawWs {
   }
 
   /// Next data message (pings from the server are skipped), or nullopt.
-  std::optional<std::string> read_text(std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
+  std::optional<std::string> read_text(
+      std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
     for (;;) {
       auto f = read_frame(timeout);
       if (!f) return std::nullopt;
@@ -239,7 +251,8 @@ class RawWs {
   int await_close(std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     for (;;) {
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
       if (left.count() <= 0) return -1;
       auto f = read_frame(left);
       if (!f) return sock_.peer_closed() ? 0 : -1;

@@ -1,9 +1,6 @@
 #pragma once
 // Starts the real `storepulse serve` binary on a free loopback port, and small
 // synchronous WebSocket / HTTP clients to talk to it.
-#include <cstdlib>
-#include <exception>
-#include <catch2/catch.hpp>
 #include <fmt/format.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -13,8 +10,11 @@
 
 #include <boost/asio.hpp>
 #include <boost/beast.hpp>
+#include <catch2/catch.hpp>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <exception>
 #include <fstream>
 #include <memory>
 #include <optional>
@@ -48,10 +48,12 @@ class ServerProcess {
       ::close(out[1]);
       ::setenv("STOREPULSE_POS_KEYS", kPosKey, 1);
       ::setenv("STOREPULSE_ADMIN_TOKEN", kAdminToken, 1);
-      std::vector<std::string> args = {STOREPULSE_BINARY, "serve",
-                                       "--config", std::string(STOREPULSE_SOURCE_DIR) + "/config/storepulse.toml",
-                                       "--rules", std::string(STOREPULSE_SOURCE_DIR) + "/rules",
-                                       "--port", "0", "--data-dir", data_dir_};
+      std::vector<std::string> args = {
+          STOREPULSE_BINARY, "serve",
+          "--config",        std::string(STOREPULSE_SOURCE_DIR) + "/config/storepulse.toml",
+          "--rules",         std::string(STOREPULSE_SOURCE_DIR) + "/rules",
+          "--port",          "0",
+          "--data-dir",      data_dir_};
       args.insert(args.end(), extra_.begin(), extra_.end());
       std::vector<char*> argv;
       for (auto& a : args) argv.push_back(a.data());
@@ -257,7 +259,8 @@ class ConfiguredServer {
     const std::string path = dir_ / "server.toml";
     std::ofstream(path) << toml;
     ::chmod(path.c_str(), mode);
-    srv_ = std::make_unique<ServerProcess>(dir_ / "data", std::vector<std::string>{"--config", path});
+    srv_ =
+        std::make_unique<ServerProcess>(dir_ / "data", std::vector<std::string>{"--config", path});
   }
   unsigned short port() const { return srv_->port(); }
   ServerProcess& process() { return *srv_; }
@@ -298,6 +301,8 @@ inline HttpReply http_request(unsigned short port, http::verb verb, const std::s
   return http_send(port, std::move(req));
 }
 
-inline bool has(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+inline bool has(const std::string& s, const std::string& part) {
+  return s.find(part) != std::string::npos;
+}
 
 }  // namespace storepulse::test

@@ -51,24 +51,28 @@ std::string_view gateway_format_name(GatewayFormat f);
 bool parse_gateway_format(std::string_view s, GatewayFormat& out);
 
 struct SmsOptions {
-  std::string dir = "data/sms";    // journal folder (serve uses data_dir/sms)
+  std::string dir = "data/sms";  // journal folder (serve uses data_dir/sms)
   GatewayFormat format = GatewayFormat::kTwilio;
-  std::string gateway_url;         // empty: messages stay queued (and visible)
-  std::string gateway_secret;      // json format: signs sends, verifies callbacks
-  std::string account_sid;         // twilio format: basic auth user
-  std::string auth_token;          // twilio format: basic auth password, verifies X-Twilio-Signature
-  std::string from;                // twilio format: sender number, or a MessagingServiceSid (MG…)
-  std::string public_url;          // base URL the gateway calls us at (signatures, StatusCallback)
-  std::string help_text = "Texts from your store's loyalty programme. Reply STOP to unsubscribe, START to resubscribe.";
+  std::string gateway_url;     // empty: messages stay queued (and visible)
+  std::string gateway_secret;  // json format: signs sends, verifies callbacks
+  std::string account_sid;     // twilio format: basic auth user
+  std::string auth_token;      // twilio format: basic auth password, verifies X-Twilio-Signature
+  std::string from;            // twilio format: sender number, or a MessagingServiceSid (MG…)
+  std::string public_url;      // base URL the gateway calls us at (signatures, StatusCallback)
+  std::string help_text =
+      "Texts from your store's loyalty programme. Reply STOP to unsubscribe, START to resubscribe.";
   std::size_t max_dead_numbers = 100'000;  // dead / struck phones remembered at most
-  TimeUs replay_window_us = 24 * 3600 * kUsPerSecond;  // twilio callbacks deduped by (MessageSid, status)
-  std::size_t max_outbox = 10'000;    // queued (unsent) messages at most; more are refused and counted
-  std::uint32_t retry_max = 5;        // attempts per message before it fails
-  double rate_per_sec = 10;           // sends per second to the gateway
+  TimeUs replay_window_us =
+      24 * 3600 * kUsPerSecond;  // twilio callbacks deduped by (MessageSid, status)
+  std::size_t max_outbox =
+      10'000;                   // queued (unsent) messages at most; more are refused and counted
+  std::uint32_t retry_max = 5;  // attempts per message before it fails
+  double rate_per_sec = 10;     // sends per second to the gateway
   TimeUs retry_base_us = 2 * kUsPerSecond;   // first retry delay; doubles each attempt
   TimeUs retry_cap_us = 600 * kUsPerSecond;  // longest retry delay
   TimeUs timeout_us = 5 * kUsPerSecond;      // one gateway request
-  std::size_t keep_finished = 20'000;  // sent/delivered/failed messages kept (idempotency window, dashboard)
+  std::size_t keep_finished =
+      20'000;  // sent/delivered/failed messages kept (idempotency window, dashboard)
   std::size_t max_contacts = 200'000;  // phone -> customer entries kept for STOP
   store::FsyncPolicy fsync = store::FsyncPolicy::kInterval;
 };
@@ -106,8 +110,8 @@ struct SmsCounts {
   std::size_t queued = 0, sent = 0, delivered = 0, failed = 0;
   std::size_t suppressed_phones = 0, dead_numbers = 0;
   // Since start:
-  std::uint64_t accepted = 0, duplicates = 0, dropped_full = 0, opted_out = 0, attempts = 0, retries = 0,
-                dead_number = 0, delivery_failed = 0;
+  std::uint64_t accepted = 0, duplicates = 0, dropped_full = 0, opted_out = 0, attempts = 0,
+                retries = 0, dead_number = 0, delivery_failed = 0;
 };
 
 /// Per rule, since start: messages that failed delivery (failed / undelivered
@@ -130,8 +134,8 @@ struct Receipt {
   std::string id;
   std::string gateway_sid;
   ReceiptStatus status = ReceiptStatus::kInProgress;
-  int error_code = 0;   // Twilio ErrorCode, 0 = none
-  std::string detail;   // reason text, if any
+  int error_code = 0;  // Twilio ErrorCode, 0 = none
+  std::string detail;  // reason text, if any
 };
 
 using Clock = std::function<TimeUs()>;
@@ -241,7 +245,7 @@ class SmsOutbox {
   std::unique_ptr<store::Journal> journal_;
   std::unordered_map<std::string, SmsMessage> messages_;
   std::set<std::pair<TimeUs, std::string>> due_;  // queued: (next attempt, id)
-  std::deque<std::string> order_;     // every id in the table, oldest first
+  std::deque<std::string> order_;                 // every id in the table, oldest first
   std::deque<std::string> finished_;  // ids no longer queued, oldest first (eviction order)
   std::unordered_map<std::string, std::string> contacts_;  // phone -> customer
   std::deque<std::string> contact_order_;
@@ -252,8 +256,9 @@ class SmsOutbox {
   };
   std::unordered_map<std::string, PhoneHealth> health_;  // bounded by max_dead_numbers
   std::deque<std::string> health_order_;                 // keys of health_, oldest first
-  std::unordered_map<std::string, std::string> by_gateway_sid_;  // gateway sid -> id, for kept messages
-  std::map<std::string, RuleSmsStats> rule_stats_;               // bounded: kMaxRuleStats names
+  std::unordered_map<std::string, std::string>
+      by_gateway_sid_;                              // gateway sid -> id, for kept messages
+  std::map<std::string, RuleSmsStats> rule_stats_;  // bounded: kMaxRuleStats names
   std::unordered_set<std::string> in_flight_;
   std::uint64_t records_since_compact_ = 0;
   double tokens_ = 0;
@@ -261,8 +266,8 @@ class SmsOutbox {
   std::uint64_t rng_ = 0x9e3779b97f4a7c15ull;
   TimeUs last_full_warning_us_ = 0;
 
-  std::atomic<std::uint64_t> accepted_{0}, duplicates_{0}, dropped_full_{0}, opted_out_{0}, attempts_{0},
-      retries_{0}, dead_number_{0}, delivery_failed_{0};
+  std::atomic<std::uint64_t> accepted_{0}, duplicates_{0}, dropped_full_{0}, opted_out_{0},
+      attempts_{0}, retries_{0}, dead_number_{0}, delivery_failed_{0};
   std::atomic<bool> running_{false};
   std::thread sender_;
 };

@@ -61,7 +61,8 @@ class CallbackVerifier {
 /// Thread-safe.
 class CallbackDeduper {
  public:
-  explicit CallbackDeduper(TimeUs window_us = 24 * 3600 * kUsPerSecond, std::size_t max_keys = 100'000);
+  explicit CallbackDeduper(TimeUs window_us = 24 * 3600 * kUsPerSecond,
+                           std::size_t max_keys = 100'000);
   /// True the first time `key` is seen inside the window; remembers it.
   bool first(const std::string& key, TimeUs now_us);
   /// Drops `key` (the callback could not be processed; the gateway retries it).

@@ -31,7 +31,7 @@ BasketSet baskets_from_events(const std::vector<protocol::Event>& events,
                               BasketItemKey key = BasketItemKey::kProductId);
 
 struct BasketRuleOptions {
-  double min_support = 0.1;     // arules defaults
+  double min_support = 0.1;  // arules defaults
   double min_confidence = 0.8;
   double min_lift = 0.0;
   int min_len = 1;
@@ -41,7 +41,7 @@ struct BasketRuleOptions {
 struct BasketRule {
   std::vector<std::uint32_t> lhs;  // item ids, ascending by item name
   std::uint32_t rhs = 0;
-  std::uint64_t count = 0;         // baskets containing LHS ∪ RHS
+  std::uint64_t count = 0;  // baskets containing LHS ∪ RHS
   double support = 0;
   double confidence = 0;
   double lift = 0;
@@ -49,9 +49,9 @@ struct BasketRule {
 
 struct BasketRuleResult {
   std::size_t transactions = 0;
-  std::uint64_t min_count = 0;          // support threshold as a basket count
+  std::uint64_t min_count = 0;  // support threshold as a basket count
   std::size_t frequent_itemsets = 0;
-  std::vector<BasketRule> rules;        // sorted by lift, then confidence, then support (desc)
+  std::vector<BasketRule> rules;  // sorted by lift, then confidence, then support (desc)
 };
 
 BasketRuleResult mine_basket_rules(const BasketSet& data, const BasketRuleOptions& opts);
@@ -65,7 +65,8 @@ Report basket_report(const BasketSet& data, const BasketRuleResult& res,
 /// The engine's basket model (cross-sell, recommendations) from mined rules;
 /// `item_key` says what an item is ("product", "name" or "category").
 models::BasketModel to_basket_model(const BasketSet& data, const BasketRuleResult& res,
-                                    const BasketRuleOptions& opts, std::string item_key = "product");
+                                    const BasketRuleOptions& opts,
+                                    std::string item_key = "product");
 
 /// Its model file (models::basket_model_json of to_basket_model).
 std::string basket_model_json(const BasketSet& data, const BasketRuleResult& res,

@@ -12,8 +12,8 @@
 namespace storepulse::analytics {
 
 struct ChannelOptions {
-  TimeUs browse_window = 7 * kUsPerDay;     // web view -> store purchase
-  TimeUs promo_window = 7 * kUsPerDay;      // promotion view/click -> order
+  TimeUs browse_window = 7 * kUsPerDay;               // web view -> store purchase
+  TimeUs promo_window = 7 * kUsPerDay;                // promotion view/click -> order
   TimeUs abandon_after = 24LL * 3600 * kUsPerSecond;  // added, not bought within
   std::size_t top_products = 20;
 };
@@ -21,9 +21,9 @@ struct ChannelOptions {
 struct PromotionResponse {
   std::string channel;
   std::size_t viewed = 0, clicked = 0;
-  std::size_t converted = 0;            // customers ordering within the window after a view/click
+  std::size_t converted = 0;  // customers ordering within the window after a view/click
   std::size_t exposed_customers = 0;
-  protocol::Money revenue = 0;          // of those converting orders
+  protocol::Money revenue = 0;  // of those converting orders
 };
 
 struct AbandonedProduct {
@@ -45,10 +45,10 @@ struct ChannelResult {
   double adopter_store_rate_before = 0, adopter_store_rate_after = 0;  // currency units / day
   double control_store_rate_before = 0, control_store_rate_after = 0;
   double cannibalisation_per_day = 0;
-  std::size_t web_viewers = 0;            // customers with a web Product Viewed
-  std::size_t browse_then_store = 0;      // ... who bought in store within the window
+  std::size_t web_viewers = 0;                     // customers with a web Product Viewed
+  std::size_t browse_then_store = 0;               // ... who bought in store within the window
   std::size_t browse_then_store_same_product = 0;  // ... a product they viewed
-  std::vector<PromotionResponse> promotions;  // one per channel
+  std::vector<PromotionResponse> promotions;       // one per channel
   std::size_t carts_added = 0, carts_abandoned = 0;
   std::vector<AbandonedProduct> abandoned;  // most abandoned first
 };

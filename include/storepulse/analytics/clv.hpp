@@ -37,15 +37,15 @@ Result<std::vector<ClvCustomer>> read_clv_summary_csv(const std::string& path);
 
 // Parameters and the closed-form evaluators live in the models stage, so the
 // live engine scores profiles with the same code (models/clv_model.hpp).
-using models::BgNbdParams;
-using models::GammaGammaParams;
-using models::ParetoNbdParams;
 using models::bgnbd_expected_purchases;
 using models::bgnbd_p_alive;
+using models::BgNbdParams;
 using models::gamma_gamma_expected_spend;
+using models::GammaGammaParams;
 using models::hyp2f1;
 using models::pareto_nbd_expected_purchases;
 using models::pareto_nbd_p_alive;
+using models::ParetoNbdParams;
 
 double bgnbd_log_likelihood(const BgNbdParams& p, const std::vector<ClvCustomer>& c);
 double pareto_nbd_log_likelihood(const ParetoNbdParams& p, const std::vector<ClvCustomer>& c);
@@ -56,12 +56,12 @@ ParetoNbdParams fit_pareto_nbd(const std::vector<ClvCustomer>& customers);
 GammaGammaParams fit_gamma_gamma(const std::vector<ClvCustomer>& customers);
 
 struct ClvOptions {
-  double horizon_time_units = 39;     // expected purchases reported for this horizon
-  int clv_months = 12;                // CLV horizon in months
+  double horizon_time_units = 39;  // expected purchases reported for this horizon
+  int clv_months = 12;             // CLV horizon in months
   double monthly_discount_rate = 0.01;
-  double margin = 1.0;                // share of spend that is profit
+  double margin = 1.0;                  // share of spend that is profit
   double time_units_per_month = 4.345;  // weeks per month (lifetimes' factor)
-  bool pareto_nbd = false;  // opt-in: see --pareto-nbd
+  bool pareto_nbd = false;              // opt-in: see --pareto-nbd
 };
 
 struct ClvCustomerResult {

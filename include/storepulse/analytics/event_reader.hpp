@@ -12,9 +12,9 @@
 namespace storepulse::analytics {
 
 struct EventLog {
-  std::vector<protocol::Event> events;  // sorted by timestamp (stable)
-  std::size_t lines = 0;                // non-empty lines read
-  std::size_t bad_lines = 0;            // lines skipped (lenient mode only)
+  std::vector<protocol::Event> events;    // sorted by timestamp (stable)
+  std::size_t lines = 0;                  // non-empty lines read
+  std::size_t bad_lines = 0;              // lines skipped (lenient mode only)
   std::vector<std::string> first_errors;  // "file:line: detail", at most 10
 };
 

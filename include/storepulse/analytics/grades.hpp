@@ -10,7 +10,12 @@
 
 namespace storepulse::analytics {
 
-enum class ValueGrade { kHighAmountHighFrequency, kHighAmountLowFrequency, kLowAmountHighFrequency, kLowAmountLowFrequency };
+enum class ValueGrade {
+  kHighAmountHighFrequency,
+  kHighAmountLowFrequency,
+  kLowAmountHighFrequency,
+  kLowAmountLowFrequency
+};
 std::string_view value_grade_name(ValueGrade g);
 
 struct GradeRow {
@@ -31,10 +36,10 @@ struct GradeOptions {
 };
 
 struct GradeResult {
-  double average_spend = 0;      // currency units per member
+  double average_spend = 0;  // currency units per member
   double average_orders = 0;
-  double period_months = 0;      // first to last order in the data, >= 1
-  GradeCell cells[4];            // indexed by ValueGrade
+  double period_months = 0;  // first to last order in the data, >= 1
+  GradeCell cells[4];        // indexed by ValueGrade
   std::vector<GradeRow> rows;
   std::vector<std::size_t> under_minimum;  // indexes into rows, lowest monthly spend first
 };

@@ -61,22 +61,22 @@ struct OnlineRetailImportOptions {
 
 struct OnlineRetailImportSummary {
   std::uint64_t rows = 0;
-  std::uint64_t invoices = 0;                // distinct InvoiceNo
-  std::uint64_t rows_without_customer = 0;   // empty CustomerID
+  std::uint64_t invoices = 0;               // distinct InvoiceNo
+  std::uint64_t rows_without_customer = 0;  // empty CustomerID
   std::uint64_t invoices_without_customer = 0;
-  std::uint64_t guest_orders_emitted = 0;    // orders from those rows (unless skipped)
-  std::uint64_t cancellation_rows = 0;       // C-prefixed invoices
+  std::uint64_t guest_orders_emitted = 0;  // orders from those rows (unless skipped)
+  std::uint64_t cancellation_rows = 0;     // C-prefixed invoices
   std::uint64_t cancellation_invoices = 0;
-  std::uint64_t refunds_emitted = 0;         // Order Refunded events
-  std::uint64_t adjustment_rows = 0;         // A-prefixed invoices ("Adjust bad debt"), skipped
+  std::uint64_t refunds_emitted = 0;            // Order Refunded events
+  std::uint64_t adjustment_rows = 0;            // A-prefixed invoices ("Adjust bad debt"), skipped
   std::uint64_t nonpositive_quantity_rows = 0;  // non-C rows with Quantity <= 0, skipped
   std::uint64_t nonpositive_price_rows = 0;     // rows with UnitPrice <= 0, skipped
-  std::uint64_t orders_emitted = 0;          // Order Completed events
-  std::uint64_t member_orders = 0;           // ... with a userId
-  std::uint64_t member_order_lines = 0;      // product lines in member orders
-  std::uint64_t members = 0;                 // distinct CustomerID with an order
-  std::uint64_t customers_any = 0;           // distinct non-empty CustomerID in the file
-  protocol::Money member_revenue = 0;        // cents, Σ qty × price of member orders
+  std::uint64_t orders_emitted = 0;             // Order Completed events
+  std::uint64_t member_orders = 0;              // ... with a userId
+  std::uint64_t member_order_lines = 0;         // product lines in member orders
+  std::uint64_t members = 0;                    // distinct CustomerID with an order
+  std::uint64_t customers_any = 0;              // distinct non-empty CustomerID in the file
+  protocol::Money member_revenue = 0;           // cents, Σ qty × price of member orders
   TimeUs first_time = 0;
   TimeUs last_time = 0;
 };
@@ -105,9 +105,9 @@ Result<CdnowImportSummary> import_cdnow(const std::string& path, const EventSink
 
 struct BasketImportSummary {
   std::uint64_t baskets = 0;
-  std::uint64_t items = 0;           // item occurrences after de-duplication
+  std::uint64_t items = 0;  // item occurrences after de-duplication
   std::uint64_t distinct_items = 0;
-  std::uint64_t duplicate_items = 0; // repeated items within a basket, dropped
+  std::uint64_t duplicate_items = 0;  // repeated items within a basket, dropped
   std::uint64_t empty_lines = 0;
 };
 

@@ -22,10 +22,10 @@ struct OrderBookOptions {
 };
 
 struct OrderBook {
-  std::vector<std::string> customers;     // customer key (userId, else anonymousId)
-  std::vector<std::size_t> offsets;       // orders of customer i: [offsets[i], offsets[i+1])
+  std::vector<std::string> customers;  // customer key (userId, else anonymousId)
+  std::vector<std::size_t> offsets;    // orders of customer i: [offsets[i], offsets[i+1])
   std::vector<OrderRecord> orders;
-  std::size_t anonymous_orders = 0;       // orders without a userId (not in `customers`)
+  std::size_t anonymous_orders = 0;  // orders without a userId (not in `customers`)
   TimeUs first_time = 0;
   TimeUs last_time = 0;
 

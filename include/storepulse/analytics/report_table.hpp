@@ -16,8 +16,8 @@ enum class OutputFormat { kTable, kCsv, kJson };
 bool parse_output_format(std::string_view s, OutputFormat& out);
 
 struct ReportTable {
-  std::string name;                      // machine name, e.g. "pareto"
-  std::string title;                     // human title
+  std::string name;   // machine name, e.g. "pareto"
+  std::string title;  // human title
   std::vector<std::string> columns;
   std::vector<std::vector<std::string>> rows;
   /// Columns whose cells are numbers (right-aligned, unquoted in JSON).
@@ -39,8 +39,8 @@ void render_report(const Report& report, OutputFormat format, std::ostream& out,
                    std::size_t max_rows = 0);
 
 /// Number formatting shared by the analyses.
-std::string fmt_money(long long cents);          // "1234.50"
-std::string fmt_fixed(double v, int decimals);   // "0.2426"
+std::string fmt_money(long long cents);                   // "1234.50"
+std::string fmt_fixed(double v, int decimals);            // "0.2426"
 std::string fmt_percent(double share, int decimals = 1);  // 0.253 -> "25.3"
 
 }  // namespace storepulse::analytics

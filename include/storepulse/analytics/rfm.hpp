@@ -12,9 +12,9 @@ namespace storepulse::analytics {
 
 struct RfmRow {
   std::string customer;
-  std::int64_t recency_days = 0;  // snapshot day - day of last purchase
-  std::int64_t frequency = 0;     // orders
-  protocol::Money monetary = 0;   // cents
+  std::int64_t recency_days = 0;              // snapshot day - day of last purchase
+  std::int64_t frequency = 0;                 // orders
+  protocol::Money monetary = 0;               // cents
   int r_score = 0, f_score = 0, m_score = 0;  // 1..5, 5 = best (most recent / most / most)
 };
 

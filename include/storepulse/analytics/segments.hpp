@@ -29,21 +29,21 @@ namespace storepulse::analytics {
 // the live engine classifies with the same code (models/segment_model.hpp).
 using models::FeatureSpec;
 using models::FeatureVector;
-using models::SegmentModel;
-using models::segment_feature_name;
-using models::SegmentFeature;
-using models::kFeatLogBasketUnits;
-using models::kFeatLogOrdersPerWeek;
-using models::kFeatDiscountShare;
-using models::kFeatPromoLineShare;
 using models::kFeatBrandConcentration;
-using models::kFeatEverydayShare;
 using models::kFeatCategoryEntropy;
-using models::kFeatLogPriceIndex;
+using models::kFeatDiscountShare;
+using models::kFeatEverydayShare;
+using models::kFeatGapVariation;
 using models::kFeatHomeStoreShare;
 using models::kFeatHourSpread;
-using models::kFeatGapVariation;
+using models::kFeatLogBasketUnits;
+using models::kFeatLogOrdersPerWeek;
+using models::kFeatLogPriceIndex;
+using models::kFeatPromoLineShare;
 using models::kSegmentFeatureCount;
+using models::segment_feature_name;
+using models::SegmentFeature;
+using models::SegmentModel;
 
 /// Grocery and household names used when the caller gives none.
 std::vector<std::string> default_everyday_categories();
@@ -54,8 +54,8 @@ FeatureSpec make_feature_spec(const std::vector<protocol::Event>& events,
 
 struct MemberFeatures {
   std::string user_id;
-  int orders = 0;            // orders used (<= max_orders when capped)
-  protocol::Money spend = 0; // sum of order totals used
+  int orders = 0;             // orders used (<= max_orders when capped)
+  protocol::Money spend = 0;  // sum of order totals used
   /// Raw values; NaN where undefined (e.g. gap variation with < 3 orders, no store orders).
   FeatureVector x{};
 };
@@ -71,11 +71,11 @@ std::vector<MemberFeatures> extract_segment_features(const std::vector<protocol:
 struct SegmentOptions {
   int k_min = 2;
   int k_max = 8;
-  int fixed_k = 0;             // > 0: skip the selection and use this k
-  int min_orders = 3;          // members with fewer orders are not segmented
-  int new_member_orders = 5;   // the classifier's N
+  int fixed_k = 0;            // > 0: skip the selection and use this k
+  int min_orders = 3;         // members with fewer orders are not segmented
+  int new_member_orders = 5;  // the classifier's N
   int cv_folds = 5;
-  int restarts = 8;            // k-means++ restarts per k; the lowest inertia wins
+  int restarts = 8;  // k-means++ restarts per k; the lowest inertia wins
   std::uint64_t seed = 1;
   std::size_t silhouette_sample = 2000;  // silhouette is O(n^2): a fixed sample beyond this
   std::vector<std::string> everyday_categories = default_everyday_categories();
@@ -84,7 +84,7 @@ struct SegmentOptions {
 struct SegmentProfile {
   std::string name;
   std::size_t members = 0;
-  double share = 0;          // of segmented members
+  double share = 0;  // of segmented members
   double mean_orders = 0;
   double mean_spend = 0;     // cents per member
   FeatureVector mean_raw{};  // raw feature means (NaN-free)
@@ -99,18 +99,18 @@ struct KScore {
 
 struct SegmentReport {
   std::size_t members_with_orders = 0;
-  std::size_t members_segmented = 0;    // with >= min_orders
+  std::size_t members_segmented = 0;  // with >= min_orders
   std::string criterion = "silhouette";
   int k = 0;
   std::vector<KScore> k_scores;
   std::vector<SegmentProfile> profiles;
-  std::vector<std::string> user_ids;    // segmented members
-  std::vector<int> labels;              // segment per member (index into profiles)
+  std::vector<std::string> user_ids;  // segmented members
+  std::vector<int> labels;            // segment per member (index into profiles)
   SegmentModel model;
   int cv_folds = 0;
-  double cv_accuracy_full = 0;          // held-out members, full history
-  double cv_accuracy_new_member = 0;    // held-out members, first N orders only
-  std::size_t cv_new_members = 0;       // held-out members that had N orders
+  double cv_accuracy_full = 0;                         // held-out members, full history
+  double cv_accuracy_new_member = 0;                   // held-out members, first N orders only
+  std::size_t cv_new_members = 0;                      // held-out members that had N orders
   std::vector<std::vector<std::size_t>> cv_confusion;  // [true][predicted], first-N
 };
 

@@ -21,7 +21,12 @@
 namespace storepulse::analytics {
 
 /// The hidden shopping types of RETAIL.md "Shopping types".
-enum class ShoppingType : std::uint8_t { kPriceSensitive, kSupermarket, kBrandLoyal, kNearbyResident };
+enum class ShoppingType : std::uint8_t {
+  kPriceSensitive,
+  kSupermarket,
+  kBrandLoyal,
+  kNearbyResident
+};
 inline constexpr int kShoppingTypeCount = 4;
 
 /// "price-sensitive", "supermarket-type", "brand-loyal", "nearby-resident".
@@ -48,16 +53,16 @@ struct ShopperTruth {
   std::string user_id;
   ShoppingType type = ShoppingType::kPriceSensitive;
   std::string home_store;
-  double distance_km = 0;      // home to home store
-  bool web_user = false;       // browses the web shop
-  std::string anonymous_id;    // web visitor id aliased to the member ("" if none)
-  std::string birthday;        // YYYY-MM-DD
-  std::string child_size;      // children's clothing size at the end ("" if no child)
+  double distance_km = 0;    // home to home store
+  bool web_user = false;     // browses the web shop
+  std::string anonymous_id;  // web visitor id aliased to the member ("" if none)
+  std::string birthday;      // YYYY-MM-DD
+  std::string child_size;    // children's clothing size at the end ("" if no child)
 };
 
 struct SimulatorStats {
   std::int64_t events = 0;
-  std::int64_t orders = 0;      // Order Completed, all channels
+  std::int64_t orders = 0;  // Order Completed, all channels
   std::int64_t web_orders = 0;
   std::int64_t refunds = 0;
   std::int64_t abandoned_carts = 0;

@@ -15,9 +15,10 @@ struct Config {
   engine::EngineOptions engine;
   actions::SmsOptions sms;  // [sms]; sms.dir is set from data_dir by serve
   std::string rules_dir = "rules";
-  std::string models_dir = "models";  // [models] dir: clv.json, segments.json, baskets.json (each optional)
+  std::string models_dir =
+      "models";  // [models] dir: clv.json, segments.json, baskets.json (each optional)
   std::string log_level = "info";
-  std::string source;  // file it was read from
+  std::string source;            // file it was read from
   bool secrets_in_file = false;  // auth keys / token were read from the file itself
 };
 

@@ -48,14 +48,16 @@ struct Metrics {
   std::atomic<std::uint64_t> connections{0};
   std::atomic<std::uint64_t> connections_total{0};
   std::atomic<std::uint64_t> slow_readers_closed{0};
-  std::atomic<std::uint64_t> policy_closed{0};        // /v1/web sessions closed 1008 for persistent flooding
+  std::atomic<std::uint64_t> policy_closed{
+      0};  // /v1/web sessions closed 1008 for persistent flooding
   std::atomic<std::uint64_t> connections_refused{0};  // per-address / per-visitor caps, Origin
   std::atomic<std::uint64_t> journal_commits{0};
   std::atomic<std::uint64_t> snapshots{0};
   LatencyHistogram event_latency;  // io receive -> reply handed back to the session
 
   void count_event(int type, int channel) {
-    events[static_cast<std::size_t>(type * kChannels + channel)].fetch_add(1, std::memory_order_relaxed);
+    events[static_cast<std::size_t>(type * kChannels + channel)].fetch_add(
+        1, std::memory_order_relaxed);
   }
   void count_error(ErrorCode c) {
     errors[static_cast<std::size_t>(c)].fetch_add(1, std::memory_order_relaxed);

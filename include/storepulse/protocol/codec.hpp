@@ -13,9 +13,9 @@ namespace storepulse::protocol {
 
 struct DecodeLimits {
   std::size_t max_products = 1000;
-  std::size_t max_string = 1024;  // bytes per string field
-  TimeUs max_future_us = 24LL * 3600 * kUsPerSecond;   // event-time guard
-  TimeUs max_past_us = 3660LL * kUsPerDay;             // ~10 years
+  std::size_t max_string = 1024;                      // bytes per string field
+  TimeUs max_future_us = 24LL * 3600 * kUsPerSecond;  // event-time guard
+  TimeUs max_past_us = 3660LL * kUsPerDay;            // ~10 years
 };
 
 /// A wire message is either an event or a `recommend` request (web only).

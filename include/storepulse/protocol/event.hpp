@@ -36,7 +36,7 @@ enum class Channel : std::uint8_t { kUnknown, kPos, kWeb, kApp };
 
 std::string_view event_type_name(EventType t);
 std::string_view event_name_str(EventName n);  // "Order Completed"; "" for kNone
-std::string_view channel_name(Channel c);       // "pos", "web", "app", "unknown"
+std::string_view channel_name(Channel c);      // "pos", "web", "app", "unknown"
 std::optional<EventName> event_name_from(std::string_view s);
 std::optional<Channel> channel_from(std::string_view s);
 

@@ -22,7 +22,22 @@ enum class ExprKind : unsigned char {
 };
 
 enum class UnaryOp : unsigned char { kNot, kNeg };
-enum class BinaryOp : unsigned char { kAdd, kSub, kMul, kDiv, kMod, kEq, kNe, kLt, kLe, kGt, kGe, kAnd, kOr, kIn };
+enum class BinaryOp : unsigned char {
+  kAdd,
+  kSub,
+  kMul,
+  kDiv,
+  kMod,
+  kEq,
+  kNe,
+  kLt,
+  kLe,
+  kGt,
+  kGe,
+  kAnd,
+  kOr,
+  kIn
+};
 
 std::string_view binary_op_name(BinaryOp op);
 

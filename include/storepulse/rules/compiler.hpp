@@ -30,10 +30,30 @@ struct Value {
   std::string_view str;
 
   static Value null() { return {}; }
-  static Value of_bool(bool b) { Value v; v.kind = ValueKind::kBool; v.boolean = b; return v; }
-  static Value of_number(double n) { Value v; v.kind = ValueKind::kNumber; v.number = n; return v; }
-  static Value of_string(std::string_view s) { Value v; v.kind = ValueKind::kString; v.str = s; return v; }
-  static Value of_time(TimeUs t) { Value v; v.kind = ValueKind::kTime; v.time = t; return v; }
+  static Value of_bool(bool b) {
+    Value v;
+    v.kind = ValueKind::kBool;
+    v.boolean = b;
+    return v;
+  }
+  static Value of_number(double n) {
+    Value v;
+    v.kind = ValueKind::kNumber;
+    v.number = n;
+    return v;
+  }
+  static Value of_string(std::string_view s) {
+    Value v;
+    v.kind = ValueKind::kString;
+    v.str = s;
+    return v;
+  }
+  static Value of_time(TimeUs t) {
+    Value v;
+    v.kind = ValueKind::kTime;
+    v.time = t;
+    return v;
+  }
   /// false, null, 0 and "" are falsy.
   bool truthy() const;
 };
@@ -49,16 +69,25 @@ struct EvalContext {
 enum class StaticType : std::uint8_t { kAny, kNull, kBool, kNumber, kString, kTime };
 
 enum class OpCode : std::uint8_t {
-  kConst,       // push consts[arg]
-  kField,       // push field arg (a FieldId)
-  kCall,        // call function arg (a FuncId) on its arguments
+  kConst,  // push consts[arg]
+  kField,  // push field arg (a FieldId)
+  kCall,   // call function arg (a FuncId) on its arguments
   kNot,
   kNeg,
-  kAdd, kSub, kMul, kDiv, kMod,
-  kEq, kNe, kLt, kLe, kGt, kGe,
-  kIn,          // top in lists[arg]
-  kAndJump,     // falsy top: replace by false, jump to target; else pop
-  kOrJump,      // truthy top: replace by true, jump to target; else pop
+  kAdd,
+  kSub,
+  kMul,
+  kDiv,
+  kMod,
+  kEq,
+  kNe,
+  kLt,
+  kLe,
+  kGt,
+  kGe,
+  kIn,       // top in lists[arg]
+  kAndJump,  // falsy top: replace by false, jump to target; else pop
+  kOrJump,   // truthy top: replace by true, jump to target; else pop
   kToBool,
 };
 

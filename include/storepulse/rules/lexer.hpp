@@ -16,9 +16,9 @@ namespace storepulse::rules {
 
 enum class TokenKind : unsigned char {
   kEnd,
-  kNumber,    // also durations, already converted to days
+  kNumber,  // also durations, already converted to days
   kString,
-  kName,      // identifier or dotted path
+  kName,  // identifier or dotted path
   kTrue,
   kFalse,
   kNull,

@@ -23,7 +23,14 @@
 
 namespace storepulse::rules {
 
-enum class Suppression : std::uint8_t { kCooldown, kCap, kConsent, kQuietHours, kPriority, kHoldout };
+enum class Suppression : std::uint8_t {
+  kCooldown,
+  kCap,
+  kConsent,
+  kQuietHours,
+  kPriority,
+  kHoldout
+};
 inline constexpr std::size_t kSuppressionCount = 6;
 std::string_view suppression_name(Suppression s);
 
@@ -58,7 +65,9 @@ struct RuleOutcome {
   std::uint64_t contacts[2] = {0, 0};
   std::uint64_t converted[2] = {0, 0};
   std::int64_t revenue[2] = {0, 0};  // cents
-  double rate(std::size_t g) const { return contacts[g] ? double(converted[g]) / double(contacts[g]) : 0.0; }
+  double rate(std::size_t g) const {
+    return contacts[g] ? double(converted[g]) / double(contacts[g]) : 0.0;
+  }
   double revenue_per_contact(std::size_t g) const {
     return contacts[g] ? double(revenue[g]) / 100.0 / double(contacts[g]) : 0.0;
   }
@@ -82,7 +91,7 @@ struct ActionSpec {
   ActionChannel channel = ActionChannel::kPos;
   Template text;
   struct OfferPart {
-    std::string json;          // literal JSON
+    std::string json;               // literal JSON
     std::optional<Template> value;  // rendered and quoted as a JSON string
   };
   std::vector<OfferPart> offer;  // empty: no offer
@@ -105,7 +114,7 @@ struct Rule {
   std::string timezone = "UTC";
   const TimeZone* zone = nullptr;
   std::uint32_t holdout_basis_points = 0;  // of 10 000 customers
-  TimeUs attribution = 7 * kUsPerDay;     // orders this long after a contact count for the rule
+  TimeUs attribution = 7 * kUsPerDay;      // orders this long after a contact count for the rule
   bool enabled = true;
   mutable RuleCounters counters;
 };
@@ -137,8 +146,9 @@ class RuleBook final : public RuleSet {
   /// An order: credits every rule whose attribution window for this customer
   /// it falls in (counters converted / revenue), drops closed windows.
   void credit_order(const protocol::Event& ev, profile::CustomerProfile& p) const;
-  void decide(const Rule& r, const EvalContext& ctx, profile::CustomerProfile& p, std::string_view tz,
-              int only_channel, bool deferred, unsigned& taken, std::vector<protocol::Action>& out) const;
+  void decide(const Rule& r, const EvalContext& ctx, profile::CustomerProfile& p,
+              std::string_view tz, int only_channel, bool deferred, unsigned& taken,
+              std::vector<protocol::Action>& out) const;
 
   std::vector<std::unique_ptr<Rule>> rules_;
   std::map<std::string, const Rule*, std::less<>> by_name_;
@@ -155,6 +165,7 @@ struct RuleLoadResult {
 RuleLoadResult load_rules(const std::string& dir);
 
 /// The same from in-memory sources: (file name, YAML text) pairs.
-RuleLoadResult load_rules_from_sources(const std::vector<std::pair<std::string, std::string>>& sources);
+RuleLoadResult load_rules_from_sources(
+    const std::vector<std::pair<std::string, std::string>>& sources);
 
 }  // namespace storepulse::rules

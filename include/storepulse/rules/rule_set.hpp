@@ -48,7 +48,8 @@ class RuleSet {
 /// member's birthday (event date), once per year, a `pos` action for the cashier.
 struct BirthdayGreetingOptions {
   bool enabled = true;
-  std::string text = "Happy birthday, {traits.firstName|there}! A small gift is waiting at the till.";
+  std::string text =
+      "Happy birthday, {traits.firstName|there}! A small gift is waiting at the till.";
   std::string offer_json = R"({"code":"BDAY","kind":"gift"})";
 };
 

@@ -134,7 +134,7 @@ Status scan_journal(const std::string& dir, const std::function<void(const Journ
 
 /// Read-only scan of the customer keys in `dir`/keys.bin (for tools); damage is
 /// reported, never repaired. `good_bytes`: how much of the file is intact.
-Status scan_keys(const std::string& dir, const std::function<void(StoredKey&&)>& fn, RecoveryReport& report,
-                 std::size_t* good_bytes = nullptr);
+Status scan_keys(const std::string& dir, const std::function<void(StoredKey&&)>& fn,
+                 RecoveryReport& report, std::size_t* good_bytes = nullptr);
 
 }  // namespace storepulse::store

@@ -163,16 +163,16 @@ class RedisLog final : public Log {
   // holds records Redis may not have: every commit goes there until drained.
   int shard_ = 0;
   std::unique_ptr<Journal> spool_;
-  std::uint64_t spool_first_seq_ = 0;   // first record in the spool
-  std::uint64_t drained_seq_ = 0;       // records <= it are in Redis (confirmed by a drain)
+  std::uint64_t spool_first_seq_ = 0;      // first record in the spool
+  std::uint64_t drained_seq_ = 0;          // records <= it are in Redis (confirmed by a drain)
   std::uint64_t spool_bytes_counted_ = 0;  // this shard's share of spool_node_bytes
   struct SpoolKey {
     std::string field, value;  // HSET pair, as pending_keys_
     bool pushed = false;
   };
   std::vector<SpoolKey> spool_keys_;
-  std::int64_t spool_started_ns_ = 0;   // first spooled commit
-  std::int64_t drain_started_ns_ = 0;   // first drain step Redis answered
+  std::int64_t spool_started_ns_ = 0;  // first spooled commit
+  std::int64_t drain_started_ns_ = 0;  // first drain step Redis answered
   std::int64_t last_progress_ns_ = 0;
   std::int64_t last_refusal_log_ns_ = 0;
   std::string spool_cause_;

@@ -13,11 +13,12 @@
 namespace storepulse::store {
 
 struct RedisTlsOptions {
-  bool enabled = false;      // rediss:// in the url
-  std::string ca_file;       // trust these CAs instead of the system store
-  std::string cert_file;     // client certificate (PEM), with key_file
+  bool enabled = false;   // rediss:// in the url
+  std::string ca_file;    // trust these CAs instead of the system store
+  std::string cert_file;  // client certificate (PEM), with key_file
   std::string key_file;
-  std::string server_name;   // name checked in the certificate and sent as SNI; empty: the url's host
+  std::string
+      server_name;  // name checked in the certificate and sent as SNI; empty: the url's host
 };
 
 class RedisTlsTunnel {
@@ -26,7 +27,8 @@ class RedisTlsTunnel {
   /// running. Fails on unreadable certificate files (not on an unreachable
   /// Redis: that shows when a connection through it is made).
   static Result<std::shared_ptr<RedisTlsTunnel>> for_endpoint(const std::string& host, int port,
-                                                              const RedisTlsOptions& tls, int connect_timeout_ms);
+                                                              const RedisTlsOptions& tls,
+                                                              int connect_timeout_ms);
   ~RedisTlsTunnel();
   RedisTlsTunnel(const RedisTlsTunnel&) = delete;
   RedisTlsTunnel& operator=(const RedisTlsTunnel&) = delete;
