@@ -517,10 +517,13 @@ void write_stats(ByteWriter& w, const CustomerProfile& p, const CompactVec<Stat>
     w.i64(s.last);
   }
 }
+/// False when the count is over the list's cap (a damaged or foreign record:
+/// reading on would take the entries' bytes for the fields after them).
 template <class Stat>
-void read_stats(ByteReader& r, CustomerProfile& p, CompactVec<Stat>& v, std::size_t cap) {
+[[nodiscard]] bool read_stats(ByteReader& r, CustomerProfile& p, CompactVec<Stat>& v,
+                              std::size_t cap) {
   const std::uint32_t n = r.u32();
-  if (n > cap) return;
+  if (n > cap) return false;
   v.resize(n);
   for (auto& s : v) {
     s.name = p.names->intern(r.str_view());
@@ -528,6 +531,7 @@ void read_stats(ByteReader& r, CustomerProfile& p, CompactVec<Stat>& v, std::siz
     s.affinity = r.f64();
     s.last = r.i64();
   }
+  return true;
 }
 void write_model_inputs(ByteWriter& w, const CustomerProfile& p) {
   w.u32(static_cast<std::uint32_t>(p.categories.size()));
@@ -705,8 +709,9 @@ bool deserialize_profile(std::string_view in, CustomerProfile& p) {
   p.monetary = r.i64();
   p.discount_total = r.i64();
   p.points = r.i64();
-  read_stats(r, p, p.categories, CustomerProfile::kMaxCategories);
-  read_stats(r, p, p.brands, CustomerProfile::kMaxBrands);
+  if (!read_stats(r, p, p.categories, CustomerProfile::kMaxCategories) ||
+      !read_stats(r, p, p.brands, CustomerProfile::kMaxBrands))
+    return false;
   const std::uint32_t nc = r.u32();
   if (nc > CustomerProfile::kMaxCart) return false;
   p.cart.resize(nc);

@@ -127,6 +127,14 @@ TEST_CASE("profiles survive serialization exactly and reject damage") {
   REQUIRE(deserialize_profile(buf, back));
   CHECK(profile_to_json(back, 0) == profile_to_json(p, 0));
   CHECK_FALSE(deserialize_profile(std::string_view(buf).substr(0, buf.size() - 3), back));
+  // A list longer than its cap (only a damaged or foreign record has one) is
+  // refused.
+  CustomerProfile over = p;
+  while (over.categories.size() <= CustomerProfile::kMaxCategories)
+    over.categories.push_back(over.categories.front());
+  buf.clear();
+  serialize_profile(over, buf);
+  CHECK_FALSE(deserialize_profile(buf, back));
 }
 
 TEST_CASE("profile JSON carries the contract fields") {
