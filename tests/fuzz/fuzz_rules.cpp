@@ -111,7 +111,8 @@ void run_rule_file(std::string_view src) {
   // Fire what was armed, as the engine does once the watermark passes.
   auto timers = std::move(p.timers);
   p.timers.clear();
-  for (const auto& t : timers) res.rules->fire_timer(t.rule, t.fire_at, p, out);
+  for (const auto& t : timers)
+    res.rules->fire_timer(std::string(p.name(t.rule)), t.fire_at, p, out);
   (void)res.rules->describe_json();
   std::string prom;
   res.rules->append_prometheus(prom);
