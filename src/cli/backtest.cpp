@@ -123,36 +123,23 @@ struct RunResult {
   std::string sms_peak_date;
 };
 
-/// Collects the engine's replies; counts in-flight events for the window.
+/// Collects the engine's replies. The engine runs on the backtest's own thread
+/// (one external core), so replies arrive there, inside run_until_idle.
 class ReplyCounter final : public engine::ReplyTarget {
  public:
   void deliver(std::string message) override {
-    std::lock_guard<std::mutex> lk(mu_);
     if (message.rfind(R"({"type":"error")", 0) == 0) {
       ++rejected_;
       if (errors_.size() < 10) errors_.push_back(std::move(message));
     } else {
       ++applied_;
     }
-    --in_flight_;
-    cv_.notify_all();
-  }
-  void sent() {
-    std::lock_guard<std::mutex> lk(mu_);
-    ++in_flight_;
-  }
-  void wait_below(std::size_t n) {
-    std::unique_lock<std::mutex> lk(mu_);
-    cv_.wait(lk, [&] { return in_flight_ < n; });
   }
   std::uint64_t applied() const { return applied_; }
   std::uint64_t rejected() const { return rejected_; }
   const std::vector<std::string>& errors() const { return errors_; }
 
  private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::size_t in_flight_ = 0;
   std::uint64_t applied_ = 0, rejected_ = 0;
   std::vector<std::string> errors_;
 };
@@ -207,31 +194,16 @@ RunResult run_rules(const std::shared_ptr<rules::RuleBook>& book, const History&
       std::lock_guard<std::mutex> lk(mu);
       res.actions.push_back(a);
     });
+    // One core, and it is this thread: every shard is applied here, in the
+    // order submitted, with no thread hand-off; the same code as live.
+    eng.use_external_cores({[] {}});
     eng.start();
+    eng.enter_core(0);
     auto replies = std::make_shared<ReplyCounter>();
-    // Settles the engine: rounds of one lookup per shard, each answered only
-    // after everything queued on that shard before it. Identity steps hop
-    // between shards (contact claim -> link command -> link request -> merge
-    // payload), so a few rounds leave nothing in flight, and the timers the
-    // last batches made due have fired.
-    std::vector<std::string> shard_keys(static_cast<std::size_t>(eng.shard_count()));
-    for (int s = 0; s < eng.shard_count(); ++s)
-      for (int k = 0; shard_keys[static_cast<std::size_t>(s)].empty() ||
-                      eng.shard_of(shard_keys[static_cast<std::size_t>(s)]) != s;
-           ++k)
-        shard_keys[static_cast<std::size_t>(s)] = fmt::format("backtest-barrier-{}", k);
-    auto settle = [&] {
-      for (int round = 0; round < 6; ++round)
-        for (const auto& key : shard_keys) {
-          std::promise<void> done;
-          auto f = done.get_future();
-          eng.query_profile(key, [&done](int, std::string) { done.set_value(); });
-          f.wait();
-        }
-    };
     protocol::EventDecoder dec(history_limits());
     analytics::ProgressBar bar(label, h.events.size());
     std::string buf;
+    std::size_t queued = 0;
     for (std::size_t i = 0; i < h.events.size(); ++i) {
       const auto& item = h.events[i];
       buf.assign(item.raw);
@@ -240,27 +212,29 @@ RunResult run_rules(const std::shared_ptr<rules::RuleBook>& book, const History&
       if (!dec.decode(buf, 0, ev)) continue;  // validated when read
       // As on /v1/pos and POST /v1/events: no channel given means the till.
       if (ev.channel == protocol::Channel::kUnknown) ev.channel = protocol::Channel::kPos;
-      // Identity work (links, merges) crosses shards asynchronously: such an
-      // event is replayed alone and the engine settled after it, so the merge
-      // lands at the same point of the history on every run.
+      // Identity work (links, merges) crosses shards: such an event is applied
+      // alone, after everything before it and settled before anything after,
+      // so the merge lands at the same point of the history on every run.
       const bool identity = ev.type == protocol::EventType::kAlias ||
                             (!ev.user_id.empty() && !ev.anonymous_id.empty()) ||
                             !ev.traits.phone.empty() || !ev.traits.email.empty();
-      replies->wait_below(identity ? 1 : kWindow);
-      replies->sent();
-      if (Status s = eng.submit(std::move(ev), std::string(item.raw), item.t, replies); !s) {
-        // Cannot happen below the queue bound; the reply target was told.
+      if (identity && queued > 0) {
+        eng.run_until_idle();
+        queued = 0;
       }
-      if (identity) {
-        replies->wait_below(1);
-        settle();
+      // Below the queue bound a submit cannot be refused; if it were, the reply
+      // target was told and counts it.
+      (void)eng.submit(std::move(ev), std::string(), item.t, replies);
+      if (identity || ++queued >= kWindow) {
+        eng.run_until_idle();
+        queued = 0;
       }
       if ((i & 4095) == 0) bar.update(i);
     }
-    replies->wait_below(1);
+    eng.run_until_idle();
     bar.finish();
     if (end) clock->store(*end, std::memory_order_release);
-    settle();
+    eng.run_until_idle();
     eng.stop();
     res.applied = replies->applied();
     res.rejected = replies->rejected();

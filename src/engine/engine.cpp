@@ -14,6 +14,7 @@
 #include <span>
 #include <stdexcept>
 
+#include "engine/core.hpp"
 #include "engine/shard.hpp"
 #include "storepulse/common/bytes.hpp"
 #include "storepulse/protocol/event_binary.hpp"
@@ -228,7 +229,19 @@ void Engine::start() {
   for (auto& t : recoverers) t.join();
   for (const auto& e : errors)
     if (!e.empty()) throw std::runtime_error(e);
+  if (!external_cores_) {
+    const int hw = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    make_cores(opts_.cores > 0 ? opts_.cores : std::min(shard_count(), hw));
+    for (auto& c : cores_) {
+      Core* core = c.get();
+      core->waker = [core] { core->sem.signal(); };
+    }
+  }
+  started_ = true;
   for (int i : owned) shards_[static_cast<std::size_t>(i)]->start();
+  if (!external_cores_)
+    for (auto& c : cores_)
+      c->thread = std::thread([this, core = c.get()] { run_core_thread(*core); });
   for (int i : owned)
     if (!shards_[static_cast<std::size_t>(i)]->lease_lost())
       shards_[static_cast<std::size_t>(i)]->set_serving(true);
@@ -247,6 +260,16 @@ void Engine::stop() {
   lease_cv_.notify_all();
   if (lease_thread_.joinable()) lease_thread_.join();
   if (claim_thread_.joinable()) claim_thread_.join();
+  if (stopped_) return;
+  stopped_ = true;
+  for (auto& c : cores_) {
+    c->stop.store(true, std::memory_order_release);
+    c->sem.signal();
+    if (c->thread.joinable()) c->thread.join();
+  }
+  // Every core has stopped: what is still queued is applied (and answered)
+  // here, on this thread, before the final commit and snapshot.
+  if (started_) run_until_idle();
   for (auto& s : shards_) s->stop();
 }
 
@@ -596,26 +619,6 @@ Shard::~Shard() {
   stop();
 }
 
-bool Shard::push(std::unique_ptr<Work> w, bool bounded) {
-  if (!serving()) {
-    engine_.reject_unserved(*w, index_);
-    return false;
-  }
-  // Client work is bounded by queue_capacity; internal work (links, merges,
-  // forwards, lookups) is always accepted so cross-shard steps are never lost.
-  if (bounded && depth_.load(std::memory_order_relaxed) >= engine_.opts_.queue_capacity) {
-    if (w->reply) {
-      engine_.metrics_.count_error(ErrorCode::kRateLimited);
-      w->reply->deliver(protocol::encode_error(w->event.message_id, ErrorCode::kRateLimited,
-                                               "server busy: shard queue is full; retry later"));
-    }
-    return false;
-  }
-  depth_.fetch_add(1, std::memory_order_relaxed);
-  queue_.enqueue(std::move(w));
-  return true;
-}
-
 std::string_view Shard::event_payload(std::string_view key, const protocol::Event& ev) {
   event_buf_.clear();
   ByteWriter w(event_buf_);
@@ -800,8 +803,8 @@ void Shard::remove_timer(profile::CustomerProfile& p, profile::NameId rule, Time
   if (it != p.timers.end()) p.timers.erase(it);
 }
 
-void Shard::fire_due_timers() {
-  if (timers_.empty() || !rules_ || lease_lost()) return;
+bool Shard::fire_due_timers() {
+  if (timers_.empty() || !rules_ || lease_lost()) return false;
   // Event time drives waiting; the wall clock only moves the watermark on when
   // no events arrive, so a replay of the same events fires the same timers.
   const TimeUs watermark =
@@ -832,12 +835,12 @@ void Shard::fire_due_timers() {
     append_record(store::RecordType::kTimerFired, watermark, e.key, payload);
     due.push_back({std::move(e.key), e.rule, e.at});
   }
-  if (due.empty()) return;
+  if (due.empty()) return false;
   if (Status s = journal_->commit(); !s) {
     if (s.code() == ErrorCode::kWrongNode) lose_lease(s.detail());
     spdlog::error("shard {}: cannot journal fired timers, retrying: {}", index_, s.detail());
     for (auto& d : due) timers_.push(TimerEntry{d.at, std::move(d.key), d.rule});
-    return;
+    return false;
   }
   for (const auto& d : due) {
     auto* p = find(d.key);
@@ -851,6 +854,7 @@ void Shard::fire_due_timers() {
       if (engine_.sink_) engine_.sink_(a);
     }
   }
+  return true;
 }
 
 void Shard::fire_customer_timers(const std::string& key, profile::CustomerProfile& p, TimeUs t,
@@ -1112,281 +1116,6 @@ void Shard::record_popularity(const protocol::Event& ev) {
     }
     pit->second += static_cast<std::uint32_t>(prod.quantity);
   }
-}
-
-void Shard::start() {
-  thread_ = std::thread([this] { run(); });
-}
-
-void Shard::stop() {
-  if (!thread_.joinable()) return;
-  stopping_.store(true);
-  thread_.join();
-  if (snapshot_thread_.joinable()) snapshot_thread_.join();
-}
-
-void Shard::run() {
-  const std::size_t batch_max = std::max<std::size_t>(1, engine_.opts_.batch_max);
-  take_models();
-  std::vector<std::unique_ptr<Work>> items(batch_max);
-  for (;;) {
-    // BlockingConcurrentQueue spins briefly before parking on its semaphore,
-    // so a busy shard never sleeps and an idle one costs no CPU.
-    const std::size_t n = queue_.wait_dequeue_bulk_timed(items.data(), batch_max, 2000);
-    if (n > 0) {
-      depth_.fetch_sub(n, std::memory_order_relaxed);
-      rules_ = engine_.rules();
-      take_models();
-      process_batch(items.data(), n);
-      for (std::size_t i = 0; i < n; ++i) items[i].reset();
-    }
-    fire_due_timers();
-    if (Status s = journal_->tick(); !s) {
-      if (s.code() == ErrorCode::kWrongNode)
-        lose_lease(s.detail());
-      else
-        spdlog::error("shard {}: {}", index_, s.detail());
-    }
-    maybe_snapshot(false);
-    warn_names_refused();
-    if (n == 0 && stopping_.load() && depth_.load() == 0) break;
-  }
-  if (Status s = journal_->sync(); !s) spdlog::error("shard {}: {}", index_, s.detail());
-  maybe_snapshot(true);
-}
-
-void Shard::process_batch(std::unique_ptr<Work>* items, std::size_t n) {
-  enum class Step : std::uint8_t {
-    kSkip,
-    kApply,
-    kDuplicate,
-    kMerge,
-    kRedirect,
-    kRead,
-    kLink,
-    kClaim,
-    kErase,
-    kPurge
-  };
-  Step steps[4096];
-  Step* step = n <= 4096 ? steps : new Step[n];
-  // The profile each event found in phase 1, so phase 3 does not look it up
-  // again (one hash lookup per event instead of three). Null: not there yet.
-  batch_profiles_.assign(n, nullptr);
-  Metrics& m = engine_.metrics_;
-
-  // Phase 1: decide, dedupe and journal (buffered).
-  for (std::size_t i = 0; i < n; ++i) {
-    Work& w = *items[i];
-    step[i] = Step::kSkip;
-    switch (w.kind) {
-      case Work::Kind::kEvent:
-      case Work::Kind::kForward: {
-        if (w.kind == Work::Kind::kEvent) w.target.assign(w.event.customer_key());
-        auto* p = find(w.target);
-        if (p && !p->merged_into.empty()) {
-          // This id was merged into a member who lives elsewhere: the member's
-          // shard journals and applies it, and replies.
-          w.kind = Work::Kind::kForward;
-          w.target = p->merged_into;
-          const int s = engine_.shard_of(w.target);
-          engine_.shards_[static_cast<std::size_t>(s)]->push(std::move(items[i]), false);
-          items[i] = std::make_unique<Work>();
-          break;
-        }
-        if (!dedupe_.insert(w.event.message_id)) {
-          step[i] = Step::kDuplicate;
-          break;
-        }
-        if (!p && profiles_.size() >= engine_.opts_.max_profiles) {
-          dedupe_.clear_one(w.event.message_id);  // refused: a retry must not count as a duplicate
-          m.count_error(ErrorCode::kUnavailable);
-          if (w.reply)
-            w.reply->deliver(protocol::encode_error(w.event.message_id, ErrorCode::kUnavailable,
-                                                    "profile capacity of this node reached"));
-          break;
-        }
-        append_record(store::RecordType::kEventBinary, w.recv, w.target,
-                      event_payload(w.target, w.event));
-        batch_profiles_[i] = p;
-        step[i] = Step::kApply;
-        break;
-      }
-      case Work::Kind::kMergePayload: {
-        std::string payload;
-        ByteWriter bw(payload);
-        bw.str(w.target);
-        bw.str(w.other);
-        bw.str(w.payload);
-        append_record(store::RecordType::kMergePayload, 0, w.target, payload);
-        step[i] = Step::kMerge;
-        break;
-      }
-      case Work::Kind::kLinkRequest: {
-        auto* p = find(w.other);
-        if (p && !p->merged_into.empty()) {
-          step[i] = Step::kRedirect;  // already redirected: just resend the data
-          break;
-        }
-        std::string payload;
-        ByteWriter bw(payload);
-        bw.str(w.other);
-        bw.str(w.target);
-        append_record(store::RecordType::kRedirect, 0, w.other, payload);
-        step[i] = Step::kRedirect;
-        break;
-      }
-      case Work::Kind::kProfileQuery:
-      case Work::Kind::kRecommend: step[i] = Step::kRead; break;
-      case Work::Kind::kContactClaim: step[i] = Step::kClaim; break;
-      case Work::Kind::kErase: step[i] = Step::kErase; break;
-      case Work::Kind::kPurge: step[i] = Step::kPurge; break;
-      case Work::Kind::kLinkCommand: {
-        std::string payload;
-        ByteWriter bw(payload);
-        bw.str(w.target);
-        bw.str(w.other);
-        bw.str(w.payload);
-        w.recv = wall_clock_us();  // the link's time, the same on replay
-        append_record(store::RecordType::kLink, w.recv, w.target, payload);
-        step[i] = Step::kLink;
-        break;
-      }
-    }
-  }
-
-  // Phase 2: group commit. Nothing is applied or acked unless it is durable.
-  Status committed = journal_->commit();
-  if (committed)
-    m.journal_commits.fetch_add(1, std::memory_order_relaxed);
-  else if (committed.code() == ErrorCode::kWrongNode) {
-    lose_lease(committed.detail());
-  } else {
-    // During an outage every batch fails: log the first failure, then at most
-    // one line a second with the number of failures in between.
-    ++commit_failures_;
-    const std::int64_t now = mono_ns();
-    if (now - last_commit_log_ns_ >= 1'000'000'000) {
-      if (commit_failures_ > 1)
-        spdlog::error(
-            "shard {}: journal commit failed ({} failed commits since the last report): {}", index_,
-            commit_failures_, committed.detail());
-      else
-        spdlog::error("shard {}: journal commit failed: {}", index_, committed.detail());
-      last_commit_log_ns_ = now;
-      commit_failures_ = 0;
-    }
-  }
-
-  // Internal work whose journal write failed is retried in a later batch.
-  auto requeue = [&](std::size_t i) {
-    push(std::move(items[i]), false);
-    items[i] = std::make_unique<Work>();
-  };
-
-  // Phase 3: apply in arrival order, evaluate rules, reply.
-  bool purged = false;
-  for (std::size_t i = 0; i < n; ++i) {
-    Work& w = *items[i];
-    switch (step[i]) {
-      case Step::kSkip: break;
-      case Step::kDuplicate:
-        m.duplicates.fetch_add(1, std::memory_order_relaxed);
-        if (w.reply) w.reply->deliver(protocol::encode_ack(w.event.message_id));
-        break;
-      case Step::kApply: {
-        if (!committed) {
-          dedupe_.clear_one(w.event.message_id);
-          // kWrongNode: another node took this shard over; the client re-routes.
-          const ErrorCode code = committed.code() == ErrorCode::kWrongNode
-                                     ? ErrorCode::kWrongNode
-                                     : ErrorCode::kUnavailable;
-          m.count_error(code);
-          if (w.reply)
-            w.reply->deliver(protocol::encode_error(w.event.message_id, code,
-                                                    "journal write failed: " + committed.detail()));
-          break;
-        }
-        // An erasure earlier in this phase may have removed the profile found in phase 1.
-        profile::CustomerProfile* found = purged ? nullptr : batch_profiles_[i];
-        auto& p = found ? *found : get_or_create(w.target);
-        fire_customer_timers(w.target, p, w.event.timestamp, true);
-        profile::apply_event(p, w.event);
-        if (models_) models::update_profile(*models_, p, w.event);
-        const std::size_t links_before = p.links.size();
-        apply_and_link(p, w.event);
-        if (p.links.size() > links_before) send_link_request(w.target, p.links.back().other_id);
-        if (!w.event.traits.phone.empty() || !w.event.traits.email.empty())
-          send_contact_claims(w.target, p);
-        max_event_time_ = std::max(max_event_time_, w.event.timestamp);
-        evaluate_rules(w.target, p, w.event, true);
-        record_popularity(w.event);
-        recent_.add(w.target, w.event);
-        m.count_event(static_cast<int>(w.event.type), static_cast<int>(w.event.channel));
-        if (w.reply) {
-          if (reply_actions_.empty()) {
-            w.reply->deliver(protocol::encode_ack(w.event.message_id));
-          } else {
-            m.actions.fetch_add(reply_actions_.size(), std::memory_order_relaxed);
-            w.reply->deliver(protocol::encode_actions(w.event.message_id, reply_actions_));
-          }
-        }
-        if (w.enq_ns) m.event_latency.record_ns(mono_ns() - w.enq_ns);
-        break;
-      }
-      case Step::kMerge:
-        if (!committed) {
-          requeue(i);
-          break;
-        }
-        absorb(w.target, w.other, w.payload);
-        break;
-      case Step::kRedirect: {
-        if (!committed) {
-          requeue(i);
-          break;
-        }
-        auto& o = get_or_create(w.other);
-        if (!o.merged_into.empty() && o.merged_into != w.target) {
-          spdlog::warn("shard {}: {} is already merged into {}; link to {} ignored", index_,
-                       w.other, o.merged_into, w.target);
-          break;
-        }
-        o.merged_into = w.target;
-        auto mw = std::make_unique<Work>();
-        mw->kind = Work::Kind::kMergePayload;
-        mw->target = w.target;
-        mw->other = w.other;
-        profile::serialize_profile(o, mw->payload);
-        const int s = engine_.shard_of(w.target);
-        engine_.shards_[static_cast<std::size_t>(s)]->push(std::move(mw), false);
-        break;
-      }
-      case Step::kRead:
-        if (w.kind == Work::Kind::kProfileQuery)
-          handle_query(w);
-        else
-          handle_recommend(w);
-        break;
-      case Step::kClaim: handle_contact_claim(w); break;
-      // After the commit, so events of this batch are durable before their
-      // subjects are erased (and their keys destroyed with the rest).
-      case Step::kErase: handle_erase(w); break;
-      case Step::kPurge:
-        handle_purge(w);
-        purged = true;
-        break;
-      case Step::kLink:
-        if (!committed) {
-          requeue(i);
-          break;
-        }
-        if (add_link(get_or_create(w.target), w.other, w.recv, w.payload))
-          send_link_request(w.target, w.other);
-        break;
-    }
-  }
-  if (step != steps) delete[] step;
 }
 
 // ---- erasure (crypto-shredding) ------------------------------------------------

@@ -1,8 +1,9 @@
 #pragma once
-// One shard: a worker thread that owns a hash range of profiles, their dedupe
-// window and a journal. Everything below `// worker-owned` is touched only by
-// that thread (and by recovery, before it starts).
-#include <blockingconcurrentqueue.h>
+// One shard: a hash range of profiles, their dedupe window and a journal,
+// owned by one core (engine/core.hpp). Everything below `// worker-owned` is
+// touched only by that core's thread (and by recovery before the shard runs,
+// and by Engine::stop after every core has stopped).
+#include <concurrentqueue.h>
 
 #include <algorithm>
 #include <atomic>
@@ -14,6 +15,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "engine/core.hpp"
 #include "engine/dedupe_window.hpp"
 #include "storepulse/engine/engine.hpp"
 #include "storepulse/profile/profile.hpp"
@@ -125,10 +127,25 @@ class Shard {
   ~Shard();
 
   void recover();  // before start(); throws on unrecoverable damage
+  /// From now on the owning core runs this shard's turns (any thread).
   void start();
+  /// Engine::stop, after every core stopped: final commit, sync and snapshot.
   void stop();
+  bool running() const { return running_.load(std::memory_order_acquire); }
+  void set_core(Core* c) { core_ = c; }
 
+  /// Any thread. On the owning core's thread the work joins this turn's batch
+  /// (no atomics but the depth count); from elsewhere it goes through the
+  /// lock-free inbox and wakes the core once per batch.
   bool push(std::unique_ptr<Work> w, bool bounded);
+  /// Owning core's thread: applies what is queued (several group commits of at
+  /// most batch_max), then fires due timers. True if anything was done.
+  bool turn();
+  /// Owning core's thread, about every millisecond: fsync interval, lease
+  /// errors, snapshots, warnings.
+  void tick();
+  /// Owning core's thread: fires the timers the watermark made due; true if any.
+  bool fire_due_timers();
   /// Owned, recovered and (Redis) under this node's lease: work is accepted.
   bool serving() const { return serving_.load(std::memory_order_acquire); }
   void set_serving(bool on) { serving_.store(on, std::memory_order_release); }
@@ -151,7 +168,6 @@ class Shard {
   void resend_pending_links();
 
  private:
-  void run();
   void process_batch(std::unique_ptr<Work>* items, std::size_t n);
   void handle_query(Work& w);
   void handle_recommend(Work& w);
@@ -201,7 +217,6 @@ class Shard {
   void evaluate_rules(const std::string& key, profile::CustomerProfile& p,
                       const protocol::Event& ev, bool live);
   void index_timers(const std::string& key, const profile::CustomerProfile& p);
-  void fire_due_timers();
   /// Before a customer's event at `t`: fires that customer's timers due at or
   /// before `t` first, earliest first, so the event sees what a real-time
   /// watermark would have done (live and replay alike; not journaled, because
@@ -220,16 +235,18 @@ class Shard {
   Engine& engine_;
   int index_;
   std::string dir_;
-  moodycamel::BlockingConcurrentQueue<std::unique_ptr<Work>> queue_;
+  Core* core_ = nullptr;
+  moodycamel::ConcurrentQueue<std::unique_ptr<Work>> queue_;  // from other threads
+  std::vector<std::unique_ptr<Work>> local_;  // from the owning core's thread, in order
+  std::vector<std::unique_ptr<Work>> batch_;  // turn(): what this turn applies
   std::atomic<std::size_t> depth_{0};
+  std::atomic<bool> running_{false};
   std::atomic<std::size_t> profile_count_{0};
-  std::atomic<bool> stopping_{false};
   std::atomic<bool> serving_{false};
   std::atomic<bool> lease_lost_{false};
   std::atomic<bool> leased_{false};
   std::atomic<const store::SpoolStats*> spool_stats_{nullptr};
   bool recovered_ = false;  // set by recover(); claims and start() only
-  std::thread thread_;
   std::vector<std::string> recovery_lines_;
 
   // worker-owned

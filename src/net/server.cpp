@@ -175,6 +175,12 @@ namespace {
 
 enum class Endpoint : unsigned char { kPos, kWeb };
 
+/// The io_context the calling thread runs (Server::Impl::run_io_thread), or null.
+asio::io_context*& current_io_context() {
+  thread_local asio::io_context* ioc = nullptr;
+  return ioc;
+}
+
 /// Token bucket as GCRA (generic cell rate algorithm): one atomic time, the
 /// "theoretical arrival time" of the next message, so connections on several
 /// io threads share a bucket without a lock. `interval_ns` = 1 s / rate;
@@ -245,6 +251,38 @@ struct Server::Impl {
                               opts.pos_burst > 0 ? opts.pos_burst : opts.pos_rate_per_sec);
     web_ip_rate = GcraParams::of(opts.web_ip_rate_per_sec, opts.web_ip_burst);
     key_tat = std::make_unique<std::atomic<std::int64_t>[]>(opts.pos_keys.size());
+    // Thread-per-core: the io threads are the engine's cores, so a swipe whose
+    // shard is on the thread that read it is applied in that thread's loop
+    // turn. An engine already started (on threads of its own) is used as is.
+    if (!engine.started()) {
+      std::vector<std::function<void()>> wakers;
+      for (auto& ioc : iocs) wakers.emplace_back([c = ioc.get()] { asio::post(*c, [] {}); });
+      engine.use_external_cores(std::move(wakers));
+    }
+  }
+
+  /// One io thread: runs its io_context in loop turns. A turn runs the handlers
+  /// that are ready (reads complete, sessions decode and submit: events for
+  /// this thread's shards join their batch), bounded so a busy thread still
+  /// commits often; then the engine's turn for this core: one group commit per
+  /// shard, then the replies. Blocks only when there is nothing to do, and at
+  /// most 2 ms, which keeps timers and the fsync interval going.
+  void run_io_thread(int t) {
+    asio::io_context& ioc = *iocs[static_cast<std::size_t>(t)];
+    current_io_context() = &ioc;
+    engine.enter_core(t);
+    const bool core = t < engine.core_count() && !engine.started_with_own_threads();
+    constexpr int kHandlersPerTurn = 256;
+    while (!ioc.stopped()) {
+      int ran = 0;
+      while (ran < kHandlersPerTurn && ioc.poll_one()) ++ran;
+      bool did = false;
+      if (core) did = engine.run_turn(t);
+      if (ran == 0 && !did && !engine.core_has_local_work(t))
+        ioc.run_one_for(std::chrono::milliseconds(2));
+    }
+    engine.enter_core(-1);
+    current_io_context() = nullptr;
   }
 
   // Live web sessions by customer id, for pushed nudges. Touched once per id per
@@ -532,6 +570,10 @@ class WsSession : public engine::ReplyTarget,
   }
 
   void deliver(std::string message) override {
+    // From this connection's own io thread (its shard is on this core: the
+    // usual case), straight into the send queue.
+    if (current_io_context() == &ws_.get_executor().context())
+      return queue_write(std::move(message));
     // Shard threads drop replies into a lock-free inbox and post one drain to
     // the session's io thread per burst, not one handler per reply: under load a
     // whole group commit's replies cross threads with a single wake-up.
@@ -1188,7 +1230,8 @@ void Server::start() {
   i.bound_port = i.acceptor.local_endpoint().port();
   for (auto& ioc : i.iocs) i.guards.push_back(asio::make_work_guard(*ioc));
   i.do_accept();
-  for (auto& ioc : i.iocs) i.threads.emplace_back([c = ioc.get()] { c->run(); });
+  for (std::size_t t = 0; t < i.iocs.size(); ++t)
+    i.threads.emplace_back([&i, t] { i.run_io_thread(static_cast<int>(t)); });
 }
 
 void Server::stop() {

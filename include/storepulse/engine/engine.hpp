@@ -1,8 +1,12 @@
 #pragma once
-// The engine: N shard workers, each the single writer of a hash range of
-// customer profiles and of its own journal. io threads hand decoded events over
-// bounded lock-free queues (moodycamel) and get replies back through a
-// ReplyTarget; they never touch a profile.
+// The engine: N shards, each the single writer of a hash range of customer
+// profiles and of its own journal, spread over a few *cores* (threads), shared
+// nothing. Shard s belongs to core s % cores. A core is either one of the
+// caller's threads (the server's io threads, the backtest's thread: see
+// use_external_cores) or, by default, a thread of the engine's own. An event
+// submitted on the thread that owns its shard is applied in that thread's loop
+// turn, inline; from any other thread it crosses over in a lock-free queue with
+// one wake-up per batch.
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -24,9 +28,10 @@
 
 namespace storepulse::engine {
 
-/// Where a shard sends the reply for one message. deliver() is called from a
-/// shard worker thread and must be thread-safe and non-blocking (sessions post
-/// to their own executor).
+/// Where a shard sends the reply for one message. deliver() is called on the
+/// thread of the core that owns the shard (often the caller's own thread) and
+/// must be thread-safe and non-blocking (sessions post to their own executor
+/// when called from another thread).
 class ReplyTarget {
  public:
   virtual ~ReplyTarget() = default;
@@ -37,6 +42,9 @@ struct EngineOptions {
   int shards = 2;
   std::size_t queue_capacity = 65536;  // per shard; over it -> rate_limited
   std::size_t batch_max = 512;         // events per group commit
+  /// Threads the engine runs its shards on when no caller lends it its own
+  /// (use_external_cores): 0 = one per shard, capped at the hardware threads.
+  int cores = 0;
   std::string data_dir = "data";
   /// Where shard logs and snapshots live: "embedded" (journal files under
   /// data_dir) or "redis" (a stream + snapshot key per shard; `redis`).
@@ -69,6 +77,7 @@ struct EngineOptions {
 
 class Shard;
 struct Work;
+struct Core;
 
 /// The node's Redis spool, summed over its shards (metrics, admin API).
 struct SpoolSummary {
@@ -113,10 +122,38 @@ class Engine {
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
 
+  /// Before start(): the engine runs no threads of its own; the caller's
+  /// threads are its cores, one per entry of `wakers`. wakers[c] is called from
+  /// any thread when core c has work from elsewhere; it must make core c's
+  /// thread call run_turn(c) soon, and must not block. No-op wakers are fine for
+  /// a caller that drives the one core itself (backtest: run_until_idle).
+  void use_external_cores(std::vector<std::function<void()>> wakers);
+  /// Core c's thread, once, before its first run_turn(c): from then on work this
+  /// thread submits for core c's shards is applied in its own loop turn.
+  void enter_core(int c);
+  /// Core c's thread, at the end of each loop turn: applies what its shards
+  /// have (from this thread and from others), one group commit per shard,
+  /// replies, fires due timers; every ~1 ms also fsync interval, snapshots.
+  /// Returns whether any work was done. Cheap when there is none.
+  bool run_turn(int c);
+  /// External cores, from a thread that runs them all (backtest; nothing else
+  /// may run a core meanwhile): turns on every core until no work is left,
+  /// due timers included.
+  void run_until_idle();
+  int core_count() const { return static_cast<int>(cores_.size()); }
+  bool started() const { return started_; }
+  /// Started on threads of its own (no external cores): run_turn is not the caller's.
+  bool started_with_own_threads() const { return started_ && !external_cores_; }
+  /// Core c's thread: this thread queued work for its shards that no turn took yet.
+  bool core_has_local_work(int c) const;
+  int core_of_shard(int shard) const;
+
   /// Recovers every shard (snapshot + journal tail, in parallel) and starts the
-  /// workers. Throws with a message naming the file on unrecoverable damage.
+  /// core threads (unless external). Throws with a message naming the file on
+  /// unrecoverable damage.
   void start();
-  /// Drains the queues, commits, writes a final snapshot and joins the workers.
+  /// Stops the core threads (external cores must have stopped running turns),
+  /// drains every queue on this thread, commits, writes final snapshots.
   void stop();
 
   /// io thread: hands a decoded event to its shard. The reply (ack / actions /
@@ -215,6 +252,11 @@ class Engine {
   ActionSink sink_;
   ActionSink observer_;
   std::vector<std::unique_ptr<Shard>> shards_;
+  std::vector<std::unique_ptr<Core>> cores_;
+  bool external_cores_ = false;
+  bool started_ = false, stopped_ = false;
+  void make_cores(int n);
+  void run_core_thread(Core& c);
 };
 
 }  // namespace storepulse::engine
