@@ -62,7 +62,9 @@ bool Engine::core_has_local_work(int c) const {
 void Engine::enter_core(int c) {
   // More io threads than shards: a thread past the last core owns no shard and
   // submits everything through the inboxes.
-  current_core() = c >= 0 && c < core_count() && external_cores_ ? cores_[static_cast<std::size_t>(c)].get() : nullptr;
+  current_core() = c >= 0 && c < core_count() && external_cores_
+                       ? cores_[static_cast<std::size_t>(c)].get()
+                       : nullptr;
 }
 
 bool Engine::run_turn(int ci) {
@@ -164,8 +166,8 @@ bool Shard::turn() {
     const std::size_t have = batch_.size();
     if (have < batch_max) {
       batch_.resize(batch_max);
-      const std::size_t got = queue_.try_dequeue_bulk(batch_.begin() + static_cast<std::ptrdiff_t>(have),
-                                                      batch_max - have);
+      const std::size_t got = queue_.try_dequeue_bulk(
+          batch_.begin() + static_cast<std::ptrdiff_t>(have), batch_max - have);
       batch_.resize(have + got);
     }
     if (batch_.empty()) break;

@@ -395,3 +395,71 @@ TEST_CASE("a visitor who identifies with a member's phone number is linked to th
   std::this_thread::sleep_for(100ms);
   CHECK(contains(h.profile("M8").second, R"("linkedIds":[])"));
 }
+
+// Thread-per-core (engine/shard_loop.cpp): the caller's threads are the cores.
+TEST_CASE(
+    "external cores: an event for the thread's own shard is applied in its turn - one for "
+    "another core's shard wakes that core once per batch") {
+  test::TempDir dir;
+  engine::EngineOptions o;
+  o.shards = 2;
+  o.data_dir = dir.str();
+  o.fsync = store::FsyncPolicy::kNever;
+  Metrics metrics;
+  engine::Engine e(o, std::make_shared<rules::BirthdayGreeting>(), metrics);
+  std::atomic<int> wakes[2] = {0, 0};
+  e.use_external_cores({[&] { ++wakes[0]; }, [&] { ++wakes[1]; }});
+  REQUIRE(e.core_count() == 2);
+  e.start();
+  CHECK(e.core_of_shard(0) == 0);
+  CHECK(e.core_of_shard(1) == 1);
+  auto id_on = [&](int shard) {
+    for (int k = 0;; ++k)
+      if (std::string id = fmt::format("C{}", k); e.shard_of(id) == shard) return id;
+  };
+  const std::string local = id_on(0), remote = id_on(1);
+  auto replies = std::make_shared<Collector>();
+  auto swipe = [&](const std::string& user, int i) {
+    std::string json = fmt::format(
+        R"({{"type":"track","event":"Card Swiped","messageId":"sw-{}-{}","userId":"{}"}})", user, i,
+        user);
+    auto ev = test::decode_event(json);
+    REQUIRE(e.submit(std::move(ev), std::string(), wall_clock_us(), replies).is_ok());
+  };
+
+  e.enter_core(0);
+  const int woken0 = wakes[0], woken1 = wakes[1];  // start() woke each core once
+  swipe(local, 0);
+  // Queued in this thread's batch: nothing applied, nobody woken, until the turn.
+  CHECK(e.core_has_local_work(0));
+  CHECK(wakes[0] == woken0);
+  CHECK(e.queue_depth(0) == 1);
+  CHECK(e.run_turn(0));
+  CHECK(replies->wait_for(1).size() == 1);
+  CHECK(e.queue_depth(0) == 0);
+  CHECK_FALSE(e.core_has_local_work(0));
+
+  // Core 1's shard from this thread: through the inbox, one wake-up for the burst.
+  auto turn_on_core1 = [&] {
+    std::thread core1([&] {
+      e.enter_core(1);
+      e.run_turn(1);
+    });
+    core1.join();
+  };
+  turn_on_core1();  // clears the wake start() posted
+  for (int i = 0; i < 100; ++i) swipe(remote, i);
+  CHECK(wakes[1] == woken1 + 1);
+  CHECK(e.queue_depth(1) == 100);
+  CHECK_FALSE(e.run_turn(0));  // not this core's work
+  turn_on_core1();
+  const auto got = replies->wait_for(101);
+  CHECK(got.size() == 101);
+  for (const auto& r : got) CHECK(r.rfind(R"({"type":"ack")", 0) == 0);
+  // The next burst wakes the core again.
+  swipe(remote, 100);
+  CHECK(wakes[1] == woken1 + 2);
+  e.enter_core(-1);
+  e.stop();  // applies what is still queued, on this thread
+  CHECK(replies->wait_for(102).size() == 102);
+}
