@@ -18,6 +18,7 @@
 #include "engine/shard.hpp"
 #include "storepulse/common/bytes.hpp"
 #include "storepulse/protocol/event_binary.hpp"
+#include "storepulse/store/memory_log.hpp"
 #include "storepulse/store/snapshot.hpp"
 
 namespace storepulse::engine {
@@ -651,7 +652,9 @@ void Shard::lose_lease(const std::string& why) {
 void Shard::recover() {
   const auto t0 = mono_ns();
   recovered_ = true;
-  if (engine_.opts_.store_kind == "redis") {
+  if (engine_.opts_.store_kind == "memory") {
+    journal_ = std::make_unique<store::MemoryLog>();
+  } else if (engine_.opts_.store_kind == "redis") {
     store::RedisOptions ro = engine_.opts_.redis;
     ro.trim = !engine_.opts_.archive_segments;  // keep the stream's history like archived segments
     ro.spool_dir = fmt::format("{}/shard-{:03}", engine_.opts_.redis.spool_dir, index_);
@@ -1539,8 +1542,9 @@ void Shard::maybe_snapshot(bool force) {
     if (!force) return;
     if (snapshot_thread_.joinable()) snapshot_thread_.join();
   }
-  // Never a snapshot naming records the store does not hold yet (spooled).
-  if (!journal_->snapshot_allowed()) return;
+  // Never a snapshot naming records the store does not hold yet (spooled),
+  // and none of a log that keeps nothing.
+  if (!journal_->snapshot_allowed() || !journal_->durable()) return;
   const std::uint64_t seq = journal_->last_seq();
   if (seq <= snapshot_seq_) return;
   if (!force) {

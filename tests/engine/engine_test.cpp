@@ -463,3 +463,53 @@ TEST_CASE(
   e.stop();  // applies what is still queued, on this thread
   CHECK(replies->wait_for(102).size() == 102);
 }
+
+TEST_CASE("a memory log (backtest scratch runs): same replies and merges, nothing on disk") {
+  test::TempDir dir;
+  engine::EngineOptions o;
+  o.shards = 4;
+  o.data_dir = dir.str() + "/data";
+  o.store_kind = "memory";
+  o.seal_records = false;
+  o.snapshot_interval_us = 1;  // would snapshot at once on a durable log
+  o.snapshot_min_records = 1;
+  Metrics metrics;
+  auto replies = std::make_shared<Collector>();
+  std::string visitor = "v0";
+  {
+    engine::Engine eng(o, std::make_shared<rules::BirthdayGreeting>(), metrics);
+    for (int i = 0; eng.shard_of(visitor) == eng.shard_of("M1"); ++i)
+      visitor = "v" + std::to_string(i);
+    eng.use_external_cores({[] {}});
+    eng.start();
+    eng.enter_core(0);
+    auto send = [&](const std::string& json) {
+      REQUIRE(
+          eng.submit(test::decode_event(json), std::string(), wall_clock_us(), replies).is_ok());
+    };
+    for (int i = 0; i < 10; ++i) send(order(i, "C1", 10));
+    send(order(4, "C1", 10));  // a duplicate, still caught without a journal
+    send(R"({"type":"track","event":"Product Added","messageId":"a1","anonymousId":")" + visitor +
+         R"(","properties":{"productId":"boots","category":"Shoes","price":80}})");
+    send(R"({"type":"alias","messageId":"al1","userId":"M1","previousId":")" + visitor + R"("})");
+    eng.run_until_idle();
+    std::optional<std::string> body;
+    eng.query_profile("M1", [&](int, std::string b) { body = std::move(b); });
+    eng.run_until_idle();
+    REQUIRE(body);
+    CHECK(contains(*body, R"("linkedIds":[")" + visitor + "\"]"));
+    CHECK(contains(*body, R"("productId":"boots")"));
+    eng.enter_core(-1);
+    eng.stop();
+  }
+  CHECK(replies->wait_for(13).size() == 13);
+  CHECK(metrics.duplicates.load() == 1);
+  CHECK(metrics.snapshots.load() == 0);
+  // No journal segment, snapshot or key file: only the folder's marker, if any.
+  std::size_t files = 0;
+  std::error_code ec;
+  for (auto it = std::filesystem::recursive_directory_iterator(o.data_dir, ec);
+       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec))
+    if (it->is_regular_file() && it->path().filename() != "storepulse.meta") ++files;
+  CHECK(files == 0);
+}

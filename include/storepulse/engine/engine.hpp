@@ -47,7 +47,9 @@ struct EngineOptions {
   int cores = 0;
   std::string data_dir = "data";
   /// Where shard logs and snapshots live: "embedded" (journal files under
-  /// data_dir) or "redis" (a stream + snapshot key per shard; `redis`).
+  /// data_dir) or "redis" (a stream + snapshot key per shard; `redis`). For
+  /// scratch runs only (backtest): "memory", a log that keeps nothing and no
+  /// snapshots (store/memory_log.hpp); a config cannot name it.
   std::string store_kind = "embedded";
   store::RedisOptions redis;
   /// Several nodes against one Redis (store_kind "redis" only): the shards this

@@ -120,6 +120,9 @@ class Log {
   /// False while a snapshot would name a position the store does not hold yet
   /// (records acked from a spool that has not reached Redis). Shard thread.
   virtual bool snapshot_allowed() const { return true; }
+  /// False for a log that keeps nothing (memory_log.hpp): the shard then takes
+  /// no snapshots either, as there is nothing to restart from.
+  virtual bool durable() const { return true; }
 
   /// "journal in DIR" / "redis stream KEY at HOST:PORT", for logs.
   virtual std::string describe() const = 0;
