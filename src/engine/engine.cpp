@@ -1237,6 +1237,7 @@ void Shard::handle_purge(Work& w) {
     for (const auto& sub : subjects)
       if (auto it = keys_.find(sub); it != keys_.end()) {
         kid_subject_.erase(it->second.kid);
+        sealer_->forget(it->second.kid);  // its expanded key too
         keys_.erase(it);
       }
   } else {

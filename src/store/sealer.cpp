@@ -1,5 +1,6 @@
 #include "storepulse/store/sealer.hpp"
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
@@ -14,23 +15,53 @@ void random_bytes(void* p, std::size_t n) {
 }
 }  // namespace
 
-Sealer::Sealer() : ctx_(EVP_CIPHER_CTX_new()), dctx_(EVP_CIPHER_CTX_new()) {
-  if (!ctx_ || !dctx_) throw std::runtime_error("OpenSSL: cannot allocate a cipher context");
-  // Fetch the cipher once and bind it to both contexts: later calls only
-  // change key and nonce (OpenSSL 3 would otherwise look the cipher up on
-  // every record, which cost more than the encryption itself).
+Sealer::Sealer() {
+  // Fetch the cipher once: contexts made from it later only change key and
+  // nonce (OpenSSL 3 would otherwise look the cipher up on every record, which
+  // cost more than the encryption itself).
   cipher_ = EVP_CIPHER_fetch(nullptr, "AES-256-GCM", nullptr);
-  if (!cipher_ || EVP_EncryptInit_ex(ctx_, cipher_, nullptr, nullptr, nullptr) != 1 ||
-      EVP_DecryptInit_ex(dctx_, cipher_, nullptr, nullptr, nullptr) != 1)
-    throw std::runtime_error("OpenSSL: AES-256-GCM is not available");
+  if (!cipher_) throw std::runtime_error("OpenSSL: AES-256-GCM is not available");
   random_bytes(&nonce_prefix_, sizeof nonce_prefix_);
   random_bytes(&counter_, sizeof counter_);
 }
 
 Sealer::~Sealer() {
-  EVP_CIPHER_CTX_free(ctx_);
-  EVP_CIPHER_CTX_free(dctx_);
+  for (auto* cache : {&enc_, &dec_})
+    for (auto& s : *cache) EVP_CIPHER_CTX_free(s.ctx);
   EVP_CIPHER_free(cipher_);
+}
+
+EVP_CIPHER_CTX* Sealer::context(std::array<Slot, kCacheSlots>& cache, bool enc, std::uint64_t kid,
+                                const KeyBytes& key) {
+  // kids are random: their low bits spread customers over the slots.
+  Slot& s = cache[kid % kCacheSlots];
+  if (s.ctx && kid != 0 && s.kid == kid && s.key == key) {
+    ++hits_;
+    return s.ctx;
+  }
+  ++misses_;
+  if (!s.ctx) {
+    s.ctx = EVP_CIPHER_CTX_new();
+    if (!s.ctx) return nullptr;
+  }
+  s.kid = 0;
+  const int ok = enc ? EVP_EncryptInit_ex(s.ctx, cipher_, nullptr, key.data(), nullptr)
+                     : EVP_DecryptInit_ex(s.ctx, cipher_, nullptr, key.data(), nullptr);
+  if (ok != 1) return nullptr;
+  s.kid = kid;  // 0 (a damaged header): used once, never found again
+  s.key = key;
+  return s.ctx;
+}
+
+void Sealer::forget(std::uint64_t kid) {
+  for (auto* cache : {&enc_, &dec_}) {
+    Slot& s = (*cache)[kid % kCacheSlots];
+    if (s.kid != kid) continue;
+    s.kid = 0;
+    OPENSSL_cleanse(s.key.data(), s.key.size());
+    // The context holds the expanded key: reset wipes it.
+    if (s.ctx) EVP_CIPHER_CTX_reset(s.ctx);
+  }
 }
 
 StoredKey Sealer::new_key(std::string_view subject) {
@@ -60,13 +91,15 @@ void Sealer::seal(const StoredKey& k, std::uint8_t type, std::string_view plain,
   unsigned char* ct = nonce + 12;
   int len = 0;
   // AES-256-GCM cannot fail on valid sizes with a live context; a failure here
-  // means OpenSSL itself is broken, which no caller can recover from.
-  if (EVP_EncryptInit_ex(ctx_, nullptr, nullptr, k.key.data(), nonce) != 1 ||
-      EVP_EncryptUpdate(ctx_, nullptr, &len, &type, 1) != 1 ||
-      EVP_EncryptUpdate(ctx_, ct, &len, reinterpret_cast<const unsigned char*>(plain.data()),
+  // means OpenSSL itself is broken, which no caller can recover from. The
+  // cached context keeps the key schedule: only the nonce is set per record.
+  EVP_CIPHER_CTX* ctx = context(enc_, true, k.kid, k.key);
+  if (!ctx || EVP_EncryptInit_ex(ctx, nullptr, nullptr, nullptr, nonce) != 1 ||
+      EVP_EncryptUpdate(ctx, nullptr, &len, &type, 1) != 1 ||
+      EVP_EncryptUpdate(ctx, ct, &len, reinterpret_cast<const unsigned char*>(plain.data()),
                         static_cast<int>(plain.size())) != 1 ||
-      EVP_EncryptFinal_ex(ctx_, ct + len, &len) != 1 ||
-      EVP_CIPHER_CTX_ctrl(ctx_, EVP_CTRL_GCM_GET_TAG, 16, ct + plain.size()) != 1)
+      EVP_EncryptFinal_ex(ctx, ct + len, &len) != 1 ||
+      EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, 16, ct + plain.size()) != 1)
     throw std::runtime_error("OpenSSL AES-256-GCM encryption failed");
 }
 
@@ -82,12 +115,13 @@ Status Sealer::open(const KeyBytes& key, std::uint8_t type, std::string_view sea
   int len = 0;
   unsigned char tag[16];
   std::memcpy(tag, ct + n, 16);
-  if (EVP_DecryptInit_ex(dctx_, nullptr, nullptr, key.data(), nonce) != 1 ||
-      EVP_DecryptUpdate(dctx_, nullptr, &len, &type, 1) != 1 ||
-      EVP_DecryptUpdate(dctx_, reinterpret_cast<unsigned char*>(out.data()), &len, ct,
+  EVP_CIPHER_CTX* dctx = context(dec_, false, kid_of(sealed), key);
+  if (!dctx || EVP_DecryptInit_ex(dctx, nullptr, nullptr, nullptr, nonce) != 1 ||
+      EVP_DecryptUpdate(dctx, nullptr, &len, &type, 1) != 1 ||
+      EVP_DecryptUpdate(dctx, reinterpret_cast<unsigned char*>(out.data()), &len, ct,
                         static_cast<int>(n)) != 1 ||
-      EVP_CIPHER_CTX_ctrl(dctx_, EVP_CTRL_GCM_SET_TAG, 16, tag) != 1 ||
-      EVP_DecryptFinal_ex(dctx_, reinterpret_cast<unsigned char*>(out.data()) + len, &len) != 1) {
+      EVP_CIPHER_CTX_ctrl(dctx, EVP_CTRL_GCM_SET_TAG, 16, tag) != 1 ||
+      EVP_DecryptFinal_ex(dctx, reinterpret_cast<unsigned char*>(out.data()) + len, &len) != 1) {
     out.clear();
     return Status(ErrorCode::kBadField,
                   "sealed record fails authentication (damaged or wrong key)");

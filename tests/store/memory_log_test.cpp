@@ -8,7 +8,9 @@ TEST_CASE("memory log: numbers records, commits, keeps nothing and has no snapsh
   store::MemoryLog log;
   store::RecoveryReport rep;
   int replayed = 0;
-  REQUIRE(log.replay(0, [&](const store::JournalRecord&) { ++replayed; }, rep).is_ok());
+  REQUIRE(log.replay(
+                 0, [&](const store::JournalRecord&) { ++replayed; }, rep)
+              .is_ok());
   CHECK(replayed == 0);
   CHECK_FALSE(log.durable());
   CHECK(log.append(store::RecordType::kEventBinary, 1, "abc") == 1);

@@ -168,3 +168,60 @@ TEST_CASE(
   CHECK_THAT(rep.problems[0], Catch::Contains("damaged bytes after 1 keys"));
   CHECK(fs::file_size(dir / "keys.bin") < size - 3);
 }
+
+TEST_CASE("sealer: key schedules of recent customers are cached, and forget() drops one") {
+  Sealer s;
+  const StoredKey a = Sealer::new_key("C1");
+  const StoredKey b = Sealer::new_key("C2");
+  std::string sa, sb, out;
+  for (int i = 0; i < 10; ++i) {
+    sa.clear();
+    sb.clear();
+    s.seal(a, 1, "record of C1 " + std::to_string(i), sa);
+    s.seal(b, 1, "record of C2 " + std::to_string(i), sb);
+    REQUIRE(s.open(a.key, 1, sa, out).is_ok());
+    CHECK(out == "record of C1 " + std::to_string(i));
+    REQUIRE(s.open(b.key, 1, sb, out).is_ok());
+    CHECK(out == "record of C2 " + std::to_string(i));
+  }
+  // The first seal and open of each customer made a schedule (or two, when both
+  // kids share a slot); every later one found it.
+  CHECK(s.cache_misses() <= 8);
+  CHECK(s.cache_hits() >= 32);
+  // Same kid, another key (never given out by new_key, but a damaged key file
+  // could): the cached schedule must not be used for it.
+  StoredKey other = a;
+  other.key[0] ^= 1;
+  CHECK_FALSE(s.open(other.key, 1, sa, out).is_ok());
+  REQUIRE(s.open(a.key, 1, sa, out).is_ok());
+  // After forget() a record still opens with its key (a new schedule is made),
+  // and a record sealed before is not opened by another key in its slot.
+  const auto misses = s.cache_misses();
+  s.forget(a.kid);
+  REQUIRE(s.open(a.key, 1, sa, out).is_ok());
+  CHECK(s.cache_misses() == misses + 1);
+  // A nonce is never reused across records of one key, cached context or not.
+  std::string r1, r2;
+  s.seal(a, 1, "same", r1);
+  s.seal(a, 1, "same", r2);
+  CHECK(r1.substr(8, 12) != r2.substr(8, 12));
+  CHECK(r1 != r2);
+}
+
+TEST_CASE("sealer: many customers through the bounded cache all open correctly") {
+  Sealer s;
+  std::vector<StoredKey> keys;
+  std::vector<std::string> sealed;
+  for (int i = 0; i < 3 * static_cast<int>(Sealer::kCacheSlots); ++i) {
+    keys.push_back(Sealer::new_key("C" + std::to_string(i)));
+    sealed.emplace_back();
+    s.seal(keys.back(), 1, "payload " + std::to_string(i), sealed.back());
+  }
+  std::string out;
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    REQUIRE(s.open(keys[i].key, 1, sealed[i], out).is_ok());
+    CHECK(out == "payload " + std::to_string(i));
+    // Opening with a neighbour's key fails even when its schedule is cached.
+    if (i > 0) CHECK_FALSE(s.open(keys[i - 1].key, 1, sealed[i], out).is_ok());
+  }
+}

@@ -10,6 +10,12 @@
 // The record type byte is authenticated as associated data. Nonces are a
 // random 32-bit prefix drawn when the sealer is created plus a 64-bit counter,
 // so a nonce never repeats under one key, across restarts included.
+//
+// The expanded key (AES round keys and the GCM hash key) of recently used
+// customers is kept, one cipher context per cache slot: sealing a record of a
+// customer seen recently only sets a new nonce, where a key schedule per record
+// cost more than the encryption itself. forget() drops a customer's contexts
+// (erasure); the cache is bounded (kCacheSlots contexts per direction).
 #include <array>
 #include <cstdint>
 #include <string>
@@ -53,13 +59,32 @@ class Sealer {
   /// Replaces `out` with the plaintext; an error when the payload is damaged or
   /// was not sealed with this key.
   Status open(const KeyBytes& key, std::uint8_t type, std::string_view sealed, std::string& out);
+  /// Drops the cached key schedule of `kid` (its key is being destroyed).
+  void forget(std::uint64_t kid);
+
+  /// Cipher contexts kept per direction (direct-mapped on the kid).
+  static constexpr std::size_t kCacheSlots = 256;
+  /// Seals and opens that found their key schedule cached / had to make it.
+  std::uint64_t cache_hits() const { return hits_; }
+  std::uint64_t cache_misses() const { return misses_; }
 
  private:
-  EVP_CIPHER_CTX* ctx_;   // sealing
-  EVP_CIPHER_CTX* dctx_;  // opening
+  struct Slot {
+    std::uint64_t kid = 0;  // 0: empty
+    KeyBytes key{};
+    EVP_CIPHER_CTX* ctx = nullptr;
+  };
+  /// The context of `kid` with `key` set, for sealing (enc) or opening; null
+  /// when OpenSSL cannot make one.
+  EVP_CIPHER_CTX* context(std::array<Slot, kCacheSlots>& cache, bool enc, std::uint64_t kid,
+                          const KeyBytes& key);
+
   EVP_CIPHER* cipher_ = nullptr;
+  std::array<Slot, kCacheSlots> enc_{};
+  std::array<Slot, kCacheSlots> dec_{};
   std::uint32_t nonce_prefix_ = 0;
   std::uint64_t counter_ = 0;
+  std::uint64_t hits_ = 0, misses_ = 0;
 };
 
 }  // namespace storepulse::store
