@@ -19,6 +19,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "net/coalescing_stream.hpp"
 #include "net/http_routes.hpp"
 #include "net/metrics_text.hpp"
 #include "net/privacy_routes.hpp"
@@ -273,11 +274,14 @@ struct Server::Impl {
     engine.enter_core(t);
     const bool core = t < engine.core_count() && !engine.started_with_own_threads();
     constexpr int kHandlersPerTurn = 256;
+    FlushList flush;  // connections with replies appended this turn
     while (!ioc.stopped()) {
       int ran = 0;
       while (ran < kHandlersPerTurn && ioc.poll_one()) ++ran;
       bool did = false;
       if (core) did = engine.run_turn(t);
+      // One socket write per connection for everything this turn produced.
+      flush.flush_pending();
       if (ran == 0 && !did && !engine.core_has_local_work(t))
         ioc.run_one_for(std::chrono::milliseconds(2));
     }
@@ -564,7 +568,10 @@ class WsSession : public engine::ReplyTarget,
     ws_.set_option(websocket::stream_base::decorator(
         [](websocket::response_type& res) { res.set(http::field::server, "storepulse"); }));
     ws_.async_accept(req, [self = this->shared_from_this()](beast::error_code ec) {
-      if (ec) return;
+      // A refused upgrade: Beast's error response sits in the outbox; the
+      // session lives until it is written.
+      if (ec) return self->ws_.next_layer().when_drained([self] {});
+      self->ws_.next_layer().handshake_done();
       self->do_read();
     });
   }
@@ -572,8 +579,7 @@ class WsSession : public engine::ReplyTarget,
   void deliver(std::string message) override {
     // From this connection's own io thread (its shard is on this core: the
     // usual case), straight into the send queue.
-    if (current_io_context() == &ws_.get_executor().context())
-      return queue_write(std::move(message));
+    if (current_io_context() == &ws_.get_executor().context()) return queue_write(message);
     // Shard threads drop replies into a lock-free inbox and post one drain to
     // the session's io thread per burst, not one handler per reply: under load a
     // whole group commit's replies cross threads with a single wake-up.
@@ -586,7 +592,7 @@ class WsSession : public engine::ReplyTarget,
   void drain_inbox() {
     drain_posted_.store(false, std::memory_order_release);
     std::string m;
-    while (inbox_.try_dequeue(m)) queue_write(std::move(m));
+    while (inbox_.try_dequeue(m)) queue_write(m);
   }
 
   void do_read() {
@@ -627,7 +633,8 @@ class WsSession : public engine::ReplyTarget,
     close_timer_->async_wait([self = this->shared_from_this()](beast::error_code ec) {
       if (!ec) beast::get_lowest_layer(self->ws_).close();
     });
-    if (outq_.empty()) start_policy_close();
+    // The close frame goes out behind the replies already queued (one outbox).
+    start_policy_close();
   }
   void start_policy_close() {
     closing_ = true;  // replies arriving from shards from now on are dropped
@@ -718,50 +725,35 @@ class WsSession : public engine::ReplyTarget,
     do_read();
   }
 
-  void queue_write(std::string msg) {
+  /// Appends the reply as one text frame to the connection's outbox; the io
+  /// thread writes what a turn appended in one socket write (coalescing_stream.hpp).
+  void queue_write(const std::string& msg) {
     if (closing_) return;
-    if (outq_.size() >= max_queue_) {
+    auto& out = ws_.next_layer();
+    if (out.queued_messages() >= max_queue_) {
       // A reader this far behind would make us buffer without limit: drop it.
       closing_ = true;
       srv_.engine.metrics().slow_readers_closed.fetch_add(1);
-      spdlog::warn("closing slow reader {} ({} replies queued)", who_, outq_.size());
+      spdlog::warn("closing slow reader {} ({} replies queued)", who_, out.queued_messages());
       beast::get_lowest_layer(ws_).close();
       return;
     }
-    outq_.push_back(std::move(msg));
-    if (outq_.size() == 1) do_write();
-  }
-
-  void do_write() {
-    ws_.text(true);
-    ws_.async_write(asio::buffer(outq_.front()),
-                    [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
-                      if (ec) {
-                        self->closing_ = true;
-                        self->outq_.clear();
-                        return;
-                      }
-                      self->outq_.pop_front();
-                      if (!self->outq_.empty()) return self->do_write();
-                      if (self->policy_close_pending_ && !self->closing_)
-                        self->start_policy_close();
-                    });
+    if (!out.write_text(msg)) closing_ = true;  // closed, or the socket failed
   }
 
   Server::Impl& srv_;
   std::shared_ptr<ssl::context> tls_ctx_;  // before ws_: outlives the TLS stream
-  websocket::stream<Stream> ws_;
+  websocket::stream<CoalescingStream<Stream>> ws_;
   Endpoint ep_;
   std::string who_;
   ConnectionSlot slot_;
   int key_index_;
   std::string visitor_;
   std::size_t limited_streak_ = 0;     // consecutive rate_limited replies
-  bool policy_close_pending_ = false;  // close 1008 once the queued replies are written
+  bool policy_close_pending_ = false;  // a 1008 close was started (behind the queued replies)
   std::optional<asio::steady_timer> close_timer_;
   static constexpr std::size_t kKeepReadBuffer = 16 * 1024;
   beast::flat_buffer buf_;
-  std::deque<std::string> outq_;
   bool closing_ = false;
   std::size_t max_msg_;
   std::size_t max_queue_;
