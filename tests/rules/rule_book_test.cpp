@@ -301,6 +301,32 @@ TEST_CASE("describe_json lists each rule with its counters") {
     CHECK(j.find(s) != std::string::npos);
 }
 
+TEST_CASE("describe_json: a rejected folder change is listed after the rules that still run") {
+  auto b = book({{"rules/a.yaml", kSwipeSms}});
+  CHECK_THAT(b->describe_json(), Catch::Contains(R"("rule":"swipe-sms","file":"rules/a.yaml")"));
+  CHECK_THAT(b->describe_json(), !Catch::Contains(R"("error")"));
+  auto broken = load_rules_from_sources({{"rules/a.yaml", kSwipeSms},
+                                         {"rules/b.yaml",
+                                          "rule: b\non: Card Swiped\nthen:\n  - "
+                                          "pos: x\nif: profile.ordrs > 1\n"}});
+  REQUIRE_FALSE(broken.rules);
+  REQUIRE(broken.errors.size() == 1);
+  b->set_rejected_change(broken.errors);
+  const std::string j = b->describe_json();
+  // The running rule first and unchanged, then the problem with its position.
+  CHECK(j.find(R"({"rule":"swipe-sms")") == 1);
+  CHECK_THAT(j, Catch::Contains(R"({"error":"rules/b.yaml:5:5: unknown field 'profile.ordrs')"));
+  CHECK_THAT(j, Catch::Contains(R"("file":"rules/b.yaml","line":5,"col":5,"message":)"));
+  std::string m;
+  b->append_prometheus(m);
+  CHECK_THAT(m, Catch::Contains("storepulse_rules_rejected_errors 1\n"));
+  b->set_rejected_change({});
+  CHECK_THAT(b->describe_json(), !Catch::Contains(R"("error")"));
+  m.clear();
+  b->append_prometheus(m);
+  CHECK_THAT(m, Catch::Contains("storepulse_rules_rejected_errors 0\n"));
+}
+
 TEST_CASE("offers: YAML maps become JSON - with templated values") {
   auto b = book({{"o.yaml", R"(rule: o
 on: Card Swiped
