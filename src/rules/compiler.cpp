@@ -7,6 +7,7 @@
 #include <cmath>
 #include <span>
 
+#include "storepulse/common/calendar.hpp"
 #include "storepulse/models/live_models.hpp"
 #include "storepulse/rules/parser.hpp"
 
@@ -218,6 +219,7 @@ enum class FuncId : std::uint16_t {
   kDaysSince,
   kIsBirthdayToday,
   kDaysFromBirthday,
+  kDaysSinceBirthday,
   kAffinity,
   kBrandAffinity,
   kBoughtWithin,
@@ -250,6 +252,12 @@ constexpr FuncDef kFuncs[] = {
      {kAnyT, kAnyT},
      kNum,
      "days_from_birthday()"},
+    {"days_since_birthday",
+     FuncId::kDaysSinceBirthday,
+     0,
+     {kAnyT, kAnyT},
+     kNum,
+     "days_since_birthday()"},
     {"affinity", FuncId::kAffinity, 1, {kStr, kAnyT}, kNum, "affinity(category)"},
     {"brand_affinity", FuncId::kBrandAffinity, 1, {kStr, kAnyT}, kNum, "brand_affinity(brand)"},
     {"bought_within",
@@ -371,27 +379,15 @@ std::string_view next_size_of(std::string_view size) {
   return {};
 }
 
-bool is_leap(int y) {
-  return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-}
-
-// Days from the event date to the nearest birthday (this, last or next year).
+// Birthday arithmetic on the event date (UTC), by the calendar rules of
+// common/calendar.hpp (29 February is 28 February in common years).
 Value days_from_birthday(const CustomerProfile& p, TimeUs now) {
   if (p.birthday_mmdd == 0 || now <= 0) return Value::null();
-  const std::int64_t today = now / kUsPerDay;
-  int y;
-  unsigned m, d;
-  civil_from_days(today, y, m, d);
-  std::int64_t best = 1 << 30;
-  for (int yy = y - 1; yy <= y + 1; ++yy) {
-    unsigned bm = static_cast<unsigned>(p.birthday_mmdd / 100),
-             bd = static_cast<unsigned>(p.birthday_mmdd % 100);
-    // Members born on 29 February celebrate on 28 February in common years.
-    if (bm == 2 && bd == 29 && !is_leap(yy)) bd = 28;
-    const std::int64_t diff = days_from_civil(yy, bm, bd) - today;
-    if (std::llabs(diff) < std::llabs(best)) best = diff;
-  }
-  return Value::of_number(static_cast<double>(std::llabs(best)));
+  return Value::of_number(storepulse::days_from_birthday(p.birthday_mmdd, now / kUsPerDay));
+}
+Value days_since_birthday(const CustomerProfile& p, TimeUs now) {
+  if (p.birthday_mmdd == 0 || now <= 0) return Value::null();
+  return Value::of_number(storepulse::days_since_birthday(p.birthday_mmdd, now / kUsPerDay));
 }
 
 Value load_field(FieldId id, const EvalContext& c) {
@@ -546,10 +542,11 @@ Value call_function(FuncId id, const Value* a, const EvalContext& c) {
       if (a[0].kind != ValueKind::kTime || a[0].time == 0) return Value::null();
       return Value::of_number(days_between(a[0].time, c.now));
     case FuncId::kIsBirthdayToday: {
-      const Value d = days_from_birthday(p, c.now);
+      const Value d = days_since_birthday(p, c.now);
       return Value::of_bool(d.kind == ValueKind::kNumber && d.number == 0);
     }
     case FuncId::kDaysFromBirthday: return days_from_birthday(p, c.now);
+    case FuncId::kDaysSinceBirthday: return days_since_birthday(p, c.now);
     case FuncId::kAffinity:
       return Value::of_number(decayed_affinity(p.category(str_arg(0)), c.now));
     case FuncId::kBrandAffinity: {
