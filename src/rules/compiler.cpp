@@ -224,6 +224,7 @@ enum class FuncId : std::uint16_t {
   kBrandAffinity,
   kBoughtWithin,
   kTopBasketRule,
+  kTopBasketRuleKey,
   kSizeOf,
   kSizeAgeDays,
   kNextSize,
@@ -267,6 +268,12 @@ constexpr FuncDef kFuncs[] = {
      kBoo,
      "bought_within(category, days)"},
     {"top_basket_rule", FuncId::kTopBasketRule, 0, {kAnyT, kAnyT}, kStr, "top_basket_rule()"},
+    {"top_basket_rule_key",
+     FuncId::kTopBasketRuleKey,
+     0,
+     {kAnyT, kAnyT},
+     kStr,
+     "top_basket_rule_key()"},
     {"size_of", FuncId::kSizeOf, 1, {kStr, kAnyT}, kStr, "size_of(category)"},
     {"size_age_days", FuncId::kSizeAgeDays, 1, {kStr, kAnyT}, kNum, "size_age_days(category)"},
     {"next_size", FuncId::kNextSize, 1, {kStr, kAnyT}, kStr, "next_size(category)"},
@@ -388,6 +395,20 @@ Value days_from_birthday(const CustomerProfile& p, TimeUs now) {
 Value days_since_birthday(const CustomerProfile& p, TimeUs now) {
   if (p.birthday_mmdd == 0 || now <= 0) return Value::null();
   return Value::of_number(storepulse::days_since_birthday(p.birthday_mmdd, now / kUsPerDay));
+}
+
+// The best consequent for the customer in the live basket model
+// (models::active_models(): the snapshot of this shard's batch, which outlives
+// the evaluation). nullptr without a model or a match.
+const models::BasketModel* top_basket_consequent(const CustomerProfile& p, std::uint32_t& item) {
+  const models::ModelSet* m = models::active_models();
+  if (!m || !m->baskets) return nullptr;
+  std::array<std::string_view, models::BasketModel::kMaxHeld> held;
+  const std::size_t n = m->baskets->held_items(p, held);
+  std::array<models::BasketSuggestion, 1> best;
+  if (m->baskets->suggest(std::span(held.data(), n), best) == 0) return nullptr;
+  item = best[0].item;
+  return m->baskets.get();
 }
 
 Value load_field(FieldId id, const EvalContext& c) {
@@ -562,16 +583,17 @@ Value call_function(FuncId id, const Value* a, const EvalContext& c) {
       return Value::of_bool(days_between(s->last, c.now) <= a[1].number);
     }
     // The live basket model's best consequent of the customer's cart and recent
-    // purchases (models::active_models(): the snapshot of this shard's batch,
-    // which outlives the evaluation); null without a model or a match.
-    case FuncId::kTopBasketRule: {
-      const models::ModelSet* m = models::active_models();
-      if (!m || !m->baskets) return Value::null();
-      std::array<std::string_view, models::BasketModel::kMaxHeld> held;
-      const std::size_t n = m->baskets->held_items(p, held);
-      std::array<models::BasketSuggestion, 1> best;
-      if (m->baskets->suggest(std::span(held.data(), n), best) == 0) return Value::null();
-      return Value::of_string(m->baskets->item(best[0].item));
+    // purchases, and what kind of name it is (the model's item key: product,
+    // name or category); null without a model or a match. Both read the same
+    // snapshot and profile, so a text and an offer of one action name the same
+    // basket rule.
+    case FuncId::kTopBasketRule:
+    case FuncId::kTopBasketRuleKey: {
+      std::uint32_t item = 0;
+      const models::BasketModel* b = top_basket_consequent(p, item);
+      if (!b) return Value::null();
+      return Value::of_string(id == FuncId::kTopBasketRule ? std::string_view(b->item(item))
+                                                           : std::string_view(b->item_key));
     }
     case FuncId::kSizeOf: {
       const auto* s = size_record(p, str_arg(0));

@@ -165,6 +165,7 @@ TEST_CASE("compiler: functions") {
   CHECK_FALSE(f.test("bought_within(\"Cosmetics\", 30)"));
   CHECK_FALSE(f.test("bought_within(\"Garden\", 3650)"));
   CHECK(f.eval("top_basket_rule()").kind == ValueKind::kNull);
+  CHECK(f.eval("top_basket_rule_key()").kind == ValueKind::kNull);
   CHECK(f.str("size_of(\"Children's Clothing\")") == "2-3Y");
   CHECK(f.str("next_size(\"Children's Clothing\")") == "3-4Y");
   CHECK(f.str("next_size(\"Kidswear\")") == "116");
