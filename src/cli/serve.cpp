@@ -1,5 +1,6 @@
 // storepulse serve: runs the engine and the HTTP/WebSocket server until SIGINT/SIGTERM.
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 
@@ -11,7 +12,8 @@
 #include "storepulse/cli/commands.hpp"
 #include "storepulse/cli/config.hpp"
 #include "storepulse/models/live_models.hpp"
-#include "storepulse/rules/rule_set.hpp"
+#include "storepulse/rules/rule_book.hpp"
+#include "storepulse/rules/rule_watch.hpp"
 
 namespace storepulse::cli {
 namespace {
@@ -25,16 +27,25 @@ void on_sighup(int) {
   g_reload_tls.store(true);
 }
 
-// Latest modification time over the rules folder, to notice edits without inotify.
-std::filesystem::file_time_type rules_stamp(const std::string& dir) {
-  namespace fs = std::filesystem;
-  fs::file_time_type newest{};
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator(dir, ec)) {
-    auto t = e.last_write_time(ec);
-    if (!ec && t > newest) newest = t;
+// The rules folder changed: load it whole and swap it in, or, when it does not
+// load, keep the running book and mark it with the problems (GET /v1/rules,
+// /metrics, one log line per problem as file:line:col: message).
+void reload_rules(const std::string& dir, engine::Engine& engine,
+                  std::shared_ptr<rules::RuleBook>& running) {
+  rules::RuleLoadResult res = rules::load_rules(dir);
+  if (!res.errors.empty()) {
+    spdlog::error("rules change in {} rejected ({} problem{}), the previous rules keep running:",
+                  dir, res.errors.size(), res.errors.size() == 1 ? "" : "s");
+    for (const auto& e : res.errors) spdlog::error("rules: {}", e.str());
+    running->set_rejected_change(std::move(res.errors));
+    return;
   }
-  return newest;
+  std::size_t enabled = 0;
+  for (const auto& r : res.rules->rules()) enabled += r->enabled;
+  spdlog::info("rules reloaded from {}: {} rules ({} enabled): {}", dir, res.rules->rules().size(),
+               enabled, fmt::join(res.rules->rule_names(), ", "));
+  running = res.rules;
+  engine.set_rules(running);
 }
 
 struct ServeFlags {
@@ -83,9 +94,16 @@ int serve(const ServeFlags& f) {
         "no admin token (auth.admin_token / STOREPULSE_ADMIN_TOKEN): admin endpoints refuse "
         "everyone");
 
+  // Watched from before the first load, so an edit made while it loads is not missed.
+  rules::RuleFolderWatch rule_watch(cfg.rules_dir);
   std::vector<std::string> notes;
-  auto rules = rules::load_rule_set(cfg.rules_dir, notes);
+  // load_rule_set loads a RuleBook (rule_book.hpp); the reload below marks it
+  // when a later change is rejected.
+  auto rules =
+      std::static_pointer_cast<rules::RuleBook>(rules::load_rule_set(cfg.rules_dir, notes));
   for (const auto& n : notes) spdlog::info("rules: {}", n);
+  spdlog::info("rules: watching {} for changes ({})", cfg.rules_dir,
+               rule_watch.inotify() ? "inotify, and a scan every 250 ms" : "a scan every 250 ms");
 
   Metrics metrics;
   engine::Engine engine(cfg.engine, rules, metrics);
@@ -167,10 +185,13 @@ int serve(const ServeFlags& f) {
                                    : "; TLS only");
   std::fflush(stdout);
 
-  auto stamp = rules_stamp(cfg.rules_dir);
   auto model_stamp = models::models_stamp(cfg.models_dir);
   while (!g_stop.load()) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    // Returns as soon as inotify reports a rule file written, moved or deleted
+    // (after it settles), else after 250 ms; a signal also ends the wait.
+    if (rule_watch.wait_for_change(std::chrono::milliseconds(250)))
+      reload_rules(cfg.rules_dir, engine, rules);
+    if (g_stop.load()) break;
     if (g_reload_tls.exchange(false)) {
       if (!server.tls())
         spdlog::info("SIGHUP: no [tls] configured, nothing to reload");
@@ -179,17 +200,6 @@ int serve(const ServeFlags& f) {
                       st.detail());
       else
         spdlog::info("SIGHUP: TLS certificate and key reloaded from {}", cfg.server.tls_cert);
-    }
-    auto now_stamp = rules_stamp(cfg.rules_dir);
-    if (now_stamp != stamp) {
-      stamp = now_stamp;
-      try {
-        std::vector<std::string> n2;
-        engine.set_rules(rules::load_rule_set(cfg.rules_dir, n2));
-        spdlog::info("rules reloaded from {}", cfg.rules_dir);
-      } catch (const std::exception& e) {
-        spdlog::error("rules change rejected, previous rules keep running: {}", e.what());
-      }
     }
     // Models follow the same watch: a changed file is reloaded and swapped in
     // whole; workers take the new snapshot before their next batch.

@@ -3,6 +3,8 @@
 #include <chrono>
 #include <cstdio>
 
+#include "storepulse/common/calendar.hpp"
+
 namespace storepulse {
 namespace {
 
@@ -16,15 +18,6 @@ bool digits(std::string_view s, std::size_t pos, std::size_t n, int& out) {
   }
   out = v;
   return true;
-}
-
-bool is_leap(int y) {
-  return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-}
-
-unsigned days_in_month(int y, unsigned m) {
-  static constexpr unsigned kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-  return m == 2 && is_leap(y) ? 29 : kDays[m - 1];
 }
 
 }  // namespace

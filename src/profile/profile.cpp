@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "storepulse/common/affinity.hpp"
 #include "storepulse/common/bytes.hpp"
 #include "storepulse/protocol/codec.hpp"
 
@@ -14,14 +15,6 @@ using protocol::EventName;
 using protocol::EventType;
 
 namespace {
-
-constexpr double kHalfLifeDays = 90.0;
-
-double decay(double value, TimeUs from, TimeUs to) {
-  if (from == 0 || to <= from) return value;
-  const double days = static_cast<double>(to - from) / static_cast<double>(kUsPerDay);
-  return value * std::exp2(-days / kHalfLifeDays);
-}
 
 // Adds spend to a bounded stat list; when full, the weakest affinity is replaced,
 // so memory per profile stays fixed however many categories a shopper touches.
@@ -43,7 +36,7 @@ void add_stat(CustomerProfile& p, CompactVec<Stat>& stats, std::size_t cap,
     }
     it->name = name;
   }
-  it->affinity = decay(it->affinity, it->last, when) + static_cast<double>(spend) / 100.0;
+  it->affinity = decay_affinity(it->affinity, it->last, when) + static_cast<double>(spend) / 100.0;
   it->spend += spend;
   it->last = std::max(it->last, when);
 }

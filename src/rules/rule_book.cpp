@@ -365,6 +365,8 @@ std::string RuleBook::describe_json() const {
     if (o.size() > 1) o.push_back(',');
     o += "{\"rule\":";
     protocol::append_json_string(o, r.name);
+    o += ",\"file\":";
+    protocol::append_json_string(o, r.file);
     o += ",\"description\":";
     protocol::append_json_string(o, r.description);
     o += ",\"on\":[";
@@ -408,11 +410,38 @@ std::string RuleBook::describe_json() const {
         out.revenue_per_contact(kGroupHoldout), opt(out.conversion_lift()), opt(out.revenue_lift()),
         static_cast<double>(r.attribution) / static_cast<double>(kUsPerDay));
   }
+  // A rejected change: entries without "rule", after the rules that still run,
+  // so a client that looks rules up by name reads the same array as before.
+  for (const Diagnostic& d : rejected_change()) {
+    if (o.size() > 1) o.push_back(',');
+    o += "{\"error\":";
+    protocol::append_json_string(o, d.str());
+    o += ",\"file\":";
+    protocol::append_json_string(o, d.file);
+    o += fmt::format(",\"line\":{},\"col\":{},\"message\":", d.pos.line, d.pos.col);
+    protocol::append_json_string(o, d.message);
+    o += "}";
+  }
   return o + "]";
+}
+
+void RuleBook::set_rejected_change(std::vector<Diagnostic> errors) {
+  std::lock_guard lock(rejected_mu_);
+  rejected_ = std::move(errors);
+}
+
+std::vector<Diagnostic> RuleBook::rejected_change() const {
+  std::lock_guard lock(rejected_mu_);
+  return rejected_;
 }
 
 void RuleBook::append_prometheus(std::string& o) const {
   const auto ld = [](const auto& a) { return a.load(std::memory_order_relaxed); };
+  o += fmt::format(
+      "# HELP storepulse_rules_rejected_errors Problems in the rules folder's current content "
+      "(0: it loaded; otherwise the previous rules keep running).\n"
+      "# TYPE storepulse_rules_rejected_errors gauge\nstorepulse_rules_rejected_errors {}\n",
+      rejected_change().size());
   const auto family = [&](std::string_view name, std::string_view type, std::string_view help,
                           auto per_rule) {
     o += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <stdexcept>
 
+#include "storepulse/common/calendar.hpp"
 #include "storepulse/rules/rule_book.hpp"
 
 namespace storepulse::rules {
@@ -52,14 +53,12 @@ void BirthdayGreeting::evaluate(const protocol::Event& ev, profile::CustomerProf
   if (ev.name != protocol::EventName::kCardSwiped &&
       ev.name != protocol::EventName::kOrderCompleted)
     return;
+  const std::int64_t day = ev.timestamp / kUsPerDay;
   int y;
   unsigned m, d;
-  civil_from_days(ev.timestamp / kUsPerDay, y, m, d);
-  const int mmdd = static_cast<int>(m * 100 + d);
-  // Members born on 29 February are greeted on 28 February in common years.
-  const bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-  const bool today = p.birthday_mmdd == mmdd || (!leap && p.birthday_mmdd == 229 && mmdd == 228);
-  if (!today || p.last_birthday_greeting_year == y) return;
+  civil_from_days(day, y, m, d);
+  // On the day itself (29 February: 28 February in common years, calendar.hpp).
+  if (days_since_birthday(p.birthday_mmdd, day) != 0 || p.last_birthday_greeting_year == y) return;
   p.last_birthday_greeting_year = y;
   protocol::Action a;
   a.rule = "birthday-greeting";

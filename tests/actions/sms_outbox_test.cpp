@@ -10,6 +10,7 @@
 #include <thread>
 #include <vector>
 
+#include "support/fake_sms_gateway.hpp"
 #include "support/temp_dir.hpp"
 
 using namespace storepulse;
@@ -17,31 +18,10 @@ using namespace storepulse::actions;
 
 namespace {
 
-struct FakeGateway {
-  std::vector<int> script;           // statuses to answer, in order; then 200
-  std::vector<std::string> answers;  // bodies to answer, in order; then a Twilio-style {"sid":…}
-  std::vector<std::string> bodies;
-  std::vector<std::string> signatures;
-  std::vector<GatewayRequest> requests;
-  SmsTransport transport() {
-    return [this](const GatewayRequest& r) {
-      requests.push_back(r);
-      bodies.push_back(r.body);
-      signatures.push_back(std::string(r.header(kSignatureHeader)));
-      const std::size_t i = bodies.size() - 1;
-      const int st = i < script.size() ? script[i] : 200;
-      std::string answer = i < answers.size()
-                               ? answers[i]
-                               : fmt::format(R"({{"sid":"SM{:032}","status":"queued"}})", i);
-      return GatewayReply{st, st == 0 ? "connection refused" : "", st == 0 ? "" : answer};
-    };
-  }
-};
-
 struct Fixture {
   test::TempDir dir;
   TimeUs now = 1'800'000'000LL * kUsPerSecond;
-  FakeGateway gw;
+  test::FakeSmsGateway gw;  // 200 once its script is used up
   GatewayFormat format = GatewayFormat::kJson;
   SmsOptions opts() {
     SmsOptions o;

@@ -11,6 +11,7 @@
 #include <catch2/catch.hpp>
 
 #include "storepulse/actions/sms_outbox.hpp"
+#include "support/fake_sms_gateway.hpp"
 #include "support/temp_dir.hpp"
 
 using namespace storepulse;
@@ -29,27 +30,10 @@ std::string reference_hmac_sha1_base64(const std::string& key, const std::string
   return std::string(reinterpret_cast<const char*>(out), static_cast<std::size_t>(n));
 }
 
-struct Gateway {
-  std::vector<int> script;           // statuses, then 201
-  std::vector<std::string> answers;  // bodies, then a {"sid":…}
-  std::vector<GatewayRequest> requests;
-  SmsTransport transport() {
-    return [this](const GatewayRequest& r) {
-      requests.push_back(r);
-      const std::size_t i = requests.size() - 1;
-      const int st = i < script.size() ? script[i] : 201;
-      std::string body = i < answers.size()
-                             ? answers[i]
-                             : fmt::format(R"({{"sid":"SM{:032}","status":"queued"}})", i);
-      return GatewayReply{st, st == 0 ? "connection refused" : "", st == 0 ? "" : body};
-    };
-  }
-};
-
 struct Fixture {
   test::TempDir dir;
   TimeUs now = 1'800'000'000LL * kUsPerSecond;
-  Gateway gw;
+  test::FakeSmsGateway gw{201};  // Twilio answers 201 Created
   SmsOptions opts() {
     SmsOptions o;
     o.dir = dir / "sms";

@@ -210,3 +210,43 @@ TEST_CASE(
   CHECK_THAT(html, !Catch::Contains("http://"));
   CHECK_THAT(html, !Catch::Contains("https://"));
 }
+
+TEST_CASE("backtest: the shipped birthday greeting covers the birthday week - once a year") {
+  // All three born 10 June and buying at the till: M1 three days after the
+  // birthday, M2 eight days after, M3 on the 11th and again on the 15th.
+  const std::string dir = kDir + "-birthday";
+  std::filesystem::remove_all(dir);
+  std::string events;
+  int id = 0;
+  for (const char* m : {"M1", "M2", "M3"})
+    events += fmt::format(
+        R"({{"type":"identify","messageId":"i{}","userId":"{}","timestamp":"2026-06-01T09:00:00Z","traits":{{"firstName":"N{}","birthday":"1990-06-10"}}}})"
+        "\n",
+        ++id, m, m);
+  const auto order = [&](const char* who, const char* date) {
+    ++id;
+    events += fmt::format(
+        R"({{"type":"track","event":"Order Completed","messageId":"o{}","userId":"{}","timestamp":"{}T11:00:00Z","context":{{"channel":"pos"}},"properties":{{"orderId":"o{}","total":12,"products":[{{"productId":"p1","price":12,"quantity":1}}]}}}})"
+        "\n",
+        id, who, date, id);
+  };
+  order("M3", "2026-06-11");
+  order("M1", "2026-06-13");
+  order("M3", "2026-06-15");
+  order("M2", "2026-06-18");
+  write(dir + "/events.ndjson", events);
+  auto r =
+      run_cli(fmt::format("backtest --rules {}/rules --events {}/events.ndjson --json --actions",
+                          STOREPULSE_SOURCE_DIR, dir),
+              "bt-birthday");
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  CHECK_THAT(rule_json(r.out, "birthday-greeting"),
+             Catch::Contains(R"("fired":2,"fires":{"pos":2,"web":0,"sms":0})"));
+  const std::string actions = r.out.substr(r.out.find("\"actions\":["));
+  const std::string greeting = R"({"rule":"birthday-greeting","channel":"pos","customer":")";
+  CHECK(count(actions, greeting + R"(M1","at":"2026-06-13T11:00:00Z")") == 1);
+  CHECK(count(actions, greeting + R"(M3","at":"2026-06-11T11:00:00Z")") == 1);
+  CHECK(count(actions, greeting + "M3") == 1);  // not again on the 15th
+  CHECK(count(actions, greeting + "M2") == 0);  // eight days after: too late
+}

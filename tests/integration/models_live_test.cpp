@@ -12,6 +12,7 @@
 #include "storepulse/models/basket_model.hpp"
 #include "storepulse/models/clv_model.hpp"
 #include "storepulse/models/segment_model.hpp"
+#include "storepulse/rules/rule_book.hpp"
 #include "support/server_process.hpp"
 #include "support/temp_dir.hpp"
 
@@ -205,4 +206,30 @@ TEST_CASE(
       has(pos.request(
               R"({"type":"track","event":"Card Swiped","messageId":"act-swipe","userId":"A1"})"),
           "lapsed-at-till"));
+}
+
+TEST_CASE("live models: the cross-sell offer at the till names the basket rule its text names") {
+  TempDir data, models_dir;
+  REQUIRE(models::write_file_atomic(models_dir / "baskets.json", basket_json()).is_ok());
+  ServerProcess srv(data.str(), {"--models", models_dir.str()});
+  WsClient pos(srv.port(), "/v1/pos", kPosKey);
+  REQUIRE(pos.ok());
+  // A member outside the shipped cross-sell rule's holdout, who bought pasta:
+  // pasta -> parmesan (confidence 0.8) is the best basket rule for them.
+  auto shipped = rules::load_rules(std::string(STOREPULSE_SOURCE_DIR) + "/rules");
+  REQUIRE(shipped.rules);
+  const rules::Rule* cross_sell = shipped.rules->find("cross-sell");
+  REQUIRE(cross_sell);
+  std::string id = "XS0";
+  for (int i = 1; rules::RuleBook::in_holdout(*cross_sell, id); ++i) id = fmt::format("XS{}", i);
+  CHECK(has(pos.request(order("xs-1", id, "pasta", 50)), "ack"));
+  const std::string reply = pos.request(fmt::format(
+      R"({{"type":"track","event":"Card Swiped","messageId":"xs-2","userId":"{}"}})", id));
+  INFO(reply);
+  CHECK(has(reply, R"("rule":"cross-sell")"));
+  CHECK(has(reply, "Suggest parmesan to this member: 15% off today."));
+  CHECK(has(
+      reply,
+      R"("offer":{"code":"XSELL15","kind":"percent","value":15,"item":"parmesan","itemKey":"product"})"));
+  CHECK_FALSE(has(reply, "Cosmetics"));
 }

@@ -126,12 +126,38 @@ TEST_CASE("compiler: profile - traits - cart - consent and event fields") {
   CHECK(f.test("segment not in [\"price-sensitive\"]"));
 }
 
+TEST_CASE("compiler: days_since_birthday() counts from the latest birthday - 29 February too") {
+  Fixture f;  // born 14 March
+  const auto at = [&](const char* iso, const char* src) {
+    return compile_expression(src).run({&f.ev, &f.p, *parse_iso8601(iso)});
+  };
+  CHECK(at("2026-03-17T18:00:00Z", "days_since_birthday()").number == 3);
+  CHECK(at("2026-03-21T23:59:59Z", "days_since_birthday() <= 7").boolean);
+  CHECK_FALSE(at("2026-03-22T00:00:00Z", "days_since_birthday() <= 7").boolean);
+  // The day before the birthday: 364 days after 14 March 2025.
+  CHECK(at("2026-03-13T10:00:00Z", "days_since_birthday()").number == 364);
+  CHECK_FALSE(at("2026-03-13T10:00:00Z", "is_birthday_today()").boolean);
+  CHECK(at("2026-03-13T10:00:00Z", "days_from_birthday()").number == 1);
+  // Born 29 February: 28 February in a common year, the 29th in a leap year.
+  f.p.birthday_mmdd = 229;
+  CHECK(at("2027-02-28T10:00:00Z", "is_birthday_today()").boolean);
+  CHECK(at("2027-03-01T10:00:00Z", "days_since_birthday()").number == 1);
+  CHECK(at("2028-02-29T10:00:00Z", "days_since_birthday()").number == 0);
+  CHECK(at("2028-02-28T10:00:00Z", "days_since_birthday()").number == 365);
+  // No birthday known: null, so every comparison with it is false.
+  f.p.birthday_mmdd = 0;
+  CHECK(at("2026-03-14T10:00:00Z", "days_since_birthday()").kind == ValueKind::kNull);
+  CHECK_FALSE(at("2026-03-14T10:00:00Z", "days_since_birthday() <= 7").boolean);
+}
+
 TEST_CASE("compiler: functions") {
   Fixture f;
   CHECK(f.num("days_since(profile.lastOrder)") == Approx(10));
   CHECK(f.test("days_since(profile.lastOrder) < 2w"));
   CHECK(f.test("is_birthday_today()"));
   CHECK(f.num("days_from_birthday()") == 0);
+  CHECK(f.num("days_since_birthday()") == 0);
+  CHECK(f.test("days_since_birthday() <= 7"));
   // Affinity halves every 90 days since the category's last purchase.
   CHECK(f.num("affinity(\"Cosmetics\")") == Approx(50.0 * std::exp2(-200.0 / 90.0)));
   CHECK(f.num("affinity(\"Garden\")") == 0);
@@ -139,6 +165,7 @@ TEST_CASE("compiler: functions") {
   CHECK_FALSE(f.test("bought_within(\"Cosmetics\", 30)"));
   CHECK_FALSE(f.test("bought_within(\"Garden\", 3650)"));
   CHECK(f.eval("top_basket_rule()").kind == ValueKind::kNull);
+  CHECK(f.eval("top_basket_rule_key()").kind == ValueKind::kNull);
   CHECK(f.str("size_of(\"Children's Clothing\")") == "2-3Y");
   CHECK(f.str("next_size(\"Children's Clothing\")") == "3-4Y");
   CHECK(f.str("next_size(\"Kidswear\")") == "116");

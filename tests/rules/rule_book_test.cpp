@@ -5,7 +5,11 @@
 #include <fmt/format.h>
 
 #include <catch2/catch.hpp>
+#include <fstream>
+#include <sstream>
+#include <tuple>
 
+#include "storepulse/models/live_models.hpp"
 #include "support/events.hpp"
 
 using namespace storepulse;
@@ -301,6 +305,32 @@ TEST_CASE("describe_json lists each rule with its counters") {
     CHECK(j.find(s) != std::string::npos);
 }
 
+TEST_CASE("describe_json: a rejected folder change is listed after the rules that still run") {
+  auto b = book({{"rules/a.yaml", kSwipeSms}});
+  CHECK_THAT(b->describe_json(), Catch::Contains(R"("rule":"swipe-sms","file":"rules/a.yaml")"));
+  CHECK_THAT(b->describe_json(), !Catch::Contains(R"("error")"));
+  auto broken = load_rules_from_sources({{"rules/a.yaml", kSwipeSms},
+                                         {"rules/b.yaml",
+                                          "rule: b\non: Card Swiped\nthen:\n  - "
+                                          "pos: x\nif: profile.ordrs > 1\n"}});
+  REQUIRE_FALSE(broken.rules);
+  REQUIRE(broken.errors.size() == 1);
+  b->set_rejected_change(broken.errors);
+  const std::string j = b->describe_json();
+  // The running rule first and unchanged, then the problem with its position.
+  CHECK(j.find(R"({"rule":"swipe-sms")") == 1);
+  CHECK_THAT(j, Catch::Contains(R"({"error":"rules/b.yaml:5:5: unknown field 'profile.ordrs')"));
+  CHECK_THAT(j, Catch::Contains(R"("file":"rules/b.yaml","line":5,"col":5,"message":)"));
+  std::string m;
+  b->append_prometheus(m);
+  CHECK_THAT(m, Catch::Contains("storepulse_rules_rejected_errors 1\n"));
+  b->set_rejected_change({});
+  CHECK_THAT(b->describe_json(), !Catch::Contains(R"("error")"));
+  m.clear();
+  b->append_prometheus(m);
+  CHECK_THAT(m, Catch::Contains("storepulse_rules_rejected_errors 0\n"));
+}
+
 TEST_CASE("offers: YAML maps become JSON - with templated values") {
   auto b = book({{"o.yaml", R"(rule: o
 on: Card Swiped
@@ -317,4 +347,78 @@ then:
   b->evaluate(event("Card Swiped", "C1", "2026-01-10T10:00:00Z"), p, out);
   REQUIRE(out.size() == 1);
   CHECK(out[0].offer_json == R"({"code":"BDAY","value":10,"free":true,"product":"Ana"})");
+}
+
+namespace {
+
+// The basket model a shard would hand its rules, for the scope of a test.
+struct ActiveBaskets {
+  std::shared_ptr<models::ModelSet> set = std::make_shared<models::ModelSet>();
+  ActiveBaskets(std::string item_key,
+                std::vector<std::tuple<std::string, std::string, double>> rules) {
+    models::BasketModel m;
+    m.item_key = std::move(item_key);
+    for (const auto& [lhs, rhs, confidence] : rules) {
+      models::BasketModelRule r;
+      r.lhs.push_back(m.intern(lhs));
+      r.rhs = m.intern(rhs);
+      r.confidence = confidence;
+      r.lift = 2;
+      m.add_rule(std::move(r));
+    }
+    m.build_index();
+    set->baskets = std::make_shared<const models::BasketModel>(std::move(m));
+    models::set_active_models(set.get());
+  }
+  ~ActiveBaskets() { models::set_active_models(nullptr); }
+};
+
+}  // namespace
+
+TEST_CASE(
+    "shipped cross-sell: the offer names the consequent of the same basket rule as the text") {
+  std::ifstream f(std::string(STOREPULSE_SOURCE_DIR) + "/rules/cross-sell.yaml");
+  std::stringstream src;
+  src << f.rdbuf();
+  auto b = book({{"rules/cross-sell.yaml", src.str()}});
+  // A customer outside the rule's 10% holdout, so the action is delivered.
+  std::string id = "X0";
+  for (int i = 1; RuleBook::in_holdout(*b->find("cross-sell"), id); ++i)
+    id = "X" + std::to_string(i);
+  const auto swipe =
+      event("Card Swiped", id, "2026-01-12T10:00:00Z", R"(,"context":{"channel":"pos"})");
+  auto p = member(id);
+  const auto n = [&](std::string_view s) { return p.names->intern(s); };
+  std::vector<protocol::Action> out;
+
+  SECTION("a product model: the best rule's product, in the text and the offer") {
+    // pasta -> parmesan is the better rule (confidence 0.8 over 0.6).
+    ActiveBaskets baskets("product", {{"pasta", "tomatoes", 0.6}, {"pasta", "parmesan", 0.8}});
+    p.recent_products.push_back(n("pasta"));
+    b->evaluate(swipe, p, out);
+    REQUIRE(out.size() == 1);
+    CHECK(out[0].text == "Suggest parmesan to Ana: 15% off today.");
+    CHECK(
+        out[0].offer_json ==
+        R"({"code":"XSELL15","kind":"percent","value":15,"item":"parmesan","itemKey":"product"})");
+  }
+  SECTION("a category model: the consequent category, not Cosmetics") {
+    ActiveBaskets baskets("category", {{"Women's Clothing", "Frozen", 0.7}});
+    p.categories.push_back({n("Women's Clothing"), 6000, 60.0, *parse_iso8601("2026-01-05")});
+    b->evaluate(swipe, p, out);
+    REQUIRE(out.size() == 1);
+    CHECK(out[0].text == "Suggest Frozen to Ana: 15% off today.");
+    CHECK(out[0].offer_json ==
+          R"({"code":"XSELL15","kind":"percent","value":15,"item":"Frozen","itemKey":"category"})");
+  }
+  SECTION("no basket rule matches: the womenswear fallback offers Cosmetics, as its text says") {
+    ActiveBaskets baskets("product", {{"pasta", "parmesan", 0.8}});  // nothing held matches
+    p.categories.push_back({n("Women's Clothing"), 6000, 60.0, *parse_iso8601("2026-01-05")});
+    b->evaluate(swipe, p, out);
+    REQUIRE(out.size() == 1);
+    CHECK(out[0].text == "Suggest our new cosmetics range to Ana: 15% off today.");
+    CHECK(
+        out[0].offer_json ==
+        R"({"code":"XSELL15","kind":"percent","value":15,"item":"Cosmetics","itemKey":"category"})");
+  }
 }

@@ -17,6 +17,7 @@
 #include <exception>
 #include <fstream>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -86,12 +87,21 @@ class ServerProcess {
       if (keep) std::fputs(startup_output_.c_str(), keep);
     }
     // Keep reading what the server logs: a full pipe would block its threads.
-    drain_ = std::thread([f = out_, keep] {
+    drain_ = std::thread([this, f = out_, keep] {
       char buf[4096];
-      while (std::fgets(buf, sizeof buf, f))
+      while (std::fgets(buf, sizeof buf, f)) {
         if (keep) std::fputs(buf, keep);
+        std::lock_guard lock(log_mu_);
+        if (log_.size() < kMaxLogKept) log_ += buf;
+      }
       if (keep) std::fclose(keep);
     });
+  }
+  /// What the server printed after its "listening on" line so far (the first
+  /// kMaxLogKept bytes), e.g. to wait for a log line.
+  std::string log() const {
+    std::lock_guard lock(log_mu_);
+    return log_;
   }
 
   /// SIGKILL: no drain, no final snapshot.
@@ -165,6 +175,9 @@ class ServerProcess {
   std::thread drain_;
   unsigned short port_ = 0;
   std::string startup_output_;
+  static constexpr std::size_t kMaxLogKept = 4u << 20;
+  mutable std::mutex log_mu_;
+  std::string log_;
 };
 
 namespace asio = boost::asio;

@@ -11,6 +11,7 @@
 #include <atomic>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <utility>
@@ -138,6 +139,13 @@ class RuleBook final : public RuleSet {
   const std::vector<std::unique_ptr<Rule>>& rules() const { return rules_; }
   const Rule* find(std::string_view name) const;
 
+  /// The rules folder changed and its new content does not load: this book
+  /// keeps running, and describe_json() / append_prometheus() report `errors`
+  /// until a book loaded from the repaired folder replaces it. An empty list
+  /// clears the report. Admin path, any thread.
+  void set_rejected_change(std::vector<Diagnostic> errors);
+  std::vector<Diagnostic> rejected_change() const;
+
   /// Whether `customer` is in `rule`'s holdout group: a hash of both, so the
   /// same customer is always in or out for a rule, on every node and replay.
   static bool in_holdout(const Rule& rule, std::string_view customer);
@@ -152,6 +160,8 @@ class RuleBook final : public RuleSet {
 
   std::vector<std::unique_ptr<Rule>> rules_;
   std::map<std::string, const Rule*, std::less<>> by_name_;
+  mutable std::mutex rejected_mu_;  // admin path only: never taken per event
+  std::vector<Diagnostic> rejected_;
 };
 
 /// Loads every `*.yaml` / `*.yml` in `dir` (sorted by name). Never throws for
