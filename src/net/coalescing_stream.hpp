@@ -40,11 +40,11 @@ struct Outbox {
   std::size_t pending_msgs = 0, writing_msgs = 0;  // data frames in each
   std::uint64_t writes = 0;                        // socket writes started
   bool in_flight = false;
-  bool listed = false;   // in the io thread's flush list
-  bool framing = false;  // the handshake is done: what Beast writes now are frames
-  bool closed = false;   // Beast wrote its close frame (or teardown began): no data after
-  boost::beast::error_code error;          // the socket write failed: all later writes fail
-  std::function<void()> start;             // starts a socket write; empty once the stream is gone
+  bool listed = false;             // in the io thread's flush list
+  bool framing = false;            // the handshake is done: what Beast writes now are frames
+  bool closed = false;             // Beast wrote its close frame (or teardown began): no data after
+  boost::beast::error_code error;  // the socket write failed: all later writes fail
+  std::function<void()> start;     // starts a socket write; empty once the stream is gone
   std::vector<std::function<void()>> on_drained;  // teardown waiting for the last bytes
   void drained() {
     auto fns = std::move(on_drained);
@@ -213,25 +213,24 @@ class CoalescingStream {
     b.pending_msgs = 0;
     b.in_flight = true;
     ++b.writes;
-    boost::asio::async_write(
-        next_, boost::asio::buffer(b.writing),
-        [box = box_](boost::beast::error_code ec, std::size_t) {
-          box->in_flight = false;
-          box->writing.clear();
-          box->writing_msgs = 0;
-          if (ec) {
-            box->error = ec;
-            box->pending.clear();
-            box->pending_msgs = 0;
-            box->drained();
-            return;
-          }
-          if (!box->pending.empty()) {
-            if (box->start) box->start();
-            return;
-          }
-          box->drained();
-        });
+    boost::asio::async_write(next_, boost::asio::buffer(b.writing),
+                             [box = box_](boost::beast::error_code ec, std::size_t) {
+                               box->in_flight = false;
+                               box->writing.clear();
+                               box->writing_msgs = 0;
+                               if (ec) {
+                                 box->error = ec;
+                                 box->pending.clear();
+                                 box->pending_msgs = 0;
+                                 box->drained();
+                                 return;
+                               }
+                               if (!box->pending.empty()) {
+                                 if (box->start) box->start();
+                                 return;
+                               }
+                               box->drained();
+                             });
   }
 
   NextLayer next_;
