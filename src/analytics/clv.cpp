@@ -421,6 +421,20 @@ Report clv_report(const ClvModel& m, const std::vector<ClvCustomer>& cs,
   return rep;
 }
 
+ReportTable clv_members_table(const std::vector<ClvCustomer>& cs,
+                              const std::vector<ClvCustomerResult>& rs) {
+  ReportTable t;
+  t.name = "members";
+  t.title = "CLV per member";
+  t.columns = {"userId", "p_alive", "expected_purchases", "expected_value"};
+  t.numeric = {false, true, true, true};
+  t.rows.reserve(cs.size());
+  for (std::size_t i = 0; i < cs.size() && i < rs.size(); ++i)
+    t.rows.push_back({cs[i].id, fmt_fixed(rs[i].p_alive, 6), fmt_fixed(rs[i].expected_purchases, 6),
+                      fmt_fixed(rs[i].clv, 2)});
+  return t;
+}
+
 std::string clv_model_json(const ClvModel& m, const ClvOptions& o) {
   ClvModel out = m;
   out.valuation = clv_valuation(o);

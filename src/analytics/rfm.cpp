@@ -139,4 +139,18 @@ Report rfm_report(const RfmResult& r) {
   return rep;
 }
 
+ReportTable rfm_members_table(const RfmResult& r) {
+  ReportTable t;
+  t.name = "members";
+  t.title = "RFM per member";
+  t.columns = {"userId", "recency", "frequency", "monetary", "grade"};
+  t.numeric = {false, true, true, true, false};
+  t.rows.reserve(r.rows.size());
+  for (const auto& x : r.rows)
+    t.rows.push_back({x.customer, std::to_string(x.recency_days), std::to_string(x.frequency),
+                      fmt_money(x.monetary),
+                      fmt::format("{}{}{}", x.r_score, x.f_score, x.m_score)});
+  return t;
+}
+
 }  // namespace storepulse::analytics

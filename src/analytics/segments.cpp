@@ -753,17 +753,20 @@ Report segments_report(const SegmentReport& r, bool with_members) {
   }
   rep.tables.push_back(std::move(cm));
 
-  if (with_members) {
-    ReportTable mt;
-    mt.name = "members";
-    mt.title = "Segment per member";
-    mt.columns = {"userId", "segment"};
-    mt.numeric = {false, false};
-    for (std::size_t i = 0; i < r.user_ids.size(); ++i)
-      mt.rows.push_back({r.user_ids[i], r.profiles[static_cast<std::size_t>(r.labels[i])].name});
-    rep.tables.push_back(std::move(mt));
-  }
+  if (with_members) rep.tables.push_back(segment_members_table(r));
   return rep;
+}
+
+ReportTable segment_members_table(const SegmentReport& r) {
+  ReportTable mt;
+  mt.name = "members";
+  mt.title = "Segment per member";
+  mt.columns = {"userId", "segment"};
+  mt.numeric = {false, false};
+  mt.rows.reserve(r.user_ids.size());
+  for (std::size_t i = 0; i < r.user_ids.size() && i < r.labels.size(); ++i)
+    mt.rows.push_back({r.user_ids[i], r.profiles[static_cast<std::size_t>(r.labels[i])].name});
+  return mt;
 }
 
 void print_segments(const SegmentReport& report, std::ostream& out, OutputFormat format,

@@ -43,6 +43,7 @@ struct AnalyzeArgs {
   std::size_t limit = 20;
   bool limit_set = false;
   std::string model_out;
+  std::string members_out;
   // rfm / grades
   std::string snapshot;
   double monthly_min = 0;
@@ -141,6 +142,25 @@ void write_model(const std::string& model_out, std::string_view name, const std:
   if (Status s = models::write_file_atomic(p.string(), json); !s)
     throw CliError(fmt::format("--model-out {}: {}", p.string(), s.detail()));
   std::cerr << "model written to " << p.string() << '\n';
+}
+
+// --members-out FILE.csv: one plain CSV row per member, for tools that join
+// it to their own customer table. Written through FILE.tmp + rename, so a
+// reader polling the file never sees half of it.
+void write_members(const std::string& path, const an::ReportTable& members) {
+  if (path.empty()) return;
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec))
+    throw CliError(fmt::format("--members-out {}: is a directory; give a file name, e.g. {}/{}.csv",
+                               path, path, members.name));
+  if (Status s = models::write_file_atomic(path, an::csv_table(members)); !s)
+    throw CliError(fmt::format("--members-out {}: {}", path, s.detail()));
+  std::cerr << fmt::format("{} members written to {}\n", members.rows.size(), path);
+}
+
+void add_members_out(CLI::App* c, AnalyzeArgs& a, std::string_view columns) {
+  c->add_option("--members-out", a.members_out,
+                fmt::format("also write one CSV row per member to FILE ({})", columns));
 }
 
 // Fitted-on metadata for a model file: the input and the wall clock.
@@ -328,12 +348,15 @@ void register_analyze(CLI::App& app, int& exit_code) {
   rfm->add_option("--snapshot", a->snapshot,
                   "recency reference day (default: day after the last order)");
   rfm->add_flag("--net-of-refunds", a->net_of_refunds, "subtract Order Refunded from revenue");
+  add_members_out(rfm, *a, "userId,recency,frequency,monetary,grade");
   rfm->callback([a, &exit_code] {
     exit_code = run("rfm", [&] {
       auto log = load_events(*a);
       an::RfmOptions o;
       o.snapshot = parse_date_flag("--snapshot", a->snapshot);
-      emit(*a, an::rfm_report(an::compute_rfm(order_book(log, *a), o)));
+      auto res = an::compute_rfm(order_book(log, *a), o);
+      emit(*a, an::rfm_report(res));
+      write_members(a->members_out, an::rfm_members_table(res));
     });
   });
 
@@ -362,14 +385,18 @@ void register_analyze(CLI::App& app, int& exit_code) {
       ->capture_default_str();
   seg->add_option("--model-out", a->model_out,
                   "write the segment model (file, or directory -> segments.json)");
+  add_members_out(seg, *a, "userId,segment; members with --min-orders orders");
   seg->callback([a, &exit_code] {
     exit_code = run("segments", [&] {
       auto log = load_events(*a);
       auto rep = an::run_segments(log.events, segment_options(*a));
       emit(*a, an::segments_report(rep));
-      if (!a->model_out.empty() && rep.model.segment_names.empty())
-        throw CliError(
-            "--model-out: no segments were fitted (too few members with --min-orders orders)");
+      for (const auto* flag : {&a->model_out, &a->members_out})
+        if (!flag->empty() && rep.model.segment_names.empty())
+          throw CliError(
+              fmt::format("{}: no segments were fitted (too few members with --min-orders orders)",
+                          flag == &a->model_out ? "--model-out" : "--members-out"));
+      write_members(a->members_out, an::segment_members_table(rep));
       rep.model.meta = model_meta(*a, rep.members_segmented);
       write_model(a->model_out, models::kSegmentsFile, an::segment_model_json(rep.model));
     });
@@ -406,6 +433,7 @@ void register_analyze(CLI::App& app, int& exit_code) {
                   "fit a lifetimes summary CSV (ID,x,t_x,T,zbar) instead of events");
   clv->add_option("--model-out", a->model_out,
                   "write the CLV model (file, or directory -> clv.json)");
+  add_members_out(clv, *a, "userId,p_alive,expected_purchases,expected_value");
   clv->callback([a, &exit_code] {
     exit_code = run("clv", [&] {
       std::optional<an::EventLog> log;
@@ -413,6 +441,7 @@ void register_analyze(CLI::App& app, int& exit_code) {
       auto r = run_clv_model(*a, log ? &*log : nullptr);
       auto o = clv_options(*a);
       emit(*a, an::clv_report(r.model, r.customers, r.results, o));
+      write_members(a->members_out, an::clv_members_table(r.customers, r.results));
       r.model.meta = model_meta(*a, r.customers.size());
       write_model(a->model_out, models::kClvFile, an::clv_model_json(r.model, o));
     });

@@ -162,3 +162,22 @@ TEST_CASE("CLV scoring: discounting lowers value - a lapsed customer is worth le
   CHECK(ra.expected_spend > std::min(30.0, pop));
   CHECK(ra.expected_spend < std::max(30.0, pop));
 }
+
+TEST_CASE("CLV members table: userId, P(alive), expected purchases and value per customer") {
+  ClvModel m;
+  m.bgnbd = {0.2425945, 4.4136019, 0.7929199, 2.4258881, 0};
+  m.gamma_gamma = {6.2488, 3.7446, 15.4477, 0, 0};
+  ClvOptions o;
+  std::vector<ClvCustomer> cs = {{"a", 5, 37, 38.86, 30, 0}, {"b", 5, 8, 38.86, 30, 0}};
+  std::vector<ClvCustomerResult> rs;
+  for (const auto& c : cs) rs.push_back(score_customer(m, c, o));
+  auto t = clv_members_table(cs, rs);
+  CHECK(t.columns ==
+        std::vector<std::string>{"userId", "p_alive", "expected_purchases", "expected_value"});
+  REQUIRE(t.rows.size() == 2);
+  CHECK(t.rows[1][0] == "b");
+  CHECK(std::stod(t.rows[0][1]) == Approx(rs[0].p_alive).margin(1e-6));
+  CHECK(std::stod(t.rows[1][2]) == Approx(rs[1].expected_purchases).margin(1e-6));
+  CHECK(std::stod(t.rows[0][3]) == Approx(rs[0].clv).margin(0.01));
+  CHECK(std::stod(t.rows[0][1]) > std::stod(t.rows[1][1]));  // the lapsed one is less alive
+}

@@ -184,3 +184,15 @@ TEST_CASE("segments: the report renders a profile table in every format") {
   print_segments(rep, table, OutputFormat::kTable);
   std::printf("%s\n", table.str().c_str());
 }
+
+TEST_CASE("segments: the members table names each segmented member's segment as in the model") {
+  const auto& rep = fitted();
+  auto t = segment_members_table(rep);
+  CHECK(t.columns == std::vector<std::string>{"userId", "segment"});
+  REQUIRE(t.rows.size() == rep.members_segmented);
+  for (std::size_t i = 0; i < t.rows.size(); ++i) {
+    CHECK(t.rows[i][0] == rep.user_ids[i]);
+    // the name the model would give this member's centroid
+    CHECK(t.rows[i][1] == rep.model.segment_names[static_cast<std::size_t>(rep.labels[i])]);
+  }
+}

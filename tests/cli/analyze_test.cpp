@@ -1,7 +1,13 @@
+#include <fmt/format.h>
+
 #include <catch2/catch.hpp>
 #include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
 
 #include "cli_run.hpp"
+#include "storepulse/analytics/importers.hpp"
 #include "storepulse/models/basket_model.hpp"
 #include "storepulse/models/clv_model.hpp"
 #include "storepulse/models/segment_model.hpp"
@@ -11,7 +17,33 @@ using storepulse::testing::slurp;
 
 namespace {
 const std::string kData = std::string(STOREPULSE_SHARED_DIR) + "/data";
+
+// A CSV file as rows of fields, read with the importers' RFC-4180 splitter
+// (a reader written for retailer files, not for our own output).
+std::vector<std::vector<std::string>> read_csv(const std::string& path) {
+  std::vector<std::vector<std::string>> rows;
+  std::ifstream f(path, std::ios::binary);
+  std::string line;
+  while (std::getline(f, line)) {
+    std::vector<std::string> fields;
+    REQUIRE(storepulse::analytics::split_csv_line(line, fields));
+    rows.push_back(std::move(fields));
+  }
+  return rows;
 }
+
+std::string order_line(const std::string& user, const std::string& day, double total, int n) {
+  std::string id;
+  for (char c : user) {
+    if (c == '"') id += '\\';
+    id += c;
+  }
+  return fmt::format(
+      R"({{"type":"track","event":"Order Completed","messageId":"m{}","userId":"{}",)"
+      R"("timestamp":"{}T10:00:00Z","properties":{{"total":{}}}}})",
+      n, id, day, total);
+}
+}  // namespace
 
 TEST_CASE("analyze baskets from imported Groceries events: 463 rules (arules)") {
   REQUIRE(run_cli("import baskets " + kData +
@@ -150,4 +182,95 @@ TEST_CASE("analyze --model-out writes versioned model files the engine loads") {
   auto bad = storepulse::models::parse_clv_model_json(text);
   REQUIRE_FALSE(bad.is_ok());
   CHECK(bad.status().detail().find("storepulse.model.clv/3") != std::string::npos);
+}
+
+TEST_CASE("analyze segments --members-out writes userId,segment for every segmented member") {
+  const std::string ev = "/tmp/storepulse_cli_members_sim.ndjson",
+                    csv = "/tmp/storepulse_cli_members_seg.csv",
+                    model = "/tmp/storepulse_cli_members_seg.json";
+  std::filesystem::remove(csv);
+  REQUIRE(run_cli("simulate --customers 300 --days 120 --seed 7 --out " + ev, "mem0").code == 0);
+  auto r = run_cli("analyze segments --events " + ev + " --format json --members-out " + csv +
+                       " --model-out " + model,
+                   "mem1");
+  REQUIRE(r.code == 0);
+  auto rows = read_csv(csv);
+  REQUIRE(rows.size() > 1);
+  CHECK(rows[0] == std::vector<std::string>{"userId", "segment"});
+  auto seg = storepulse::models::parse_segment_model_json(slurp(model));
+  REQUIRE(seg.is_ok());
+  std::set<std::string> names(seg->segment_names.begin(), seg->segment_names.end());
+  std::set<std::string> ids;
+  for (std::size_t i = 1; i < rows.size(); ++i) {
+    REQUIRE(rows[i].size() == 2);
+    CHECK(names.count(rows[i][1]) == 1);
+    ids.insert(rows[i][0]);
+  }
+  CHECK(ids.size() == rows.size() - 1);  // one row per member
+  // as many rows as the report says members were segmented
+  CHECK(r.out.find(fmt::format("\"members_segmented\":{}", rows.size() - 1)) != std::string::npos);
+}
+
+TEST_CASE("analyze rfm --members-out: one row per customer - ids with commas and quotes quoted") {
+  const std::string ev = "/tmp/storepulse_cli_members_rfm.ndjson",
+                    csv = "/tmp/storepulse_cli_members_rfm.csv";
+  {
+    std::ofstream f(ev, std::ios::binary);
+    f << order_line("Smith, \"Jr\"", "2024-01-01", 10, 1) << '\n'
+      << order_line("Smith, \"Jr\"", "2024-01-09", 30, 2) << '\n'
+      << order_line("b", "2024-01-05", 100, 3) << '\n'
+      << order_line("c", "2024-01-10", 5, 4) << '\n';
+  }
+  auto r = run_cli("analyze rfm --events " + ev + " --members-out " + csv, "mem2");
+  REQUIRE(r.code == 0);
+  auto text = slurp(csv);
+  CHECK(text.rfind("userId,recency,frequency,monetary,grade\n", 0) == 0);
+  CHECK(text.find("\"Smith, \"\"Jr\"\"\",2,2,40.00,") != std::string::npos);
+  auto rows = read_csv(csv);
+  REQUIRE(rows.size() == 4);
+  // Snapshot 2024-01-11. Scores by rank (5 = best): recency c > Smith > b,
+  // frequency Smith > b = c, monetary b > Smith > c.
+  CHECK(rows[1] == std::vector<std::string>{"Smith, \"Jr\"", "2", "2", "40.00", "353"});
+  CHECK(rows[2] == std::vector<std::string>{"b", "6", "1", "100.00", "115"});
+  CHECK(rows[3] == std::vector<std::string>{"c", "1", "1", "5.00", "511"});
+}
+
+TEST_CASE("analyze clv --members-out on the CDNOW summary: every customer - P(alive) in 0..1") {
+  const std::string csv = "/tmp/storepulse_cli_members_clv.csv";
+  auto r = run_cli("analyze clv --summary " + kData +
+                       "/cdnow/cdnow_customers_summary_with_transactions.csv --format json "
+                       "--limit 1 --members-out " +
+                       csv,
+                   "mem3");
+  REQUIRE(r.code == 0);
+  auto rows = read_csv(csv);
+  REQUIRE(rows.size() == 2357 + 1);  // the summary's customers
+  CHECK(rows[0] ==
+        std::vector<std::string>{"userId", "p_alive", "expected_purchases", "expected_value"});
+  std::size_t below_one = 0;
+  for (std::size_t i = 1; i < rows.size(); ++i) {
+    REQUIRE(rows[i].size() == 4);
+    double p = std::stod(rows[i][1]);
+    CHECK(p >= 0);
+    CHECK(p <= 1);
+    below_one += p < 0.999;
+    CHECK(std::stod(rows[i][2]) >= 0);
+  }
+  CHECK(below_one > 100);  // a real fit: many customers are probably gone
+}
+
+TEST_CASE("analyze --members-out: a file that cannot be written is a clear error") {
+  auto r = run_cli("analyze clv --summary " + kData +
+                       "/cdnow/cdnow_customers_summary_with_transactions.csv --format json "
+                       "--members-out /tmp/storepulse_no_such_dir/m.csv",
+                   "mem4");
+  CHECK(r.code == 1);
+  CHECK(r.err.find("--members-out /tmp/storepulse_no_such_dir/m.csv") != std::string::npos);
+  CHECK(r.err.find("No such file or directory") != std::string::npos);
+  r = run_cli("analyze clv --summary " + kData +
+                  "/cdnow/cdnow_customers_summary_with_transactions.csv --format json "
+                  "--members-out /tmp",
+              "mem5");
+  CHECK(r.code == 1);
+  CHECK(r.err.find("--members-out /tmp: is a directory") != std::string::npos);
 }

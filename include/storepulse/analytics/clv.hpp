@@ -85,6 +85,12 @@ ClvModel fit_clv(const std::vector<ClvCustomer>& customers, const ClvOptions& o)
 Report clv_report(const ClvModel& m, const std::vector<ClvCustomer>& customers,
                   const std::vector<ClvCustomerResult>& results, const ClvOptions& o);
 
+/// One row per customer, in `customers` order, for `--members-out`: userId,
+/// p_alive, expected_purchases (over the horizon) and expected_value (the
+/// discounted CLV over clv_months, the `clv` column of the report).
+ReportTable clv_members_table(const std::vector<ClvCustomer>& customers,
+                              const std::vector<ClvCustomerResult>& results);
+
 /// Model file the engine loads to score live profiles (valuation from `o`).
 std::string clv_model_json(const ClvModel& m, const ClvOptions& o);
 

@@ -33,10 +33,17 @@ struct Report {
 
 /// Table format: figures as "key: value" lines, then each table with aligned
 /// columns, at most `max_rows` rows per table (0 = all).
-/// CSV: each table as a CSV block preceded by "# title" (figures as a key,value block).
+/// CSV: each table as a CSV block preceded by "# title" (figures as a key,value block):
+/// a quick look on stdout; `render_csv_table` per table is what other tools read.
 /// JSON: {"analysis":…, "figures":{…}, "tables":{name:[{col:val,…},…]}}.
 void render_report(const Report& report, OutputFormat format, std::ostream& out,
                    std::size_t max_rows = 0);
+
+/// One table as a plain CSV (RFC 4180): the header row, then at most `max_rows`
+/// rows (0 = all). Cells holding a comma, a quote or a line break are quoted,
+/// quotes doubled, so ids like `Smith, "Jr"` survive a spreadsheet or pandas.
+void render_csv_table(const ReportTable& table, std::ostream& out, std::size_t max_rows = 0);
+std::string csv_table(const ReportTable& table, std::size_t max_rows = 0);
 
 /// Number formatting shared by the analyses.
 std::string fmt_money(long long cents);                   // "1234.50"

@@ -132,6 +132,10 @@ void fit_segment_lda(const std::vector<FeatureVector>& standardised, const std::
 /// Adjusted Rand index (Hubert & Arabie) of two labelings of the same items.
 double adjusted_rand_index(const std::vector<int>& a, const std::vector<int>& b);
 
+/// One row per segmented member (userId order): userId, segment (the name
+/// in the model). Members under min_orders are not in it.
+ReportTable segment_members_table(const SegmentReport& report);
+
 /// Tables + figures for the shared renderer (analyze / HTML report).
 Report segments_report(const SegmentReport& report, bool with_members = false);
 void print_segments(const SegmentReport& report, std::ostream& out, OutputFormat format,
