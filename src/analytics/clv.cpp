@@ -403,6 +403,7 @@ Report clv_report(const ClvModel& m, const std::vector<ClvCustomer>& cs,
 
   ReportTable t;
   t.name = "customers";
+  t.csv_file = "clv.csv";
   t.title = fmt::format("Customers by CLV ({} months, {}% monthly discount)", o.clv_months,
                         fmt_fixed(o.monthly_discount_rate * 100, 2));
   t.columns = {"customer",       "x",  "t_x", "T", "avg_spend", "p_alive", "expected_purchases",

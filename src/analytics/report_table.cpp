@@ -165,6 +165,20 @@ std::string csv_table(const ReportTable& table, std::size_t max_rows) {
   return s.str();
 }
 
+std::vector<CsvFile> csv_files(const Report& report, std::size_t max_rows) {
+  std::vector<CsvFile> out;
+  for (const auto& t : report.tables)
+    out.push_back({t.csv_file.empty() ? report.analysis + "_" + t.name + ".csv" : t.csv_file,
+                   csv_table(t, max_rows)});
+  if (!report.figures.empty()) {
+    ReportTable f;
+    f.columns = {"key", "value"};
+    for (const auto& [k, v] : report.figures) f.rows.push_back({k, v});
+    out.push_back({report.analysis + "_figures.csv", csv_table(f)});
+  }
+  return out;
+}
+
 void render_report(const Report& report, OutputFormat format, std::ostream& out,
                    std::size_t max_rows) {
   switch (format) {

@@ -111,6 +111,7 @@ Report rfm_report(const RfmResult& r) {
                  {"top20pct_customers_revenue_pct", fmt_percent(r.pareto.top20_revenue_share, 2)}};
   ReportTable t;
   t.name = "customers";
+  t.csv_file = "rfm.csv";
   t.title = "RFM per customer (by monetary)";
   t.columns = {"customer", "recency_days", "frequency", "monetary", "R", "F", "M", "RFM"};
   t.numeric = {false, true, true, true, true, true, true, false};
@@ -128,6 +129,7 @@ Report rfm_report(const RfmResult& r) {
   }
   ReportTable pc;
   pc.name = "pareto";
+  pc.csv_file = "pareto.csv";
   pc.title = "Pareto curve (top customers by revenue)";
   pc.columns = {"customer_pct", "revenue_pct"};
   pc.numeric = {true, true};

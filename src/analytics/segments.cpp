@@ -701,6 +701,7 @@ Report segments_report(const SegmentReport& r, bool with_members) {
 
   ReportTable prof;
   prof.name = "segments";
+  prof.csv_file = "segments.csv";
   prof.title = "Shopping-type segments (feature means per segment)";
   prof.columns = {"segment", "members", "share %", "orders", "spend"};
   for (int j = 0; j < kD; ++j) prof.columns.emplace_back(kFeatureTitles[j]);
@@ -730,6 +731,7 @@ Report segments_report(const SegmentReport& r, bool with_members) {
 
   ReportTable ks;
   ks.name = "k_selection";
+  ks.csv_file = "k_selection.csv";
   ks.title = "Choice of k (mean silhouette, higher is better)";
   ks.columns = {"k", "silhouette", "inertia", "chosen"};
   ks.numeric = {true, true, true, false};
@@ -740,6 +742,7 @@ Report segments_report(const SegmentReport& r, bool with_members) {
 
   ReportTable cm;
   cm.name = "new_member_confusion";
+  cm.csv_file = "new_member_confusion.csv";
   cm.title = fmt::format("New members after {} orders: segment (rows) vs LDA prediction (columns)",
                          r.model.new_member_orders);
   cm.columns = {"segment"};
@@ -760,6 +763,7 @@ Report segments_report(const SegmentReport& r, bool with_members) {
 ReportTable segment_members_table(const SegmentReport& r) {
   ReportTable mt;
   mt.name = "members";
+  mt.csv_file = "segment_members.csv";
   mt.title = "Segment per member";
   mt.columns = {"userId", "segment"};
   mt.numeric = {false, false};

@@ -114,10 +114,44 @@ std::optional<TimeUs> parse_date_flag(const std::string& flag, const std::string
   return t;
 }
 
+// --format csv --out DIR: one plain CSV per table, so a spreadsheet or
+// pandas reads each file as it is. A name ending in .csv is refused rather
+// than made into a folder: that user wanted one file, which CSV cannot hold.
+void emit_csv_dir(const std::string& dir, const an::Report& rep, std::size_t rows) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const bool exists = fs::exists(dir, ec);
+  if (exists && !fs::is_directory(dir, ec))
+    throw CliError(fmt::format(
+        "--out {}: is a file; --format csv writes one CSV per table into a folder: give a "
+        "folder, or --format json for one file",
+        dir));
+  if (!exists && dir.size() > 4 && dir.compare(dir.size() - 4, 4, ".csv") == 0)
+    throw CliError(fmt::format(
+        "--out {}: --format csv writes one CSV per table into a folder, not one file: give a "
+        "folder, or --format json for one file",
+        dir));
+  if (!exists && !fs::create_directories(dir, ec) && ec)
+    throw CliError(fmt::format("--out {}: cannot create the folder: {}", dir, ec.message()));
+  std::string names;
+  auto files = an::csv_files(rep, rows);
+  for (const auto& f : files) {
+    const std::string path = (fs::path(dir) / f.name).string();
+    if (Status s = models::write_file_atomic(path, f.text); !s)
+      throw CliError(fmt::format("--out {}: {}", dir, s.detail()));
+    names += (names.empty() ? "" : ", ") + f.name;
+  }
+  std::cerr << fmt::format("{} files written to {}: {}\n", files.size(), dir, names);
+}
+
 // Writes the report to --out or stdout.
 void emit(const AnalyzeArgs& a, const an::Report& rep) {
   auto fmt_ = output_format(a);
   std::size_t rows = a.limit_set ? a.limit : (fmt_ == an::OutputFormat::kTable ? a.limit : 0);
+  if (fmt_ == an::OutputFormat::kCsv && !a.out.empty() && a.out != "-") {
+    emit_csv_dir(a.out, rep, rows);
+    return;
+  }
   if (a.out.empty() || a.out == "-") {
     an::render_report(rep, fmt_, std::cout, rows);
     return;
@@ -298,8 +332,13 @@ void add_input(CLI::App* c, AnalyzeArgs& a) {
 }
 
 void add_output(CLI::App* c, AnalyzeArgs& a) {
-  c->add_option("--format", a.format, "table | csv | json")->capture_default_str();
-  c->add_option("--out,-o", a.out, "write the result to FILE instead of stdout");
+  c->add_option("--format", a.format,
+                "table | csv | json (csv on stdout: every table in one stream, each after a "
+                "'# title' line; with --out DIR: one plain CSV per table)")
+      ->capture_default_str();
+  c->add_option("--out,-o", a.out,
+                "write the result to FILE instead of stdout; with --format csv a folder DIR "
+                "(created if missing) that gets one CSV per table");
   c->add_option_function<std::size_t>(
       "--limit",
       [&a](std::size_t n) {

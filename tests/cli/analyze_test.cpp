@@ -274,3 +274,86 @@ TEST_CASE("analyze --members-out: a file that cannot be written is a clear error
   CHECK(r.code == 1);
   CHECK(r.err.find("--members-out /tmp: is a directory") != std::string::npos);
 }
+
+TEST_CASE("analyze --format csv --out DIR writes one plain CSV per table into a new folder") {
+  namespace fs = std::filesystem;
+  const std::string ev = "/tmp/storepulse_cli_csvdir.ndjson",
+                    dir = "/tmp/storepulse_cli_csvdir/nested/rfm";
+  fs::remove_all("/tmp/storepulse_cli_csvdir");
+  {
+    std::ofstream f(ev, std::ios::binary);
+    f << order_line("a", "2024-01-01", 10, 1) << '\n'
+      << order_line("a", "2024-01-09", 30, 2) << '\n'
+      << order_line("b", "2024-01-05", 100, 3) << '\n'
+      << order_line("c", "2024-01-10", 5, 4) << '\n';
+  }
+  auto r = run_cli("analyze rfm --events " + ev + " --format csv --out " + dir, "csv0");
+  REQUIRE(r.code == 0);
+  CHECK(r.out.empty());
+  std::set<std::string> files;
+  for (const auto& e : fs::directory_iterator(dir)) files.insert(e.path().filename().string());
+  CHECK(files == std::set<std::string>{"rfm.csv", "pareto.csv", "rfm_figures.csv"});
+  for (const auto& name : files) {
+    auto rows = read_csv(dir + "/" + name);
+    REQUIRE(rows.size() > 1);
+    for (const auto& row : rows) {
+      CHECK(row.size() == rows[0].size());  // a plain table: every row as wide as the header
+      CHECK(row[0].rfind('#', 0) != 0);     // no section lines
+    }
+  }
+  auto rfm = read_csv(dir + "/rfm.csv");
+  CHECK(rfm[0][0] == "customer");
+  CHECK(rfm.size() == 3 + 1);
+  CHECK(rfm[1][0] == "b");  // by monetary
+  auto fig = read_csv(dir + "/rfm_figures.csv");
+  CHECK(fig[0] == std::vector<std::string>{"key", "value"});
+  CHECK(fig[1] == std::vector<std::string>{"customers", "3"});
+}
+
+TEST_CASE("analyze baskets --format csv --out DIR: rules.csv holds the 463 arules rules") {
+  const std::string dir = "/tmp/storepulse_cli_csvdir_baskets";
+  std::filesystem::remove_all(dir);
+  auto r = run_cli("analyze baskets --baskets " + kData +
+                       "/groceries/groceries.csv --min-support 0.006 --min-confidence 0.25 "
+                       "--min-len 2 --format csv --out " +
+                       dir,
+                   "csv1");
+  REQUIRE(r.code == 0);
+  auto rules = read_csv(dir + "/rules.csv");
+  REQUIRE(rules.size() == 463 + 1);
+  CHECK(rules[0] ==
+        std::vector<std::string>{"lhs", "rhs", "support", "confidence", "lift", "count"});
+  CHECK(std::filesystem::exists(dir + "/baskets_figures.csv"));
+}
+
+TEST_CASE("analyze --format csv --out: a file in the way is a clear error - json stays one file") {
+  const std::string ev = "/tmp/storepulse_cli_csvdir_err.ndjson",
+                    file = "/tmp/storepulse_cli_csvdir_file";
+  {
+    std::ofstream f(ev, std::ios::binary);
+    f << order_line("a", "2024-01-01", 10, 1) << '\n'
+      << order_line("b", "2024-01-05", 100, 2) << '\n';
+  }
+  std::ofstream(file) << "x";
+  auto r = run_cli("analyze rfm --events " + ev + " --format csv --out " + file, "csv2");
+  CHECK(r.code == 1);
+  CHECK(r.err.find("--out " + file + ": is a file") != std::string::npos);
+  CHECK(slurp(file) == "x");  // left alone
+  std::filesystem::remove("/tmp/storepulse_cli_csvdir_one.csv");
+  r = run_cli(
+      "analyze rfm --events " + ev + " --format csv --out /tmp/storepulse_cli_csvdir_one.csv",
+      "csv3");
+  CHECK(r.code == 1);
+  CHECK(r.err.find("not one file") != std::string::npos);
+  CHECK_FALSE(std::filesystem::exists("/tmp/storepulse_cli_csvdir_one.csv"));
+  // JSON: one document in the named file, as before
+  r = run_cli("analyze rfm --events " + ev + " --format json --out " + file, "csv4");
+  REQUIRE(r.code == 0);
+  auto json = slurp(file);
+  CHECK(json.rfind("{\"analysis\":\"rfm\"", 0) == 0);
+  CHECK(json.find("\"tables\":{\"pareto\":") != std::string::npos);
+  // csv on stdout: still every table in one stream
+  r = run_cli("analyze rfm --events " + ev + " --format csv", "csv5");
+  REQUIRE(r.code == 0);
+  CHECK(r.out.find("# figures\nkey,value\n") == 0);
+}

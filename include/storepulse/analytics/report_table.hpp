@@ -22,6 +22,9 @@ struct ReportTable {
   std::vector<std::vector<std::string>> rows;
   /// Columns whose cells are numbers (right-aligned, unquoted in JSON).
   std::vector<bool> numeric;
+  /// File name under `--format csv --out DIR`; empty: "<analysis>_<name>.csv".
+  /// Names are unique across the analyses, so several can share one folder.
+  std::string csv_file;
 };
 
 struct Report {
@@ -44,6 +47,16 @@ void render_report(const Report& report, OutputFormat format, std::ostream& out,
 /// quotes doubled, so ids like `Smith, "Jr"` survive a spreadsheet or pandas.
 void render_csv_table(const ReportTable& table, std::ostream& out, std::size_t max_rows = 0);
 std::string csv_table(const ReportTable& table, std::size_t max_rows = 0);
+
+struct CsvFile {
+  std::string name;  // "rfm.csv"
+  std::string text;  // header row + rows
+};
+
+/// What `--format csv --out DIR` writes: one plain CSV per table (named by
+/// `ReportTable::csv_file`), then the figures as "<analysis>_figures.csv"
+/// (key,value). No section lines inside any file.
+std::vector<CsvFile> csv_files(const Report& report, std::size_t max_rows = 0);
 
 /// Number formatting shared by the analyses.
 std::string fmt_money(long long cents);                   // "1234.50"
