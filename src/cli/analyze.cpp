@@ -1,7 +1,7 @@
 // `storepulse analyze <rfm|grades|segments|baskets|clv|channels|report>`:
-// retail analytics over recorded events (NDJSON; the server journal once the
-// store stage exposes a reader), printed as a table, CSV or JSON, and model
-// files the engine loads.
+// retail analytics over recorded events (an NDJSON file, or a server data
+// folder's journals), printed as a table, CSV or JSON, per-member CSV files,
+// and model files the engine loads. docs/analytics.md is the user's page.
 #include <fmt/format.h>
 
 #include <CLI/CLI.hpp>
@@ -327,7 +327,9 @@ int run(const char* what, const std::function<void()>& body) {
 
 void add_input(CLI::App* c, AnalyzeArgs& a) {
   c->add_option("--events", a.events, "NDJSON event file (plain or .gz)");
-  c->add_option("--journal", a.journal, "server journal directory (not supported yet)");
+  c->add_option("--journal", a.journal,
+                "a server data folder (every shard-NNN journal, archived segments included) or "
+                "one shard folder; read-only, safe on a running server");
   c->add_flag("--lenient", a.lenient, "skip undecodable lines instead of failing");
 }
 

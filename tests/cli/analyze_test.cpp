@@ -357,3 +357,13 @@ TEST_CASE("analyze --format csv --out: a file in the way is a clear error - json
   REQUIRE(r.code == 0);
   CHECK(r.out.find("# figures\nkey,value\n") == 0);
 }
+
+TEST_CASE("analyze help: --journal is described as the working input it is") {
+  for (const char* sub : {"rfm", "grades", "segments", "baskets", "clv", "channels", "report"}) {
+    auto r = run_cli(std::string("analyze ") + sub + " --help", std::string("help_") + sub);
+    REQUIRE(r.code == 0);
+    CHECK(r.out.find("--journal") != std::string::npos);
+    CHECK(r.out.find("server data folder") != std::string::npos);
+    CHECK(r.out.find("not supported") == std::string::npos);
+  }
+}
