@@ -360,6 +360,27 @@ ClvCustomerResult score_customer(const ClvModel& m, const ClvCustomer& c, const 
   return r;
 }
 
+std::string bgnbd_degeneracy(const BgNbdParams& p, const std::vector<ClvCustomerResult>& rs) {
+  std::vector<std::string> why;
+  // Thresholds well outside published fits (CDNOW: a = 0.79, b = 2.43; the
+  // lifetimes examples stay within a, b = 0.1..20) and well inside what the
+  // optimiser reaches when the likelihood is flat in the dropout direction.
+  if (p.a < 1e-3) why.push_back(fmt::format("a = {:.2g} (~0)", p.a));
+  if (p.b > 1e4) why.push_back(fmt::format("b = {:.0f} (huge)", p.b));
+  if (why.empty() && p.a + p.b > 0 && p.a / (p.a + p.b) < 1e-4)
+    why.push_back(fmt::format("dropout per purchase a/(a+b) = {:.2g}", p.a / (p.a + p.b)));
+  bool all_alive = rs.size() >= 10;
+  for (const auto& r : rs)
+    if (!(r.p_alive >= 0.99995)) {
+      all_alive = false;
+      break;
+    }
+  if (all_alive) why.push_back(fmt::format("every P(alive) = 1.0000 ({} customers)", rs.size()));
+  std::string s;
+  for (const auto& w : why) s += (s.empty() ? "" : ", ") + w;
+  return s;
+}
+
 Report clv_report(const ClvModel& m, const std::vector<ClvCustomer>& cs,
                   const std::vector<ClvCustomerResult>& rs, const ClvOptions& o) {
   Report rep;
@@ -384,6 +405,8 @@ Report clv_report(const ClvModel& m, const std::vector<ClvCustomer>& cs,
       {"bgnbd_b", fmt_fixed(m.bgnbd.b, 6)},
       {"bgnbd_ll", fmt_fixed(m.bgnbd.log_likelihood, 4)},
   };
+  const std::string degenerate = bgnbd_degeneracy(m.bgnbd, rs);
+  rep.figures.push_back({"bgnbd_fit", degenerate.empty() ? "ok" : "degenerate: " + degenerate});
   if (m.pareto_nbd.r > 0) {
     rep.figures.push_back({"pareto_nbd_r", fmt_fixed(m.pareto_nbd.r, 6)});
     rep.figures.push_back({"pareto_nbd_alpha", fmt_fixed(m.pareto_nbd.alpha, 6)});

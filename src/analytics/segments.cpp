@@ -32,20 +32,62 @@ constexpr std::string_view kFeatureTitles[kD] = {
     "units/order",  "orders/week", "discount %",   "promo lines %", "brand HHI", "everyday %",
     "cat. entropy", "price index", "home store %", "hour sd",       "gap CV"};
 
+// Slugs for neutral segment names ("high-orders-per-week/low-price-level").
+constexpr std::string_view kFeatureSlugs[kD] = {
+    "units-per-order", "orders-per-week", "discount-share",   "promo-share",
+    "brand-focus",     "everyday-share",  "category-variety", "price-level",
+    "home-store",      "hour-spread",     "gap-variation"};
+
 // The four shopping types of RETAIL.md and how each shows in the standardised
-// centroid. A cluster gets the name whose signature its centroid matches best.
+// centroid. A cluster gets the name whose signature its centroid matches best,
+// and only when the feature the name claims is there: `backing` lists the
+// features of which at least one must sit kBackingZ deviations above the
+// members' mean. Data without brands (Online Retail) has brand focus constant,
+// standardised to 0, so no cluster there can be "brand-loyal".
 struct TypeSignature {
   std::string_view name;
   std::array<double, kD> weight;
+  std::array<int, 2> backing;  // feature indexes, -1 = none
 };
+constexpr double kBackingZ = 0.5;
 constexpr TypeSignature kSignatures[] = {
     // basket, freq, disc, promo, brand, everyday, entropy, price, home, hour, gap
-    {"price-sensitive", {0, 0, 1, 1, -0.5, 0, 0.5, -1, -0.5, 0, 0}},
-    {"supermarket-type", {1.5, 0, 0, 0, 0, 0.5, 0, 0, 0, -0.5, -1}},
-    {"brand-loyal", {-0.5, -0.5, -0.5, -0.5, 1.5, -1, -0.5, 1, 0, 0, 0}},
-    {"nearby-resident", {-0.5, 1.5, 0, 0, 0, 0.5, 0, 0, 0.5, 1, 0}},
+    {"price-sensitive",
+     {0, 0, 1, 1, -0.5, 0, 0.5, -1, -0.5, 0, 0},
+     {kFeatDiscountShare, kFeatPromoLineShare}},
+    {"supermarket-type", {1.5, 0, 0, 0, 0, 0.5, 0, 0, 0, -0.5, -1}, {kFeatLogBasketUnits, -1}},
+    {"brand-loyal",
+     {-0.5, -0.5, -0.5, -0.5, 1.5, -1, -0.5, 1, 0, 0, 0},
+     {kFeatBrandConcentration, -1}},
+    {"nearby-resident", {-0.5, 1.5, 0, 0, 0, 0.5, 0, 0, 0.5, 1, 0}, {kFeatLogOrdersPerWeek, -1}},
 };
 constexpr int kSignatureCount = static_cast<int>(std::size(kSignatures));
+
+bool backed(const TypeSignature& s, const FeatureVector& centroid) {
+  for (int f : s.backing)
+    if (f >= 0 && centroid[static_cast<std::size_t>(f)] >= kBackingZ) return true;
+  return false;
+}
+
+// A name for a cluster no type fits: its two most distinctive features
+// (largest |z|), e.g. "high-units-per-order/low-orders-per-week".
+std::string neutral_name(const FeatureVector& centroid) {
+  std::array<int, kD> idx;
+  std::iota(idx.begin(), idx.end(), 0);
+  std::stable_sort(idx.begin(), idx.end(), [&](int a, int b) {
+    return std::fabs(centroid[static_cast<std::size_t>(a)]) >
+           std::fabs(centroid[static_cast<std::size_t>(b)]);
+  });
+  std::string name;
+  for (int i = 0; i < 2; ++i) {
+    const double z = centroid[static_cast<std::size_t>(idx[static_cast<std::size_t>(i)])];
+    if (std::fabs(z) < 0.05) break;  // nothing distinctive left
+    if (!name.empty()) name += '/';
+    name += z > 0 ? "high-" : "low-";
+    name += kFeatureSlugs[idx[static_cast<std::size_t>(i)]];
+  }
+  return name.empty() ? "average" : name;
+}
 
 // Deterministic sampling on std::mt19937_64 (its sequence is standard; the
 // <random> distributions are not).
@@ -203,7 +245,9 @@ double silhouette(const std::vector<FeatureVector>& x, const std::vector<int>& l
 }
 
 // Names clusters: the injective assignment of type names to clusters with the
-// highest total signature score; clusters left over are "other-N".
+// highest total signature score, a name only where its score is positive and
+// its feature backs it (above); clusters left over get a neutral name from
+// their top traits.
 std::vector<std::string> name_clusters(const std::vector<FeatureVector>& centroids) {
   const int k = static_cast<int>(centroids.size());
   std::vector<std::vector<double>> score(static_cast<std::size_t>(k),
@@ -216,40 +260,44 @@ std::vector<std::string> name_clusters(const std::vector<FeatureVector>& centroi
              centroids[static_cast<std::size_t>(c)][static_cast<std::size_t>(j)];
       score[static_cast<std::size_t>(c)][static_cast<std::size_t>(s)] = v;
     }
-  // Exhaustive over assignments cluster -> signature or none (k <= 8, 4 names: tiny).
+  // Exhaustive over assignments cluster -> signature or none (k <= 8, 4 names:
+  // tiny). Every allowed pair scores > 0, so naming more clusters always wins.
   std::vector<int> cur(static_cast<std::size_t>(k), -1), best = cur;
-  double best_score = -std::numeric_limits<double>::infinity();
+  double best_score = 0;
   std::vector<bool> used(kSignatureCount, false);
-  const int names = std::min(k, kSignatureCount);
-  auto rec = [&](auto&& self, int c, int assigned, double acc) -> void {
+  auto allowed = [&](int c, int s) {
+    return score[static_cast<std::size_t>(c)][static_cast<std::size_t>(s)] > 0 &&
+           backed(kSignatures[s], centroids[static_cast<std::size_t>(c)]);
+  };
+  auto rec = [&](auto&& self, int c, double acc) -> void {
     if (c == k) {
-      if (assigned == names && acc > best_score) {
+      if (acc > best_score) {
         best_score = acc;
         best = cur;
       }
       return;
     }
-    if (k - c > names - assigned) {  // may leave this cluster unnamed
-      cur[static_cast<std::size_t>(c)] = -1;
-      self(self, c + 1, assigned, acc);
-    }
+    cur[static_cast<std::size_t>(c)] = -1;  // this cluster unnamed
+    self(self, c + 1, acc);
     for (int s = 0; s < kSignatureCount; ++s) {
-      if (used[static_cast<std::size_t>(s)]) continue;
+      if (used[static_cast<std::size_t>(s)] || !allowed(c, s)) continue;
       used[static_cast<std::size_t>(s)] = true;
       cur[static_cast<std::size_t>(c)] = s;
-      self(self, c + 1, assigned + 1,
-           acc + score[static_cast<std::size_t>(c)][static_cast<std::size_t>(s)]);
+      self(self, c + 1, acc + score[static_cast<std::size_t>(c)][static_cast<std::size_t>(s)]);
       used[static_cast<std::size_t>(s)] = false;
     }
     cur[static_cast<std::size_t>(c)] = -1;
   };
-  rec(rec, 0, 0, 0.0);
+  rec(rec, 0, 0.0);
   std::vector<std::string> out(static_cast<std::size_t>(k));
-  int other = 0;
+  std::map<std::string, int> seen;
   for (int c = 0; c < k; ++c) {
     int s = best[static_cast<std::size_t>(c)];
-    out[static_cast<std::size_t>(c)] =
-        s >= 0 ? std::string(kSignatures[s].name) : fmt::format("other-{}", ++other);
+    std::string name = s >= 0 ? std::string(kSignatures[s].name)
+                              : neutral_name(centroids[static_cast<std::size_t>(c)]);
+    // Two unnamed clusters may share their top traits: names stay unique.
+    if (int n = ++seen[name]; n > 1) name += fmt::format("-{}", n);
+    out[static_cast<std::size_t>(c)] = std::move(name);
   }
   return out;
 }

@@ -293,6 +293,10 @@ ClvRun run_clv_model(const AnalyzeArgs& a, const an::EventLog* log) {
   run.model.time_unit_days = a.time_unit_days;
   run.model.calibration_end = cal_end;
   for (const auto& c : run.customers) run.results.push_back(an::score_customer(run.model, c, o));
+  if (auto why = an::bgnbd_degeneracy(run.model.bgnbd, run.results); !why.empty())
+    std::cerr << "warning: degenerate BG/NBD fit (" << why
+              << "): the data show no dropout the model can see; P(alive) and CLV are not "
+                 "usable\n";
   return run;
 }
 

@@ -1,11 +1,14 @@
 #include "storepulse/analytics/segments.hpp"
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <cstdio>
 #include <map>
+#include <set>
 #include <sstream>
 
+#include "storepulse/analytics/importers.hpp"
 #include "storepulse/analytics/simulator.hpp"
 
 using namespace storepulse;
@@ -195,4 +198,68 @@ TEST_CASE("segments: the members table names each segmented member's segment as 
     // the name the model would give this member's centroid
     CHECK(t.rows[i][1] == rep.model.segment_names[static_cast<std::size_t>(rep.labels[i])]);
   }
+}
+
+namespace {
+// A type name is backed when the feature it claims sits half a deviation above
+// the members' mean in the segment's centroid (RETAIL.md's shopping types).
+void check_names_backed(const SegmentReport& rep) {
+  std::set<std::string> seen;
+  for (const auto& p : rep.profiles) {
+    INFO(p.name);
+    CHECK(seen.insert(p.name).second);  // unique
+    const auto& z = p.centroid;
+    if (p.name == "brand-loyal") CHECK(z[kFeatBrandConcentration] >= 0.5);
+    if (p.name == "price-sensitive")
+      CHECK(std::max(z[kFeatDiscountShare], z[kFeatPromoLineShare]) >= 0.5);
+    if (p.name == "supermarket-type") CHECK(z[kFeatLogBasketUnits] >= 0.5);
+    if (p.name == "nearby-resident") CHECK(z[kFeatLogOrdersPerWeek] >= 0.5);
+    if (type_index_of(p.name) < 0)  // a neutral name: its top traits
+      CHECK((p.name.rfind("high-", 0) == 0 || p.name.rfind("low-", 0) == 0 || p.name == "average"));
+  }
+}
+}  // namespace
+
+TEST_CASE(
+    "segments: without brands or discounts in the data no segment is brand-loyal or "
+    "price-sensitive") {
+  const auto& data = simulated();
+  FeatureSpec spec = make_feature_spec(data.events, default_everyday_categories());
+  auto members = extract_segment_features(data.events, spec, 3);
+  auto first = extract_segment_features(data.events, spec, 5, 5);
+  for (auto* list : {&members, &first})
+    for (auto& m : *list) {  // what a retailer without brands or promotions records
+      m.x[kFeatBrandConcentration] = 1.0;
+      m.x[kFeatDiscountShare] = 0.0;
+      m.x[kFeatPromoLineShare] = 0.0;
+    }
+  auto rep = run_segments(members, first, spec, SegmentOptions{});
+  REQUIRE(rep.profiles.size() >= 2);
+  for (const auto& p : rep.profiles) {
+    CHECK(p.name != "brand-loyal");
+    CHECK(p.name != "price-sensitive");
+  }
+  check_names_backed(rep);
+  // the features that are there still name their types
+  CHECK(std::any_of(rep.profiles.begin(), rep.profiles.end(),
+                    [](const auto& p) { return p.name == "supermarket-type"; }));
+  check_names_backed(fitted());
+}
+
+TEST_CASE("segments: Online Retail (no brands, no discounts) gets no brand-loyal segment") {
+  std::vector<Event> evs;
+  OnlineRetailImportOptions o;
+  o.progress = false;
+  auto r = import_online_retail(
+      std::string(STOREPULSE_SHARED_DIR) + "/data/online_retail/online_retail.csv.gz",
+      [&](const Event& e) { evs.push_back(e); }, o);
+  REQUIRE(r.is_ok());
+  auto rep = run_segments(evs, SegmentOptions{});
+  REQUIRE(rep.profiles.size() >= 2);
+  for (const auto& p : rep.profiles) {
+    std::printf("segments: Online Retail: %-40s %4zu members\n", p.name.c_str(), p.members);
+    CHECK(p.name != "brand-loyal");
+    CHECK(p.name != "price-sensitive");
+  }
+  check_names_backed(rep);
 }

@@ -367,3 +367,56 @@ TEST_CASE("analyze help: --journal is described as the working input it is") {
     CHECK(r.out.find("not supported") == std::string::npos);
   }
 }
+
+TEST_CASE("analyze clv on storepulse simulate data flags the degenerate BG/NBD fit") {
+  const std::string ev = "/tmp/storepulse_cli_degenerate_sim.ndjson";
+  REQUIRE(run_cli("simulate --customers 300 --days 120 --seed 7 --out " + ev, "deg0").code == 0);
+  auto r = run_cli("analyze clv --events " + ev + " --format json --limit 1", "deg1");
+  REQUIRE(r.code == 0);
+  // the simulator has no dropout: a -> 0, every P(alive) = 1 (issue 20)
+  CHECK(r.err.find("warning: degenerate BG/NBD fit") != std::string::npos);
+  CHECK(r.out.find("\"bgnbd_fit\":\"degenerate: ") != std::string::npos);
+  // the published CDNOW fit is not flagged
+  r = run_cli("analyze clv --summary " + kData +
+                  "/cdnow/cdnow_customers_summary_with_transactions.csv --format json --limit 1",
+              "deg2");
+  REQUIRE(r.code == 0);
+  CHECK(r.err.find("degenerate") == std::string::npos);
+  CHECK(r.out.find("\"bgnbd_fit\":\"ok\"") != std::string::npos);
+}
+
+TEST_CASE("analyze report: every chart label lies inside its chart in headless Chromium",
+          "[browser]") {
+  namespace fs = std::filesystem;
+  const fs::path chromium = "/usr/bin/chromium";
+  if (!fs::exists(chromium)) {
+    WARN("SKIPPED: needs " << chromium << " (scripts/deps installs it)");
+    return;
+  }
+  const std::string ev = "/tmp/storepulse_cli_labels_sim.ndjson",
+                    html = "/tmp/storepulse_cli_labels.html",
+                    page = "/tmp/storepulse_cli_labels_check.html";
+  // simulate: store and web orders, so the category bar charts are drawn, with
+  // revenue in the hundreds of thousands (the y labels that were clipped)
+  REQUIRE(run_cli("simulate --customers 300 --days 120 --seed 7 --out " + ev, "lab0").code == 0);
+  REQUIRE(run_cli("analyze report --events " + ev + " --html " + html, "lab1").code == 0);
+  std::string text = slurp(html);
+  REQUIRE(text.find("aria-label=\"Revenue by channel\"") != std::string::npos);
+  const std::string script =
+      slurp(std::string(STOREPULSE_SOURCE_DIR) + "/tests/cli/report_label_check.js");
+  REQUIRE_FALSE(script.empty());
+  text.replace(text.rfind("</body>"), 7, "<script>\n" + script + "</script></body>");
+  std::ofstream(page, std::ios::binary) << text;
+  const std::string dom = "/tmp/storepulse_cli_labels_dom.html";
+  const std::string cmd = "timeout 120 " + chromium.string() +
+                          " --headless --no-sandbox --disable-gpu --dump-dom file://" + page +
+                          " >" + dom + " 2>/dev/null";
+  REQUIRE(std::system(cmd.c_str()) == 0);
+  auto out = slurp(dom);
+  auto at = out.rfind("<pre id=\"label-check\">");  // the last element of the body
+  REQUIRE(at != std::string::npos);
+  auto verdict = out.substr(at, out.find("</pre>", at) - at);
+  INFO(verdict);
+  CHECK(verdict.find(" clipped 0\n") != std::string::npos);
+  CHECK(verdict.find("labels 0 ") == std::string::npos);  // there were charts to check
+}

@@ -82,6 +82,12 @@ ClvCustomerResult score_customer(const ClvModel& m, const ClvCustomer& c, const 
 /// Fits everything; the per-customer results are in `results` (same order as customers).
 ClvModel fit_clv(const std::vector<ClvCustomer>& customers, const ClvOptions& o);
 
+/// Why a BG/NBD fit cannot be trusted, or "" when it can: a ≈ 0 or b huge
+/// (the fitted dropout probability per purchase a/(a+b) is ≈ 0), or every
+/// customer's P(alive) rounds to 1. Such a fit found no dropout in the data
+/// and reports a Poisson rate as if it were a churn model.
+std::string bgnbd_degeneracy(const BgNbdParams& p, const std::vector<ClvCustomerResult>& results);
+
 Report clv_report(const ClvModel& m, const std::vector<ClvCustomer>& customers,
                   const std::vector<ClvCustomerResult>& results, const ClvOptions& o);
 

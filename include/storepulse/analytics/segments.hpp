@@ -1,7 +1,8 @@
 #pragma once
 // Shopping-type segmentation (RETAIL.md "Shopping types"): behavioural features
 // per member -> k-means on standardised features, k chosen by mean silhouette
-// over k_min..k_max -> clusters named by their centroids -> a linear
+// over k_min..k_max -> clusters named by their centroids (a type name only
+// where the feature it claims backs it, else the top traits) -> a linear
 // discriminant (LDA, pooled covariance) that assigns a new member after their
 // first N purchases, with k-fold cross-validated accuracy.
 //
