@@ -70,6 +70,7 @@ struct AnalyzeArgs {
   double abandon_hours = 24;
   // segments
   int k = 0;
+  std::string k_criterion = "bic";
   int min_orders = 3;
   // report
   std::string html;
@@ -313,6 +314,9 @@ an::SegmentOptions segment_options(const AnalyzeArgs& a) {
   an::SegmentOptions o;
   o.fixed_k = a.k;
   o.min_orders = a.min_orders;
+  if (!an::parse_k_criterion(a.k_criterion, o.k_criterion))
+    throw CliError(
+        fmt::format("--k-criterion '{}': expected bic, gap or silhouette", a.k_criterion));
   return o;
 }
 
@@ -425,7 +429,11 @@ void register_analyze(CLI::App& app, int& exit_code) {
   auto* seg = cmd->add_subcommand("segments", "shopping-type segments + discriminant classifier");
   add_input(seg, *a);
   add_output(seg, *a);
-  seg->add_option("--k", a->k, "number of segments (default: chosen by silhouette)");
+  seg->add_option("--k", a->k, "number of segments (default: chosen by --k-criterion)");
+  seg->add_option("--k-criterion", a->k_criterion,
+                  "how k is chosen: bic (Gaussian mixture), gap (gap statistic) or silhouette; "
+                  "all three are scored per k in the report")
+      ->capture_default_str();
   seg->add_option("--min-orders", a->min_orders, "members with fewer orders are not segmented")
       ->capture_default_str();
   seg->add_option("--model-out", a->model_out,
@@ -518,6 +526,9 @@ void register_analyze(CLI::App& app, int& exit_code) {
   rep->add_option("--html", a->html, "output HTML file")->required();
   rep->add_flag("--net-of-refunds", a->net_of_refunds, "subtract Order Refunded from revenue");
   rep->add_option("--monthly-min", a->monthly_min, "grades: monthly minimum spend");
+  rep->add_option("--k-criterion", a->k_criterion,
+                  "segments: how k is chosen (bic, gap or silhouette)")
+      ->capture_default_str();
   rep->add_option(
       "--model-out", a->model_out,
       "also write every model the report fits (clv.json, baskets.json, segments.json) into DIR");

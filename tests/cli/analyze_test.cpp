@@ -420,3 +420,20 @@ TEST_CASE("analyze report: every chart label lies inside its chart in headless C
   CHECK(verdict.find(" clipped 0\n") != std::string::npos);
   CHECK(verdict.find("labels 0 ") == std::string::npos);  // there were charts to check
 }
+
+TEST_CASE("analyze segments: k chosen by BIC - every criterion scored per k - --k-criterion") {
+  const std::string ev = "/tmp/storepulse_cli_kcrit_sim.ndjson";
+  REQUIRE(run_cli("simulate --customers 300 --days 120 --seed 7 --out " + ev, "kc0").code == 0);
+  auto r = run_cli("analyze segments --events " + ev + " --format json", "kc1");
+  REQUIRE(r.code == 0);
+  CHECK(r.out.find("\"k_criterion\":\"BIC of a Gaussian mixture") != std::string::npos);
+  for (const char* column : {"\"silhouette\":", "\"gap\":", "\"gap_s\":", "\"bic\":"})
+    CHECK(r.out.find(column) != std::string::npos);
+  CHECK(r.out.find("\"lda_cv_accuracy_new_member\":") != std::string::npos);
+  r = run_cli("analyze segments --events " + ev + " --format json --k-criterion silhouette", "kc2");
+  REQUIRE(r.code == 0);
+  CHECK(r.out.find("\"k_criterion\":\"highest mean silhouette\"") != std::string::npos);
+  r = run_cli("analyze segments --events " + ev + " --k-criterion elbow", "kc3");
+  CHECK(r.code == 1);
+  CHECK(r.err.find("--k-criterion 'elbow': expected bic, gap or silhouette") != std::string::npos);
+}
