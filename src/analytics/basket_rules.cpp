@@ -213,6 +213,7 @@ Report basket_report(const BasketSet& data, const BasketRuleResult& res,
                  {"rules", std::to_string(res.rules.size())}};
   ReportTable t;
   t.name = "rules";
+  t.csv_file = "rules.csv";
   t.title = "Association rules (by lift)";
   t.columns = {"lhs", "rhs", "support", "confidence", "lift", "count"};
   t.numeric = {false, false, true, true, true, true};

@@ -259,6 +259,7 @@ Report channels_report(const ChannelResult& r, const ChannelOptions& opts) {
       {"cart_adds_abandoned", std::to_string(r.carts_abandoned)}};
   ReportTable p;
   p.name = "promotions";
+  p.csv_file = "promotions.csv";
   p.title = fmt::format(
       "Promotion response by channel (order within {} days)",
       fmt_fixed(static_cast<double>(opts.promo_window) / static_cast<double>(kUsPerDay), 1));
@@ -275,6 +276,7 @@ Report channels_report(const ChannelResult& r, const ChannelOptions& opts) {
   rep.tables.push_back(std::move(p));
   ReportTable a;
   a.name = "abandoned";
+  a.csv_file = "abandoned_carts.csv";
   a.title = "Products most often abandoned in web carts";
   a.columns = {"product", "abandoned", "added", "abandon_pct"};
   a.numeric = {false, true, true, true};

@@ -360,6 +360,27 @@ ClvCustomerResult score_customer(const ClvModel& m, const ClvCustomer& c, const 
   return r;
 }
 
+std::string bgnbd_degeneracy(const BgNbdParams& p, const std::vector<ClvCustomerResult>& rs) {
+  std::vector<std::string> why;
+  // Thresholds well outside published fits (CDNOW: a = 0.79, b = 2.43; the
+  // lifetimes examples stay within a, b = 0.1..20) and well inside what the
+  // optimiser reaches when the likelihood is flat in the dropout direction.
+  if (p.a < 1e-3) why.push_back(fmt::format("a = {:.2g} (~0)", p.a));
+  if (p.b > 1e4) why.push_back(fmt::format("b = {:.0f} (huge)", p.b));
+  if (why.empty() && p.a + p.b > 0 && p.a / (p.a + p.b) < 1e-4)
+    why.push_back(fmt::format("dropout per purchase a/(a+b) = {:.2g}", p.a / (p.a + p.b)));
+  bool all_alive = rs.size() >= 10;
+  for (const auto& r : rs)
+    if (!(r.p_alive >= 0.99995)) {
+      all_alive = false;
+      break;
+    }
+  if (all_alive) why.push_back(fmt::format("every P(alive) = 1.0000 ({} customers)", rs.size()));
+  std::string s;
+  for (const auto& w : why) s += (s.empty() ? "" : ", ") + w;
+  return s;
+}
+
 Report clv_report(const ClvModel& m, const std::vector<ClvCustomer>& cs,
                   const std::vector<ClvCustomerResult>& rs, const ClvOptions& o) {
   Report rep;
@@ -384,6 +405,8 @@ Report clv_report(const ClvModel& m, const std::vector<ClvCustomer>& cs,
       {"bgnbd_b", fmt_fixed(m.bgnbd.b, 6)},
       {"bgnbd_ll", fmt_fixed(m.bgnbd.log_likelihood, 4)},
   };
+  const std::string degenerate = bgnbd_degeneracy(m.bgnbd, rs);
+  rep.figures.push_back({"bgnbd_fit", degenerate.empty() ? "ok" : "degenerate: " + degenerate});
   if (m.pareto_nbd.r > 0) {
     rep.figures.push_back({"pareto_nbd_r", fmt_fixed(m.pareto_nbd.r, 6)});
     rep.figures.push_back({"pareto_nbd_alpha", fmt_fixed(m.pareto_nbd.alpha, 6)});
@@ -403,6 +426,7 @@ Report clv_report(const ClvModel& m, const std::vector<ClvCustomer>& cs,
 
   ReportTable t;
   t.name = "customers";
+  t.csv_file = "clv.csv";
   t.title = fmt::format("Customers by CLV ({} months, {}% monthly discount)", o.clv_months,
                         fmt_fixed(o.monthly_discount_rate * 100, 2));
   t.columns = {"customer",       "x",  "t_x", "T", "avg_spend", "p_alive", "expected_purchases",
@@ -419,6 +443,20 @@ Report clv_report(const ClvModel& m, const std::vector<ClvCustomer>& cs,
                       fmt_fixed(rs[i].clv, 2)});
   rep.tables.push_back(std::move(t));
   return rep;
+}
+
+ReportTable clv_members_table(const std::vector<ClvCustomer>& cs,
+                              const std::vector<ClvCustomerResult>& rs) {
+  ReportTable t;
+  t.name = "members";
+  t.title = "CLV per member";
+  t.columns = {"userId", "p_alive", "expected_purchases", "expected_value"};
+  t.numeric = {false, true, true, true};
+  t.rows.reserve(cs.size());
+  for (std::size_t i = 0; i < cs.size() && i < rs.size(); ++i)
+    t.rows.push_back({cs[i].id, fmt_fixed(rs[i].p_alive, 6), fmt_fixed(rs[i].expected_purchases, 6),
+                      fmt_fixed(rs[i].clv, 2)});
+  return t;
 }
 
 std::string clv_model_json(const ClvModel& m, const ClvOptions& o) {

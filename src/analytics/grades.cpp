@@ -76,6 +76,7 @@ Report grades_report(const GradeResult& g, const GradeOptions& opts) {
                  {"members_under_minimum", std::to_string(g.under_minimum.size())}};
   ReportTable m;
   m.name = "matrix";
+  m.csv_file = "grades.csv";
   m.title = "Grade matrix (amount x frequency vs the member average)";
   m.columns = {"amount", "frequency", "members", "members_pct", "revenue", "revenue_pct"};
   m.numeric = {false, false, true, true, true, true};
@@ -96,6 +97,7 @@ Report grades_report(const GradeResult& g, const GradeOptions& opts) {
   rep.tables.push_back(std::move(m));
   ReportTable u;
   u.name = "under_minimum";
+  u.csv_file = "grades_under_minimum.csv";
   u.title =
       fmt::format("Members under the monthly minimum of {}", fmt_fixed(opts.monthly_minimum, 2));
   u.columns = {"customer", "monthly_spend", "spend", "orders", "grade"};

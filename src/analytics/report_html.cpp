@@ -43,8 +43,29 @@ std::string svg_open(const std::string& label) {
       kW, kH, kW, kH, html_escape(label));
 }
 
+}  // namespace
+
+std::string tick_label(double v) {
+  if (!std::isfinite(v)) return "";
+  if (v == 0) return "0";
+  // SI suffixes keep every label within ~5 characters, which the 45 px margin
+  // left of the y axis holds at 10 px (1.79e+06 did not fit: "79e+06" showed).
+  static constexpr std::string_view kSuffix[] = {"", "k", "M", "G", "T", "P", "E"};
+  double a = std::fabs(v);
+  if (a < 1) return fmt::format("{:.3g}", v);
+  std::size_t i = 0;
+  // 999.5 rounds to "1e+03" at 3 digits: move to the next suffix first.
+  while (a >= 999.5 && i + 1 < std::size(kSuffix)) {
+    a /= 1000;
+    ++i;
+  }
+  return fmt::format("{}{:.3g}{}", v < 0 ? "-" : "", a, kSuffix[i]);
+}
+
+namespace {
+
 std::string axes_svg(const Axes& a, const std::string& xlabel, const std::string& ylabel,
-                     int ticks = 5) {
+                     int ticks = 5, bool x_ticks = true) {
   std::string s;
   s += fmt::format("<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#333\"/>\n", kPad,
                    kH - kPad, kW - kPad, kH - kPad);
@@ -52,12 +73,15 @@ std::string axes_svg(const Axes& a, const std::string& xlabel, const std::string
                    kPad, kH - kPad);
   for (int i = 0; i <= ticks; ++i) {
     double xv = a.x0 + (a.x1 - a.x0) * i / ticks, yv = a.y0 + (a.y1 - a.y0) * i / ticks;
+    if (x_ticks)
+      s += fmt::format(
+          "<text class=\"tick\" x=\"{:.1f}\" y=\"{}\" font-size=\"10\" "
+          "text-anchor=\"middle\">{}</text>\n",
+          a.px(xv), kH - kPad + 14, tick_label(xv));
     s += fmt::format(
-        "<text x=\"{:.1f}\" y=\"{}\" font-size=\"10\" text-anchor=\"middle\">{:.3g}</text>\n",
-        a.px(xv), kH - kPad + 14, xv);
-    s += fmt::format(
-        "<text x=\"{}\" y=\"{:.1f}\" font-size=\"10\" text-anchor=\"end\">{:.3g}</text>\n",
-        kPad - 4, a.py(yv) + 3, yv);
+        "<text class=\"tick\" x=\"{}\" y=\"{:.1f}\" font-size=\"10\" "
+        "text-anchor=\"end\">{}</text>\n",
+        kPad - 4, a.py(yv) + 3, tick_label(yv));
   }
   s += fmt::format("<text x=\"{}\" y=\"{}\" font-size=\"11\" text-anchor=\"middle\">{}</text>\n",
                    kW / 2, kH - 8, html_escape(xlabel));
@@ -201,7 +225,8 @@ std::string bars_svg(const std::vector<std::pair<std::string, double>>& bars,
   double maxv = 1;
   for (const auto& b : bars) maxv = std::max(maxv, b.second);
   Axes a{0, static_cast<double>(bars.size()), 0, maxv};
-  s += axes_svg(a, "", ylabel, 4);
+  // Categories have no numeric x axis: each bar is named under it, its value above it.
+  s += axes_svg(a, "", ylabel, 4, false);
   const double bw = (kW - 2 * kPad) / std::max<double>(1, static_cast<double>(bars.size()));
   for (std::size_t i = 0; i < bars.size(); ++i) {
     double x = kPad + bw * static_cast<double>(i) + bw * 0.15, y = a.py(bars[i].second);
@@ -209,8 +234,13 @@ std::string bars_svg(const std::vector<std::pair<std::string, double>>& bars,
         "<rect x=\"{:.1f}\" y=\"{:.1f}\" width=\"{:.1f}\" height=\"{:.1f}\" fill=\"#bf8700\"/>\n",
         x, y, bw * 0.7, a.py(0) - y);
     s += fmt::format(
-        "<text x=\"{:.1f}\" y=\"{:.1f}\" font-size=\"11\" text-anchor=\"middle\">{}</text>\n",
-        x + bw * 0.35, y - 4, html_escape(bars[i].first));
+        "<text class=\"value\" x=\"{:.1f}\" y=\"{:.1f}\" font-size=\"11\" "
+        "text-anchor=\"middle\">{}</text>\n",
+        x + bw * 0.35, std::max(12.0, y - 4), tick_label(bars[i].second));
+    s += fmt::format(
+        "<text class=\"category\" x=\"{:.1f}\" y=\"{}\" font-size=\"11\" "
+        "text-anchor=\"middle\">{}</text>\n",
+        x + bw * 0.35, kH - kPad + 15, html_escape(bars[i].first));
   }
   return s + "</svg>\n";
 }
@@ -228,7 +258,8 @@ std::string render_html_report(const HtmlReportInput& in) {
        "8px}td.n{text-align:right}dl{display:grid;grid-template-columns:max-content auto;gap:2px "
        "16px}"
        "dt{color:#555}dd{margin:0;font-weight:600}.note{color:#777;font-size:12px}.row{display:"
-       "flex;gap:20px;flex-wrap:wrap}</style>\n";
+       "flex;gap:20px;flex-wrap:wrap}.warn{background:#fff4e5;border:1px solid "
+       "#d4a72c;padding:8px 12px}</style>\n";
   h += "</head><body>\n<h1>" + html_escape(in.title) + "</h1>\n";
   if (!in.source.empty()) h += "<p class=\"note\">Source: " + html_escape(in.source) + "</p>\n";
 
@@ -273,7 +304,13 @@ std::string render_html_report(const HtmlReportInput& in) {
   if (in.clv && in.clv_customers && in.clv_results) {
     ClvOptions o;
     auto rep = clv_report(*in.clv, *in.clv_customers, *in.clv_results, o);
-    h += "<h2>Customer lifetime value (BG/NBD + Gamma-Gamma)</h2>\n" + figures_html(rep.figures);
+    h += "<h2>Customer lifetime value (BG/NBD + Gamma-Gamma)</h2>\n";
+    if (auto why = bgnbd_degeneracy(in.clv->bgnbd, *in.clv_results); !why.empty())
+      h += "<p class=\"warn\" role=\"alert\"><strong>Degenerate BG/NBD fit: " + html_escape(why) +
+           ".</strong> The data show no dropout this model can see, so P(alive), expected "
+           "purchases and CLV below are not a result to act on. Check the calibration period "
+           "(--calibration-end) and that the data cover customers who stopped buying.</p>\n";
+    h += figures_html(rep.figures);
     std::vector<double> clv;
     std::vector<std::pair<double, double>> alive;
     for (std::size_t i = 0; i < in.clv_customers->size(); ++i) {

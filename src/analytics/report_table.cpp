@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <ostream>
+#include <sstream>
 
 #include "storepulse/protocol/codec.hpp"
 
@@ -99,15 +100,7 @@ void render_csv(const Report& r, std::ostream& out, std::size_t max_rows) {
   }
   for (const auto& t : r.tables) {
     out << "# " << t.title << '\n';
-    for (std::size_t c = 0; c < t.columns.size(); ++c)
-      out << (c ? "," : "") << csv_cell(t.columns[c]);
-    out << '\n';
-    std::size_t n = max_rows == 0 ? t.rows.size() : std::min(max_rows, t.rows.size());
-    for (std::size_t i = 0; i < n; ++i) {
-      for (std::size_t c = 0; c < t.rows[i].size(); ++c)
-        out << (c ? "," : "") << csv_cell(t.rows[i][c]);
-      out << '\n';
-    }
+    render_csv_table(t, out, max_rows);
   }
 }
 
@@ -153,6 +146,38 @@ void render_json(const Report& r, std::ostream& out, std::size_t max_rows) {
 }
 
 }  // namespace
+
+void render_csv_table(const ReportTable& t, std::ostream& out, std::size_t max_rows) {
+  for (std::size_t c = 0; c < t.columns.size(); ++c)
+    out << (c ? "," : "") << csv_cell(t.columns[c]);
+  out << '\n';
+  std::size_t n = max_rows == 0 ? t.rows.size() : std::min(max_rows, t.rows.size());
+  for (std::size_t i = 0; i < n; ++i) {
+    for (std::size_t c = 0; c < t.rows[i].size(); ++c)
+      out << (c ? "," : "") << csv_cell(t.rows[i][c]);
+    out << '\n';
+  }
+}
+
+std::string csv_table(const ReportTable& table, std::size_t max_rows) {
+  std::ostringstream s;
+  render_csv_table(table, s, max_rows);
+  return s.str();
+}
+
+std::vector<CsvFile> csv_files(const Report& report, std::size_t max_rows) {
+  std::vector<CsvFile> out;
+  for (const auto& t : report.tables)
+    out.push_back({t.csv_file.empty() ? report.analysis + "_" + t.name + ".csv" : t.csv_file,
+                   csv_table(t, max_rows)});
+  if (!report.figures.empty()) {
+    ReportTable f;
+    f.columns = {"key", "value"};
+    for (const auto& [k, v] : report.figures) f.rows.push_back({k, v});
+    out.push_back({report.analysis + "_figures.csv", csv_table(f)});
+  }
+  return out;
+}
 
 void render_report(const Report& report, OutputFormat format, std::ostream& out,
                    std::size_t max_rows) {

@@ -111,6 +111,7 @@ Report rfm_report(const RfmResult& r) {
                  {"top20pct_customers_revenue_pct", fmt_percent(r.pareto.top20_revenue_share, 2)}};
   ReportTable t;
   t.name = "customers";
+  t.csv_file = "rfm.csv";
   t.title = "RFM per customer (by monetary)";
   t.columns = {"customer", "recency_days", "frequency", "monetary", "R", "F", "M", "RFM"};
   t.numeric = {false, true, true, true, true, true, true, false};
@@ -128,6 +129,7 @@ Report rfm_report(const RfmResult& r) {
   }
   ReportTable pc;
   pc.name = "pareto";
+  pc.csv_file = "pareto.csv";
   pc.title = "Pareto curve (top customers by revenue)";
   pc.columns = {"customer_pct", "revenue_pct"};
   pc.numeric = {true, true};
@@ -137,6 +139,20 @@ Report rfm_report(const RfmResult& r) {
   rep.tables.push_back(std::move(pc));
   rep.tables.push_back(std::move(t));
   return rep;
+}
+
+ReportTable rfm_members_table(const RfmResult& r) {
+  ReportTable t;
+  t.name = "members";
+  t.title = "RFM per member";
+  t.columns = {"userId", "recency", "frequency", "monetary", "grade"};
+  t.numeric = {false, true, true, true, false};
+  t.rows.reserve(r.rows.size());
+  for (const auto& x : r.rows)
+    t.rows.push_back({x.customer, std::to_string(x.recency_days), std::to_string(x.frequency),
+                      fmt_money(x.monetary),
+                      fmt::format("{}{}{}", x.r_score, x.f_score, x.m_score)});
+  return t;
 }
 
 }  // namespace storepulse::analytics

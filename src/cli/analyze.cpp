@@ -1,7 +1,7 @@
 // `storepulse analyze <rfm|grades|segments|baskets|clv|channels|report>`:
-// retail analytics over recorded events (NDJSON; the server journal once the
-// store stage exposes a reader), printed as a table, CSV or JSON, and model
-// files the engine loads.
+// retail analytics over recorded events (an NDJSON file, or a server data
+// folder's journals), printed as a table, CSV or JSON, per-member CSV files,
+// and model files the engine loads. docs/analytics.md is the user's page.
 #include <fmt/format.h>
 
 #include <CLI/CLI.hpp>
@@ -43,6 +43,7 @@ struct AnalyzeArgs {
   std::size_t limit = 20;
   bool limit_set = false;
   std::string model_out;
+  std::string members_out;
   // rfm / grades
   std::string snapshot;
   double monthly_min = 0;
@@ -69,6 +70,7 @@ struct AnalyzeArgs {
   double abandon_hours = 24;
   // segments
   int k = 0;
+  std::string k_criterion = "bic";
   int min_orders = 3;
   // report
   std::string html;
@@ -113,10 +115,44 @@ std::optional<TimeUs> parse_date_flag(const std::string& flag, const std::string
   return t;
 }
 
+// --format csv --out DIR: one plain CSV per table, so a spreadsheet or
+// pandas reads each file as it is. A name ending in .csv is refused rather
+// than made into a folder: that user wanted one file, which CSV cannot hold.
+void emit_csv_dir(const std::string& dir, const an::Report& rep, std::size_t rows) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const bool exists = fs::exists(dir, ec);
+  if (exists && !fs::is_directory(dir, ec))
+    throw CliError(fmt::format(
+        "--out {}: is a file; --format csv writes one CSV per table into a folder: give a "
+        "folder, or --format json for one file",
+        dir));
+  if (!exists && dir.size() > 4 && dir.compare(dir.size() - 4, 4, ".csv") == 0)
+    throw CliError(fmt::format(
+        "--out {}: --format csv writes one CSV per table into a folder, not one file: give a "
+        "folder, or --format json for one file",
+        dir));
+  if (!exists && !fs::create_directories(dir, ec) && ec)
+    throw CliError(fmt::format("--out {}: cannot create the folder: {}", dir, ec.message()));
+  std::string names;
+  auto files = an::csv_files(rep, rows);
+  for (const auto& f : files) {
+    const std::string path = (fs::path(dir) / f.name).string();
+    if (Status s = models::write_file_atomic(path, f.text); !s)
+      throw CliError(fmt::format("--out {}: {}", dir, s.detail()));
+    names += (names.empty() ? "" : ", ") + f.name;
+  }
+  std::cerr << fmt::format("{} files written to {}: {}\n", files.size(), dir, names);
+}
+
 // Writes the report to --out or stdout.
 void emit(const AnalyzeArgs& a, const an::Report& rep) {
   auto fmt_ = output_format(a);
   std::size_t rows = a.limit_set ? a.limit : (fmt_ == an::OutputFormat::kTable ? a.limit : 0);
+  if (fmt_ == an::OutputFormat::kCsv && !a.out.empty() && a.out != "-") {
+    emit_csv_dir(a.out, rep, rows);
+    return;
+  }
   if (a.out.empty() || a.out == "-") {
     an::render_report(rep, fmt_, std::cout, rows);
     return;
@@ -141,6 +177,25 @@ void write_model(const std::string& model_out, std::string_view name, const std:
   if (Status s = models::write_file_atomic(p.string(), json); !s)
     throw CliError(fmt::format("--model-out {}: {}", p.string(), s.detail()));
   std::cerr << "model written to " << p.string() << '\n';
+}
+
+// --members-out FILE.csv: one plain CSV row per member, for tools that join
+// it to their own customer table. Written through FILE.tmp + rename, so a
+// reader polling the file never sees half of it.
+void write_members(const std::string& path, const an::ReportTable& members) {
+  if (path.empty()) return;
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec))
+    throw CliError(fmt::format("--members-out {}: is a directory; give a file name, e.g. {}/{}.csv",
+                               path, path, members.name));
+  if (Status s = models::write_file_atomic(path, an::csv_table(members)); !s)
+    throw CliError(fmt::format("--members-out {}: {}", path, s.detail()));
+  std::cerr << fmt::format("{} members written to {}\n", members.rows.size(), path);
+}
+
+void add_members_out(CLI::App* c, AnalyzeArgs& a, std::string_view columns) {
+  c->add_option("--members-out", a.members_out,
+                fmt::format("also write one CSV row per member to FILE ({})", columns));
 }
 
 // Fitted-on metadata for a model file: the input and the wall clock.
@@ -239,6 +294,10 @@ ClvRun run_clv_model(const AnalyzeArgs& a, const an::EventLog* log) {
   run.model.time_unit_days = a.time_unit_days;
   run.model.calibration_end = cal_end;
   for (const auto& c : run.customers) run.results.push_back(an::score_customer(run.model, c, o));
+  if (auto why = an::bgnbd_degeneracy(run.model.bgnbd, run.results); !why.empty())
+    std::cerr << "warning: degenerate BG/NBD fit (" << why
+              << "): the data show no dropout the model can see; P(alive) and CLV are not "
+                 "usable\n";
   return run;
 }
 
@@ -255,6 +314,9 @@ an::SegmentOptions segment_options(const AnalyzeArgs& a) {
   an::SegmentOptions o;
   o.fixed_k = a.k;
   o.min_orders = a.min_orders;
+  if (!an::parse_k_criterion(a.k_criterion, o.k_criterion))
+    throw CliError(
+        fmt::format("--k-criterion '{}': expected bic, gap or silhouette", a.k_criterion));
   return o;
 }
 
@@ -273,13 +335,20 @@ int run(const char* what, const std::function<void()>& body) {
 
 void add_input(CLI::App* c, AnalyzeArgs& a) {
   c->add_option("--events", a.events, "NDJSON event file (plain or .gz)");
-  c->add_option("--journal", a.journal, "server journal directory (not supported yet)");
+  c->add_option("--journal", a.journal,
+                "a server data folder (every shard-NNN journal, archived segments included) or "
+                "one shard folder; read-only, safe on a running server");
   c->add_flag("--lenient", a.lenient, "skip undecodable lines instead of failing");
 }
 
 void add_output(CLI::App* c, AnalyzeArgs& a) {
-  c->add_option("--format", a.format, "table | csv | json")->capture_default_str();
-  c->add_option("--out,-o", a.out, "write the result to FILE instead of stdout");
+  c->add_option("--format", a.format,
+                "table | csv | json (csv on stdout: every table in one stream, each after a "
+                "'# title' line; with --out DIR: one plain CSV per table)")
+      ->capture_default_str();
+  c->add_option("--out,-o", a.out,
+                "write the result to FILE instead of stdout; with --format csv a folder DIR "
+                "(created if missing) that gets one CSV per table");
   c->add_option_function<std::size_t>(
       "--limit",
       [&a](std::size_t n) {
@@ -328,12 +397,15 @@ void register_analyze(CLI::App& app, int& exit_code) {
   rfm->add_option("--snapshot", a->snapshot,
                   "recency reference day (default: day after the last order)");
   rfm->add_flag("--net-of-refunds", a->net_of_refunds, "subtract Order Refunded from revenue");
+  add_members_out(rfm, *a, "userId,recency,frequency,monetary,grade");
   rfm->callback([a, &exit_code] {
     exit_code = run("rfm", [&] {
       auto log = load_events(*a);
       an::RfmOptions o;
       o.snapshot = parse_date_flag("--snapshot", a->snapshot);
-      emit(*a, an::rfm_report(an::compute_rfm(order_book(log, *a), o)));
+      auto res = an::compute_rfm(order_book(log, *a), o);
+      emit(*a, an::rfm_report(res));
+      write_members(a->members_out, an::rfm_members_table(res));
     });
   });
 
@@ -357,19 +429,27 @@ void register_analyze(CLI::App& app, int& exit_code) {
   auto* seg = cmd->add_subcommand("segments", "shopping-type segments + discriminant classifier");
   add_input(seg, *a);
   add_output(seg, *a);
-  seg->add_option("--k", a->k, "number of segments (default: chosen by silhouette)");
+  seg->add_option("--k", a->k, "number of segments (default: chosen by --k-criterion)");
+  seg->add_option("--k-criterion", a->k_criterion,
+                  "how k is chosen: bic (Gaussian mixture), gap (gap statistic) or silhouette; "
+                  "all three are scored per k in the report")
+      ->capture_default_str();
   seg->add_option("--min-orders", a->min_orders, "members with fewer orders are not segmented")
       ->capture_default_str();
   seg->add_option("--model-out", a->model_out,
                   "write the segment model (file, or directory -> segments.json)");
+  add_members_out(seg, *a, "userId,segment; members with --min-orders orders");
   seg->callback([a, &exit_code] {
     exit_code = run("segments", [&] {
       auto log = load_events(*a);
       auto rep = an::run_segments(log.events, segment_options(*a));
       emit(*a, an::segments_report(rep));
-      if (!a->model_out.empty() && rep.model.segment_names.empty())
-        throw CliError(
-            "--model-out: no segments were fitted (too few members with --min-orders orders)");
+      for (const auto* flag : {&a->model_out, &a->members_out})
+        if (!flag->empty() && rep.model.segment_names.empty())
+          throw CliError(
+              fmt::format("{}: no segments were fitted (too few members with --min-orders orders)",
+                          flag == &a->model_out ? "--model-out" : "--members-out"));
+      write_members(a->members_out, an::segment_members_table(rep));
       rep.model.meta = model_meta(*a, rep.members_segmented);
       write_model(a->model_out, models::kSegmentsFile, an::segment_model_json(rep.model));
     });
@@ -406,6 +486,7 @@ void register_analyze(CLI::App& app, int& exit_code) {
                   "fit a lifetimes summary CSV (ID,x,t_x,T,zbar) instead of events");
   clv->add_option("--model-out", a->model_out,
                   "write the CLV model (file, or directory -> clv.json)");
+  add_members_out(clv, *a, "userId,p_alive,expected_purchases,expected_value");
   clv->callback([a, &exit_code] {
     exit_code = run("clv", [&] {
       std::optional<an::EventLog> log;
@@ -413,6 +494,7 @@ void register_analyze(CLI::App& app, int& exit_code) {
       auto r = run_clv_model(*a, log ? &*log : nullptr);
       auto o = clv_options(*a);
       emit(*a, an::clv_report(r.model, r.customers, r.results, o));
+      write_members(a->members_out, an::clv_members_table(r.customers, r.results));
       r.model.meta = model_meta(*a, r.customers.size());
       write_model(a->model_out, models::kClvFile, an::clv_model_json(r.model, o));
     });
@@ -444,6 +526,9 @@ void register_analyze(CLI::App& app, int& exit_code) {
   rep->add_option("--html", a->html, "output HTML file")->required();
   rep->add_flag("--net-of-refunds", a->net_of_refunds, "subtract Order Refunded from revenue");
   rep->add_option("--monthly-min", a->monthly_min, "grades: monthly minimum spend");
+  rep->add_option("--k-criterion", a->k_criterion,
+                  "segments: how k is chosen (bic, gap or silhouette)")
+      ->capture_default_str();
   rep->add_option(
       "--model-out", a->model_out,
       "also write every model the report fits (clv.json, baskets.json, segments.json) into DIR");

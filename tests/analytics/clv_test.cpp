@@ -1,7 +1,10 @@
 #include "storepulse/analytics/clv.hpp"
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <cmath>
+#include <random>
 
 #include "storepulse/analytics/importers.hpp"
 
@@ -161,4 +164,84 @@ TEST_CASE("CLV scoring: discounting lowers value - a lapsed customer is worth le
   double pop = 6.2488 * 15.4477 / (3.7446 - 1);
   CHECK(ra.expected_spend > std::min(30.0, pop));
   CHECK(ra.expected_spend < std::max(30.0, pop));
+}
+
+TEST_CASE("CLV members table: userId, P(alive), expected purchases and value per customer") {
+  ClvModel m;
+  m.bgnbd = {0.2425945, 4.4136019, 0.7929199, 2.4258881, 0};
+  m.gamma_gamma = {6.2488, 3.7446, 15.4477, 0, 0};
+  ClvOptions o;
+  std::vector<ClvCustomer> cs = {{"a", 5, 37, 38.86, 30, 0}, {"b", 5, 8, 38.86, 30, 0}};
+  std::vector<ClvCustomerResult> rs;
+  for (const auto& c : cs) rs.push_back(score_customer(m, c, o));
+  auto t = clv_members_table(cs, rs);
+  CHECK(t.columns ==
+        std::vector<std::string>{"userId", "p_alive", "expected_purchases", "expected_value"});
+  REQUIRE(t.rows.size() == 2);
+  CHECK(t.rows[1][0] == "b");
+  CHECK(std::stod(t.rows[0][1]) == Approx(rs[0].p_alive).margin(1e-6));
+  CHECK(std::stod(t.rows[1][2]) == Approx(rs[1].expected_purchases).margin(1e-6));
+  CHECK(std::stod(t.rows[0][3]) == Approx(rs[0].clv).margin(0.01));
+  CHECK(std::stod(t.rows[0][1]) > std::stod(t.rows[1][1]));  // the lapsed one is less alive
+}
+
+namespace {
+// Shoppers who never drop out: each buys as a Poisson process (rate 0.2..2 a
+// week) through the whole 52-week calibration period. A BG/NBD fit of this has
+// nothing to learn about dropout and runs to a -> 0.
+std::vector<ClvCustomer> never_dropping_out(std::size_t n) {
+  std::mt19937_64 gen(20);
+  std::vector<ClvCustomer> cs;
+  for (std::size_t i = 0; i < n; ++i) {
+    const double rate = 0.2 + 1.8 * static_cast<double>(gen() >> 11) * 0x1.0p-53;
+    const double T = 52;
+    ClvCustomer c;
+    c.id = std::to_string(i);
+    c.T = T;
+    for (double t = 0;;) {
+      t += -std::log(1 - static_cast<double>(gen() >> 11) * 0x1.0p-53) / rate;
+      if (t > T) break;
+      c.x += 1;
+      c.t_x = t;
+    }
+    c.zbar = c.x > 0 ? 20 : 0;
+    cs.push_back(c);
+  }
+  return cs;
+}
+}  // namespace
+
+TEST_CASE("BG/NBD: a fit without dropout is flagged degenerate - the published CDNOW fit is not") {
+  ClvOptions o;
+  auto cs = never_dropping_out(400);
+  auto m = fit_clv(cs, o);
+  std::vector<ClvCustomerResult> rs;
+  for (const auto& c : cs) rs.push_back(score_customer(m, c, o));
+  auto why = bgnbd_degeneracy(m.bgnbd, rs);
+  INFO("a " << m.bgnbd.a << " b " << m.bgnbd.b);
+  CHECK_FALSE(why.empty());
+  auto rep = clv_report(m, cs, rs, o);
+  auto fit = std::find_if(rep.figures.begin(), rep.figures.end(),
+                          [](const auto& f) { return f.first == "bgnbd_fit"; });
+  REQUIRE(fit != rep.figures.end());
+  CHECK(fit->second.rfind("degenerate: ", 0) == 0);
+
+  // CDNOW: a = 0.79, b = 2.43 (Fader, Hardie & Lee 2005) and P(alive) well below 1 for many.
+  auto cd = summary();
+  auto mc = fit_clv(cd, o);
+  std::vector<ClvCustomerResult> rc;
+  for (const auto& c : cd) rc.push_back(score_customer(mc, c, o));
+  CHECK(bgnbd_degeneracy(mc.bgnbd, rc).empty());
+  auto rep_cd = clv_report(mc, cd, rc, o);
+  CHECK(std::find(rep_cd.figures.begin(), rep_cd.figures.end(),
+                  std::pair<std::string, std::string>{"bgnbd_fit", "ok"}) != rep_cd.figures.end());
+
+  // Each symptom alone is enough.
+  std::vector<ClvCustomerResult> mixed(20);
+  mixed[0].p_alive = 0.4;
+  CHECK(bgnbd_degeneracy({0.24, 4.4, 0.0001, 2.4, 0}, mixed).find("a = ") == 0);
+  CHECK(bgnbd_degeneracy({0.24, 4.4, 0.79, 60000, 0}, mixed).find("b = 60000") == 0);
+  std::vector<ClvCustomerResult> all_alive(20);
+  for (auto& r : all_alive) r.p_alive = 1;
+  CHECK(bgnbd_degeneracy({0.24, 4.4, 0.79, 2.4, 0}, all_alive).find("every P(alive)") == 0);
 }

@@ -34,6 +34,21 @@ TEST_CASE("RFM hand-computed: recency in calendar days to the day after the last
   CHECK(rfm.pareto.top20_revenue_share == Approx(100.0 / 145));  // ceil(0.6) = 1 customer
 }
 
+TEST_CASE("RFM members table: userId, recency, frequency, monetary and the RFM grade") {
+  std::vector<protocol::Event> evs = {
+      order("a", "2024-01-01T10:00:00Z", 10), order("a", "2024-01-09T23:00:00Z", 30),
+      order("b", "2024-01-05T10:00:00Z", 100), order("c", "2024-01-10T08:00:00Z", 5)};
+  auto t = rfm_members_table(compute_rfm(build_order_book(evs)));
+  CHECK(t.columns ==
+        std::vector<std::string>{"userId", "recency", "frequency", "monetary", "grade"});
+  REQUIRE(t.rows.size() == 3);
+  // Scores by rank among 3 (5 = best): recency c > a > b, frequency a > b = c,
+  // monetary b > a > c.
+  CHECK(t.rows[0] == std::vector<std::string>{"a", "2", "2", "40.00", "353"});
+  CHECK(t.rows[1] == std::vector<std::string>{"b", "6", "1", "100.00", "115"});
+  CHECK(t.rows[2] == std::vector<std::string>{"c", "1", "1", "5.00", "511"});
+}
+
 TEST_CASE("quintile scores share a score on ties") {
   auto s = quintile_scores({1, 1, 2, 3, 4, 5, 6, 7, 8, 9}, true);
   CHECK(s[0] == 1);

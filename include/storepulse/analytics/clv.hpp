@@ -82,8 +82,20 @@ ClvCustomerResult score_customer(const ClvModel& m, const ClvCustomer& c, const 
 /// Fits everything; the per-customer results are in `results` (same order as customers).
 ClvModel fit_clv(const std::vector<ClvCustomer>& customers, const ClvOptions& o);
 
+/// Why a BG/NBD fit cannot be trusted, or "" when it can: a ≈ 0 or b huge
+/// (the fitted dropout probability per purchase a/(a+b) is ≈ 0), or every
+/// customer's P(alive) rounds to 1. Such a fit found no dropout in the data
+/// and reports a Poisson rate as if it were a churn model.
+std::string bgnbd_degeneracy(const BgNbdParams& p, const std::vector<ClvCustomerResult>& results);
+
 Report clv_report(const ClvModel& m, const std::vector<ClvCustomer>& customers,
                   const std::vector<ClvCustomerResult>& results, const ClvOptions& o);
+
+/// One row per customer, in `customers` order, for `--members-out`: userId,
+/// p_alive, expected_purchases (over the horizon) and expected_value (the
+/// discounted CLV over clv_months, the `clv` column of the report).
+ReportTable clv_members_table(const std::vector<ClvCustomer>& customers,
+                              const std::vector<ClvCustomerResult>& results);
 
 /// Model file the engine loads to score live profiles (valuation from `o`).
 std::string clv_model_json(const ClvModel& m, const ClvOptions& o);

@@ -33,6 +33,10 @@ struct HtmlReportInput {
 
 std::string render_html_report(const HtmlReportInput& in);
 
+/// A chart's tick or value label in at most ~5 characters: 3 significant
+/// digits and an SI suffix (1790000 -> "1.79M", 2500 -> "2.5k", 0.25 -> "0.25").
+std::string tick_label(double v);
+
 /// Escapes &, <, >, " for HTML text and attributes.
 std::string html_escape(std::string_view s);
 

@@ -55,4 +55,9 @@ std::vector<int> quintile_scores(const std::vector<double>& values, bool higher_
 
 Report rfm_report(const RfmResult& r);
 
+/// One row per customer, in book order, for `--members-out`:
+/// userId, recency (days), frequency (orders), monetary (currency units) and
+/// grade, the R, F and M quintile scores as three digits ("545"; 5 = best).
+ReportTable rfm_members_table(const RfmResult& r);
+
 }  // namespace storepulse::analytics

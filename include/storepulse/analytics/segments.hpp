@@ -1,7 +1,9 @@
 #pragma once
 // Shopping-type segmentation (RETAIL.md "Shopping types"): behavioural features
-// per member -> k-means on standardised features, k chosen by mean silhouette
-// over k_min..k_max -> clusters named by their centroids -> a linear
+// per member -> k-means on standardised features, k chosen over k_min..k_max
+// by the BIC of a Gaussian mixture (gap statistic and silhouette also scored
+// per k, and selectable) -> clusters named by their centroids (a type name only
+// where the feature it claims backs it, else the top traits) -> a linear
 // discriminant (LDA, pooled covariance) that assigns a new member after their
 // first N purchases, with k-fold cross-validated accuracy.
 //
@@ -68,12 +70,26 @@ std::vector<MemberFeatures> extract_segment_features(const std::vector<protocol:
                                                      const FeatureSpec& spec, int min_orders,
                                                      int max_orders = 0);
 
+/// How k is chosen when it is not given.
+enum class KCriterion {
+  kGap,         // Tibshirani's gap statistic: smallest k with gap(k) >= gap(k+1) - s(k+1)
+  kBic,         // BIC of a full-covariance Gaussian mixture from each k-means fit: the
+                // first k that k + 1 improves by < 1 % of the gain since k_min
+  kSilhouette,  // highest mean silhouette (collapses groups that are far from the rest)
+};
+std::string_view k_criterion_name(KCriterion c);
+/// "gap" | "bic" | "silhouette"; false when unknown.
+bool parse_k_criterion(std::string_view s, KCriterion& out);
+
 struct SegmentOptions {
   int k_min = 2;
   int k_max = 8;
-  int fixed_k = 0;            // > 0: skip the selection and use this k
-  int min_orders = 3;         // members with fewer orders are not segmented
-  int new_member_orders = 5;  // the classifier's N
+  int fixed_k = 0;  // > 0: skip the selection and use this k
+  KCriterion k_criterion = KCriterion::kBic;
+  int gap_references = 10;            // uniform reference data sets per k for the gap statistic
+  std::size_t mixture_sample = 4000;  // members the BIC's mixture is fitted on, at most
+  int min_orders = 3;                 // members with fewer orders are not segmented
+  int new_member_orders = 5;          // the classifier's N
   int cv_folds = 5;
   int restarts = 8;  // k-means++ restarts per k; the lowest inertia wins
   std::uint64_t seed = 1;
@@ -95,12 +111,15 @@ struct KScore {
   int k = 0;
   double silhouette = 0;
   double inertia = 0;  // within-cluster sum of squares (standardised)
+  double gap = 0;      // E*[log W_k] - log W_k over the reference sets
+  double gap_sd = 0;   // s_k = sd(log W*_k) * sqrt(1 + 1/B)
+  double bic = 0;      // -2 log L + parameters * log n of the Gaussian mixture
 };
 
 struct SegmentReport {
   std::size_t members_with_orders = 0;
   std::size_t members_segmented = 0;  // with >= min_orders
-  std::string criterion = "silhouette";
+  std::string criterion = "bic";      // k_criterion_name, or "fixed" (SegmentOptions::fixed_k)
   int k = 0;
   std::vector<KScore> k_scores;
   std::vector<SegmentProfile> profiles;
@@ -131,6 +150,10 @@ void fit_segment_lda(const std::vector<FeatureVector>& standardised, const std::
 
 /// Adjusted Rand index (Hubert & Arabie) of two labelings of the same items.
 double adjusted_rand_index(const std::vector<int>& a, const std::vector<int>& b);
+
+/// One row per segmented member (userId order): userId, segment (the name
+/// in the model). Members under min_orders are not in it.
+ReportTable segment_members_table(const SegmentReport& report);
 
 /// Tables + figures for the shared renderer (analyze / HTML report).
 Report segments_report(const SegmentReport& report, bool with_members = false);
