@@ -10,8 +10,12 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <condition_variable>
 #include <cstring>
 #include <filesystem>
+#include <mutex>
+#include <thread>
+#include <utility>
 
 #include "storepulse/common/bytes.hpp"
 #include "storepulse/store/snapshot.hpp"
@@ -196,9 +200,58 @@ bool parse_fsync_policy(std::string_view s, FsyncPolicy& out) {
   return true;
 }
 
+// The helper thread of fsync `interval`: tick() hands it the dirty fds at most
+// once per interval and goes on; a commit never waits for it (an `interval`
+// ack never waited for the disk). One request at a time: while one runs, the
+// next tick skips and the one after retries. A failed fdatasync is reported by
+// the next tick(), and the fds stay dirty.
+struct Journal::BackgroundSync {
+  std::mutex mu;
+  std::condition_variable cv;
+  int fd = -1, keys_fd = -1;
+  bool requested = false, busy = false, stop = false;
+  int error = 0;  // errno of the last failed fdatasync, until tick() reports it
+  std::thread th;
+
+  BackgroundSync() : th([this] { run(); }) {}
+  ~BackgroundSync() {
+    {
+      std::lock_guard lk(mu);
+      stop = true;
+    }
+    cv.notify_all();
+    th.join();
+  }
+  void run() {
+    std::unique_lock lk(mu);
+    for (;;) {
+      cv.wait(lk, [&] { return requested || stop; });
+      if (!requested) return;
+      requested = false;
+      busy = true;
+      const int f = fd, k = keys_fd;
+      lk.unlock();
+      int err = 0;
+      if (k >= 0 && ::fdatasync(k) != 0) err = errno;
+      if (f >= 0 && ::fdatasync(f) != 0) err = errno;
+      lk.lock();
+      busy = false;
+      if (err) error = err;
+      cv.notify_all();
+    }
+  }
+};
+
+void Journal::quiesce_sync() {
+  if (!bg_) return;
+  std::unique_lock lk(bg_->mu);
+  bg_->cv.wait(lk, [&] { return !bg_->busy && !bg_->requested; });
+}
+
 Journal::Journal(JournalOptions opts) : opts_(std::move(opts)) {}
 
 Journal::~Journal() {
+  bg_.reset();  // joins the helper: it uses our fds
   if (fd_ >= 0) {
     if (dirty_) ::fdatasync(fd_);
     ::close(fd_);
@@ -375,6 +428,7 @@ Status Journal::erase_keys(const std::vector<std::uint64_t>& kids) {
     return s;
   }
   ::close(fd);
+  quiesce_sync();
   if (keys_fd_ >= 0) {
     ::close(keys_fd_);
     keys_fd_ = -1;
@@ -490,6 +544,7 @@ Status Journal::replay(std::uint64_t after_seq, const std::function<void(const J
 }
 
 Status Journal::open_segment(std::uint64_t first_seq) {
+  quiesce_sync();  // the helper may be syncing the fd closed here
   if (fd_ >= 0) {
     if (dirty_ && ::fdatasync(fd_) != 0) return io_error("cannot fsync", opts_.dir);
     ::close(fd_);
@@ -569,6 +624,15 @@ Status Journal::commit() {
 }
 
 Status Journal::sync() {
+  quiesce_sync();  // then a foreground sync of whatever is still dirty
+  if (bg_) {
+    std::lock_guard lk(bg_->mu);
+    if (bg_->error) {
+      errno = std::exchange(bg_->error, 0);
+      dirty_ = fd_ >= 0;
+      keys_dirty_ = keys_fd_ >= 0;
+    }
+  }
   if (keys_dirty_ && keys_fd_ >= 0) {
     if (::fdatasync(keys_fd_) != 0) return io_error("cannot fsync keys in", opts_.dir);
     keys_dirty_ = false;
@@ -582,8 +646,24 @@ Status Journal::sync() {
 
 Status Journal::tick() {
   if (opts_.fsync != FsyncPolicy::kInterval || (!dirty_ && !keys_dirty_)) return Status::ok();
-  if (mono_ns() - last_sync_ns_ < opts_.fsync_interval_us * 1000) return Status::ok();
-  return sync();
+  const std::int64_t now = mono_ns();
+  if (now - last_sync_ns_ < opts_.fsync_interval_us * 1000) return Status::ok();
+  if (!bg_) bg_ = std::make_unique<BackgroundSync>();
+  std::lock_guard lk(bg_->mu);
+  if (bg_->error) {
+    errno = std::exchange(bg_->error, 0);
+    dirty_ = fd_ >= 0;  // not known to be on disk: synced again next time
+    keys_dirty_ = keys_fd_ >= 0;
+    return io_error("cannot fsync journal in", opts_.dir);
+  }
+  if (bg_->busy || bg_->requested) return Status::ok();  // the last one still runs
+  bg_->fd = dirty_ ? fd_ : -1;
+  bg_->keys_fd = keys_dirty_ ? keys_fd_ : -1;
+  dirty_ = keys_dirty_ = false;
+  last_sync_ns_ = now;
+  bg_->requested = true;
+  bg_->cv.notify_all();
+  return Status::ok();
 }
 
 Status Journal::roll_segment() {
@@ -699,6 +779,7 @@ Status Journal::read_committed(std::uint64_t after_seq, std::size_t max_bytes,
 }
 
 Status Journal::remove_all() {
+  quiesce_sync();
   if (fd_ >= 0) {
     ::close(fd_);
     fd_ = -1;

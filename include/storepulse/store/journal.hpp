@@ -97,6 +97,12 @@ class Journal final : public Log {
   void inject_write_failure() { fail_next_write_ = true; }
 
  private:
+  /// fsync `interval`: the fdatasync runs on a helper thread (the shard's
+  /// thread is an io thread now and must not block on the disk); journal.cpp.
+  struct BackgroundSync;
+  /// Waits until the helper is not syncing (before an fd it may use is closed).
+  void quiesce_sync();
+  std::unique_ptr<BackgroundSync> bg_;
   explicit Journal(JournalOptions opts);
   Status open_segment(std::uint64_t first_seq);
   std::vector<std::pair<std::uint64_t, std::string>> list_segments() const;
