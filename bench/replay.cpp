@@ -6,9 +6,10 @@
 //    three fields) and update a hash map of per-customer counters. The lower
 //    bound for "read the events and keep a running figure per customer".
 // 2. storepulse: the same lines through the real pipeline minus the socket:
-//    EventDecoder (full validation), Engine::submit to the shard workers
-//    (dedupe, profile update, rules, journal with fsync never), one reply per
-//    event. Measured as wall time and process CPU time (events per CPU-second).
+//    EventDecoder (full validation), Engine::submit on one engine core that is
+//    this thread, as `storepulse backtest` runs it (dedupe, profile update,
+//    rules, journal with fsync never), one reply per event. Measured as wall time and process CPU
+//    time (events per CPU-second).
 // 3. restart: a new Engine on the same data directory, twice: from the final
 //    snapshot (a normal restart) and from the journal alone (snapshot removed),
 //    as events replayed per second.
@@ -253,7 +254,14 @@ PipelineResult run_pipeline(Next&& next, const engine::EngineOptions& opts,
   PipelineResult r;
   Metrics metrics;
   engine::Engine eng(opts, rules, metrics);
+  // Thread-per-core, as `storepulse backtest` runs: this thread is the engine's
+  // only core, so every event is decoded, applied, committed and answered here,
+  // in windows of kWindow, with no thread hand-off.
+  eng.use_external_cores({[] {}});
   eng.start();
+  eng.enter_core(0);
+  constexpr std::size_t kWindow = 1024;
+  std::size_t in_window = 0;
   // Baseline after start: the shards' fixed structures (queues, journal
   // buffers) are not per profile. Both readings return freed heap to the
   // system first, so what malloc merely kept does not count.
@@ -275,30 +283,30 @@ PipelineResult run_pipeline(Next&& next, const engine::EngineOptions& opts,
         ++r.decode_errors;
         continue;
       }
+      // As the server's reader: the wire JSON goes along (the journal keeps the
+      // decoded event, so it is not written).
       std::string raw(scratch.data(), len);
-      // Only as fast as the shards drain: a full queue answers rate_limited
-      // at once (and consumes the event), so wait for room first. This thread
-      // is the only client producer, but the shards push their own work
-      // (contact claims, links) onto the same queues meanwhile: leave room
-      // for that (without the margin, 3 of 10M events were refused).
-      constexpr std::size_t kInternalMargin = 1024;
-      const auto shard = eng.shard_of(ev.customer_key());
-      while (eng.queue_depth(shard) + kInternalMargin >= opts.queue_capacity)
-        std::this_thread::yield();
       if (!eng.submit(std::move(ev), std::move(raw), recv, reply).ok()) {
         ++r.refused;
         continue;
       }
       ++submitted;
+      if (++in_window == kWindow) {
+        eng.run_until_idle();
+        in_window = 0;
+      }
     }
   }
-  while (reply->replies.load(std::memory_order_acquire) < submitted) std::this_thread::yield();
+  eng.run_until_idle();
+  if (reply->replies.load(std::memory_order_acquire) != submitted)
+    std::cerr << "replay: " << submitted - reply->replies.load() << " events without a reply\n";
   r.seconds = now_s() - t0;
   r.cpu = cpu_seconds() - c0;
   r.errors = reply->errors.load();
   r.profiles = eng.profile_count();
   ::malloc_trim(0);  // the drained queue's Work items and the decode buffers are gone
   r.rss_growth = rss_bytes() - rss0;
+  eng.enter_core(-1);
   eng.stop();
   return r;
 }
