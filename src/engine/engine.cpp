@@ -231,7 +231,7 @@ void Engine::start() {
   for (int i : owned)
     if (!shards_[static_cast<std::size_t>(i)]->lease_lost())
       shards_[static_cast<std::size_t>(i)]->set_serving(true);
-  for (int i : owned) shards_[static_cast<std::size_t>(i)]->resend_pending_links();
+  for (int i : owned) shards_[static_cast<std::size_t>(i)]->request_resend_links();
   if (leases_enabled())
     spdlog::info("node {} serves shards {} of {} (leases {} ms in {}:{{sN}}:owner)", node_id_,
                  serving_description(), shard_count(), opts_.redis.lease_ttl_ms,
@@ -498,7 +498,7 @@ void Engine::claim_async(std::string spec, std::function<void(int, std::string)>
         sh.recover();
         sh.start();
         if (!sh.lease_lost()) sh.set_serving(true);
-        sh.resend_pending_links();
+        sh.request_resend_links();
         lines.insert(lines.end(), sh.recovery_lines().begin(), sh.recovery_lines().end());
       }
     } catch (const std::exception& e) {

@@ -108,6 +108,13 @@ void Shard::resend_pending_links() {
     if (p->merged_into.empty()) send_contact_claims(key, *p);
 }
 
+void Shard::request_resend_links() {
+  if (!serving()) return;
+  auto w = std::make_unique<Work>();
+  w->kind = Work::Kind::kResendLinks;
+  push(std::move(w), false);
+}
+
 void Shard::send_link_request(const std::string& target, const std::string& other) {
   auto lw = std::make_unique<Work>();
   lw->kind = Work::Kind::kLinkRequest;

@@ -50,6 +50,7 @@ struct Work {
     kLinkCommand,   // "link `other` into member `target`" (found by a shared contact)
     kErase,         // DELETE /v1/profiles/{target}: collect what to erase, then kPurge to all
     kPurge,         // erase `purge->result.subjects` held on this shard
+    kResendLinks,   // after start or a claim: resend_pending_links() on the shard's own core
   };
   Kind kind = Kind::kEvent;
   protocol::Event event;
@@ -166,6 +167,9 @@ class Shard {
   }
   /// After recovery: links whose other side's data never arrived (crash in between).
   void resend_pending_links();
+  /// Queues resend_pending_links() to run on this shard's core (it reads the
+  /// profiles, which only that core may touch); a no-op while not serving.
+  void request_resend_links();
 
  private:
   void process_batch(std::unique_ptr<Work>* items, std::size_t n);

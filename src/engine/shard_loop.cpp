@@ -210,7 +210,8 @@ void Shard::process_batch(std::unique_ptr<Work>* items, std::size_t n) {
     kLink,
     kClaim,
     kErase,
-    kPurge
+    kPurge,
+    kResend
   };
   Step steps[4096];
   Step* step = n <= 4096 ? steps : new Step[n];
@@ -285,6 +286,7 @@ void Shard::process_batch(std::unique_ptr<Work>* items, std::size_t n) {
       case Work::Kind::kContactClaim: step[i] = Step::kClaim; break;
       case Work::Kind::kErase: step[i] = Step::kErase; break;
       case Work::Kind::kPurge: step[i] = Step::kPurge; break;
+      case Work::Kind::kResendLinks: step[i] = Step::kResend; break;
       case Work::Kind::kLinkCommand: {
         std::string payload;
         ByteWriter bw(payload);
@@ -413,6 +415,7 @@ void Shard::process_batch(std::unique_ptr<Work>* items, std::size_t n) {
           handle_recommend(w);
         break;
       case Step::kClaim: handle_contact_claim(w); break;
+      case Step::kResend: resend_pending_links(); break;
       // After the commit, so events of this batch are durable before their
       // subjects are erased (and their keys destroyed with the rest).
       case Step::kErase: handle_erase(w); break;

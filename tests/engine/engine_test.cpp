@@ -428,7 +428,8 @@ TEST_CASE(
   };
 
   e.enter_core(0);
-  const int woken0 = wakes[0], woken1 = wakes[1];  // start() woke each core once
+  e.run_turn(0);  // start-up work: each shard's resend of pending links, on its own core
+  const int woken0 = wakes[0], woken1 = wakes[1];  // start() woke each core
   swipe(local, 0);
   // Queued in this thread's batch: nothing applied, nobody woken, until the turn.
   CHECK(e.core_has_local_work(0));
