@@ -126,6 +126,10 @@ class CoalescingStream {
 
   /// From now on Beast writes only frames (call after the handshake).
   void handshake_done() { box_->framing = true; }
+  /// The object that owns this stream (the session): a socket write in flight
+  /// keeps it alive, so the stream - and a TLS stream's engine, which the
+  /// write uses - is not destroyed under it when the last other reference goes.
+  void set_owner(std::weak_ptr<void> owner) { owner_ = std::move(owner); }
 
   /// Appends one text message as a single frame. False (nothing appended) once
   /// the connection is closing or its socket failed.
@@ -213,28 +217,30 @@ class CoalescingStream {
     b.pending_msgs = 0;
     b.in_flight = true;
     ++b.writes;
-    boost::asio::async_write(next_, boost::asio::buffer(b.writing),
-                             [box = box_](boost::beast::error_code ec, std::size_t) {
-                               box->in_flight = false;
-                               box->writing.clear();
-                               box->writing_msgs = 0;
-                               if (ec) {
-                                 box->error = ec;
-                                 box->pending.clear();
-                                 box->pending_msgs = 0;
-                                 box->drained();
-                                 return;
-                               }
-                               if (!box->pending.empty()) {
-                                 if (box->start) box->start();
-                                 return;
-                               }
-                               box->drained();
-                             });
+    boost::asio::async_write(
+        next_, boost::asio::buffer(b.writing),
+        [box = box_, owner = owner_.lock()](boost::beast::error_code ec, std::size_t) {
+          box->in_flight = false;
+          box->writing.clear();
+          box->writing_msgs = 0;
+          if (ec) {
+            box->error = ec;
+            box->pending.clear();
+            box->pending_msgs = 0;
+            box->drained();
+            return;
+          }
+          if (!box->pending.empty()) {
+            if (box->start) box->start();
+            return;
+          }
+          box->drained();
+        });
   }
 
   NextLayer next_;
   std::shared_ptr<detail::Outbox> box_;
+  std::weak_ptr<void> owner_;
 };
 
 /// Beast closes a WebSocket with teardown on its next layer: here after the

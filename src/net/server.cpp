@@ -556,6 +556,8 @@ class WsSession : public engine::ReplyTarget,
   }
 
   void run(http::request<http::string_body> req) {
+    // A write in flight keeps this session (and so its stream) alive.
+    ws_.next_layer().set_owner(this->weak_from_this());
     // The websocket stream keeps its own timers; the TCP layer's would cut it.
     beast::get_lowest_layer(ws_).expires_never();
     websocket::stream_base::timeout t{};

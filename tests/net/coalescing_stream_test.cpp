@@ -151,3 +151,19 @@ TEST_CASE("coalescing stream: bytes appended while a write is in flight go in th
   CHECK(out.queued_messages() == 0);
   CHECK(out.socket_writes() == writes_before + 2);  // the big one, then the hundred together
 }
+
+TEST_CASE("coalescing stream: a write in flight keeps the stream's owner alive") {
+  Pair p;
+  auto& out = p.server->next_layer();
+  auto owner = std::make_shared<int>(1);  // stands for the session
+  std::weak_ptr<int> seen = owner;
+  out.set_owner(owner);
+  const std::string big(1 << 20, 'y');
+  REQUIRE(out.write_text(big));
+  p.flush.flush_pending();
+  owner.reset();  // the last other reference goes while the write runs
+  CHECK_FALSE(seen.expired());
+  CHECK(p.read_one() == big);
+  p.run_until([&] { return out.queued_messages() == 0; });
+  CHECK(seen.expired());  // released once the write completed
+}
