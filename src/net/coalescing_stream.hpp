@@ -147,8 +147,6 @@ class CoalescingStream {
   std::size_t queued_messages() const { return box_->pending_msgs + box_->writing_msgs; }
   /// Socket writes started so far (each takes everything appended before it).
   std::uint64_t socket_writes() const { return box_->writes; }
-  /// Bytes appended and not yet taken by the socket.
-  std::size_t queued_bytes() const { return box_->pending.size() + box_->writing.size(); }
 
   template <class MutableBuffers, class Token>
   auto async_read_some(const MutableBuffers& buffers, Token&& token) {

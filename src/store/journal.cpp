@@ -242,6 +242,14 @@ struct Journal::BackgroundSync {
   }
 };
 
+bool Journal::take_sync_error() {
+  if (!bg_->error) return false;
+  errno = std::exchange(bg_->error, 0);
+  dirty_ = fd_ >= 0;  // not known to be on disk: synced again
+  keys_dirty_ = keys_fd_ >= 0;
+  return true;
+}
+
 void Journal::quiesce_sync() {
   if (!bg_) return;
   std::unique_lock lk(bg_->mu);
@@ -627,11 +635,7 @@ Status Journal::sync() {
   quiesce_sync();  // then a foreground sync of whatever is still dirty
   if (bg_) {
     std::lock_guard lk(bg_->mu);
-    if (bg_->error) {
-      errno = std::exchange(bg_->error, 0);
-      dirty_ = fd_ >= 0;
-      keys_dirty_ = keys_fd_ >= 0;
-    }
+    take_sync_error();  // the helper's last sync failed: this one redoes it
   }
   if (keys_dirty_ && keys_fd_ >= 0) {
     if (::fdatasync(keys_fd_) != 0) return io_error("cannot fsync keys in", opts_.dir);
@@ -650,12 +654,7 @@ Status Journal::tick() {
   if (now - last_sync_ns_ < opts_.fsync_interval_us * 1000) return Status::ok();
   if (!bg_) bg_ = std::make_unique<BackgroundSync>();
   std::lock_guard lk(bg_->mu);
-  if (bg_->error) {
-    errno = std::exchange(bg_->error, 0);
-    dirty_ = fd_ >= 0;  // not known to be on disk: synced again next time
-    keys_dirty_ = keys_fd_ >= 0;
-    return io_error("cannot fsync journal in", opts_.dir);
-  }
+  if (take_sync_error()) return io_error("cannot fsync journal in", opts_.dir);
   if (bg_->busy || bg_->requested) return Status::ok();  // the last one still runs
   bg_->fd = dirty_ ? fd_ : -1;
   bg_->keys_fd = keys_dirty_ ? keys_fd_ : -1;

@@ -102,6 +102,9 @@ class Journal final : public Log {
   struct BackgroundSync;
   /// Waits until the helper is not syncing (before an fd it may use is closed).
   void quiesce_sync();
+  /// With bg_->mu held: a failed helper sync, if any, taken (errno set to its
+  /// error) and both fds marked dirty again. True when there was one.
+  bool take_sync_error();
   std::unique_ptr<BackgroundSync> bg_;
   explicit Journal(JournalOptions opts);
   Status open_segment(std::uint64_t first_seq);
