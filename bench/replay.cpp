@@ -269,6 +269,7 @@ PipelineResult run_pipeline(Next&& next, const engine::EngineOptions& opts,
   const double rss0 = rss_bytes();
   auto reply = std::make_shared<CountingReply>();
   protocol::EventDecoder decoder(opts.limits);
+  protocol::Event ev;  // reused: submit swaps the pooled Work's strings back in
   std::string scratch;
   std::uint64_t submitted = 0;
   const double t0 = now_s();
@@ -278,7 +279,6 @@ PipelineResult run_pipeline(Next&& next, const engine::EngineOptions& opts,
     while (next(scratch)) {
       const std::size_t len = scratch.size();
       scratch.append(protocol::decode_padding(), '\0');
-      protocol::Event ev;
       if (!decoder.decode(std::string_view(scratch.data(), len), recv, ev).ok()) {
         ++r.decode_errors;
         continue;

@@ -208,9 +208,9 @@ RunResult run_rules(const std::shared_ptr<rules::RuleBook>& book, const History&
     auto replies = std::make_shared<ReplyCounter>();
     analytics::ProgressBar bar(label, h.events.size());
     std::size_t queued = 0;
+    protocol::Event ev;  // reused: submit swaps the pooled Work's strings back in
     for (std::size_t i = 0; i < h.events.size(); ++i) {
       const auto& item = h.events[i];
-      protocol::Event ev;
       if (!protocol::decode_event_binary(item.event, ev)) continue;  // encoded by read_history
       // As on /v1/pos and POST /v1/events: no channel given means the till.
       if (ev.channel == protocol::Channel::kUnknown) ev.channel = protocol::Channel::kPos;

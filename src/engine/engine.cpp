@@ -549,16 +549,22 @@ std::vector<std::string> Engine::recovery_lines() const {
   return out;
 }
 
+void ReplyTarget::deliver_ack(std::string_view message_id) {
+  deliver(protocol::encode_ack(message_id));
+}
+
 Status Engine::submit(protocol::Event&& ev, std::string&& raw, TimeUs recv,
                       std::shared_ptr<ReplyTarget> reply) {
-  auto w = std::make_unique<Work>();
+  auto w = take_work();
   w->kind = Work::Kind::kEvent;
   w->recv = recv;
   w->enq_ns = mono_ns();
   // The journal keeps the decoded event (kEventBinary), not the wire JSON: `raw`
   // stays with the caller and is freed on its own thread.
   (void)raw;
-  w->event = std::move(ev);
+  // Swapped, not moved: the caller's Event gets the pooled Work's strings back,
+  // with their capacity, for its next decode.
+  std::swap(w->event, ev);
   w->reply = std::move(reply);
   const int s = shard_of(w->event.customer_key());
   if (!shards_[static_cast<std::size_t>(s)]->serving()) {
@@ -571,7 +577,7 @@ Status Engine::submit(protocol::Event&& ev, std::string&& raw, TimeUs recv,
 }
 
 void Engine::query_profile(std::string id, ProfileCallback done) {
-  auto w = std::make_unique<Work>();
+  auto w = take_work();
   w->kind = Work::Kind::kProfileQuery;
   w->target = std::move(id);
   w->profile_done = std::move(done);
@@ -580,7 +586,7 @@ void Engine::query_profile(std::string id, ProfileCallback done) {
 }
 
 void Engine::recommend(protocol::RecommendRequest req, std::shared_ptr<ReplyTarget> reply) {
-  auto w = std::make_unique<Work>();
+  auto w = take_work();
   w->kind = Work::Kind::kRecommend;
   w->target = req.user_id.empty() ? req.anonymous_id : req.user_id;
   w->rec = std::move(req);

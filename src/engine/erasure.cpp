@@ -47,7 +47,7 @@ void Shard::append_record(store::RecordType type, TimeUs recv, std::string_view 
 }
 
 void Engine::erase_profile(std::string id, ErasureCallback done) {
-  auto w = std::make_unique<Work>();
+  auto w = take_work();
   w->kind = Work::Kind::kErase;
   w->target = std::move(id);
   w->erase_done = std::move(done);
@@ -102,7 +102,7 @@ void Shard::handle_erase(Work& w) {
   state->done = std::move(w.erase_done);
   state->remaining = engine_.shard_count();
   for (int s = 0; s < engine_.shard_count(); ++s) {
-    auto pw = std::make_unique<Work>();
+    auto pw = take_work();
     pw->kind = Work::Kind::kPurge;
     pw->purge = state;
     engine_.shards_[static_cast<std::size_t>(s)]->push(std::move(pw), false);

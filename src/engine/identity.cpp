@@ -93,7 +93,7 @@ void Shard::resend_pending_links() {
   for (const auto& [key, p] : profiles_) {
     for (const auto& l : p->links) {
       if (l.absorbed) continue;
-      auto w = std::make_unique<Work>();
+      auto w = take_work();
       w->kind = Work::Kind::kLinkRequest;
       w->target = key;
       w->other = l.other_id;
@@ -110,13 +110,13 @@ void Shard::resend_pending_links() {
 
 void Shard::request_resend_links() {
   if (!serving()) return;
-  auto w = std::make_unique<Work>();
+  auto w = take_work();
   w->kind = Work::Kind::kResendLinks;
   push(std::move(w), false);
 }
 
 void Shard::send_link_request(const std::string& target, const std::string& other) {
-  auto lw = std::make_unique<Work>();
+  auto lw = take_work();
   lw->kind = Work::Kind::kLinkRequest;
   lw->target = target;
   lw->other = other;
@@ -128,7 +128,7 @@ void Shard::send_contact_claims(const std::string& key, const profile::CustomerP
   for (const auto& ck :
        {contact_key("phone", p.traits.phone), contact_key("email", p.traits.email)}) {
     if (ck.empty()) continue;
-    auto w = std::make_unique<Work>();
+    auto w = take_work();
     w->kind = Work::Kind::kContactClaim;
     w->target = key;
     w->other = ck;
@@ -155,7 +155,7 @@ void Shard::handle_contact_claim(Work& w) {
   const std::string member_key = member ? w.target : owner.key;
   const std::string visitor_key = member ? owner.key : w.target;
   if (member) owner = ContactOwner{w.target, true};
-  auto lw = std::make_unique<Work>();
+  auto lw = take_work();
   lw->kind = Work::Kind::kLinkCommand;
   lw->target = member_key;
   lw->other = visitor_key;

@@ -64,7 +64,19 @@ struct Work {
   ErasureCallback erase_done;
   std::shared_ptr<PurgeState> purge;
   protocol::RecommendRequest rec;
+
+  /// As a new Work, keeping the capacity of its strings (up to kKeepBytes each)
+  /// so that a pooled Work carries the next event without allocating.
+  void reset();
+  static constexpr std::size_t kKeepBytes = 1024;
 };
+
+/// Work objects of the calling thread, reused (engine hot path: one per event).
+/// A thread-local free list, bounded (kMaxPooled): a Work made on one core and
+/// applied on another ends in the second core's list; past the bound it is
+/// freed. Not shared between threads, so no locking.
+std::unique_ptr<Work> take_work();
+void recycle_work(std::unique_ptr<Work> w);
 
 /// The last events a shard applied, for the dashboard's profile lookup
 /// (`recentEvents` in GET /v1/profiles/{id}): a fixed ring of kSize slots whose
@@ -173,6 +185,8 @@ class Shard {
 
  private:
   void process_batch(std::unique_ptr<Work>* items, std::size_t n);
+  /// Returns this turn's Work to the thread's pool (take_work / recycle_work).
+  void recycle_batch();
   void handle_query(Work& w);
   void handle_recommend(Work& w);
   void handle_contact_claim(Work& w);

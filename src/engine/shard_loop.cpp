@@ -112,6 +112,62 @@ void Engine::run_core_thread(Core& c) {
   current_core() = nullptr;
 }
 
+// ---- pooled Work ------------------------------------------------------------------------
+
+namespace {
+
+constexpr std::size_t kMaxPooled = 1024;  // per thread; two batches of the default batch_max
+
+std::vector<std::unique_ptr<Work>>& work_pool() {
+  thread_local std::vector<std::unique_ptr<Work>> pool;
+  return pool;
+}
+
+// Clears `s`, and gives its memory back when it grew past what a pooled Work keeps.
+void clear_keeping(std::string& s) {
+  if (s.capacity() > Work::kKeepBytes)
+    std::string().swap(s);
+  else
+    s.clear();
+}
+
+}  // namespace
+
+void Work::reset() {
+  kind = Kind::kEvent;
+  for (std::string* f :
+       {&event.message_id, &event.user_id, &event.anonymous_id, &event.previous_id, &event.store_id,
+        &event.terminal_id, &event.campaign, &event.timezone, &event.order_id, &event.currency,
+        &event.promotion_id, &event.url, &target, &other, &payload})
+    clear_keeping(*f);
+  if (event.products.capacity() > 64) std::vector<protocol::Product>().swap(event.products);
+  event.clear();  // the rest: traits, products, numbers
+  recv = 0;
+  enq_ns = 0;
+  reply.reset();
+  profile_done = nullptr;
+  erase_done = nullptr;
+  purge.reset();
+  rec = protocol::RecommendRequest{};
+}
+
+std::unique_ptr<Work> take_work() {
+  auto& pool = work_pool();
+  if (pool.empty()) return std::make_unique<Work>();
+  std::unique_ptr<Work> w = std::move(pool.back());
+  pool.pop_back();
+  return w;
+}
+
+void recycle_work(std::unique_ptr<Work> w) {
+  if (!w) return;
+  auto& pool = work_pool();
+  if (pool.size() >= kMaxPooled) return;  // freed here
+  w->reset();
+  if (pool.capacity() == 0) pool.reserve(kMaxPooled);
+  pool.push_back(std::move(w));
+}
+
 // ---- how work reaches a shard --------------------------------------------------------
 
 bool Shard::push(std::unique_ptr<Work> w, bool bounded) {
@@ -161,7 +217,7 @@ bool Shard::turn() {
   // A few rounds at most (work this turn made for this shard, e.g. a link step
   // to itself, is taken in the next round); the core's sockets wait meanwhile.
   for (int round = 0; round < 4; ++round) {
-    batch_.clear();
+    recycle_batch();
     batch_.swap(local_);
     const std::size_t have = batch_.size();
     if (have < batch_max) {
@@ -180,9 +236,14 @@ bool Shard::turn() {
       process_batch(batch_.data() + off, std::min(batch_max, batch_.size() - off));
     did = true;
   }
-  batch_.clear();
+  recycle_batch();
   if (fire_due_timers()) did = true;
   return did;
+}
+
+void Shard::recycle_batch() {
+  for (auto& w : batch_) recycle_work(std::move(w));
+  batch_.clear();
 }
 
 void Shard::tick() {
@@ -236,7 +297,7 @@ void Shard::process_batch(std::unique_ptr<Work>* items, std::size_t n) {
           w.target = p->merged_into;
           const int s = engine_.shard_of(w.target);
           engine_.shards_[static_cast<std::size_t>(s)]->push(std::move(items[i]), false);
-          items[i] = std::make_unique<Work>();
+          items[i] = take_work();
           break;
         }
         if (!dedupe_.insert(w.event.message_id)) {
@@ -327,7 +388,7 @@ void Shard::process_batch(std::unique_ptr<Work>* items, std::size_t n) {
   // Internal work whose journal write failed is retried in a later batch.
   auto requeue = [&](std::size_t i) {
     push(std::move(items[i]), false);
-    items[i] = std::make_unique<Work>();
+    items[i] = take_work();
   };
 
   // Phase 3: apply in arrival order, evaluate rules, reply.
@@ -338,7 +399,7 @@ void Shard::process_batch(std::unique_ptr<Work>* items, std::size_t n) {
       case Step::kSkip: break;
       case Step::kDuplicate:
         m.duplicates.fetch_add(1, std::memory_order_relaxed);
-        if (w.reply) w.reply->deliver(protocol::encode_ack(w.event.message_id));
+        if (w.reply) w.reply->deliver_ack(w.event.message_id);
         break;
       case Step::kApply: {
         if (!committed) {
@@ -371,7 +432,7 @@ void Shard::process_batch(std::unique_ptr<Work>* items, std::size_t n) {
         m.count_event(static_cast<int>(w.event.type), static_cast<int>(w.event.channel));
         if (w.reply) {
           if (reply_actions_.empty()) {
-            w.reply->deliver(protocol::encode_ack(w.event.message_id));
+            w.reply->deliver_ack(w.event.message_id);
           } else {
             m.actions.fetch_add(reply_actions_.size(), std::memory_order_relaxed);
             w.reply->deliver(protocol::encode_actions(w.event.message_id, reply_actions_));
@@ -399,7 +460,7 @@ void Shard::process_batch(std::unique_ptr<Work>* items, std::size_t n) {
           break;
         }
         o.merged_into = w.target;
-        auto mw = std::make_unique<Work>();
+        auto mw = take_work();
         mw->kind = Work::Kind::kMergePayload;
         mw->target = w.target;
         mw->other = w.other;

@@ -590,6 +590,16 @@ class WsSession : public engine::ReplyTarget,
       asio::post(ws_.get_executor(), [self = this->shared_from_this()] { self->drain_inbox(); });
   }
 
+  void deliver_ack(std::string_view message_id) override {
+    if (current_io_context() != &ws_.get_executor().context())
+      return deliver(protocol::encode_ack(message_id));
+    // The usual case: encoded in the io thread's scratch, framed into the outbox.
+    thread_local std::string ack;
+    ack.clear();
+    protocol::append_ack(ack, message_id);
+    queue_write(ack);
+  }
+
  private:
   void drain_inbox() {
     drain_posted_.store(false, std::memory_order_release);
@@ -671,7 +681,10 @@ class WsSession : public engine::ReplyTarget,
                   fmt::format("message of {} bytes is over the {} byte limit", n, max_msg_));
       return do_read();
     }
-    std::string raw;
+    // A padded copy for the decoder, in the io thread's scratch (it keeps its
+    // capacity; the journal keeps the decoded event, not this text).
+    thread_local std::string raw;
+    raw.clear();
     raw.reserve(n + protocol::decode_padding());
     const auto data = buf_.data();  // flat_buffer: one contiguous buffer
     raw.append(static_cast<const char*>(data.data()), data.size());
@@ -688,7 +701,10 @@ class WsSession : public engine::ReplyTarget,
       return do_read();
     }
     limited_streak_ = 0;
-    protocol::Event ev;
+    // The io thread's scratch Event, like its decoder: Engine::submit swaps the
+    // pooled Work's strings back into it, so decoding allocates nothing once
+    // warm. Nothing here runs on_read again before it returns.
+    thread_local protocol::Event ev;
     protocol::RecommendRequest rec;
     auto kind = decoder_.decode_message(raw, now, ev, rec);
     if (!kind.is_ok()) {
@@ -723,7 +739,7 @@ class WsSession : public engine::ReplyTarget,
       }
     }
     // A refusal (queue full, shard elsewhere) was replied to and counted by the engine.
-    (void)srv_.engine.submit(std::move(ev), std::move(raw), now, this->shared_from_this());
+    (void)srv_.engine.submit(std::move(ev), std::string(), now, this->shared_from_this());
     do_read();
   }
 

@@ -350,7 +350,7 @@ Result<MessageKind> EventDecoder::decode_message(std::string_view json, TimeUs n
 
 Status EventDecoder::decode_impl(std::string_view json, TimeUs now, Event& out,
                                  RecommendRequest* req, MessageKind* kind) {
-  out = Event{};
+  out.clear();  // keeps the strings' capacity: a reused Event allocates nothing once warm
   const auto& lim = limits_;
   if (json.size() > parser_->validator.max_capacity())
     return Status(ErrorCode::kTooLarge, "message larger than the parser capacity");
@@ -638,10 +638,17 @@ void append_json_string(std::string& out, std::string_view s) {
   out.push_back('"');
 }
 
-std::string encode_ack(std::string_view message_id) {
-  std::string out = R"({"type":"ack","messageId":)";
+void append_ack(std::string& out, std::string_view message_id) {
+  out += R"({"type":"ack","messageId":)";
   append_json_string(out, message_id);
   out.push_back('}');
+}
+
+std::string encode_ack(std::string_view message_id) {
+  std::string out;
+  // One block: the ids of real senders need no escaping (escaped ones grow it).
+  out.reserve(30 + message_id.size());
+  append_ack(out, message_id);
   return out;
 }
 

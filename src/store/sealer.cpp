@@ -45,9 +45,17 @@ EVP_CIPHER_CTX* Sealer::context(std::array<Slot, kCacheSlots>& cache, bool enc, 
     if (!s.ctx) return nullptr;
   }
   s.kid = 0;
-  const int ok = enc ? EVP_EncryptInit_ex(s.ctx, cipher_, nullptr, key.data(), nullptr)
-                     : EVP_DecryptInit_ex(s.ctx, cipher_, nullptr, key.data(), nullptr);
-  if (ok != 1) return nullptr;
+  // Naming the cipher again would make OpenSSL free the context's algorithm
+  // state and allocate it anew (one malloc per re-key, and a miss is the usual
+  // case with many customers): once set up, only the key changes.
+  const EVP_CIPHER* c = s.has_cipher ? nullptr : cipher_;
+  const int ok = enc ? EVP_EncryptInit_ex(s.ctx, c, nullptr, key.data(), nullptr)
+                     : EVP_DecryptInit_ex(s.ctx, c, nullptr, key.data(), nullptr);
+  if (ok != 1) {
+    s.has_cipher = false;
+    return nullptr;
+  }
+  s.has_cipher = true;
   s.kid = kid;  // 0 (a damaged header): used once, never found again
   s.key = key;
   return s.ctx;
@@ -61,6 +69,7 @@ void Sealer::forget(std::uint64_t kid) {
     OPENSSL_cleanse(s.key.data(), s.key.size());
     // The context holds the expanded key: reset wipes it.
     if (s.ctx) EVP_CIPHER_CTX_reset(s.ctx);
+    s.has_cipher = false;
   }
 }
 

@@ -224,4 +224,15 @@ TEST_CASE("sealer: many customers through the bounded cache all open correctly")
     // Opening with a neighbour's key fails even when its schedule is cached.
     if (i > 0) CHECK_FALSE(s.open(keys[i - 1].key, 1, sealed[i], out).is_ok());
   }
+  // Contexts re-keyed in place (a slot reused by another customer) seal what a
+  // fresh sealer, which set each context up from scratch, opens, and back.
+  Sealer fresh;
+  for (std::size_t i = 0; i < keys.size(); i += 7) {
+    REQUIRE(fresh.open(keys[i].key, 1, sealed[i], out).is_ok());
+    CHECK(out == "payload " + std::to_string(i));
+    std::string again;
+    fresh.seal(keys[i], 1, "again " + std::to_string(i), again);
+    REQUIRE(s.open(keys[i].key, 1, again, out).is_ok());
+    CHECK(out == "again " + std::to_string(i));
+  }
 }

@@ -36,6 +36,10 @@ class ReplyTarget {
  public:
   virtual ~ReplyTarget() = default;
   virtual void deliver(std::string message) = 0;
+  /// The ack of `message_id` (protocol::encode_ack). The default delivers the
+  /// encoded string; a target on the engine core's own thread may override it
+  /// to write the ack straight into its output, with no string per reply.
+  virtual void deliver_ack(std::string_view message_id);
 };
 
 struct EngineOptions {

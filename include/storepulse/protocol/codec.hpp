@@ -81,6 +81,8 @@ struct Action {
 };
 
 std::string encode_ack(std::string_view message_id);
+/// Appends the ack of encode_ack to `out` (a caller's buffer that keeps its capacity).
+void append_ack(std::string& out, std::string_view message_id);
 std::string encode_actions(std::string_view message_id, const std::vector<Action>& actions);
 std::string encode_error(std::string_view message_id, ErrorCode code, std::string_view detail);
 

@@ -3,6 +3,7 @@
 // Decoded once on the io thread, handed to the owning shard by move.
 // Money is fixed-point: integer cents (1/100 of the currency unit).
 #include <cstdint>
+#include <initializer_list>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -50,6 +51,12 @@ struct Product {
   std::string promo;
   Money price = 0;  // unit price
   std::int32_t quantity = 1;
+  /// As a default-constructed Product, keeping the strings' capacity.
+  void clear() {
+    for (std::string* f : {&product_id, &sku, &name, &category, &brand, &size, &promo}) f->clear();
+    price = 0;
+    quantity = 1;
+  }
 };
 
 /// identify traits; empty string = not sent.
@@ -63,6 +70,13 @@ struct Traits {
   std::string postal_code;
   std::string home_store;
   std::optional<bool> sms_opt_in;
+  /// As a default-constructed Traits, keeping the strings' capacity.
+  void clear() {
+    for (std::string* f :
+         {&first_name, &last_name, &birthday, &gender, &phone, &email, &postal_code, &home_store})
+      f->clear();
+    sms_opt_in.reset();
+  }
   bool empty() const {
     return first_name.empty() && last_name.empty() && birthday.empty() && gender.empty() &&
            phone.empty() && email.empty() && postal_code.empty() && home_store.empty() &&
@@ -99,6 +113,24 @@ struct Event {
   std::vector<Product> products;
 
   Traits traits;  // identify (and traits sent with track)
+
+  /// As a default-constructed Event, keeping the capacity of its strings and
+  /// of `products` (a decoder reusing one Event allocates nothing once warm).
+  void clear() {
+    type = EventType::kTrack;
+    name = EventName::kNone;
+    channel = Channel::kUnknown;
+    timestamp = 0;
+    for (std::string* f :
+         {&message_id, &user_id, &anonymous_id, &previous_id, &store_id, &terminal_id, &campaign,
+          &timezone, &order_id, &currency, &promotion_id, &url})
+      f->clear();
+    total = 0;
+    discount = 0;
+    has_total = false;
+    products.clear();
+    traits.clear();
+  }
 
   /// Key that routes this event to its shard: userId if present, else anonymousId.
   std::string_view customer_key() const {

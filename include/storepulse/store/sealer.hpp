@@ -73,6 +73,7 @@ class Sealer {
     std::uint64_t kid = 0;  // 0: empty
     KeyBytes key{};
     EVP_CIPHER_CTX* ctx = nullptr;
+    bool has_cipher = false;  // ctx was set up for AES-256-GCM: a new key keeps that state
   };
   /// The context of `kid` with `key` set, for sealing (enc) or opening; null
   /// when OpenSSL cannot make one.
