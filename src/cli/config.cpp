@@ -130,6 +130,7 @@ Config load_config(const std::string& path) {
       {"pos", {"rate_per_sec", "burst"}},
       {"tls", {"cert", "key", "allow_plain"}},
       {"auth", {"pos_keys", "admin_token"}},
+      {"ingest", {"write_keys"}},
       {"engine",
        {"shards", "queue_capacity", "batch_max", "max_profiles", "dedupe_window", "owned_shards",
         "node_id"}},
@@ -211,7 +212,18 @@ Config load_config(const std::string& path) {
     }
   }
   read_str(t, path, "auth", "admin_token", s.admin_token);
-  c.secrets_in_file = !s.pos_keys.empty() || !s.admin_token.empty();
+  if (auto keys = t["ingest"]["write_keys"]) {
+    auto* arr = keys.as_array();
+    if (!arr) fail(path, "ingest.write_keys", "expected an array of strings");
+    for (const auto& k : *arr) {
+      auto v = k.value<std::string>();
+      if (!v || v->size() < 8 || v->find(':') != std::string::npos)
+        fail(path, "ingest.write_keys",
+             "each write key must be a string of at least 8 characters, without ':'");
+      s.write_keys.push_back(*v);
+    }
+  }
+  c.secrets_in_file = !s.pos_keys.empty() || !s.admin_token.empty() || !s.write_keys.empty();
 
   auto& e = c.engine;
   read_int(t, path, "engine", "shards", e.shards, 1, 256);
@@ -335,6 +347,16 @@ void apply_env(Config& cfg) {
     for (auto& key : split_csv(k)) cfg.server.pos_keys.push_back(std::move(key));
   }
   if (const char* a = std::getenv("STOREPULSE_ADMIN_TOKEN"); a && *a) cfg.server.admin_token = a;
+  // Write keys from the environment replace the file's (the documented contract).
+  if (const char* w = std::getenv("STOREPULSE_WRITE_KEYS"); w && *w) {
+    cfg.server.write_keys.clear();
+    for (auto& key : split_csv(w)) {
+      if (key.size() < 8 || key.find(':') != std::string::npos)
+        throw std::runtime_error(
+            "STOREPULSE_WRITE_KEYS: each write key must be at least 8 characters, without ':'");
+      cfg.server.write_keys.push_back(std::move(key));
+    }
+  }
   if (const char* u = std::getenv("STOREPULSE_REDIS_URL"); u && *u)
     if (Status st = store::parse_redis_url(u, cfg.engine.redis); !st)
       throw std::runtime_error("STOREPULSE_REDIS_URL: " + st.detail());

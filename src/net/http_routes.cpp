@@ -3,6 +3,8 @@
 #include <boost/beast/core/string.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
 
+#include "net/segment_api.hpp"
+
 namespace storepulse::net {
 
 namespace http = boost::beast::http;
@@ -63,6 +65,12 @@ int pos_key_index(const ServerOptions& opts, std::string_view key) {
 
 bool admin_token_ok(const ServerOptions& opts, std::string_view token) {
   return !opts.admin_token.empty() && secret_equals(token, opts.admin_token);
+}
+
+bool write_key_ok(const ServerOptions& opts, std::string_view key) {
+  bool found = false;
+  for (const auto& k : opts.write_keys) found |= !key.empty() && secret_equals(key, k);
+  return found;
 }
 
 bool origin_allowed(const HttpRequest& req, const ServerOptions& opts) {
@@ -219,6 +227,14 @@ RouteDecision route_request(const HttpRequest& req, const ServerOptions& opts) {
   }
   if (starts_with(path, "/v1/sms/")) {
     d.route = Route::kSmsCallback;
+    return d;
+  }
+  if (const std::string_view call = segment_call(path); !call.empty()) {
+    if (method != http::verb::post)
+      return reply(http::status::method_not_allowed,
+                   R"({"success":false,"message":"use POST","error":"bad_request"})", keep);
+    d.route = Route::kSegment;
+    d.subject.assign(call);
     return d;
   }
   if (path == "/v1/events") {

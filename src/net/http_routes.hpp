@@ -32,6 +32,8 @@ enum class Route : unsigned char {
   kShardClaim,     // POST /v1/admin/shards/claim?shards=SPEC, admin token checked: `subject` = SPEC
   kSmsCallback,    // /v1/sms/*: handle_sms_callback; 404 `not_found` when it is not a callback
   kBatch,          // POST /v1/events for terminal `key_index`
+  kSegment,        // POST /v1/batch, /v1/track, ... (Segment API): `subject` = the call;
+                   // the write key is checked with the body (it may be sent there)
   kAdmin,          // GET /v1/rules or /v1/admin/*, admin token checked; `query` after '?';
                    // 404 `not_found` when no admin handler takes the path
   kStatic,         // GET of a static file: `file` relative to web_root (already checked
@@ -67,6 +69,9 @@ int pos_key_index(const ServerOptions& opts, std::string_view key);
 
 /// A configured admin token, compared in constant time.
 bool admin_token_ok(const ServerOptions& opts, std::string_view token);
+
+/// Whether `key` is one of opts.write_keys (constant-time per key).
+bool write_key_ok(const ServerOptions& opts, std::string_view key);
 
 /// Exact match against web_allowed_origins (case-insensitive, exactly one
 /// Origin header); any Origin when the list is empty.

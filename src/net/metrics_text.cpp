@@ -54,6 +54,12 @@ std::string render_metrics(engine::Engine& engine) {
   };
   gauge("storepulse_duplicates_total", "Re-sent messageIds acked without applying.", "counter",
         m.duplicates.load());
+  gauge("storepulse_receipt_mismatch_total",
+        "Orders whose stated total does not add up to their lines (kept; the total wins).",
+        "counter", m.receipt_mismatches.load());
+  gauge("storepulse_segment_ignored_total",
+        "Segment calls acked with nothing to keep (group: traits of a company, not a customer).",
+        "counter", m.segment_ignored.load());
   gauge("storepulse_actions_total", "Actions sent in replies.", "counter", m.actions.load());
   gauge("storepulse_connections", "Open connections.", "gauge", m.connections.load());
   gauge("storepulse_connections_total", "Accepted connections.", "counter",

@@ -23,6 +23,7 @@
 #include "net/http_routes.hpp"
 #include "net/metrics_text.hpp"
 #include "net/privacy_routes.hpp"
+#include "net/segment_api.hpp"
 #include "net/sms_routes.hpp"
 #include "net/web_routes.hpp"
 #include "storepulse/protocol/codec.hpp"
@@ -711,6 +712,7 @@ class WsSession : public engine::ReplyTarget,
       reply_error(ev.message_id, kind.status().code(), kind.status().detail());
       return do_read();
     }
+    if (decoder_.last_total_mismatch()) srv_.engine.metrics().receipt_mismatches.fetch_add(1);
     if (*kind == protocol::MessageKind::kRecommend) {
       if (ep_ != Endpoint::kWeb) {
         reply_error(ev.message_id, ErrorCode::kUnknownEvent, "recommend is only served on /v1/web");
@@ -941,6 +943,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
         break;
       }
       case Route::kBatch: return handle_batch(d.key_index);
+      case Route::kSegment: return handle_segment(d.subject);
       case Route::kShardClaim:
         // Recovery can take a while: it runs on an engine thread, the answer comes back here.
         srv_.engine.claim_async(std::move(d.subject), [self = this->shared_from_this()](
@@ -979,7 +982,17 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
     std::vector<std::string> results;
     std::atomic<std::size_t> remaining{0};
     std::shared_ptr<HttpSession> session;
+    bool segment = false;  // answer as the Segment API does (segment_answer)
     void done() {
+      if (segment) {
+        auto a = segment_answer(results);
+        auto s = session;
+        asio::post(s->stream_.get_executor(), [s, a = std::move(a)]() mutable {
+          s->send_simple(static_cast<http::status>(a.status), std::move(a.body),
+                         s->req_.keep_alive());
+        });
+        return;
+      }
       std::string body = "{\"results\":[";
       std::size_t rejected = 0;
       for (std::size_t i = 0; i < results.size(); ++i) {
@@ -1048,8 +1061,96 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
         slot->deliver(protocol::encode_error(ev.message_id, s.code(), s.detail()));
         continue;
       }
+      if (decoder_.last_total_mismatch()) srv_.engine.metrics().receipt_mismatches.fetch_add(1);
       if (ev.channel == protocol::Channel::kUnknown) ev.channel = protocol::Channel::kPos;
       (void)srv_.engine.submit(std::move(ev), std::move(raw), now,
+                               slot);  // refusals counted by the engine
+    }
+  }
+
+  /// The Segment HTTP Tracking API (segment_api.hpp): the same decoder, dedupe
+  /// and durability as /v1/web; 200 only once every call is durable.
+  void handle_segment(const std::string& call) {
+    auto& m = srv_.engine.metrics();
+    const bool keep = req_.keep_alive();
+    auto fail = [&](http::status st, std::string_view error, std::string_view message) {
+      std::string body = R"({"success":false,"message":)";
+      protocol::append_json_string(body, message);
+      body += R"(,"error":)";
+      protocol::append_json_string(body, error);
+      body.push_back('}');
+      send_simple(st, std::move(body), keep);
+    };
+    // A Basic header is checked before the body is looked at; without one the
+    // body's writeKey must do.
+    const auto auth = req_[http::field::authorization];
+    const std::string basic_key = basic_auth_user(std::string_view(auth.data(), auth.size()));
+    const char* kUnauthorized =
+        "unknown write key: send Authorization: Basic base64(writeKey + \":\") or \"writeKey\" "
+        "in the body";
+    if (!basic_key.empty() && !write_key_ok(srv_.opts, basic_key)) {
+      m.count_error(ErrorCode::kUnauthorized);
+      return fail(http::status::unauthorized, "unauthorized", kUnauthorized);
+    }
+    std::string body, err;
+    bool unsupported = false, too_large = false;
+    const auto enc = req_[http::field::content_encoding];
+    if (!decode_body(req_.body(), std::string_view(enc.data(), enc.size()), kSegmentMaxBatchBytes,
+                     body, err, unsupported, too_large))
+      return fail(unsupported ? http::status::unsupported_media_type
+                  : too_large ? http::status::payload_too_large
+                              : http::status::bad_request,
+                  unsupported ? "unsupported_encoding"
+                  : too_large ? "too_large"
+                              : "bad_body",
+                  err);
+    SegmentRequest sr;
+    if (!parse_segment_request(call, body, sr, err))
+      return fail(http::status::bad_request, "bad_json", err);
+    if (basic_key.empty() && !write_key_ok(srv_.opts, sr.write_key)) {
+      m.count_error(ErrorCode::kUnauthorized);
+      return fail(http::status::unauthorized, "unauthorized", kUnauthorized);
+    }
+    if (sr.messages.empty()) return send_simple(http::status::ok, R"({"success":true})", keep);
+    auto batch = std::make_shared<Batch>();
+    batch->segment = true;
+    batch->results.resize(sr.messages.size());
+    batch->remaining.store(sr.messages.size());
+    batch->session = this->shared_from_this();
+    const TimeUs now = wall_clock_us();
+    for (std::size_t i = 0; i < sr.messages.size(); ++i) {
+      auto slot = std::make_shared<BatchSlot>();
+      slot->batch = batch;
+      slot->index = i;
+      if (sr.ignored[i]) {
+        m.segment_ignored.fetch_add(1, std::memory_order_relaxed);
+        slot->deliver(protocol::encode_ack(sr.message_ids[i]));
+        continue;
+      }
+      std::string& raw = sr.messages[i];
+      if (raw.size() > kSegmentMaxMessageBytes) {
+        m.count_error(ErrorCode::kTooLarge);
+        slot->deliver(protocol::encode_error(
+            sr.message_ids[i], ErrorCode::kTooLarge,
+            fmt::format("call {} is over Segment's {} byte limit", i, kSegmentMaxMessageBytes)));
+        continue;
+      }
+      const std::size_t len = raw.size();
+      raw.append(protocol::decode_padding(), '\0');
+      protocol::Event ev;
+      Status s = decoder_.decode(std::string_view(raw.data(), len), now, ev);
+      if (s && ev.channel == protocol::Channel::kPos)
+        s = Status(ErrorCode::kBadField,
+                   "context.channel: pos is not allowed with a write key (tills use /v1/pos)");
+      if (!s) {
+        m.count_error(s.code());
+        slot->deliver(protocol::encode_error(
+            ev.message_id.empty() ? sr.message_ids[i] : ev.message_id, s.code(), s.detail()));
+        continue;
+      }
+      if (decoder_.last_total_mismatch()) m.receipt_mismatches.fetch_add(1);
+      if (ev.channel == protocol::Channel::kUnknown) ev.channel = protocol::Channel::kWeb;
+      (void)srv_.engine.submit(std::move(ev), std::string(), now,
                                slot);  // refusals counted by the engine
     }
   }

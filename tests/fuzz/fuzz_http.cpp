@@ -16,6 +16,7 @@
 #include <string_view>
 
 #include "net/http_routes.hpp"
+#include "net/segment_api.hpp"
 #include "storepulse/net/server.hpp"
 
 using namespace storepulse;
@@ -92,6 +93,12 @@ void check(const net::HttpRequest& req, const net::RouteDecision& d) {
            req.count(http::field::transfer_encoding)))
         std::abort();
       if (d.route == net::Route::kBatch && req.method() != http::verb::post) std::abort();
+      break;
+    case net::Route::kSegment:
+      // Only a POST to one of the API's paths; the write key is checked with the body.
+      if (req.method() != http::verb::post || net::segment_call(d.path).empty() ||
+          d.subject != net::segment_call(d.path))
+        std::abort();
       break;
     case net::Route::kUpgradeWeb:
       if (d.subject.size() > 128 || !net::origin_allowed(req, opts)) std::abort();

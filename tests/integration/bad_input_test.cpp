@@ -445,29 +445,39 @@ TEST_CASE("bad input: negative or fractional quantities and negative money get b
   h.check_still_serving_and_untouched();
 }
 
-TEST_CASE("bad input: an order total that does not match its products gets bad_field",
+TEST_CASE("bad input: an order total that does not add up to its lines is kept and counted",
           "[bad-input]") {
   Harness h;
-  // Σ price × quantity − discount = 20.00; tolerance is documented in docs/protocol.md.
-  h.expect_error(
-      order_for("V1", R"({"total":9999,"products":[{"productId":"a","price":10,"quantity":2}]})"),
-      "bad_field", "properties.total");
-  h.expect_error(
-      order_for("V1", R"({"total":1,"products":[{"productId":"a","price":10,"quantity":2}]})"),
-      "bad_field", "properties.total");
-  h.expect_error(
-      order_for("V1", R"({"products":[{"productId":"a","price":10,"quantity":2}],"discount":25})"),
-      "bad_field", "properties.discount");
-  // Within the tolerance (rounding, tax, shipping stated separately) is accepted.
   WsClient pos(h.port(), "/v1/pos", kPosKey);
-  CHECK(has(
-      pos.request(order_for(
-          "canary", R"({"total":20.01,"products":[{"productId":"a","price":10,"quantity":2}]})")),
-      "bad-order"));
+  // Σ price × quantity − discount = 20.00. A gift card (total 9.99 against 20.00
+  // of lines), a deposit, a till's own rounding: the stated total is the truth,
+  // accepted, and counted in storepulse_receipt_mismatch_total (issue 19).
+  auto order = [](const std::string& id, const std::string& props) {
+    return R"({"type":"track","event":"Order Completed","messageId":")" + id +
+           R"(","userId":"giftcard","properties":)" + props + "}";
+  };
+  CHECK_FALSE(
+      has(pos.request(order(
+              "gc1", R"({"total":99.99,"products":[{"productId":"a","price":10,"quantity":2}]})")),
+          "error"));
+  CHECK_FALSE(
+      has(pos.request(order(
+              "gc2", R"({"total":1,"products":[{"productId":"a","price":10,"quantity":2}]})")),
+          "error"));
+  // Within the tolerance (rounding, tax, shipping stated separately): accepted, not counted.
+  CHECK_FALSE(
+      has(pos.request(order(
+              "tol", R"({"total":20.01,"products":[{"productId":"a","price":10,"quantity":2}]})")),
+          "error"));
   CHECK_FALSE(has(
       pos.request(R"({"type":"track","event":"Order Completed","messageId":"tax","userId":"canary",
       "properties":{"total":26,"tax":4,"shipping":2,"products":[{"productId":"a","price":10,"quantity":2}]}})"),
       "error"));
+  CHECK(has(metrics(h.port()), "storepulse_receipt_mismatch_total 2"));
+  // Data that cannot be used is still an error, and changes nothing.
+  h.expect_error(
+      order_for("V1", R"({"products":[{"productId":"a","price":10,"quantity":2}],"discount":25})"),
+      "bad_field", "properties.discount");
   h.check_still_serving_and_untouched();
 }
 

@@ -123,3 +123,80 @@ TEST_CASE("replies are well-formed JSON with escaped text") {
       encode_actions("m", a) ==
       R"({"type":"actions","messageId":"m","actions":[{"rule":"birthday","channel":"pos","text":"Happy birthday\n","offer":{"code":"BDAY"}}]})");
 }
+
+TEST_CASE("Segment spec spellings: product_id, order_id, revenue, a date-time birthday") {
+  EventDecoder dec;
+  auto run = [&](std::string json, Event& ev) {
+    json.reserve(json.size() + decode_padding());
+    return dec.decode(json, kNow, ev);
+  };
+  Event ev;
+  // As @segment/analytics-node 3.1.0 sends Segment's Order Completed example.
+  REQUIRE(run(R"({"type":"track","event":"Order Completed","messageId":"s1","userId":"C1",
+    "integrations":{},"context":{"library":{"name":"@segment/analytics-node","version":"3.1.0"}},
+    "_metadata":{"jsRuntime":"node"},"properties":{"order_id":"50314b8e","revenue":25,
+    "currency":"USD","products":[{"product_id":"507f1f77","sku":"45790-32","price":25,
+    "quantity":1,"category":"Games"}]}})",
+              ev)
+              .is_ok());
+  CHECK(ev.order_id == "50314b8e");
+  CHECK(ev.total == 2500);  // revenue stands in for the missing total
+  REQUIRE(ev.products.size() == 1);
+  CHECK(ev.products[0].product_id == "507f1f77");
+  CHECK_FALSE(dec.last_total_mismatch());
+  // The camelCase name wins over the snake_case one when both are sent.
+  REQUIRE(run(R"({"type":"track","event":"Product Viewed","messageId":"s2","userId":"C1",
+    "properties":{"productId":"A","product_id":"B"}})",
+              ev)
+              .is_ok());
+  REQUIRE(ev.products.size() == 1);
+  CHECK(ev.products[0].product_id == "A");
+  REQUIRE(run(R"({"type":"track","event":"Product Viewed","messageId":"s3","userId":"C1",
+    "properties":{"product_id":"B"}})",
+              ev)
+              .is_ok());
+  CHECK(ev.products[0].product_id == "B");
+  // JavaScript's Date in traits: the date part is the birthday.
+  REQUIRE(run(R"({"type":"identify","messageId":"s4","userId":"C1",
+    "traits":{"birthday":"1990-11-26T00:00:00.000Z"}})",
+              ev)
+              .is_ok());
+  CHECK(ev.traits.birthday == "1990-11-26");
+  // Not a date either way: still an error, naming the field.
+  auto s = run(R"({"type":"identify","messageId":"s5","userId":"C1",
+    "traits":{"birthday":"1990-13-26T00:00:00.000Z"}})",
+               ev);
+  CHECK(s.code() == ErrorCode::kBadField);
+  CHECK_THAT(s.detail(), Catch::Contains("traits.birthday"));
+}
+
+TEST_CASE("an order whose total does not add up to its lines is kept, with the stated total") {
+  EventDecoder dec;
+  auto run = [&](std::string json, Event& ev) {
+    json.reserve(json.size() + decode_padding());
+    return dec.decode(json, kNow, ev);
+  };
+  Event ev;
+  // A gift card: 20.00 paid against 50.00 of lines.
+  REQUIRE(run(R"({"type":"track","event":"Order Completed","messageId":"g1","userId":"C1",
+    "properties":{"total":20,"products":[{"productId":"p","price":50,"quantity":1}]}})",
+              ev)
+              .is_ok());
+  CHECK(ev.total == 2000);
+  CHECK(dec.last_total_mismatch());
+  // Within max(5 cents, 1 %): not a mismatch; and the flag is per decode.
+  REQUIRE(run(R"({"type":"track","event":"Order Completed","messageId":"g2","userId":"C1",
+    "properties":{"total":50.4,"products":[{"productId":"p","price":50,"quantity":1}]}})",
+              ev)
+              .is_ok());
+  CHECK_FALSE(dec.last_total_mismatch());
+  // Data that cannot be used is still refused.
+  CHECK(run(R"({"type":"track","event":"Order Completed","messageId":"g3","userId":"C1",
+    "properties":{"products":[{"productId":"p","price":"x","quantity":1}]}})",
+            ev)
+            .code() == ErrorCode::kBadField);
+  CHECK(run(R"({"type":"track","event":"Order Completed","messageId":"g4","userId":"C1",
+    "properties":{"products":[{"productId":"p","price":5,"quantity":-1}]}})",
+            ev)
+            .code() == ErrorCode::kBadField);
+}

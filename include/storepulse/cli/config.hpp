@@ -28,8 +28,9 @@ struct Config {
 /// taken relative to the current directory.
 Config load_config(const std::string& path);
 
-/// Applies STOREPULSE_POS_KEYS (comma-separated), STOREPULSE_ADMIN_TOKEN and
-/// STOREPULSE_SMS_SECRET.
+/// Applies the secrets of the environment: STOREPULSE_POS_KEYS (comma-separated,
+/// added), STOREPULSE_WRITE_KEYS (comma-separated, replaces ingest.write_keys),
+/// STOREPULSE_ADMIN_TOKEN, STOREPULSE_REDIS_URL / _PASSWORD and the SMS ones.
 void apply_env(Config& cfg);
 
 }  // namespace storepulse::cli

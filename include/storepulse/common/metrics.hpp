@@ -44,6 +44,8 @@ struct Metrics {
   std::array<std::atomic<std::uint64_t>, kTypes * kChannels> events{};
   std::array<std::atomic<std::uint64_t>, 16> errors{};  // by ErrorCode
   std::atomic<std::uint64_t> duplicates{0};
+  std::atomic<std::uint64_t> receipt_mismatches{0};  // orders accepted with a total != lines
+  std::atomic<std::uint64_t> segment_ignored{0};     // Segment group calls: acked, nothing to keep
   std::atomic<std::uint64_t> actions{0};
   std::atomic<std::uint64_t> connections{0};
   std::atomic<std::uint64_t> connections_total{0};

@@ -29,6 +29,7 @@ struct ServerOptions {
   std::size_t send_queue_max = 1024;  // replies queued per connection before it is a slow reader
   std::string web_root = "web";       // widget, demo shop, dashboard files
   std::vector<std::string> pos_keys;
+  std::vector<std::string> write_keys;  // Segment HTTP API ([ingest] write_keys): web events only
   std::string admin_token;
   // /v1/web: public, so stricter
   std::size_t web_max_message_bytes = 16 * 1024;

@@ -49,10 +49,17 @@ class EventDecoder {
 
   const DecodeLimits& limits() const { return limits_; }
 
+  /// The last decode accepted an order whose stated total does not add up to
+  /// its lines (a gift card, a deposit, a rounding rule of the till): the
+  /// stated total is kept as the truth; the caller counts it
+  /// (storepulse_receipt_mismatch_total).
+  bool last_total_mismatch() const { return total_mismatch_; }
+
  private:
   Status decode_impl(std::string_view json, TimeUs now, Event& out, RecommendRequest* req,
                      MessageKind* kind);
   DecodeLimits limits_;
+  bool total_mismatch_ = false;
   struct Parser;  // simdjson::ondemand::parser, kept out of this header
   Parser* parser_;
 };
