@@ -72,8 +72,18 @@ class CountingReply final : public engine::ReplyTarget {
       errors.fetch_add(1, std::memory_order_relaxed);
     replies.fetch_add(1, std::memory_order_release);
   }
+  // As the WebSocket session on its own io thread: the ack is encoded into a
+  // buffer that keeps its capacity (the session frames it into its outbox).
+  void deliver_ack(std::string_view message_id) override {
+    out_.clear();
+    protocol::append_ack(out_, message_id);
+    replies.fetch_add(1, std::memory_order_release);
+  }
   std::atomic<std::uint64_t> replies{0};
   std::atomic<std::uint64_t> errors{0};
+
+ private:
+  std::string out_;
 };
 
 struct Lines {
@@ -283,10 +293,9 @@ PipelineResult run_pipeline(Next&& next, const engine::EngineOptions& opts,
         ++r.decode_errors;
         continue;
       }
-      // As the server's reader: the wire JSON goes along (the journal keeps the
-      // decoded event, so it is not written).
-      std::string raw(scratch.data(), len);
-      if (!eng.submit(std::move(ev), std::move(raw), recv, reply).ok()) {
+      // As the server's reader: the wire JSON stays in the reader's scratch (the
+      // journal keeps the decoded event).
+      if (!eng.submit(std::move(ev), std::string(), recv, reply).ok()) {
         ++r.refused;
         continue;
       }
