@@ -349,13 +349,12 @@ void apply_env(Config& cfg) {
   if (const char* a = std::getenv("STOREPULSE_ADMIN_TOKEN"); a && *a) cfg.server.admin_token = a;
   // Write keys from the environment replace the file's (the documented contract).
   if (const char* w = std::getenv("STOREPULSE_WRITE_KEYS"); w && *w) {
-    cfg.server.write_keys.clear();
-    for (auto& key : split_csv(w)) {
+    auto keys = split_csv(w);
+    for (const auto& key : keys)
       if (key.size() < 8 || key.find(':') != std::string::npos)
         throw std::runtime_error(
             "STOREPULSE_WRITE_KEYS: each write key must be at least 8 characters, without ':'");
-      cfg.server.write_keys.push_back(std::move(key));
-    }
+    cfg.server.write_keys = std::move(keys);
   }
   if (const char* u = std::getenv("STOREPULSE_REDIS_URL"); u && *u)
     if (Status st = store::parse_redis_url(u, cfg.engine.redis); !st)

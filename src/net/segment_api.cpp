@@ -15,7 +15,7 @@ namespace storepulse::net {
 namespace dom = simdjson::dom;
 
 std::string_view segment_call(std::string_view path) {
-  static constexpr std::string_view kCalls[] = {"batch", "track", "identify", "page",
+  static constexpr std::string_view kCalls[] = {"batch",  "track", "identify", "page",
                                                 "screen", "group", "alias"};
   constexpr std::string_view kPrefix = "/v1/";
   if (path.substr(0, kPrefix.size()) != kPrefix) return {};
@@ -109,7 +109,12 @@ bool decode_body(std::string_view body, std::string_view encoding, std::size_t l
       return false;
     }
   }
+  const bool trailing = z.avail_in > 0;
   inflateEnd(&z);
+  if (trailing) {
+    error = fmt::format("{} bytes after the end of the {} stream", z.avail_in, enc);
+    return false;
+  }
   return true;
 }
 
@@ -191,7 +196,7 @@ SegmentAnswer segment_answer(const std::vector<std::string>& replies) {
   dom::parser parser;
   std::string rejected;
   std::size_t n_rejected = 0;
-  bool retry_rate = false, retry_later = false;
+  bool retry_rate = false, retry_later = false, server_fault = false;
   for (std::size_t i = 0; i < replies.size(); ++i) {
     dom::element r;
     std::string_view type, code = "internal", detail, id;
@@ -203,6 +208,7 @@ SegmentAnswer segment_answer(const std::vector<std::string>& replies) {
     if (r["messageId"].get_string().get(id)) id = {};
     if (code == "rate_limited") retry_rate = true;
     if (code == "unavailable" || code == "wrong_node") retry_later = true;
+    if (code == "internal") server_fault = true;
     if (n_rejected++) rejected.push_back(',');
     rejected += fmt::format(R"({{"index":{},"messageId":)", i);
     protocol::append_json_string(rejected, id);
@@ -217,17 +223,18 @@ SegmentAnswer segment_answer(const std::vector<std::string>& replies) {
     a.body = R"({"success":true})";
     return a;
   }
-  a.status = retry_rate ? 429 : retry_later ? 503 : 400;
+  a.status = retry_rate ? 429 : retry_later ? 503 : server_fault ? 500 : 400;
   const std::string message =
-      a.status == 400 ? fmt::format("{} of {} calls rejected; the others were kept", n_rejected,
-                                    replies.size())
-                      : fmt::format("{} of {} calls not stored yet; retry (already stored calls "
-                                    "are deduplicated by messageId)",
-                                    n_rejected, replies.size());
+      a.status == 400 || a.status == 500
+          ? fmt::format("{} of {} calls rejected; the others were kept", n_rejected, replies.size())
+          : fmt::format(
+                "{} of {} calls not stored yet; retry (already stored calls "
+                "are deduplicated by messageId)",
+                n_rejected, replies.size());
   a.body = R"({"success":false,"message":)";
   protocol::append_json_string(a.body, message);
-  a.body += fmt::format(R"(,"accepted":{},"rejected":[{}]}})", replies.size() - n_rejected,
-                        rejected);
+  a.body +=
+      fmt::format(R"(,"accepted":{},"rejected":[{}]}})", replies.size() - n_rejected, rejected);
   return a;
 }
 

@@ -52,8 +52,9 @@ bool parse_segment_request(std::string_view call, std::string_view body, Segment
 /// protocol replies: ack / actions / error, one per call, in order): 200
 /// {"success":true} when every call is durable; 429 or 503 when a call may be
 /// retried (rate limited, unavailable, shard elsewhere; the SDKs retry, and
-/// dedupe by messageId makes that harmless); otherwise 400 with the rejected
-/// calls by index. Never a 2xx when a call was lost.
+/// dedupe by messageId makes that harmless); 500 for an internal error;
+/// otherwise 400 with the rejected calls by index. Never a 2xx when a call
+/// was lost.
 struct SegmentAnswer {
   int status = 200;
   std::string body;

@@ -1092,6 +1092,15 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
       m.count_error(ErrorCode::kUnauthorized);
       return fail(http::status::unauthorized, "unauthorized", kUnauthorized);
     }
+    // Write keys live in web pages: each request takes a token from its
+    // address's bucket (web.ip_rate_per_sec / ip_burst) before the body is
+    // inflated or parsed. The calls inside are bounded by the request size and
+    // by the shards' queues (rate_limited -> 429, which the SDKs back off on).
+    if (!srv_.take_ip_token(slot_.peer())) {
+      m.count_error(ErrorCode::kRateLimited);
+      return fail(http::status::too_many_requests, "rate_limited",
+                  "too many requests from this address; slow down");
+    }
     std::string body, err;
     bool unsupported = false, too_large = false;
     const auto enc = req_[http::field::content_encoding];

@@ -184,9 +184,20 @@ Status read_traits_object(const Fields& t_obj, const DecodeLimits& lim, Traits& 
   if (!(s = read_string(t_obj, "birthday", "traits.birthday", t.birthday, lim.max_string)))
     return s;
   // A date, or a date-time as JavaScript's Date serializes one (Segment's SDKs:
-  // "1990-11-26T00:00:00.000Z"): the date part is the birthday.
-  if (t.birthday.size() > 10 && t.birthday[10] == 'T' && parse_iso8601(t.birthday))
-    t.birthday.resize(10);
+  // "1990-11-26T00:00:00.000Z"). A birthday set as local midnight east of UTC
+  // arrives as the evening before ("1990-11-25T22:00:00.000Z" from UTC+2): the
+  // date is that of the nearest midnight, right for every offset within ±12 h.
+  if (t.birthday.size() > 10) {
+    if (auto at = parse_iso8601(t.birthday)) {
+      constexpr TimeUs kHalfDay = 12LL * 3600 * 1'000'000;
+      const std::int64_t day =
+          (*at + kHalfDay) / 86'400'000'000LL - ((*at + kHalfDay) % 86'400'000'000LL < 0 ? 1 : 0);
+      int y;
+      unsigned m, d;
+      civil_from_days(day, y, m, d);
+      if (y >= 0 && y <= 9999) t.birthday = fmt::format("{:04}-{:02}-{:02}", y, m, d);
+    }
+  }
   if (!t.birthday.empty() && parse_birthday_mmdd(t.birthday) == 0)
     return bad_field("traits.birthday",
                      "expected a date YYYY-MM-DD (or an ISO-8601 date-time; its date is used)");
@@ -532,17 +543,24 @@ Status EventDecoder::decode_impl(std::string_view json, TimeUs now, Event& out,
     if (!(s = read_string(p, "url", "properties.url", out.url, lim.max_string))) return s;
     bool present = false;
     if (!(s = read_money(p, "total", "properties.total", out.total, out.has_total))) return s;
-    // Segment's revenue (and subtotal) stand in for a total that was not sent.
+    // Segment's revenue (else subtotal) stands in for a total that was not sent;
+    // the spec has it without tax and shipping, which are added back below.
+    Money revenue = 0;
+    bool has_revenue = false;
     if (!out.has_total &&
-        !(s = read_money(p, "revenue", "properties.revenue", out.total, out.has_total)))
+        !(s = read_money(p, "revenue", "properties.revenue", revenue, has_revenue)))
       return s;
-    if (!out.has_total &&
-        !(s = read_money(p, "subtotal", "properties.subtotal", out.total, out.has_total)))
+    if (!out.has_total && !has_revenue &&
+        !(s = read_money(p, "subtotal", "properties.subtotal", revenue, has_revenue)))
       return s;
     if (!(s = read_money(p, "discount", "properties.discount", out.discount, present))) return s;
     // Segment's tax and shipping: not stored, only part of what a total may add up to.
     if (!(s = read_money(p, "tax", "properties.tax", tax, present))) return s;
     if (!(s = read_money(p, "shipping", "properties.shipping", shipping, present))) return s;
+    if (has_revenue) {
+      out.total = revenue + tax + shipping;  // each at most kMaxMoney: no overflow
+      out.has_total = true;
+    }
 
     dom::element prods;
     if (lookup(p, "products", prods)) {
@@ -608,7 +626,7 @@ Status EventDecoder::decode_impl(std::string_view json, TimeUs now, Event& out,
           return bad_field("properties.discount", "larger than the products' value");
         out.has_total = true;
       } else if (out.name == EventName::kOrderCompleted && !out.products.empty() && all_priced) {
-        // A stated total must agree with its lines: total = Σ price × quantity −
+        // A stated total is compared with its lines: total = Σ price × quantity −
         // discount + tax + shipping, within max(5 cents, 1 %) for rounding. Refunds
         // are exempt: a partial or goodwill refund legitimately differs.
         const Money expected = value - out.discount + tax + shipping;

@@ -69,6 +69,9 @@ bool read_file(const std::string& path, std::string& out) {
 /// segment into a string was half of a restart from the journal). Only for the
 /// journal's owner, which holds its lock: nobody else truncates the file while
 /// it is mapped (the owner's own repair truncates after its last read of it).
+/// The trade-off: a disk read error inside the mapping is a SIGBUS, not a
+/// "cannot read" status; a server that cannot read its journal cannot start
+/// either way, and the message is the kernel's I/O error in the system log.
 class MappedSegment {
  public:
   MappedSegment() = default;
@@ -97,7 +100,9 @@ class MappedSegment {
         errno = e;
         return false;
       }
-      ::madvise(p, size_, MADV_SEQUENTIAL | MADV_WILLNEED);
+      // Advice values, not flags: one call each.
+      ::madvise(p, size_, MADV_SEQUENTIAL);
+      ::madvise(p, size_, MADV_WILLNEED);
       addr_ = p;
     }
     ::close(fd);  // the mapping keeps the file

@@ -10,13 +10,17 @@
 #include <fstream>
 
 #include "cli_run.hpp"
+#include "support/temp_dir.hpp"
 
 using storepulse::testing::run_cli;
 using storepulse::testing::slurp;
 
 namespace {
 
-const std::string kDir = "/tmp/storepulse_cli_backtest";
+// One folder per test process: ctest runs these cases in parallel, and each one
+// rewrites the folder (a shared fixed path made one case read another's half-written files).
+const storepulse::test::TempDir kTmp;
+const std::string kDir = kTmp.str();
 
 std::size_t count(const std::string& s, const std::string& part) {
   std::size_t n = 0;

@@ -19,7 +19,7 @@ std::string write_config(const storepulse::test::TempDir& dir, const std::string
 
 }  // namespace
 
-TEST_CASE("config: ingest.write_keys from the file; STOREPULSE_WRITE_KEYS replaces them") {
+TEST_CASE("config: ingest.write_keys from the file, and STOREPULSE_WRITE_KEYS replaces them") {
   storepulse::test::TempDir dir;
   ::unsetenv("STOREPULSE_WRITE_KEYS");
   auto cfg = cli::load_config(write_config(dir, "[ingest]\nwrite_keys = [\"wk_file_key_1\"]\n"));
@@ -33,12 +33,12 @@ TEST_CASE("config: ingest.write_keys from the file; STOREPULSE_WRITE_KEYS replac
 
 TEST_CASE("config: a bad write key is refused, naming the key") {
   storepulse::test::TempDir dir;
-  for (const char* bad : {"[ingest]\nwrite_keys = \"wk_not_an_array\"\n",
-                          "[ingest]\nwrite_keys = [\"short\"]\n",
-                          "[ingest]\nwrite_keys = [\"has:colon:inside\"]\n",
-                          "[ingest]\nwrite_keys = [42]\n"}) {
+  for (const char* bad :
+       {"[ingest]\nwrite_keys = \"wk_not_an_array\"\n", "[ingest]\nwrite_keys = [\"short\"]\n",
+        "[ingest]\nwrite_keys = [\"has:colon:inside\"]\n", "[ingest]\nwrite_keys = [42]\n"}) {
     INFO(bad);
-    CHECK_THROWS_WITH(cli::load_config(write_config(dir, bad)), Catch::Contains("ingest.write_keys"));
+    CHECK_THROWS_WITH(cli::load_config(write_config(dir, bad)),
+                      Catch::Contains("ingest.write_keys"));
   }
   CHECK_THROWS_WITH(cli::load_config(write_config(dir, "[ingest]\nwritekeys = []\n")),
                     Catch::Contains("writekeys"));

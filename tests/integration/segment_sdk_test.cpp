@@ -61,8 +61,9 @@ int run_node(std::vector<std::string> args, std::chrono::seconds limit) {
 
 }  // namespace
 
-TEST_CASE("segment API: @segment/analytics-node identify, order, page and alias land in the profile",
-          "[sdk]") {
+TEST_CASE(
+    "segment API: @segment/analytics-node identify, order, page and alias land in the profile",
+    "[sdk]") {
   const fs::path src = STOREPULSE_SOURCE_DIR;
   const fs::path modules = src / "tests/sdk/node_modules/@segment/analytics-node";
   const std::string node = find_node();
@@ -77,10 +78,10 @@ TEST_CASE("segment API: @segment/analytics-node identify, order, page and alias 
   const std::string config = dir / "segment.toml";
   std::ofstream(config) << "[ingest]\nwrite_keys = [\"" << kWriteKey << "\"]\n";
   ServerProcess server(dir / "data", {"--config", config});
-  const int rc = run_node({node, (src / "tests/sdk/segment.test.mjs").string(), "--port",
-                           std::to_string(server.port()), "--write-key", kWriteKey, "--token",
-                           kAdminToken},
-                          std::chrono::seconds(90));
+  const int rc =
+      run_node({node, (src / "tests/sdk/segment.test.mjs").string(), "--port",
+                std::to_string(server.port()), "--write-key", kWriteKey, "--token", kAdminToken},
+               std::chrono::seconds(90));
   INFO("node tests/sdk/segment.test.mjs exit code " << rc);
   REQUIRE(rc == 0);
 }

@@ -13,8 +13,8 @@ namespace {
 
 std::string compress(const std::string& in, int window_bits) {
   z_stream z{};
-  REQUIRE(deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, window_bits, 8,
-                       Z_DEFAULT_STRATEGY) == Z_OK);
+  REQUIRE(deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, window_bits, 8, Z_DEFAULT_STRATEGY) ==
+          Z_OK);
   std::string out(deflateBound(&z, static_cast<uLong>(in.size())) + 32, '\0');
   z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
   z.avail_in = static_cast<uInt>(in.size());
@@ -39,10 +39,10 @@ TEST_CASE("segment: the API's paths and nothing else") {
 }
 
 TEST_CASE("segment: the write key is the user of HTTP Basic") {
-  CHECK(basic_auth_user("Basic d2tfdGVzdDo=") == "wk_test");   // "wk_test:"
-  CHECK(basic_auth_user("basic d2tfdGVzdDo=") == "wk_test");   // scheme is case-insensitive
-  CHECK(basic_auth_user("Basic d2s6cHc=") == "wk");            // "wk:pw": the user
-  CHECK(basic_auth_user("Basic YWJjZA==") == "");              // "abcd": no colon
+  CHECK(basic_auth_user("Basic d2tfdGVzdDo=") == "wk_test");  // "wk_test:"
+  CHECK(basic_auth_user("basic d2tfdGVzdDo=") == "wk_test");  // scheme is case-insensitive
+  CHECK(basic_auth_user("Basic d2s6cHc=") == "wk");           // "wk:pw": the user
+  CHECK(basic_auth_user("Basic YWJjZA==") == "");             // "abcd": no colon
   CHECK(basic_auth_user("Bearer d2tfdGVzdDo=") == "");
   CHECK(basic_auth_user("Basic not*base64!") == "");
   CHECK(basic_auth_user("Basic ") == "");
@@ -73,8 +73,11 @@ TEST_CASE("segment: gzip and deflate bodies are decompressed, within the limit")
   CHECK_FALSE(unsupported);
   CHECK_THAT(err, Catch::Contains("does not decompress"));
   const std::string gz = compress(body, 15 + 16);
-  CHECK_FALSE(decode_body(gz.substr(0, gz.size() / 2), "gzip", 1024, out, err, unsupported,
-                          too_large));
+  CHECK_FALSE(
+      decode_body(gz.substr(0, gz.size() / 2), "gzip", 1024, out, err, unsupported, too_large));
+  // A second member or junk after the stream is refused, not silently dropped.
+  CHECK_FALSE(decode_body(gz + gz, "gzip", 1024, out, err, unsupported, too_large));
+  CHECK_THAT(err, Catch::Contains("after the end"));
   CHECK_FALSE(decode_body(body, "br", 1024, out, err, unsupported, too_large));
   CHECK(unsupported);
 }
@@ -103,8 +106,8 @@ TEST_CASE("segment: a batch becomes one message per call, typed, in order") {
 TEST_CASE("segment: a single call takes its type from the path") {
   SegmentRequest r;
   std::string err;
-  REQUIRE(parse_segment_request("track", R"({"type":"identify","event":"Card Swiped","userId":"M1"})",
-                                r, err));
+  REQUIRE(parse_segment_request(
+      "track", R"({"type":"identify","event":"Card Swiped","userId":"M1"})", r, err));
   REQUIRE(r.messages.size() == 1);
   CHECK(r.messages[0] == R"({"type":"track","event":"Card Swiped","userId":"M1"})");
   REQUIRE(parse_segment_request("alias", R"({"previousId":"v1","userId":"M1","writeKey":"k"})", r,
@@ -140,11 +143,15 @@ TEST_CASE("segment: 200 only when every call is durable; retryable before reject
   a = segment_answer({ack, bad});
   CHECK(a.status == 400);
   CHECK_THAT(a.body, Catch::Contains(R"("accepted":1)"));
-  CHECK_THAT(a.body, Catch::Contains(
-                         R"({"index":1,"messageId":"b","code":"unknown_event","detail":"event: unknown"})"));
+  CHECK_THAT(
+      a.body,
+      Catch::Contains(
+          R"({"index":1,"messageId":"b","code":"unknown_event","detail":"event: unknown"})"));
   a = segment_answer({bad, bad});
   CHECK(a.status == 400);  // all rejected: never a 2xx
   CHECK(segment_answer({ack, bad, busy}).status == 429);
   CHECK(segment_answer({ack, down}).status == 503);
   CHECK(segment_answer({busy, down}).status == 429);
+  CHECK(segment_answer({ack, R"({"type":"error","messageId":"e","code":"internal","detail":"x"})"})
+            .status == 500);
 }

@@ -141,6 +141,15 @@ TEST_CASE("Segment spec spellings: product_id, order_id, revenue, a date-time bi
               .is_ok());
   CHECK(ev.order_id == "50314b8e");
   CHECK(ev.total == 2500);  // revenue stands in for the missing total
+  Event rev;
+  // Segment's revenue leaves out tax and shipping: they are added back.
+  REQUIRE(run(R"({"type":"track","event":"Order Completed","messageId":"s1b","userId":"C1",
+    "properties":{"revenue":20,"tax":2,"shipping":3,"products":[{"product_id":"p","price":20,
+    "quantity":1}]}})",
+              rev)
+              .is_ok());
+  CHECK(rev.total == 2500);
+  CHECK_FALSE(dec.last_total_mismatch());
   REQUIRE(ev.products.size() == 1);
   CHECK(ev.products[0].product_id == "507f1f77");
   CHECK_FALSE(dec.last_total_mismatch());
@@ -159,6 +168,17 @@ TEST_CASE("Segment spec spellings: product_id, order_id, revenue, a date-time bi
   // JavaScript's Date in traits: the date part is the birthday.
   REQUIRE(run(R"({"type":"identify","messageId":"s4","userId":"C1",
     "traits":{"birthday":"1990-11-26T00:00:00.000Z"}})",
+              ev)
+              .is_ok());
+  CHECK(ev.traits.birthday == "1990-11-26");
+  // Local midnight of UTC+2 and of UTC-5, as JSON.stringify(new Date(1990, 10, 26)) there.
+  REQUIRE(run(R"({"type":"identify","messageId":"s4b","userId":"C1",
+    "traits":{"birthday":"1990-11-25T22:00:00.000Z"}})",
+              ev)
+              .is_ok());
+  CHECK(ev.traits.birthday == "1990-11-26");
+  REQUIRE(run(R"({"type":"identify","messageId":"s4c","userId":"C1",
+    "traits":{"birthday":"1990-11-26T05:00:00.000Z"}})",
               ev)
               .is_ok());
   CHECK(ev.traits.birthday == "1990-11-26");
