@@ -62,7 +62,9 @@ std::string render_metrics(engine::Engine& engine) {
         "counter", m.segment_ignored.load());
   gauge("storepulse_actions_total", "Actions sent in replies.", "counter", m.actions.load());
   gauge("storepulse_connections", "Open connections.", "gauge", m.connections.load());
-  gauge("storepulse_connections_total", "Accepted connections.", "counter",
+  // Not storepulse_connections_total: a counter of that name belongs to the
+  // family of the gauge above, which Prometheus parsers refuse (issue 19).
+  gauge("storepulse_connections_accepted_total", "Accepted connections.", "counter",
         m.connections_total.load());
   gauge("storepulse_slow_readers_closed_total", "Connections closed for not reading replies.",
         "counter", m.slow_readers_closed.load());

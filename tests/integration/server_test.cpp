@@ -2,6 +2,8 @@
 #include <catch2/catch.hpp>
 #include <map>
 #include <set>
+#include <sstream>
+#include <string>
 
 #include "storepulse/common/time.hpp"
 #include "support/server_process.hpp"
@@ -31,6 +33,25 @@ TEST_CASE("healthz and metrics answer with the contract names") {
        {"storepulse_events_total{type=", "storepulse_errors_total{code=\"bad_json\"}",
         "storepulse_queue_depth{shard=\"0\"}", "storepulse_event_latency_seconds_bucket"})
     CHECK(has(m.body, name));
+  // Every family is declared once, and no family's name is another's plus a
+  // suffix Prometheus reserves (_total, _count, _sum, _bucket, _created): a
+  // gauge `x` beside a counter `x_total` is refused by Python's
+  // prometheus_client parser and flagged by promtool.
+  std::set<std::string> families;
+  std::istringstream lines(m.body);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind("# TYPE ", 0) != 0) continue;
+    const std::string name = line.substr(7, line.find(' ', 7) - 7);
+    INFO(line);
+    CHECK(families.insert(name).second);
+  }
+  CHECK(families.size() > 10);
+  for (const auto& f : families)
+    for (const char* suffix : {"_total", "_count", "_sum", "_bucket", "_created"}) {
+      INFO(f << " and " << f << suffix);
+      CHECK(families.count(f + suffix) == 0);
+    }
+  CHECK(has(m.body, "storepulse_connections_accepted_total"));
 }
 
 TEST_CASE("POS upgrade needs a valid terminal key") {
