@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cctype>
 
+#include "storepulse/common/time.hpp"
 #include "storepulse/protocol/codec.hpp"
 
 namespace storepulse::net {
@@ -180,6 +181,8 @@ bool parse_segment_request(std::string_view call, std::string_view body, Segment
   }
   std::string_view key;
   if (!obj["writeKey"].get_string().get(key)) out.write_key.assign(key);
+  if (std::string_view sent; !obj["sentAt"].get_string().get(sent))
+    out.sent_at.assign(sent.substr(0, 64));
   if (call != "batch") return add_call(root, call, 0, out, error);
   dom::array batch;
   if (obj["batch"].get_array().get(batch)) {
@@ -190,6 +193,14 @@ bool parse_segment_request(std::string_view call, std::string_view body, Segment
   for (dom::element e : batch)
     if (!add_call(e, call, i++, out, error)) return false;
   return true;
+}
+
+std::int64_t segment_clock_skew_us(std::string_view sent_at, std::int64_t received_us) {
+  if (sent_at.empty()) return 0;
+  const auto sent = parse_iso8601(sent_at);
+  if (!sent) return 0;
+  const std::int64_t skew = received_us - *sent;
+  return skew > -1'000'000 && skew < 1'000'000 ? 0 : skew;
 }
 
 SegmentAnswer segment_answer(const std::vector<std::string>& replies) {

@@ -6,6 +6,7 @@
 // Content-Encoding) becomes messages for protocol::EventDecoder, and the
 // per-message replies become Segment's answer. server.cpp does the I/O.
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -33,6 +34,7 @@ bool decode_body(std::string_view body, std::string_view encoding, std::size_t l
 
 struct SegmentRequest {
   std::string write_key;  // from the body ("writeKey"), when sent there
+  std::string sent_at;    // "sentAt": when the SDK sent the request, by its own clock
   /// One JSON object per call, with "type" set (screen is sent on as page), in
   /// the order of the batch. Empty for an ignored call (see `ignored`).
   std::vector<std::string> messages;
@@ -47,6 +49,12 @@ struct SegmentRequest {
 /// body that is not JSON or not of that shape (a 400: nothing was kept).
 bool parse_segment_request(std::string_view call, std::string_view body, SegmentRequest& out,
                            std::string& error);
+
+/// What to add to the calls' timestamps for the sender's clock, as Segment
+/// does (timestamp = receivedAt − (sentAt − timestamp)): `received` − sentAt,
+/// or 0 when sentAt is absent or not a time, or when the two clocks agree
+/// within a second (network delay, not skew).
+std::int64_t segment_clock_skew_us(std::string_view sent_at, std::int64_t received_us);
 
 /// Segment's answer to a request whose calls got `replies` (the engine's
 /// protocol replies: ack / actions / error, one per call, in order): 200

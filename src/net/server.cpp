@@ -1127,6 +1127,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
     batch->remaining.store(sr.messages.size());
     batch->session = this->shared_from_this();
     const TimeUs now = wall_clock_us();
+    // The sender's clock, corrected from sentAt as Segment does.
+    const TimeUs skew = segment_clock_skew_us(sr.sent_at, now);
     for (std::size_t i = 0; i < sr.messages.size(); ++i) {
       auto slot = std::make_shared<BatchSlot>();
       slot->batch = batch;
@@ -1159,6 +1161,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
       }
       if (decoder_.last_total_mismatch()) m.receipt_mismatches.fetch_add(1);
       if (ev.channel == protocol::Channel::kUnknown) ev.channel = protocol::Channel::kWeb;
+      // A call without a timestamp already has the receive time; one with a
+      // timestamp by a skewed clock is moved by the skew, never past now.
+      if (skew != 0 && ev.timestamp != now) ev.timestamp = std::min(now, ev.timestamp + skew);
       (void)srv_.engine.submit(std::move(ev), std::string(), now,
                                slot);  // refusals counted by the engine
     }

@@ -7,6 +7,8 @@
 #include <catch2/catch.hpp>
 #include <string>
 
+#include "storepulse/common/time.hpp"
+
 using namespace storepulse::net;
 
 namespace {
@@ -154,4 +156,18 @@ TEST_CASE("segment: 200 only when every call is durable; retryable before reject
   CHECK(segment_answer({busy, down}).status == 429);
   CHECK(segment_answer({ack, R"({"type":"error","messageId":"e","code":"internal","detail":"x"})"})
             .status == 500);
+}
+
+TEST_CASE("segment: clock skew from sentAt, as Segment corrects it") {
+  const std::string sent = "2027-01-15T08:00:00Z";
+  const auto base = storepulse::parse_iso8601(sent);
+  REQUIRE(base);
+  CHECK(segment_clock_skew_us("", *base) == 0);
+  CHECK(segment_clock_skew_us("yesterday", *base) == 0);
+  // An SDK whose clock is an hour behind, or 5 s ahead.
+  CHECK(segment_clock_skew_us(sent, *base + 3'600'000'000) == 3'600'000'000);
+  CHECK(segment_clock_skew_us(sent, *base - 5'000'000) == -5'000'000);
+  // Within a second: network delay, not a skewed clock.
+  CHECK(segment_clock_skew_us(sent, *base + 400'000) == 0);
+  CHECK(segment_clock_skew_us(sent, *base - 999'999) == 0);
 }
