@@ -43,8 +43,9 @@ TEST_CASE("segment API: body writeKey, sentAt clock skew, partial batches", "[se
   auto r = http_request(port, http::verb::post, "/v1/track", "",
                         R"({"userId":"NOKEY","event":"Card Swiped","messageId":"n1"})");
   CHECK(r.status == 401);
-  r = http_request(port, http::verb::post, "/v1/track", "",
-                   R"({"userId":"NOKEY","event":"Card Swiped","messageId":"n2","writeKey":"wrong-key-x"})");
+  r = http_request(
+      port, http::verb::post, "/v1/track", "",
+      R"({"userId":"NOKEY","event":"Card Swiped","messageId":"n2","writeKey":"wrong-key-x"})");
   CHECK(r.status == 401);
   CHECK(http_request(port, http::verb::get, "/v1/profiles/NOKEY", kAdminToken).status == 404);
 
