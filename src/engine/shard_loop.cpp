@@ -135,13 +135,9 @@ void clear_keeping(std::string& s) {
 
 void Work::reset() {
   kind = Kind::kEvent;
-  for (std::string* f :
-       {&event.message_id, &event.user_id, &event.anonymous_id, &event.previous_id, &event.store_id,
-        &event.terminal_id, &event.campaign, &event.timezone, &event.order_id, &event.currency,
-        &event.promotion_id, &event.url, &target, &other, &payload})
-    clear_keeping(*f);
+  for (std::string* f : {&target, &other, &payload}) clear_keeping(*f);
   if (event.products.capacity() > 64) std::vector<protocol::Product>().swap(event.products);
-  event.clear();  // the rest: traits, products, numbers
+  event.clear(kKeepBytes);
   recv = 0;
   enq_ns = 0;
   reply.reset();

@@ -2,6 +2,7 @@
 // The compact, decoded form of one wire event (Segment spec + POS events).
 // Decoded once on the io thread, handed to the owning shard by move.
 // Money is fixed-point: integer cents (1/100 of the currency unit).
+#include <cstddef>
 #include <cstdint>
 #include <initializer_list>
 #include <optional>
@@ -116,7 +117,9 @@ struct Event {
 
   /// As a default-constructed Event, keeping the capacity of its strings and
   /// of `products` (a decoder reusing one Event allocates nothing once warm).
-  void clear() {
+  /// A string whose capacity is over `keep_bytes` gives its memory back (a
+  /// pooled Event must not keep one oversized message's buffers for ever).
+  void clear(std::size_t keep_bytes = SIZE_MAX) {
     type = EventType::kTrack;
     name = EventName::kNone;
     channel = Channel::kUnknown;
@@ -124,7 +127,10 @@ struct Event {
     for (std::string* f :
          {&message_id, &user_id, &anonymous_id, &previous_id, &store_id, &terminal_id, &campaign,
           &timezone, &order_id, &currency, &promotion_id, &url})
-      f->clear();
+      if (f->capacity() > keep_bytes)
+        std::string().swap(*f);
+      else
+        f->clear();
     total = 0;
     discount = 0;
     has_total = false;
