@@ -4,7 +4,10 @@
 #include <simdjson.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
+#include <cstdint>
+#include <optional>
 #include <vector>
 
 namespace storepulse::protocol {
@@ -60,54 +63,414 @@ Status bad_path(const FieldPath& path, std::string_view what) {
   return bad_field(path.str(), what);
 }
 
-// The fields of one object, collected in a single walk over the DOM: the
-// decoder asks for up to 17 keys per object, and simdjson's at_key walks the
-// whole object for each one (a third of decoding went there). Objects with
-// more fields than kMax (unknown fields) fall back to at_key.
-class Fields {
+// Deepest nesting a message may have. Segment events need 4 (event → properties
+// → products → product); the slack is for unknown fields senders add.
+constexpr std::size_t kMaxJsonDepth = 32;
+
+// ---- one walk over the parsed document --------------------------------------
+// Every object the decoder reads has a fixed set of known keys. One walk over
+// the DOM (walk_root) checks what the grammar does not (no repeated key in any
+// object, the nesting depth) and, for each object the decoder reads, records
+// where each known key's value is, so a field read is an array index. Until
+// 2026-12-07 these were two walks, a generic duplicate-key walk over the whole
+// tree and then a table per object searched key by key for every field read:
+// together a third of the in-process pipeline's CPU.
+
+// The known keys of one kind of object; a key's index is its position.
+template <std::size_t N>
+class KeySet {
  public:
-  explicit Fields(dom::object obj) : obj_(obj) {
-    for (dom::key_value_pair kv : obj) {
-      if (n_ == kMax) {
-        overflow_ = true;
-        return;
-      }
-      keys_[n_] = kv.key;
-      values_[n_] = kv.value;
-      ++n_;
+  static_assert(N <= 32, "a Fields presence mask holds 32 keys");
+  constexpr explicit KeySet(std::array<std::string_view, N> names) : names_(names) {
+    for (std::size_t i = 0; i < N; ++i) {
+      std::size_t h = hash(names_[i]);
+      while (table_[h] != 0) h = (h + 1) & kMask;
+      table_[h] = static_cast<std::uint8_t>(i + 1);
     }
   }
-  /// The value of `key`, null included; false when the key is absent.
-  bool find(std::string_view key, dom::element& out) const {
-    if (overflow_) return obj_.at_key(key).get(out) == simdjson::SUCCESS;
-    for (std::size_t i = 0; i < n_; ++i)
-      if (keys_[i].size() == key.size() && keys_[i] == key) {
-        out = values_[i];
-        return true;
-      }
-    return false;
+  /// The key's index, or -1 for a key the decoder does not read.
+  int find(std::string_view k) const {
+    if (k.empty()) return -1;
+    for (std::size_t h = hash(k);; h = (h + 1) & kMask) {
+      const std::uint8_t e = table_[h];
+      if (e == 0) return -1;
+      if (names_[e - 1] == k) return e - 1;
+    }
   }
 
  private:
-  static constexpr std::size_t kMax = 24;
-  dom::object obj_;
-  std::string_view keys_[kMax];
-  dom::element values_[kMax];
-  std::size_t n_ = 0;
-  bool overflow_ = false;
+  static constexpr std::size_t kMask = 63;  // 64 buckets for at most 32 keys
+  static constexpr std::size_t hash(std::string_view k) {
+    return (k.size() * 31 + static_cast<unsigned char>(k.front()) * 7 +
+            static_cast<unsigned char>(k[k.size() / 2]) * 3 +
+            static_cast<unsigned char>(k.back())) &
+           kMask;
+  }
+  std::array<std::string_view, N> names_;
+  std::array<std::uint8_t, kMask + 1> table_{};  // 0 = empty, else index + 1
 };
 
-// The message was validated as a whole JSON document first (Parser::validator),
-// so decoding reads the DOM it built: a field is present, null, or a value.
+// Each kind's keys: the enum gives the index, the KeySet the spelling, in the same order.
+namespace rk {  // the message itself
+enum : int {
+  kMessageId,
+  kType,
+  kUserId,
+  kAnonymousId,
+  kPreviousId,
+  kTimestamp,
+  kEvent,
+  kContext,
+  kTraits,
+  kProperties,
+  kLimit,
+  kCount
+};
+}
+constexpr KeySet<rk::kCount> kRootKeys({"messageId", "type", "userId", "anonymousId", "previousId",
+                                        "timestamp", "event", "context", "traits", "properties",
+                                        "limit"});
+namespace ck {  // context
+enum : int { kChannel, kStoreId, kTerminalId, kTimezone, kCampaign, kProductId, kCount };
+}
+constexpr KeySet<ck::kCount> kContextKeys({"channel", "storeId", "terminalId", "timezone",
+                                           "campaign", "productId"});
+namespace gk {  // context.campaign as an object
+enum : int { kName, kCount };
+}
+constexpr KeySet<gk::kCount> kCampaignKeys({"name"});
+namespace tk {  // traits
+enum : int {
+  kFirstName,
+  kLastName,
+  kBirthday,
+  kGender,
+  kPhone,
+  kEmail,
+  kPostalCode,
+  kHomeStore,
+  kSmsOptIn,
+  kCount
+};
+}
+constexpr KeySet<tk::kCount> kTraitsKeys({"firstName", "lastName", "birthday", "gender", "phone",
+                                          "email", "postalCode", "homeStore", "smsOptIn"});
+namespace pk {  // properties (with a single product's fields, as Product Viewed sends them)
+enum : int {
+  kOrderId,
+  kOrderIdSnake,
+  kCurrency,
+  kPromotionId,
+  kUrl,
+  kTotal,
+  kRevenue,
+  kSubtotal,
+  kDiscount,
+  kTax,
+  kShipping,
+  kProducts,
+  kProductId,
+  kProductIdSnake,
+  kSku,
+  kName,
+  kCategory,
+  kBrand,
+  kSize,
+  kPrice,
+  kQuantity,
+  kCount
+};
+}
+constexpr KeySet<pk::kCount> kPropertiesKeys(
+    {"orderId",  "order_id", "currency", "promotionId", "url",      "total",     "revenue",
+     "subtotal", "discount", "tax",      "shipping",    "products", "productId", "product_id",
+     "sku",      "name",     "category", "brand",       "size",     "price",     "quantity"});
+namespace lk {  // one element of properties.products
+enum : int {
+  kProductId,
+  kProductIdSnake,
+  kSku,
+  kName,
+  kCategory,
+  kBrand,
+  kSize,
+  kPromo,
+  kPrice,
+  kQuantity,
+  kCount
+};
+}
+constexpr KeySet<lk::kCount> kProductKeys({"productId", "product_id", "sku", "name", "category",
+                                           "brand", "size", "promo", "price", "quantity"});
+
+// Where the known keys of one object are. A key that was sent is present,
+// null included (lookup() treats null as absent).
+template <std::size_t N>
+struct Fields {
+  std::uint32_t present = 0;
+  dom::element value[N];
+  bool find(int key, dom::element& out) const {
+    if (((present >> key) & 1u) == 0) return false;
+    out = value[key];
+    return true;
+  }
+};
+
+struct ProductFields {
+  bool object = false;  // false: the element is not an object (decoding says so)
+  Fields<lk::kCount> f;
+};
+
+// The objects of one message, as the walk found them; reused (no allocation once warm).
+struct Shape {
+  Fields<rk::kCount> root;
+  bool context = false;  // context is an object
+  Fields<ck::kCount> ctx;
+  bool campaign = false;  // context.campaign is an object
+  Fields<gk::kCount> camp;
+  bool traits = false;
+  Fields<tk::kCount> tr;
+  bool properties = false;
+  Fields<pk::kCount> props;
+  std::vector<ProductFields> products;  // properties.products, up to max_products
+  std::size_t max_products = 0;
+};
+
+// Prefixes `outer` to the path of a nested duplicate ("products" + "[0].price").
+std::string join_path(std::string_view outer, const std::string& inner) {
+  std::string out(outer);
+  if (!inner.empty() && inner.front() != '[') out.push_back('.');
+  out += inner;
+  return out;
+}
+
+// Repeated keys among the keys of an object the decoder does not know: a fixed
+// array and a quadratic scan, no allocation; past kSmall keys (unknown fields,
+// up to the message limit) they are sorted instead, so 10,000 keys cannot cost
+// 10^8 comparisons.
+class KeyDupCheck {
+ public:
+  /// False when `k` was added before.
+  bool add(std::string_view k) {
+    if (n_ < kSmall) {
+      for (std::size_t i = 0; i < n_; ++i)
+        if (small_[i] == k) return false;
+      small_[n_++] = k;
+      return true;
+    }
+    if (large_.empty()) large_.assign(small_, small_ + kSmall);
+    large_.push_back(k);
+    ++n_;
+    return true;
+  }
+  /// After the last add: a repeated key among the large set, or empty.
+  std::optional<std::string_view> repeated() {
+    if (large_.empty()) return std::nullopt;
+    std::sort(large_.begin(), large_.end());
+    auto dup = std::adjacent_find(large_.begin(), large_.end());
+    if (dup == large_.end()) return std::nullopt;
+    return *dup;
+  }
+
+ private:
+  static constexpr std::size_t kSmall = 16;
+  std::string_view small_[kSmall];
+  std::vector<std::string_view> large_;
+  std::size_t n_ = 0;
+};
+
+// Walks a value the decoder does not read; on the first repeated key in any
+// object returns false with its dotted path in `path`; `too_deep` when nesting
+// passes the cap.
+bool unique_keys(dom::element e, std::size_t depth, std::string& path, bool& too_deep) {
+  if (depth > kMaxJsonDepth) {
+    too_deep = true;
+    return false;
+  }
+  dom::object obj;
+  dom::array arr;
+  if (e.get_object().get(obj) == simdjson::SUCCESS) {
+    KeyDupCheck keys;
+    for (auto field : obj)
+      if (!keys.add(field.key)) {
+        path.assign(field.key);
+        return false;
+      }
+    if (auto dup = keys.repeated()) {
+      path.assign(*dup);
+      return false;
+    }
+    for (auto field : obj) {
+      if (!unique_keys(field.value, depth + 1, path, too_deep)) {
+        if (!too_deep) path = join_path(field.key, path);
+        return false;
+      }
+    }
+  } else if (e.get_array().get(arr) == simdjson::SUCCESS) {
+    std::size_t i = 0;
+    for (auto item : arr) {
+      if (!unique_keys(item, depth + 1, path, too_deep)) {
+        if (!too_deep) path = join_path(fmt::format("[{}]", i), path);
+        return false;
+      }
+      ++i;
+    }
+  }
+  return true;
+}
+
+struct Walk {
+  Shape& shape;
+  std::string& path;
+  bool& too_deep;
+};
+
+// One object of a known kind at `depth`: records its known keys in `f` and
+// refuses a repeated key; then, in document order, hands each value of a known
+// key to `child(index, value, depth + 1)` and checks every other value with
+// unique_keys. The same checks, in the same order, as unique_keys on it.
+template <std::size_t N, class Child>
+bool walk_known(dom::object obj, const KeySet<N>& keys, Fields<N>& f, std::size_t depth, Walk& w,
+                Child&& child) {
+  f.present = 0;
+  KeyDupCheck unknown;
+  // The fields whose values are objects or arrays, for the second step (the
+  // others hold no keys): most objects have none or one or two.
+  struct Nested {
+    std::string_view key;
+    dom::element value;
+    int id;
+  };
+  constexpr std::size_t kKeep = 8;
+  Nested nested[kKeep];
+  std::size_t n_nested = 0;
+  for (dom::key_value_pair kv : obj) {
+    const int id = keys.find(kv.key);
+    if (id >= 0) {
+      if ((f.present >> id) & 1u) {
+        w.path.assign(kv.key);
+        return false;
+      }
+      f.present |= 1u << id;
+      f.value[id] = kv.value;
+    } else if (!unknown.add(kv.key)) {
+      w.path.assign(kv.key);
+      return false;
+    }
+    const dom::element_type t = kv.value.type();
+    if (t == dom::element_type::OBJECT || t == dom::element_type::ARRAY) {
+      if (n_nested < kKeep) nested[n_nested] = {kv.key, kv.value, id};
+      ++n_nested;
+    }
+  }
+  if (auto dup = unknown.repeated()) {
+    w.path.assign(*dup);
+    return false;
+  }
+  auto visit = [&](std::string_view key, dom::element value, int id) {
+    const bool ok =
+        id >= 0 ? child(id, value, depth + 1) : unique_keys(value, depth + 1, w.path, w.too_deep);
+    if (!ok && !w.too_deep) w.path = join_path(key, w.path);
+    return ok;
+  };
+  if (n_nested <= kKeep) {
+    for (std::size_t i = 0; i < n_nested; ++i)
+      if (!visit(nested[i].key, nested[i].value, nested[i].id)) return false;
+  } else {
+    for (dom::key_value_pair kv : obj)
+      if (!visit(kv.key, kv.value, keys.find(kv.key))) return false;
+  }
+  return true;
+}
+
+// A known key whose value the decoder reads as a scalar: an object or array
+// there is refused by decoding, but its keys are checked first, as anywhere.
+bool walk_scalar(dom::element v, std::size_t depth, Walk& w) {
+  const dom::element_type t = v.type();
+  if (t != dom::element_type::OBJECT && t != dom::element_type::ARRAY) return true;
+  return unique_keys(v, depth, w.path, w.too_deep);
+}
+
+bool walk_products(dom::element v, std::size_t depth, Walk& w) {
+  dom::array arr;
+  if (v.get_array().get(arr)) return walk_scalar(v, depth, w);
+  auto& products = w.shape.products;
+  std::size_t i = 0;
+  for (dom::element item : arr) {
+    dom::object o;
+    bool ok;
+    // Past max_products decoding refuses the array; its items are still checked.
+    if (i < w.shape.max_products && item.get_object().get(o) == simdjson::SUCCESS) {
+      ProductFields& pf = products.emplace_back();
+      pf.object = true;
+      ok = walk_known(o, kProductKeys, pf.f, depth + 1, w,
+                      [&](int, dom::element val, std::size_t d) { return walk_scalar(val, d, w); });
+    } else {
+      if (i < w.shape.max_products) products.emplace_back().object = false;
+      ok = unique_keys(item, depth + 1, w.path, w.too_deep);
+    }
+    if (!ok) {
+      if (!w.too_deep) w.path = join_path(fmt::format("[{}]", i), w.path);
+      return false;
+    }
+    ++i;
+  }
+  return true;
+}
+
+bool walk_root(dom::element root, Shape& sh, std::string& path, bool& too_deep) {
+  Walk w{sh, path, too_deep};
+  sh.context = sh.campaign = sh.traits = sh.properties = false;
+  sh.products.clear();
+  dom::object obj;
+  if (root.get_object().get(obj)) {
+    sh.root.present = 0;
+    return unique_keys(root, 1, path, too_deep);
+  }
+  return walk_known(obj, kRootKeys, sh.root, 1, w, [&](int id, dom::element v, std::size_t d) {
+    dom::object o;
+    switch (id) {
+      case rk::kContext:
+        if (v.get_object().get(o)) return walk_scalar(v, d, w);
+        sh.context = true;
+        return walk_known(
+            o, kContextKeys, sh.ctx, d, w, [&](int cid, dom::element cv, std::size_t cd) {
+              dom::object co;
+              if (cid != ck::kCampaign || cv.get_object().get(co)) return walk_scalar(cv, cd, w);
+              sh.campaign = true;
+              return walk_known(
+                  co, kCampaignKeys, sh.camp, cd, w,
+                  [&](int, dom::element gv, std::size_t gd) { return walk_scalar(gv, gd, w); });
+            });
+      case rk::kTraits:
+        if (v.get_object().get(o)) return walk_scalar(v, d, w);
+        sh.traits = true;
+        return walk_known(o, kTraitsKeys, sh.tr, d, w, [&](int, dom::element tv, std::size_t td) {
+          return walk_scalar(tv, td, w);
+        });
+      case rk::kProperties:
+        if (v.get_object().get(o)) return walk_scalar(v, d, w);
+        sh.properties = true;
+        return walk_known(
+            o, kPropertiesKeys, sh.props, d, w, [&](int pid, dom::element pv, std::size_t pd) {
+              return pid == pk::kProducts ? walk_products(pv, pd, w) : walk_scalar(pv, pd, w);
+            });
+      default: return walk_scalar(v, d, w);
+    }
+  });
+}
+
 // Null counts as absent. Returns false when absent.
-bool lookup(const Fields& obj, std::string_view key, dom::element& out) {
+template <std::size_t N>
+bool lookup(const Fields<N>& obj, int key, dom::element& out) {
   return obj.find(key, out) && !out.is_null();
 }
 
 // Reads an optional string field as a view into the parser's buffer (valid
 // until the next decode); a non-string or over-long value is an error.
-Status read_view(const Fields& obj, std::string_view key, const FieldPath& path,
-                 std::string_view& out, std::size_t max_len) {
+template <std::size_t N>
+Status read_view(const Fields<N>& obj, int key, const FieldPath& path, std::string_view& out,
+                 std::size_t max_len) {
   dom::element field;
   if (!lookup(obj, key, field)) return Status::ok();
   if (field.get_string().get(out)) return bad_path(path, "expected a string");
@@ -116,7 +479,8 @@ Status read_view(const Fields& obj, std::string_view key, const FieldPath& path,
 }
 
 // Reads an optional string field into `out`.
-Status read_string(const Fields& obj, std::string_view key, const FieldPath& path, std::string& out,
+template <std::size_t N>
+Status read_string(const Fields<N>& obj, int key, const FieldPath& path, std::string& out,
                    std::size_t max_len) {
   std::string_view sv;
   Status s = read_view(obj, key, path, sv, max_len);
@@ -125,8 +489,8 @@ Status read_string(const Fields& obj, std::string_view key, const FieldPath& pat
 }
 
 // Reads an optional number (in currency units) into cents.
-Status read_money(const Fields& obj, std::string_view key, const FieldPath& path, Money& out,
-                  bool& present) {
+template <std::size_t N>
+Status read_money(const Fields<N>& obj, int key, const FieldPath& path, Money& out, bool& present) {
   present = false;
   dom::element field;
   if (!lookup(obj, key, field)) return Status::ok();
@@ -140,29 +504,28 @@ Status read_money(const Fields& obj, std::string_view key, const FieldPath& path
 }
 
 // Product `i` of properties.products; error paths are "properties.products[i].<field>".
-Status read_product(dom::element val, std::size_t i, const DecodeLimits& lim, Product& p,
+Status read_product(const ProductFields& pf, std::size_t i, const DecodeLimits& lim, Product& p,
                     bool& priced) {
   constexpr std::string_view kArr = "properties.products";
-  dom::object o;
-  if (val.get_object().get(o)) return bad_path(FieldPath{kArr, i, ""}, "expected an object");
-  const Fields obj(o);
+  if (!pf.object) return bad_path(FieldPath{kArr, i, ""}, "expected an object");
+  const auto& obj = pf.f;
   Status s;
-  if (!(s = read_string(obj, "productId", {kArr, i, "productId"}, p.product_id, lim.max_string)))
+  if (!(s = read_string(obj, lk::kProductId, {kArr, i, "productId"}, p.product_id, lim.max_string)))
     return s;
   // Segment's spec spells it product_id; productId wins when both are sent.
-  if (p.product_id.empty() &&
-      !(s = read_string(obj, "product_id", {kArr, i, "product_id"}, p.product_id, lim.max_string)))
+  if (p.product_id.empty() && !(s = read_string(obj, lk::kProductIdSnake, {kArr, i, "product_id"},
+                                                p.product_id, lim.max_string)))
     return s;
-  if (!(s = read_string(obj, "sku", {kArr, i, "sku"}, p.sku, lim.max_string))) return s;
-  if (!(s = read_string(obj, "name", {kArr, i, "name"}, p.name, lim.max_string))) return s;
-  if (!(s = read_string(obj, "category", {kArr, i, "category"}, p.category, lim.max_string)))
+  if (!(s = read_string(obj, lk::kSku, {kArr, i, "sku"}, p.sku, lim.max_string))) return s;
+  if (!(s = read_string(obj, lk::kName, {kArr, i, "name"}, p.name, lim.max_string))) return s;
+  if (!(s = read_string(obj, lk::kCategory, {kArr, i, "category"}, p.category, lim.max_string)))
     return s;
-  if (!(s = read_string(obj, "brand", {kArr, i, "brand"}, p.brand, lim.max_string))) return s;
-  if (!(s = read_string(obj, "size", {kArr, i, "size"}, p.size, lim.max_string))) return s;
-  if (!(s = read_string(obj, "promo", {kArr, i, "promo"}, p.promo, lim.max_string))) return s;
-  if (!(s = read_money(obj, "price", {kArr, i, "price"}, p.price, priced))) return s;
+  if (!(s = read_string(obj, lk::kBrand, {kArr, i, "brand"}, p.brand, lim.max_string))) return s;
+  if (!(s = read_string(obj, lk::kSize, {kArr, i, "size"}, p.size, lim.max_string))) return s;
+  if (!(s = read_string(obj, lk::kPromo, {kArr, i, "promo"}, p.promo, lim.max_string))) return s;
+  if (!(s = read_money(obj, lk::kPrice, {kArr, i, "price"}, p.price, priced))) return s;
   dom::element q;
-  if (lookup(obj, "quantity", q)) {
+  if (lookup(obj, lk::kQuantity, q)) {
     double qd;
     if (q.get_double().get(qd))
       return bad_path(FieldPath{kArr, i, "quantity"}, "expected a number");
@@ -175,13 +538,13 @@ Status read_product(dom::element val, std::size_t i, const DecodeLimits& lim, Pr
   return Status::ok();
 }
 
-Status read_traits_object(const Fields& t_obj, const DecodeLimits& lim, Traits& t) {
+Status read_traits_object(const Fields<tk::kCount>& t_obj, const DecodeLimits& lim, Traits& t) {
   Status s;
-  if (!(s = read_string(t_obj, "firstName", "traits.firstName", t.first_name, lim.max_string)))
+  if (!(s = read_string(t_obj, tk::kFirstName, "traits.firstName", t.first_name, lim.max_string)))
     return s;
-  if (!(s = read_string(t_obj, "lastName", "traits.lastName", t.last_name, lim.max_string)))
+  if (!(s = read_string(t_obj, tk::kLastName, "traits.lastName", t.last_name, lim.max_string)))
     return s;
-  if (!(s = read_string(t_obj, "birthday", "traits.birthday", t.birthday, lim.max_string)))
+  if (!(s = read_string(t_obj, tk::kBirthday, "traits.birthday", t.birthday, lim.max_string)))
     return s;
   // A date, or a date-time as JavaScript's Date serializes one (Segment's SDKs:
   // "1990-11-26T00:00:00.000Z"). A birthday set as local midnight east of UTC
@@ -201,91 +564,21 @@ Status read_traits_object(const Fields& t_obj, const DecodeLimits& lim, Traits& 
   if (!t.birthday.empty() && parse_birthday_mmdd(t.birthday) == 0)
     return bad_field("traits.birthday",
                      "expected a date YYYY-MM-DD (or an ISO-8601 date-time; its date is used)");
-  if (!(s = read_string(t_obj, "gender", "traits.gender", t.gender, lim.max_string))) return s;
-  if (!(s = read_string(t_obj, "phone", "traits.phone", t.phone, lim.max_string))) return s;
-  if (!(s = read_string(t_obj, "email", "traits.email", t.email, lim.max_string))) return s;
-  if (!(s = read_string(t_obj, "postalCode", "traits.postalCode", t.postal_code, lim.max_string)))
+  if (!(s = read_string(t_obj, tk::kGender, "traits.gender", t.gender, lim.max_string))) return s;
+  if (!(s = read_string(t_obj, tk::kPhone, "traits.phone", t.phone, lim.max_string))) return s;
+  if (!(s = read_string(t_obj, tk::kEmail, "traits.email", t.email, lim.max_string))) return s;
+  if (!(s = read_string(t_obj, tk::kPostalCode, "traits.postalCode", t.postal_code,
+                        lim.max_string)))
     return s;
-  if (!(s = read_string(t_obj, "homeStore", "traits.homeStore", t.home_store, lim.max_string)))
+  if (!(s = read_string(t_obj, tk::kHomeStore, "traits.homeStore", t.home_store, lim.max_string)))
     return s;
   dom::element opt;
-  if (lookup(t_obj, "smsOptIn", opt)) {
+  if (lookup(t_obj, tk::kSmsOptIn, opt)) {
     bool b;
     if (opt.get_bool().get(b)) return bad_field("traits.smsOptIn", "expected true or false");
     t.sms_opt_in = b;
   }
   return Status::ok();
-}
-
-// Deepest nesting a message may have. Segment events need 4 (event → properties
-// → products → product); the slack is for unknown fields senders add.
-constexpr std::size_t kMaxJsonDepth = 32;
-
-// Prefixes `outer` to the path of a nested duplicate ("products" + "[0].price").
-std::string join_path(std::string_view outer, const std::string& inner) {
-  std::string out(outer);
-  if (!inner.empty() && inner.front() != '[') out.push_back('.');
-  out += inner;
-  return out;
-}
-
-// Walks a parsed document; on the first repeated key in any object returns
-// false with its dotted path in `path`; `too_deep` when nesting passes the cap.
-bool unique_keys(simdjson::dom::element e, std::size_t depth, std::string& path, bool& too_deep) {
-  namespace dom = simdjson::dom;
-  if (depth > kMaxJsonDepth) {
-    too_deep = true;
-    return false;
-  }
-  dom::object obj;
-  dom::array arr;
-  if (e.get_object().get(obj) == simdjson::SUCCESS) {
-    // Objects are small: a fixed array and a quadratic scan, no allocation; a
-    // large object (unknown fields, up to the message limit) is sorted instead
-    // so 10,000 keys cannot cost 10^8 comparisons.
-    constexpr std::size_t kSmall = 16;
-    std::string_view small[kSmall];
-    std::vector<std::string_view> large;
-    std::size_t n = 0;
-    for (auto field : obj) {
-      if (n < kSmall) {
-        for (std::size_t i = 0; i < n; ++i)
-          if (small[i] == field.key) {
-            path.assign(field.key);
-            return false;
-          }
-        small[n] = field.key;
-      } else {
-        if (large.empty()) large.assign(small, small + kSmall);
-        large.push_back(field.key);
-      }
-      ++n;
-    }
-    if (!large.empty()) {
-      std::sort(large.begin(), large.end());
-      auto dup = std::adjacent_find(large.begin(), large.end());
-      if (dup != large.end()) {
-        path.assign(*dup);
-        return false;
-      }
-    }
-    for (auto field : obj) {
-      if (!unique_keys(field.value, depth + 1, path, too_deep)) {
-        if (!too_deep) path = join_path(field.key, path);
-        return false;
-      }
-    }
-  } else if (e.get_array().get(arr) == simdjson::SUCCESS) {
-    std::size_t i = 0;
-    for (auto item : arr) {
-      if (!unique_keys(item, depth + 1, path, too_deep)) {
-        if (!too_deep) path = join_path(fmt::format("[{}]", i), path);
-        return false;
-      }
-      ++i;
-    }
-  }
-  return true;
 }
 
 // Ids become map keys, log fields and journal keys: control characters in them
@@ -344,11 +637,12 @@ std::size_t decode_padding() {
 struct EventDecoder::Parser {
   // A message must be one unambiguous JSON document: full RFC 8259 grammar,
   // nothing after the value, nesting depth, no repeated keys. The DOM parse
-  // checks the grammar (unique_keys the rest), and the fields are then read
-  // from that same DOM. (Until 2026-11-27 they were read by a second,
-  // on-demand pass over the text, which cost about as much as the DOM parse
-  // again.)
+  // checks the grammar, one walk over the DOM (walk_root) the rest, and the
+  // fields are then read from that same DOM through the walk's Shape. (Until
+  // 2026-11-27 they were read by a second, on-demand pass over the text, which
+  // cost about as much as the DOM parse again.)
   simdjson::dom::parser validator{1 << 20};
+  Shape shape;
 };
 
 EventDecoder::EventDecoder(DecodeLimits limits) : limits_(limits), parser_(new Parser) {}
@@ -387,7 +681,8 @@ Status EventDecoder::decode_impl(std::string_view json, TimeUs now, Event& out,
                     fmt::format("not valid JSON: {}", simdjson::error_message(err)));
     std::string dup;
     bool too_deep = false;
-    if (!unique_keys(root, 1, dup, too_deep)) {
+    parser_->shape.max_products = lim.max_products;
+    if (!walk_root(root, parser_->shape, dup, too_deep)) {
       if (too_deep)
         return Status(ErrorCode::kBadJson,
                       fmt::format("nested too deep (more than {} levels)", kMaxJsonDepth));
@@ -401,33 +696,33 @@ Status EventDecoder::decode_impl(std::string_view json, TimeUs now, Event& out,
   }
   dom::object root_obj;
   if (root.get_object().get(root_obj)) return Status(ErrorCode::kBadJson, "expected a JSON object");
-  const Fields obj(root_obj);
+  const Shape& sh = parser_->shape;
+  const auto& obj = sh.root;
 
   Status s;
   // messageId first, so that later errors can name it.
-  if (!(s = read_string(obj, "messageId", "messageId", out.message_id, 128))) return s;
+  if (!(s = read_string(obj, rk::kMessageId, "messageId", out.message_id, 128))) return s;
 
   std::string_view type;
-  if (!(s = read_view(obj, "type", "type", type, 32))) return s;
+  if (!(s = read_view(obj, rk::kType, "type", type, 32))) return s;
   if (type.empty()) return bad_field("type", "missing (track, identify, page, alias or recommend)");
 
   if (type == "recommend") {
     if (!req)
       return Status(ErrorCode::kUnknownEvent, "type: recommend is only accepted on /v1/web");
-    if (!(s = read_string(obj, "userId", "userId", req->user_id, 128))) return s;
-    if (!(s = read_string(obj, "anonymousId", "anonymousId", req->anonymous_id, 128))) return s;
+    if (!(s = read_string(obj, rk::kUserId, "userId", req->user_id, 128))) return s;
+    if (!(s = read_string(obj, rk::kAnonymousId, "anonymousId", req->anonymous_id, 128))) return s;
     dom::element lf;
-    if (obj.find("limit", lf)) {
+    if (obj.find(rk::kLimit, lf)) {
       std::int64_t l;
       if (lf.get_int64().get(l) || l < 1 || l > 50)
         return bad_field("limit", "expected a whole number from 1 to 50");
       req->limit = static_cast<int>(l);
     }
     dom::element ctx;
-    if (obj.find("context", ctx)) {
-      dom::object c_obj;
-      if (ctx.get_object().get(c_obj)) return bad_field("context", "expected an object");
-      if (!(s = read_string(Fields(c_obj), "productId", "context.productId", req->product_id, 128)))
+    if (obj.find(rk::kContext, ctx)) {
+      if (!sh.context) return bad_field("context", "expected an object");
+      if (!(s = read_string(sh.ctx, ck::kProductId, "context.productId", req->product_id, 128)))
         return s;
     }
     if (req->user_id.empty() && req->anonymous_id.empty())
@@ -449,9 +744,9 @@ Status EventDecoder::decode_impl(std::string_view json, TimeUs now, Event& out,
                   fmt::format("type: unknown type '{}' (track, identify, page, alias)", type));
 
   if (out.message_id.empty()) return bad_field("messageId", "missing");
-  if (!(s = read_string(obj, "userId", "userId", out.user_id, 128))) return s;
-  if (!(s = read_string(obj, "anonymousId", "anonymousId", out.anonymous_id, 128))) return s;
-  if (!(s = read_string(obj, "previousId", "previousId", out.previous_id, 128))) return s;
+  if (!(s = read_string(obj, rk::kUserId, "userId", out.user_id, 128))) return s;
+  if (!(s = read_string(obj, rk::kAnonymousId, "anonymousId", out.anonymous_id, 128))) return s;
+  if (!(s = read_string(obj, rk::kPreviousId, "previousId", out.previous_id, 128))) return s;
   if (!(s = check_id("messageId", out.message_id)) || !(s = check_id("userId", out.user_id)) ||
       !(s = check_id("anonymousId", out.anonymous_id)) ||
       !(s = check_id("previousId", out.previous_id)))
@@ -465,7 +760,7 @@ Status EventDecoder::decode_impl(std::string_view json, TimeUs now, Event& out,
   }
 
   std::string_view ts;
-  if (!(s = read_view(obj, "timestamp", "timestamp", ts, 64))) return s;
+  if (!(s = read_view(obj, rk::kTimestamp, "timestamp", ts, 64))) return s;
   if (ts.empty()) {
     out.timestamp = now;
   } else {
@@ -478,7 +773,7 @@ Status EventDecoder::decode_impl(std::string_view json, TimeUs now, Event& out,
 
   if (out.type == EventType::kTrack) {
     std::string_view name;
-    if (!(s = read_view(obj, "event", "event", name, 128))) return s;
+    if (!(s = read_view(obj, rk::kEvent, "event", name, 128))) return s;
     if (name.empty()) return bad_field("event", "missing for type track");
     auto n = event_name_from(name);
     if (!n) return Status(ErrorCode::kUnknownEvent, fmt::format("event: unknown event '{}'", name));
@@ -486,21 +781,20 @@ Status EventDecoder::decode_impl(std::string_view json, TimeUs now, Event& out,
   }
 
   // context
-  if (dom::element ctx; lookup(obj, "context", ctx)) {
-    dom::object c_obj;
-    if (ctx.get_object().get(c_obj)) return bad_field("context", "expected an object");
-    const Fields c(c_obj);
+  if (dom::element ctx; lookup(obj, rk::kContext, ctx)) {
+    if (!sh.context) return bad_field("context", "expected an object");
+    const auto& c = sh.ctx;
     std::string_view ch;
-    if (!(s = read_view(c, "channel", "context.channel", ch, 16))) return s;
+    if (!(s = read_view(c, ck::kChannel, "context.channel", ch, 16))) return s;
     if (!ch.empty()) {
       auto cv = channel_from(ch);
       if (!cv) return bad_field("context.channel", "expected pos, web or app");
       out.channel = *cv;
     }
-    if (!(s = read_string(c, "storeId", "context.storeId", out.store_id, 64))) return s;
-    if (!(s = read_string(c, "terminalId", "context.terminalId", out.terminal_id, 64))) return s;
-    if (!(s = read_string(c, "timezone", "context.timezone", out.timezone, 64))) return s;
-    if (dom::element camp; lookup(c, "campaign", camp)) {
+    if (!(s = read_string(c, ck::kStoreId, "context.storeId", out.store_id, 64))) return s;
+    if (!(s = read_string(c, ck::kTerminalId, "context.terminalId", out.terminal_id, 64))) return s;
+    if (!(s = read_string(c, ck::kTimezone, "context.timezone", out.timezone, 64))) return s;
+    if (dom::element camp; lookup(c, ck::kCampaign, camp)) {
       // Segment sends campaign as an object {name, source, medium}; accept a string too.
       const dom::element_type jt = camp.type();
       if (jt == dom::element_type::STRING) {
@@ -509,9 +803,8 @@ Status EventDecoder::decode_impl(std::string_view json, TimeUs now, Event& out,
           return bad_field("context.campaign", "expected a short string");
         out.campaign.assign(sv);
       } else if (jt == dom::element_type::OBJECT) {
-        dom::object co;
-        if (camp.get_object().get(co)) return bad_field("context.campaign", "expected an object");
-        if (!(s = read_string(Fields(co), "name", "context.campaign.name", out.campaign, 128)))
+        if (!sh.campaign) return bad_field("context.campaign", "expected an object");
+        if (!(s = read_string(sh.camp, gk::kName, "context.campaign.name", out.campaign, 128)))
           return s;
       } else {
         return bad_field("context.campaign", "expected a string or an object");
@@ -520,82 +813,81 @@ Status EventDecoder::decode_impl(std::string_view json, TimeUs now, Event& out,
   }
 
   // traits (identify; also accepted on any event)
-  if (dom::element tf; lookup(obj, "traits", tf)) {
-    dom::object t;
-    if (tf.get_object().get(t)) return bad_field("traits", "expected an object");
-    if (!(s = read_traits_object(Fields(t), lim, out.traits))) return s;
+  if (dom::element tf; lookup(obj, rk::kTraits, tf)) {
+    if (!sh.traits) return bad_field("traits", "expected an object");
+    if (!(s = read_traits_object(sh.tr, lim, out.traits))) return s;
   }
 
   // properties
   Money tax = 0, shipping = 0;
   bool all_priced = true;  // every product states its price: the total can be checked
-  if (dom::element pf; lookup(obj, "properties", pf)) {
-    dom::object p_obj;
-    if (pf.get_object().get(p_obj)) return bad_field("properties", "expected an object");
-    const Fields p(p_obj);
-    if (!(s = read_string(p, "orderId", "properties.orderId", out.order_id, 128))) return s;
+  if (dom::element pf; lookup(obj, rk::kProperties, pf)) {
+    if (!sh.properties) return bad_field("properties", "expected an object");
+    const auto& p = sh.props;
+    if (!(s = read_string(p, pk::kOrderId, "properties.orderId", out.order_id, 128))) return s;
     if (out.order_id.empty() &&
-        !(s = read_string(p, "order_id", "properties.order_id", out.order_id, 128)))
+        !(s = read_string(p, pk::kOrderIdSnake, "properties.order_id", out.order_id, 128)))
       return s;
-    if (!(s = read_string(p, "currency", "properties.currency", out.currency, 8))) return s;
-    if (!(s = read_string(p, "promotionId", "properties.promotionId", out.promotion_id, 128)))
+    if (!(s = read_string(p, pk::kCurrency, "properties.currency", out.currency, 8))) return s;
+    if (!(s = read_string(p, pk::kPromotionId, "properties.promotionId", out.promotion_id, 128)))
       return s;
-    if (!(s = read_string(p, "url", "properties.url", out.url, lim.max_string))) return s;
+    if (!(s = read_string(p, pk::kUrl, "properties.url", out.url, lim.max_string))) return s;
     bool present = false;
-    if (!(s = read_money(p, "total", "properties.total", out.total, out.has_total))) return s;
+    if (!(s = read_money(p, pk::kTotal, "properties.total", out.total, out.has_total))) return s;
     // Segment's revenue (else subtotal) stands in for a total that was not sent;
     // the spec has it without tax and shipping, which are added back below.
     Money revenue = 0;
     bool has_revenue = false;
     if (!out.has_total &&
-        !(s = read_money(p, "revenue", "properties.revenue", revenue, has_revenue)))
+        !(s = read_money(p, pk::kRevenue, "properties.revenue", revenue, has_revenue)))
       return s;
     if (!out.has_total && !has_revenue &&
-        !(s = read_money(p, "subtotal", "properties.subtotal", revenue, has_revenue)))
+        !(s = read_money(p, pk::kSubtotal, "properties.subtotal", revenue, has_revenue)))
       return s;
-    if (!(s = read_money(p, "discount", "properties.discount", out.discount, present))) return s;
+    if (!(s = read_money(p, pk::kDiscount, "properties.discount", out.discount, present))) return s;
     // Segment's tax and shipping: not stored, only part of what a total may add up to.
-    if (!(s = read_money(p, "tax", "properties.tax", tax, present))) return s;
-    if (!(s = read_money(p, "shipping", "properties.shipping", shipping, present))) return s;
+    if (!(s = read_money(p, pk::kTax, "properties.tax", tax, present))) return s;
+    if (!(s = read_money(p, pk::kShipping, "properties.shipping", shipping, present))) return s;
     if (has_revenue) {
       out.total = revenue + tax + shipping;  // each at most kMaxMoney: no overflow
       out.has_total = true;
     }
 
     dom::element prods;
-    if (lookup(p, "products", prods)) {
+    if (lookup(p, pk::kProducts, prods)) {
       dom::array arr;
       if (prods.get_array().get(arr)) return bad_field("properties.products", "expected an array");
       if (arr.size() > lim.max_products)
         return bad_field("properties.products",
                          fmt::format("more than {} products", lim.max_products));
-      out.products.reserve(arr.size());
-      std::size_t i = 0;
-      for (dom::element v : arr) {
+      // The walk recorded every item (there are at most max_products).
+      out.products.reserve(sh.products.size());
+      for (std::size_t i = 0; i < sh.products.size(); ++i) {
         Product& prod = out.products.emplace_back();
         bool priced = false;
-        if (!(s = read_product(v, i, lim, prod, priced))) return s;
+        if (!(s = read_product(sh.products[i], i, lim, prod, priced))) return s;
         all_priced &= priced;
-        ++i;
       }
     } else if (out.name == EventName::kProductViewed || out.name == EventName::kProductAdded ||
                out.name == EventName::kProductRemoved || out.name == EventName::kProductReserved) {
       // Single-product events carry the product's fields in properties itself.
       Product prod;
-      if (!(s = read_string(p, "productId", "properties.productId", prod.product_id, 128)))
+      if (!(s = read_string(p, pk::kProductId, "properties.productId", prod.product_id, 128)))
         return s;
       if (prod.product_id.empty() &&
-          !(s = read_string(p, "product_id", "properties.product_id", prod.product_id, 128)))
+          !(s = read_string(p, pk::kProductIdSnake, "properties.product_id", prod.product_id, 128)))
         return s;
-      if (!(s = read_string(p, "sku", "properties.sku", prod.sku, 128))) return s;
-      if (!(s = read_string(p, "name", "properties.name", prod.name, lim.max_string))) return s;
-      if (!(s = read_string(p, "category", "properties.category", prod.category, lim.max_string)))
+      if (!(s = read_string(p, pk::kSku, "properties.sku", prod.sku, 128))) return s;
+      if (!(s = read_string(p, pk::kName, "properties.name", prod.name, lim.max_string))) return s;
+      if (!(s = read_string(p, pk::kCategory, "properties.category", prod.category,
+                            lim.max_string)))
         return s;
-      if (!(s = read_string(p, "brand", "properties.brand", prod.brand, lim.max_string))) return s;
-      if (!(s = read_string(p, "size", "properties.size", prod.size, 64))) return s;
-      if (!(s = read_money(p, "price", "properties.price", prod.price, present))) return s;
+      if (!(s = read_string(p, pk::kBrand, "properties.brand", prod.brand, lim.max_string)))
+        return s;
+      if (!(s = read_string(p, pk::kSize, "properties.size", prod.size, 64))) return s;
+      if (!(s = read_money(p, pk::kPrice, "properties.price", prod.price, present))) return s;
       all_priced = present;
-      if (dom::element q; lookup(p, "quantity", q)) {
+      if (dom::element q; lookup(p, pk::kQuantity, q)) {
         double qd;
         if (q.get_double().get(qd) || qd != std::floor(qd) || qd < 1 || qd > 100000)
           return bad_field("properties.quantity", "must be a whole number from 1 to 100000");

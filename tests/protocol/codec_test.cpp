@@ -1,5 +1,7 @@
 #include "storepulse/protocol/codec.hpp"
 
+#include <fmt/format.h>
+
 #include <catch2/catch.hpp>
 
 using namespace storepulse;
@@ -218,4 +220,91 @@ TEST_CASE("an order whose total does not add up to its lines is kept, with the s
     "properties":{"products":[{"productId":"p","price":5,"quantity":-1}]}})",
             ev)
             .code() == ErrorCode::kBadField);
+}
+
+TEST_CASE("every object is checked for repeated keys, with the key's full path") {
+  // One walk over the document finds the fields the decoder reads and checks
+  // the rest: a repeated key anywhere, read or not, is refused, and the error
+  // names its path. The same message may be read by two readers (journal,
+  // analytics): it must never mean two things.
+  const std::string head =
+      R"({"type":"track","messageId":"m","userId":"u","event":"Order Completed",)";
+  std::string many_unknown = R"("properties":{"total":1,)";
+  for (int i = 0; i < 20; ++i) many_unknown += fmt::format(R"("k{}":1,)", i);
+  many_unknown += R"("k3":2})";
+  std::string many_nested = R"("properties":{"total":1)";
+  for (int i = 0; i < 9; ++i) many_nested += fmt::format(R"(,"n{}":{{"z":1}})", i);
+  many_nested += R"(,"n9":{"z":1,"z":2}})";
+  struct Case {
+    std::string json;
+    std::string detail;
+  };
+  const Case cases[] = {
+      {R"({"type":"track","messageId":"m","userId":"a","userId":"b","event":"Card Swiped"})",
+       "userId: duplicate key"},
+      {head + R"("x":1,"x":2})", "x: duplicate key"},
+      {R"({"type":"track","messageId":"m","userId":{"a":1,"a":2},"event":"Card Swiped"})",
+       "userId.a: duplicate key"},
+      {head + R"("context":{"campaign":{"name":"a","name":"b"}}})",
+       "context.campaign.name: duplicate key"},
+      {head + R"("context":{"campaign":{"extra":{"q":1,"q":2}}}})",
+       "context.campaign.extra.q: duplicate key"},
+      {head + R"("traits":{"email":"a@b.c","email":"d@e.f"}})", "traits.email: duplicate key"},
+      {head +
+           R"("properties":{"products":[{"productId":"p"},{"productId":"q","price":1,"price":2}]}})",
+       "properties.products[1].price: duplicate key"},
+      {head + R"("properties":{"products":[{"productId":"p"},[{"k":1,"k":2}]]}})",
+       "properties.products[1][0].k: duplicate key"},
+      {head + many_unknown + "}", "properties.k3: duplicate key"},
+      {head + many_nested + "}", "properties.n9.z: duplicate key"},
+      // This object's own keys are checked before the objects inside it.
+      {R"({"context":{"a":1,"a":2},"type":"track","type":"page"})", "type: duplicate key"},
+      {R"({"type":"track","messageId":"m","messageId":"n","userId":"u"})",
+       "messageId: duplicate key"},
+  };
+  for (const auto& c : cases) {
+    INFO(c.json);
+    Event ev;
+    auto s = decode(c.json, ev);
+    REQUIRE_FALSE(s.is_ok());
+    CHECK(s.code() == ErrorCode::kBadField);
+    CHECK(s.detail() == c.detail);
+  }
+
+  SECTION("the error names the message when its id is not the repeated key") {
+    Event ev;
+    auto s = decode(head + R"("properties":{"total":1,"total":2}})", ev);
+    REQUIRE_FALSE(s.is_ok());
+    CHECK(ev.message_id == "m");
+  }
+  SECTION("items past max_products are checked too, and the array is refused") {
+    DecodeLimits lim;
+    lim.max_products = 2;
+    EventDecoder dec(lim);
+    Event ev;
+    auto s = decode_with(
+        dec, head + R"("properties":{"products":[{"sku":"a"},{"sku":"b"},{"a":1,"a":2}]}})", ev);
+    REQUIRE_FALSE(s.is_ok());
+    CHECK(s.detail() == "properties.products[2].a: duplicate key");
+    s = decode_with(
+        dec, head + R"("properties":{"products":[{"sku":"a"},{"sku":"b"},{"sku":"c"}]}})", ev);
+    REQUIRE_FALSE(s.is_ok());
+    CHECK(s.detail().find("more than 2 products") != std::string::npos);
+    // The decoder is reusable after both: a valid message decodes whole.
+    s = decode_with(dec, head + R"("properties":{"products":[{"sku":"a","price":1}]}})", ev);
+    REQUIRE(s.is_ok());
+    REQUIRE(ev.products.size() == 1);
+    CHECK(ev.products[0].sku == "a");
+  }
+  SECTION("nesting past the cap inside an unread field is refused") {
+    std::string deep = head + R"("properties":{"total":1,"x":)";
+    for (int i = 0; i < 40; ++i) deep += "[";
+    for (int i = 0; i < 40; ++i) deep += "]";
+    deep += "}}";
+    Event ev;
+    auto s = decode(deep, ev);
+    REQUIRE_FALSE(s.is_ok());
+    CHECK(s.code() == ErrorCode::kBadJson);
+    CHECK(s.detail().find("nested too deep") != std::string::npos);
+  }
 }
