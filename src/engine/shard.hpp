@@ -17,6 +17,7 @@
 
 #include "engine/core.hpp"
 #include "engine/dedupe_window.hpp"
+#include "storepulse/common/flat_map.hpp"
 #include "storepulse/engine/engine.hpp"
 #include "storepulse/profile/profile.hpp"
 #include "storepulse/store/journal.hpp"
@@ -26,16 +27,13 @@ namespace storepulse::engine {
 
 struct PurgeState;
 
-/// Hash for string-keyed maps looked up by string_view (heterogeneous lookup,
-/// C++20): a lookup by an event's customer key builds no std::string.
-struct StringKeyHash {
-  using is_transparent = void;
-  std::size_t operator()(std::string_view s) const noexcept {
-    return std::hash<std::string_view>{}(s);
-  }
-};
+/// The shard's maps keyed by customer id (profiles, journal keys): a flat
+/// open-addressing map looked up by string_view, so a lookup by an event's
+/// customer key builds no std::string and allocates nothing
+/// (common/flat_map.hpp; an insert may move entries, so values that must stay
+/// put are held by pointer).
 template <class V>
-using StringKeyMap = std::unordered_map<std::string, V, StringKeyHash, std::equal_to<>>;
+using StringKeyMap = FlatStringMap<V>;
 
 struct Work {
   enum class Kind : std::uint8_t {

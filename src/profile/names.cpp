@@ -17,22 +17,26 @@ NameId NameTable::intern_guardrail(std::string_view name) {
 
 NameId NameTable::add(std::string_view name, std::size_t max_names, std::size_t max_bytes) {
   if (name.empty()) return kNoName;
-  if (auto it = ids_.find(name); it != ids_.end()) return it->second;
+  const std::uint64_t h = hash_string(name);
+  if (auto id = lookup(name, h)) return *id;
   if (size() >= max_names || bytes_ + name.size() > max_bytes) {
     ++refused_;
     return kNoName;
   }
   const auto id = static_cast<NameId>(names_.size());
-  const std::string& s = names_.emplace_back(name);
-  ids_.emplace(std::string_view(s), id);
+  names_.emplace_back(name);
+  ids_.insert(h, id);
   bytes_ += name.size();
   return id;
 }
 
 NameId NameTable::find(std::string_view name) const {
   if (name.empty()) return kNoName;
-  auto it = ids_.find(name);
-  return it == ids_.end() ? kNoName : it->second;
+  return lookup(name, hash_string(name)).value_or(kNoName);
+}
+
+std::optional<NameId> NameTable::lookup(std::string_view name, std::uint64_t h) const {
+  return ids_.find(h, [&](std::uint32_t id) { return names_[id] == name; });
 }
 
 NameTable& NameTable::thread_default() {

@@ -14,9 +14,11 @@
 // profile as strings.
 #include <cstdint>
 #include <deque>
+#include <optional>
 #include <string>
 #include <string_view>
-#include <unordered_map>
+
+#include "storepulse/common/flat_map.hpp"
 
 namespace storepulse::profile {
 
@@ -67,15 +69,14 @@ class NameTable {
 
  private:
   NameId add(std::string_view name, std::size_t max_names, std::size_t max_bytes);
+  std::optional<NameId> lookup(std::string_view name, std::uint64_t hash) const;
 
   std::size_t max_names_;
   std::size_t max_bytes_;
   std::size_t bytes_ = 0;
   std::uint64_t refused_ = 0;
-  // A deque: growing it never moves the strings, so the views used as keys
-  // below stay valid (a vector would move short strings' inline buffers).
-  std::deque<std::string> names_;
-  std::unordered_map<std::string_view, NameId> ids_;
+  std::deque<std::string> names_;  // by id; a deque: growing it moves no string
+  FlatIdIndex ids_;                // hash of the name -> its id in names_
 };
 
 }  // namespace storepulse::profile
