@@ -86,6 +86,10 @@ bool Shard::fire_due_timers() {
     if (!p || std::none_of(p->timers.begin(), p->timers.end(),
                            [&](const auto& t) { return t.rule == e.rule && t.fire_at == e.at; }))
       continue;  // stale: re-armed or cancelled since
+    // A visitor merged into a member: its timers went to the member with the
+    // merge payload (and stay here only so a resent payload still carries
+    // them); the member's copy fires, and a cancel_on by the member stops it.
+    if (!p->merged_into.empty()) continue;
     if (std::any_of(due.begin(), due.end(), [&](const Due& d) {
           return d.key == e.key && d.rule == e.rule && d.at == e.at;
         }))

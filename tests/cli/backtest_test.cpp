@@ -254,3 +254,56 @@ TEST_CASE("backtest: the shipped birthday greeting covers the birthday week - on
   CHECK(count(actions, greeting + "M3") == 1);  // not again on the 15th
   CHECK(count(actions, greeting + "M2") == 0);  // eight days after: too late
 }
+
+TEST_CASE(
+    "backtest: a cart nudge follows the visitor into the member - once, and stopped by the "
+    "member") {
+  // V1 fills a cart on the web, then logs in as M1: one nudge, to M1 (the
+  // visitor's copy of the timer moved with the merge). V2 does the same as M2,
+  // then M2 buys at the till: no nudge for either id. V3/M3 logs in and only
+  // swipes a card in store: stopped too, since this rule lists Card Swiped.
+  const std::string dir = kDir + "-cart-merge";
+  std::filesystem::remove_all(dir);
+  write(dir + "/rules/nudge.yaml", R"(rule: nudge
+on: Product Added
+wait: 1h
+cancel_on: [Order Completed, Card Swiped]
+then:
+  - web: "Still thinking about it?"
+  - sms: "Your cart is waiting"
+)");
+  std::string events;
+  int id = 0;
+  const auto line = [&](const std::string& body) {
+    events += fmt::format(R"({{"messageId":"m{}",{}}})", ++id, body) + "\n";
+  };
+  for (int k = 1; k <= 3; ++k) {
+    line(fmt::format(
+        R"("type":"track","event":"Product Added","anonymousId":"V{}","timestamp":"2026-03-01T10:00:00Z","context":{{"channel":"web"}},"properties":{{"productId":"p1","price":25}})",
+        k));
+    line(fmt::format(
+        R"("type":"identify","userId":"M{}","anonymousId":"V{}","timestamp":"2026-03-01T10:10:00Z","context":{{"channel":"web"}},"traits":{{"phone":"+4670000000{}","smsOptIn":true}})",
+        k, k, k));
+  }
+  line(
+      R"("type":"track","event":"Order Completed","userId":"M2","timestamp":"2026-03-01T10:30:00Z","context":{"channel":"pos"},"properties":{"total":25,"products":[{"productId":"p1","price":25,"quantity":1}]})");
+  line(
+      R"("type":"track","event":"Card Swiped","userId":"M3","timestamp":"2026-03-01T10:40:00Z","context":{"channel":"pos"})");
+  // Someone else, later: moves event time past every timer.
+  line(
+      R"("type":"track","event":"Card Swiped","userId":"X","timestamp":"2026-03-01T15:00:00Z","context":{"channel":"pos"})");
+  write(dir + "/events.ndjson", events);
+  auto r = run_cli(
+      fmt::format("backtest --rules {0}/rules --events {0}/events.ndjson --json --actions", dir),
+      "bt-cart-merge");
+  INFO(r.err);
+  INFO(r.out);
+  REQUIRE(r.code == 0);
+  const std::string actions = r.out.substr(r.out.find("\"actions\":["));
+  CHECK(count(actions, R"("rule":"nudge")") == 2);  // web + sms, once
+  CHECK(count(actions, R"("rule":"nudge","channel":"web","customer":"M1")") == 1);
+  CHECK(count(actions, R"("rule":"nudge","channel":"sms","customer":"M1")") == 1);
+  CHECK(count(actions, R"("customer":"V)") == 0);
+  CHECK(count(actions, R"("customer":"M2")") == 0);
+  CHECK(count(actions, R"("customer":"M3")") == 0);
+}
