@@ -592,10 +592,8 @@ void Engine::recommend(protocol::RecommendRequest req, std::shared_ptr<ReplyTarg
   w->rec = std::move(req);
   w->reply = std::move(reply);
   const int s = shard_of(w->target);
-  if (!shards_[static_cast<std::size_t>(s)]->push(std::move(w), true)) {
-    // Queue full: the caller still gets exactly one reply.
-    // (w was moved; rebuild a minimal error through the reply we kept.)
-  }
+  // Refused (queue full, shard not served here): push has sent the error reply.
+  (void)shards_[static_cast<std::size_t>(s)]->push(std::move(w), true);
 }
 
 // ---- Shard -------------------------------------------------------------------

@@ -22,9 +22,13 @@
 
 namespace storepulse::engine {
 
+namespace {
+constexpr std::size_t kMaxCategories = 2000, kMaxProducts = 5000;
+}  // namespace
+
 void Shard::record_popularity(const protocol::Event& ev) {
   if (ev.name != protocol::EventName::kOrderCompleted) return;
-  constexpr std::size_t kMaxCategories = 2000, kMaxProducts = 5000;
+  popularity_dirty_ = true;
   for (const auto& prod : ev.products) {
     if (prod.category.empty() || prod.product_id.empty()) continue;
     auto cit = popularity_.find(prod.category);
@@ -41,6 +45,29 @@ void Shard::record_popularity(const protocol::Event& ev) {
     }
     pit->second += static_cast<std::uint32_t>(prod.quantity);
   }
+}
+
+void Shard::publish_popularity(bool force) {
+  if (!popularity_dirty_) return;
+  const std::int64_t now = mono_ns();
+  if (!force && now - popularity_pub_ns_ < 1'000'000'000) return;
+  popularity_dirty_ = false;
+  popularity_pub_ns_ = now;
+  auto v = std::make_shared<PopularityView>();
+  for (const auto& [cat, products] : popularity_) {
+    auto& top = v->top[cat];
+    top.assign(products.begin(), products.end());
+    const std::size_t keep = std::min(top.size(), PopularityView::kTopPerCategory);
+    std::partial_sort(top.begin(), top.begin() + static_cast<std::ptrdiff_t>(keep), top.end(),
+                      [](const auto& a, const auto& b) {
+                        return a.second != b.second ? a.second > b.second : a.first < b.first;
+                      });
+    top.resize(keep);
+    for (const auto& [pid, _] : top)
+      if (auto it = product_names_.find(pid); it != product_names_.end())
+        v->names.emplace(pid, it->second);
+  }
+  published_popularity_.store(std::move(v), std::memory_order_release);
 }
 
 void Shard::handle_query(Work& w) {
@@ -141,18 +168,40 @@ void Shard::handle_recommend(Work& w) {
            std::find(p->recent_products.begin(), p->recent_products.end(), rid) !=
                p->recent_products.end();
   };
+  // Units sold: this shard's live counts plus what the other shards last
+  // published (about once a second), so a new visitor on a shard that has
+  // seen few orders still gets the chain's best sellers.
+  std::vector<std::shared_ptr<const PopularityView>> others;
+  for (const auto& sh : engine_.shards_)
+    if (sh.get() != this)
+      if (auto v = sh->published_popularity_.load(std::memory_order_acquire)) others.push_back(v);
   auto add_from = [&](std::string_view cat, double weight) {
-    auto it = popularity_.find(std::string(cat));
-    if (it == popularity_.end()) return;
-    for (const auto& [pid, count] : it->second) {
+    std::unordered_map<std::string_view, std::uint64_t> units;
+    const std::string key(cat);
+    if (auto it = popularity_.find(key); it != popularity_.end())
+      for (const auto& [pid, count] : it->second) units[pid] += count;
+    for (const auto& v : others)
+      if (auto it = v->top.find(key); it != v->top.end())
+        for (const auto& [pid, count] : it->second) units[pid] += count;
+    for (const auto& [pid, count] : units) {
       if (excluded(pid)) continue;
-      items.push_back({pid, std::string(cat), weight * count});
+      items.push_back({std::string(pid), key, weight * static_cast<double>(count)});
     }
   };
   auto category_of = [&](std::string_view pid) -> std::string {
     for (const auto& [cat, products] : popularity_)
       if (products.count(std::string(pid))) return cat;
+    for (const auto& v : others)
+      for (const auto& [cat, top] : v->top)
+        for (const auto& [id, _] : top)
+          if (id == pid) return cat;
     return {};
+  };
+  auto name_of = [&](const std::string& pid) -> const std::string& {
+    if (auto it = product_names_.find(pid); it != product_names_.end()) return it->second;
+    for (const auto& v : others)
+      if (auto it = v->names.find(pid); it != v->names.end()) return it->second;
+    return pid;
   };
   std::vector<Item> top;
   auto take = [&](std::vector<Item>& from) {
@@ -210,7 +259,14 @@ void Shard::handle_recommend(Work& w) {
   // 3. Store-wide best sellers.
   if (top.empty()) {
     reason = "popular now";
-    for (const auto& [cat, _] : popularity_) add_from(cat, 1.0);
+    std::vector<std::string> cats;
+    for (const auto& [cat, _] : popularity_) cats.push_back(cat);
+    for (const auto& v : others)
+      for (const auto& [cat, _] : v->top)
+        if (!popularity_.count(cat)) cats.push_back(cat);
+    std::sort(cats.begin(), cats.end());
+    cats.erase(std::unique(cats.begin(), cats.end()), cats.end());
+    for (const auto& cat : cats) add_from(cat, 1.0);
     take(items);
   }
   std::string out = R"({"type":"recommendations","items":[)";
@@ -219,8 +275,7 @@ void Shard::handle_recommend(Work& w) {
     out += R"({"productId":)";
     protocol::append_json_string(out, top[i].id);
     out += R"(,"name":)";
-    auto nit = product_names_.find(top[i].id);
-    protocol::append_json_string(out, nit == product_names_.end() ? top[i].id : nit->second);
+    protocol::append_json_string(out, name_of(top[i].id));
     out += R"(,"category":)";
     protocol::append_json_string(out, top[i].category);
     out += fmt::format(R"(,"score":{:.3f}}})", top[i].score);

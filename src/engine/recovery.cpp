@@ -22,6 +22,11 @@
 
 namespace storepulse::engine {
 
+namespace {
+// Marks the snapshot section after the dedupe ids: product popularity ("POP1").
+constexpr std::uint32_t kPopularityTag = 0x31504F50;
+}  // namespace
+
 void Shard::recover() {
   const auto t0 = mono_ns();
   recovered_ = true;
@@ -132,6 +137,7 @@ void Shard::recover() {
   last_snapshot_ns_ = mono_ns();
   profile_count_.store(profiles_.size());
   for (const auto& [key, p] : profiles_) index_timers(key, *p);
+  publish_popularity(true);
   models::set_active_models(nullptr);  // this recovery thread ends; the worker sets its own
 }
 
@@ -264,6 +270,20 @@ std::string Shard::encode_snapshot() const {
   }
   w.u64(dedupe_.size());
   dedupe_.for_each([&](std::string_view id) { w.str(id); });
+  // Best sellers (recommendations), after the part older builds read: a
+  // snapshot without it (older build) restores none, as before.
+  w.u32(kPopularityTag);
+  w.u64(popularity_.size());
+  for (const auto& [cat, products] : popularity_) {
+    w.str(cat);
+    w.u64(products.size());
+    for (const auto& [pid, units] : products) {
+      w.str(pid);
+      w.u32(units);
+      auto it = product_names_.find(pid);
+      w.str(it == product_names_.end() ? std::string_view() : std::string_view(it->second));
+    }
+  }
   return body;
 }
 
@@ -281,6 +301,24 @@ void Shard::decode_snapshot(const std::string& body) {
   }
   const std::uint64_t d = r.u64();
   for (std::uint64_t i = 0; i < d && r.ok(); ++i) dedupe_.insert(r.str_view());
+  if (r.ok() && !r.at_end()) {
+    if (r.u32() != kPopularityTag)
+      throw std::runtime_error(fmt::format(
+          "shard {}: snapshot has a section this build does not know (newer build?)", index_));
+    const std::uint64_t nc = r.u64();
+    for (std::uint64_t i = 0; i < nc && r.ok(); ++i) {
+      auto& products = popularity_[r.str()];
+      const std::uint64_t np = r.u64();
+      for (std::uint64_t j = 0; j < np && r.ok(); ++j) {
+        std::string pid = r.str();
+        const std::uint32_t units = r.u32();
+        std::string name = r.str();
+        if (!name.empty()) product_names_[pid] = std::move(name);
+        products[std::move(pid)] = units;
+      }
+    }
+    popularity_dirty_ = true;  // published once recovery is done
+  }
   if (!r.ok())
     throw std::runtime_error(fmt::format("shard {}: snapshot body is truncated", index_));
 }

@@ -35,6 +35,14 @@ struct PurgeState;
 template <class V>
 using StringKeyMap = FlatStringMap<V>;
 
+/// A shard's best sellers as the other shards read them: per category, the
+/// top products by units sold (at most kTopPerCategory), and their names.
+struct PopularityView {
+  static constexpr std::size_t kTopPerCategory = 50;
+  std::unordered_map<std::string, std::vector<std::pair<std::string, std::uint32_t>>> top;
+  std::unordered_map<std::string, std::string> names;
+};
+
 struct Work {
   enum class Kind : std::uint8_t {
     kEvent,         // from an io thread: journal, apply, reply
@@ -202,6 +210,7 @@ class Shard {
   /// Folds the serialized profile of `other` into `target`, once per link.
   void absorb(const std::string& target, const std::string& other, std::string_view serialized);
   void record_popularity(const protocol::Event& ev);
+  void publish_popularity(bool force);
   /// Takes the engine's current models for this thread (per batch, recovery).
   void take_models();
   void maybe_snapshot(bool force);
@@ -286,8 +295,19 @@ class Shard {
   StringKeyMap<std::unique_ptr<profile::CustomerProfile>> profiles_;
   DedupeWindow dedupe_;
   RecentEvents recent_;
+  // Units sold per product per category on this shard (bounded: kMaxCategories
+  // x kMaxProducts), and product names; kept in snapshots.
   std::unordered_map<std::string, std::unordered_map<std::string, std::uint32_t>> popularity_;
   std::unordered_map<std::string, std::string> product_names_;
+  bool popularity_dirty_ = false;       // changed since the last publish
+  std::int64_t popularity_pub_ns_ = 0;  // when it was last published
+ public:
+  /// This shard's best sellers, published about once a second for the other
+  /// shards' recommendations (cold start sees every shard's purchases, not only
+  /// its own). Written by this shard, read by any.
+  std::atomic<std::shared_ptr<const PopularityView>> published_popularity_;
+
+ private:
   std::shared_ptr<rules::RuleSet> rules_;
   std::shared_ptr<const models::ModelSet> models_;  // this batch's snapshot (also active_models())
   std::uint64_t snapshot_seq_ = 0;

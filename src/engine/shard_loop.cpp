@@ -251,6 +251,7 @@ void Shard::tick() {
       spdlog::error("shard {}: {}", index_, s.detail());
   }
   maybe_snapshot(false);
+  publish_popularity(false);
   warn_names_refused();
 }
 

@@ -2,6 +2,7 @@
 
 #include <boost/beast/core/string.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
+#include <charconv>
 
 #include "net/segment_api.hpp"
 
@@ -235,6 +236,50 @@ RouteDecision route_request(const HttpRequest& req, const ServerOptions& opts) {
                    R"({"success":false,"message":"use POST","error":"bad_request"})", keep);
     d.route = Route::kSegment;
     d.subject.assign(call);
+    return d;
+  }
+  if (path == "/v1/recommendations") {
+    if (method != http::verb::get)
+      return reply(http::status::method_not_allowed,
+                   R"({"error":"bad_request","detail":"use GET"})", keep);
+    // As /v1/web: a browser page of an allowed origin (a page on another site
+    // cannot forge Origin), or a server-side caller (server-rendered pages,
+    // e-mail) with a terminal key or the admin token.
+    const std::string_view bearer = bearer_token(req);
+    const bool keyed =
+        !bearer.empty() && (pos_key_index(opts, bearer) >= 0 || admin_token_ok(opts, bearer));
+    if (!keyed && !bearer.empty())
+      return reply(http::status::unauthorized,
+                   R"({"error":"unauthorized","detail":"unknown key for /v1/recommendations"})",
+                   keep, RouteTally::kUnauthorized);
+    if (!keyed && !origin_allowed(req, opts))
+      return reply(http::status::forbidden,
+                   R"({"error":"forbidden","detail":"Origin not allowed for /v1/recommendations"})",
+                   keep, RouteTally::kConnectionRefused);
+    d.rec.user_id = percent_decode(query_param(target, "userId"));
+    d.rec.anonymous_id = percent_decode(query_param(target, "anonymousId"));
+    d.rec.product_id = percent_decode(query_param(target, "productId"));
+    if (d.rec.user_id.size() > 128 || d.rec.anonymous_id.size() > 128 ||
+        d.rec.product_id.size() > 128)
+      return reply(
+          http::status::bad_request,
+          R"({"error":"bad_field","detail":"userId, anonymousId and productId: at most 128 bytes each"})",
+          keep);
+    if (d.rec.user_id.empty() && d.rec.anonymous_id.empty())
+      return reply(http::status::bad_request,
+                   R"({"error":"bad_field","detail":"userId: give ?userId= or ?anonymousId="})",
+                   keep);
+    if (const std::string_view l = query_param(target, "limit"); !l.empty()) {
+      int n = 0;
+      const auto [end, ec] = std::from_chars(l.data(), l.data() + l.size(), n);
+      if (ec != std::errc() || end != l.data() + l.size() || n < 1 || n > 50)
+        return reply(
+            http::status::bad_request,
+            R"({"error":"bad_field","detail":"limit: expected a whole number from 1 to 50"})",
+            keep);
+      d.rec.limit = n;
+    }
+    d.route = Route::kRecommend;
     return d;
   }
   if (path == "/v1/events") {

@@ -11,6 +11,7 @@
 #include <string_view>
 
 #include "storepulse/net/server.hpp"
+#include "storepulse/protocol/codec.hpp"
 
 namespace storepulse::net {
 
@@ -36,6 +37,9 @@ enum class Route : unsigned char {
                    // the write key is checked with the body (it may be sent there)
   kAdmin,          // GET /v1/rules or /v1/admin/*, admin token checked; `query` after '?';
                    // 404 `not_found` when no admin handler takes the path
+  kRecommend,      // GET /v1/recommendations?userId=|anonymousId=[&productId=][&limit=]:
+                   // `rec` checked (ids, limit 1-50); Origin as on /v1/web, or a
+                   // terminal key / the admin token for server-side callers
   kStatic,         // GET of a static file: `file` relative to web_root (already checked
                    // against traversal); 404 `not_found` when it cannot be read
 };
@@ -49,11 +53,12 @@ struct RouteDecision {
   std::string_view body;    // kReply: a string literal
   bool keep_alive = false;  // kReply: keep the connection open after the reply
   RouteTally tally = RouteTally::kNone;
-  int key_index = -1;      // kUpgradePos, kBatch: index into opts.pos_keys
-  std::string_view path;   // target without the query (views the request)
-  std::string_view query;  // kAdmin: after the '?' (views the request)
-  std::string_view file;   // kStatic (views the request or a literal)
-  std::string subject;     // kUpgradeWeb: visitor; kProfile*: profile id
+  int key_index = -1;              // kUpgradePos, kBatch: index into opts.pos_keys
+  std::string_view path;           // target without the query (views the request)
+  std::string_view query;          // kAdmin: after the '?' (views the request)
+  std::string_view file;           // kStatic (views the request or a literal)
+  std::string subject;             // kUpgradeWeb: visitor; kProfile*: profile id
+  protocol::RecommendRequest rec;  // kRecommend
 };
 
 /// Decides what to do with `req`. Never throws; allocates only the decoded

@@ -942,6 +942,40 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
                            r->content_type);
         break;
       }
+      case Route::kRecommend: {
+        // Refusing stays cheaper than answering: the address's token bucket first.
+        if (!srv_.take_ip_token(slot_.peer())) {
+          srv_.engine.metrics().count_error(ErrorCode::kRateLimited);
+          return send_simple(
+              http::status::too_many_requests,
+              R"({"error":"rate_limited","detail":"too many requests from this address; slow down"})",
+              req_.keep_alive());
+        }
+        // The shard that owns the customer answers as it does a WebSocket
+        // `recommend`; the reply comes back here on the session's own thread.
+        struct Answer : engine::ReplyTarget {
+          std::shared_ptr<HttpSession> session;
+          void deliver(std::string message) override {
+            auto s = std::move(session);
+            if (!s) return;
+            asio::post(s->stream_.get_executor(), [s, b = std::move(message)]() mutable {
+              // An engine refusal (queue full, shard elsewhere) is an error reply.
+              http::status st = http::status::ok;
+              if (b.rfind(R"({"type":"error")", 0) == 0)
+                st = b.find(R"("code":"rate_limited")") != std::string::npos
+                         ? http::status::too_many_requests
+                     : b.find(R"("code":"wrong_node")") != std::string::npos
+                         ? http::status::misdirected_request
+                         : http::status::service_unavailable;
+              s->send_json_cors(st, std::move(b));
+            });
+          }
+        };
+        auto a = std::make_shared<Answer>();
+        a->session = this->shared_from_this();
+        srv_.engine.recommend(std::move(d.rec), std::move(a));
+        return;
+      }
       case Route::kBatch: return handle_batch(d.key_index);
       case Route::kSegment: return handle_segment(d.subject);
       case Route::kShardClaim:
@@ -1173,6 +1207,23 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
     auto res = std::make_shared<http::response<http::string_body>>(st, req_.version());
     res->set(http::field::server, "storepulse");
     res->set(http::field::content_type, type);
+    res->keep_alive(req_.keep_alive());
+    res->body() = std::move(body);
+    res->prepare_payload();
+    write(res);
+  }
+
+  /// A JSON answer to a browser-callable GET: an allowed Origin is named back
+  /// (CORS), so a page of that origin can read it.
+  void send_json_cors(http::status st, std::string body) {
+    auto res = std::make_shared<http::response<http::string_body>>(st, req_.version());
+    res->set(http::field::server, "storepulse");
+    res->set(http::field::content_type, "application/json");
+    res->set(http::field::cache_control, "no-store");
+    if (req_.count(http::field::origin) == 1 && origin_allowed(req_, srv_.opts)) {
+      res->set(http::field::access_control_allow_origin, req_[http::field::origin]);
+      res->set(http::field::vary, "Origin");
+    }
     res->keep_alive(req_.keep_alive());
     res->body() = std::move(body);
     res->prepare_payload();

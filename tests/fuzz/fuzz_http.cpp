@@ -5,6 +5,7 @@
 // token, query and static-file decisions, with keep-alive requests read one
 // after another as the session does. Any crash, sanitizer report or broken
 // invariant below is a bug. Build: scripts/fuzz.
+#include <algorithm>
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
 #include <boost/range/iterator_range.hpp>
@@ -104,6 +105,20 @@ void check(const net::HttpRequest& req, const net::RouteDecision& d) {
       if (d.subject.size() > 128 || !net::origin_allowed(req, opts)) std::abort();
       if (req.count(http::field::origin) != 1) std::abort();  // the allowlist is set
       break;
+    case net::Route::kRecommend: {
+      // A GET with an id and a limit in range; an allowed Origin, or a
+      // configured terminal key or the admin token.
+      if (req.method() != http::verb::get) std::abort();
+      if (d.rec.user_id.empty() && d.rec.anonymous_id.empty()) std::abort();
+      if (d.rec.user_id.size() > 128 || d.rec.anonymous_id.size() > 128 ||
+          d.rec.product_id.size() > 128 || d.rec.limit < 1 || d.rec.limit > 50)
+        std::abort();
+      const bool keyed = !token.empty() && (token == opts.admin_token ||
+                                            std::find(opts.pos_keys.begin(), opts.pos_keys.end(),
+                                                      token) != opts.pos_keys.end());
+      if (!keyed && (!token.empty() || !net::origin_allowed(req, opts))) std::abort();
+      break;
+    }
     case net::Route::kShardClaim:
       if (token != opts.admin_token || req.method() != http::verb::post || d.subject.empty())
         std::abort();

@@ -236,3 +236,52 @@ TEST_CASE("http routes: percent_decode and query_param") {
   CHECK(query_param("/v1/web?xanonymousId=v", "anonymousId").empty());
   CHECK(query_param("/v1/web", "anonymousId").empty());
 }
+
+TEST_CASE("http routes: GET /v1/recommendations checks Origin or key, ids and limit") {
+  const std::string origin = "Origin: https://shop.example.com\r\n";
+  auto d = route(
+      "GET /v1/recommendations?anonymousId=v%201&productId=p9&limit=7 HTTP/1.1\r\n"
+      "Host: x\r\n" +
+      origin + "\r\n");
+  CHECK(d.route == Route::kRecommend);
+  CHECK(d.rec.anonymous_id == "v 1");
+  CHECK(d.rec.user_id.empty());
+  CHECK(d.rec.product_id == "p9");
+  CHECK(d.rec.limit == 7);
+  // Server-side callers: a terminal key or the admin token instead of an Origin.
+  for (const char* key : {"pos-key-1", "admin-secret"}) {
+    d = route(std::string("GET /v1/recommendations?userId=C1 HTTP/1.1\r\nHost: x\r\n") +
+              "Authorization: Bearer " + key + "\r\n\r\n");
+    CHECK(d.route == Route::kRecommend);
+    CHECK(d.rec.user_id == "C1");
+    CHECK(d.rec.limit == 5);
+  }
+  struct Bad {
+    std::string target, headers;
+    http::status status;
+    std::string_view detail;
+  };
+  const Bad bad[] = {
+      {"/v1/recommendations?userId=C1", "", http::status::forbidden, "Origin not allowed"},
+      {"/v1/recommendations?userId=C1", "Origin: https://evil.example\r\n", http::status::forbidden,
+       "Origin not allowed"},
+      {"/v1/recommendations?userId=C1", "Authorization: Bearer nope\r\n" + origin,
+       http::status::unauthorized, "unknown key"},
+      {"/v1/recommendations", origin, http::status::bad_request, "give ?userId= or ?anonymousId="},
+      {"/v1/recommendations?userId=C1&limit=0", origin, http::status::bad_request, "limit"},
+      {"/v1/recommendations?userId=C1&limit=51", origin, http::status::bad_request, "limit"},
+      {"/v1/recommendations?userId=C1&limit=2x", origin, http::status::bad_request, "limit"},
+      {"/v1/recommendations?userId=" + std::string(129, 'a'), origin, http::status::bad_request,
+       "at most 128 bytes"},
+  };
+  for (const auto& b : bad) {
+    d = route("GET " + b.target + " HTTP/1.1\r\nHost: x\r\n" + b.headers + "\r\n");
+    INFO(b.target << " " << b.headers);
+    CHECK(d.route == Route::kReply);
+    CHECK(d.status == b.status);
+    CHECK(d.body.find(b.detail) != std::string_view::npos);
+  }
+  d = route("POST /v1/recommendations?userId=C1 HTTP/1.1\r\nHost: x\r\n" + origin +
+            "Content-Length: 0\r\n\r\n");
+  CHECK(d.status == http::status::method_not_allowed);
+}

@@ -84,7 +84,8 @@ class FlatIdIndex {
     for (std::size_t i = tag & mask_;; i = (i + 1) & mask_) {
       const std::uint64_t s = slots_[i];
       if (s == 0) return std::nullopt;
-      if ((s >> 32) == tag && eq(static_cast<std::uint32_t>(s))) return static_cast<std::uint32_t>(s);
+      if ((s >> 32) == tag && eq(static_cast<std::uint32_t>(s)))
+        return static_cast<std::uint32_t>(s);
     }
   }
   /// Adds `value` under `hash` (the caller has checked the key is not there).
