@@ -40,8 +40,10 @@ int run_rules_check(const std::string& dir, bool verbose) {
     for (const auto& o : r->on) on += (on.empty() ? "" : ", ") + o;
     std::cout << fmt::format(
         "{:<28} {:>4}  {:<8} {:<5} {:<6} {:<8} {:<13} {}\n", r->name, r->priority, channels,
-        human_duration(r->wait), human_duration(r->cooldown),
-        fmt::format("{:.0f}%", r->holdout_basis_points / 100.0), r->enabled ? "yes" : "no", on);
+        r->wait_expr.empty() ? human_duration(r->wait) : std::string("expr"),
+        human_duration(r->cooldown), fmt::format("{:.0f}%", r->holdout_basis_points / 100.0),
+        r->enabled ? "yes" : "no", on);
+    if (!r->wait_expr.empty()) std::cout << "  wait: " << r->wait_source << " (days)\n";
     if (verbose && !r->condition.empty())
       std::cout << "  if (" << r->condition.size() << " instructions, stack "
                 << r->condition.max_stack() << "):\n"

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
 
 namespace storepulse::rules {
 
@@ -85,6 +86,17 @@ bool timer_belongs(std::string_view key, std::string_view rule) {
 }
 
 // Arms or re-arms (replaces) a timer; false when the profile has no room.
+// `wait:` as an expression: days for this customer now, clamped to
+// [kMinComputedWait, kMaxComputedWait]; 0 (no timer) when it gives no number.
+TimeUs computed_wait(const Rule& r, const EvalContext& ctx) {
+  const Value v = r.wait_expr.run(ctx);
+  if (v.kind != ValueKind::kNumber || !std::isfinite(v.number)) return 0;
+  const double us = v.number * static_cast<double>(kUsPerDay);
+  if (us <= static_cast<double>(kMinComputedWait)) return kMinComputedWait;
+  if (us >= static_cast<double>(kMaxComputedWait)) return kMaxComputedWait;
+  return static_cast<TimeUs>(us);
+}
+
 bool arm_timer(CustomerProfile& p, std::string_view key_text, TimeUs at) {
   const profile::NameId key = p.names->intern_guardrail(key_text);
   if (key == profile::kNoName) return false;  // no room even for rule names: counted as dropped
@@ -201,10 +213,13 @@ void RuleBook::evaluate(const protocol::Event& ev, CustomerProfile& p,
   for (const auto& rp : rules_) {
     const Rule& r = *rp;
     if (!r.enabled || !(r.on_mask & bit)) continue;
-    if (r.wait > 0) {
+    if (r.wait > 0 || !r.wait_expr.empty()) {
       // The condition describes the customer when the wait is over (cart still
       // full, still no order), so it is checked when the timer fires, not now.
-      if (arm_timer(p, r.name, ev.timestamp + r.wait))
+      // A computed wait reads the profile as this event left it (the order
+      // that re-arms win-back has updated the purchase interval).
+      const TimeUs wait = r.wait > 0 ? r.wait : computed_wait(r, ctx);
+      if (wait > 0 && arm_timer(p, r.name, ev.timestamp + wait))
         bump(r.counters.timers_armed);
       else
         bump(r.counters.timers_dropped);
@@ -383,14 +398,20 @@ std::string RuleBook::describe_json() const {
       return a.load(std::memory_order_relaxed);
     };
     const auto& c = r.counters;
+    // A computed wait has no one figure: null, and the expression beside it.
+    std::string wait = r.wait_expr.empty() ? std::to_string(r.wait / kUsPerSecond) : "null";
+    if (!r.wait_expr.empty()) {
+      wait += ",\"waitExpression\":";
+      protocol::append_json_string(wait, r.wait_source);
+    }
     o += fmt::format(
         "],\"priority\":{},\"enabled\":{},\"waitSeconds\":{},\"holdoutPercent\":{:.2f},"
         "\"counters\":{{"
         "\"evaluated\":{},\"matched\":{},\"fired\":{},\"held_out\":{},\"timers_armed\":{},"
         "\"timers_cancelled\":{},\"timers_dropped\":{},\"suppressed\":{{",
-        r.priority, r.enabled ? "true" : "false", r.wait / kUsPerSecond,
-        r.holdout_basis_points / 100.0, ld(c.evaluated), ld(c.matched), ld(c.fired), ld(c.held_out),
-        ld(c.timers_armed), ld(c.timers_cancelled), ld(c.timers_dropped));
+        r.priority, r.enabled ? "true" : "false", wait, r.holdout_basis_points / 100.0,
+        ld(c.evaluated), ld(c.matched), ld(c.fired), ld(c.held_out), ld(c.timers_armed),
+        ld(c.timers_cancelled), ld(c.timers_dropped));
     for (std::size_t s = 0; s < kSuppressionCount; ++s)
       o += fmt::format("{}\"{}\":{}", s ? "," : "", suppression_name(static_cast<Suppression>(s)),
                        ld(c.suppressed[s]));

@@ -306,7 +306,28 @@ class RuleFileReader {
     } else if (key == "cancel_on") {
       r.cancel_mask = event_mask(v, key, nullptr);
     } else if (key == "wait") {
-      r.wait = duration(v, key);
+      // A duration (2h, 90d), or an expression giving days for each customer
+      // (`max(14d, 4 * profile.purchaseIntervalDays)`; durations in it are days).
+      const std::string src = scalar(v, key);
+      if (auto d = parse_duration(src); d && *d > 0) {
+        r.wait = *d;
+      } else {
+        try {
+          r.wait_expr = compile_expression(src);
+        } catch (const ExpressionError& e) {
+          throw FileError{map_pos(v, e.pos),
+                          fmt::format("'wait': '{}' is not a duration (30m, 2h, 7d, 1w) nor an "
+                                      "expression giving days: {}",
+                                      src, e.message)};
+        }
+        const StaticType t = r.wait_expr.type();
+        if (t != StaticType::kNumber && t != StaticType::kAny)
+          fail(v, fmt::format("'wait': '{}' is not a number of days ({})", src,
+                              t == StaticType::kBool   ? "it is true or false"
+                              : t == StaticType::kTime ? "it is a point in time"
+                                                       : "it is text"));
+        r.wait_source = src;
+      }
     } else if (key == "cooldown") {
       r.cooldown = duration(v, key);
     } else if (key == "attribution") {

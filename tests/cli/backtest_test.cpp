@@ -177,9 +177,10 @@ TEST_CASE(
   // The action list and the per-channel fire counts are two views of one run.
   std::size_t listed = count(a.out.substr(a.out.find("\"actions\":[")), "{\"rule\":");
   std::size_t fires = 0;
-  for (const char* rule : {"abandoned-cart", "birthday-greeting", "brand-loyal-new-arrivals",
-                           "cross-sell", "points-milestone", "price-sensitive-discount", "size-up",
-                           "viewed-online-then-store", "win-back"}) {
+  for (const char* rule :
+       {"abandoned-cart", "birthday-banner", "birthday-greeting", "brand-loyal-new-arrivals",
+        "cross-sell", "points-milestone", "price-sensitive-discount", "size-up",
+        "viewed-online-then-store", "win-back"}) {
     const std::string j = rule_json(a.out, rule);
     INFO(rule);
     REQUIRE_FALSE(j.empty());

@@ -56,7 +56,8 @@ TEST_CASE("recommendations over HTTP: every shard's best sellers, kept over a re
   // 30 units of olives in all: the visitor's shard alone holds only its share.
   CHECK(has(r.body,
             R"({"productId":"olives","name":"Fine olives","category":"Food","score":30.000})"));
-  CHECK(has(r.body, R"({"productId":"parmesan","name":"Fine parmesan","category":"Food","score":15.000})"));
+  CHECK(has(r.body,
+            R"({"productId":"parmesan","name":"Fine parmesan","category":"Food","score":15.000})"));
 
   // The same answer as the WebSocket recommend.
   {

@@ -105,18 +105,44 @@ TEST_CASE("the shipped rules/ folder loads with no errors") {
   REQUIRE(res.rules);
   auto names = res.rules->rule_names();
   std::sort(names.begin(), names.end());
-  CHECK(names == std::vector<std::string>{"abandoned-cart", "birthday-greeting",
+  CHECK(names == std::vector<std::string>{"abandoned-cart", "birthday-banner", "birthday-greeting",
                                           "brand-loyal-new-arrivals", "cross-sell",
                                           "points-milestone", "price-sensitive-discount", "size-up",
                                           "viewed-online-then-store", "win-back"});
   std::vector<std::string> notes;
   auto rs = load_rule_set(dir, notes);
   CHECK(rs);
-  CHECK(notes.size() == 10);
+  CHECK(notes.size() == 11);
   const auto* cart = res.rules->find("abandoned-cart");
   REQUIRE(cart);
   CHECK(cart->wait == 2 * 3600 * kUsPerSecond);
   CHECK(cart->holdout_basis_points == 1000);
   CHECK(cart->caps.size() == 2);
   CHECK(cart->quiet_hours);
+}
+
+TEST_CASE("wait: a duration or an expression of days, checked at load, computed per customer") {
+  auto ok = load_rules_from_sources(
+      {{"rules/w.yaml",
+        "rule: w\non: Order Completed\nwait: max(14d, 4 * profile.purchaseIntervalDays)\n"
+        "then:\n  - sms: hi\n"}});
+  for (const auto& e : ok.errors) FAIL_CHECK(e.str());
+  REQUIRE(ok.rules);
+  const Rule* r = ok.rules->find("w");
+  REQUIRE(r);
+  CHECK(r->wait == 0);
+  CHECK_FALSE(r->wait_expr.empty());
+  CHECK(r->wait_source == "max(14d, 4 * profile.purchaseIntervalDays)");
+  CHECK(
+      has({ok.rules->describe_json()},
+          R"x("waitSeconds":null,"waitExpression":"max(14d, 4 * profile.purchaseIntervalDays)")x"));
+
+  // Not a number of days, or not an expression at all: file:line:col, nothing loaded.
+  auto e = errors_of("rule: b\non: Card Swiped\nthen:\n  - sms: hi\nwait: traits.firstName\n");
+  CHECK(
+      has(e, "rules/x.yaml:5:7: 'wait': 'traits.firstName' is not a number of days (it is text)"));
+  e = errors_of(
+      "rule: b\non: Card Swiped\nthen:\n  - sms: hi\nwait: 4 * profile.purchaseIntervalDay\n");
+  CHECK(has(e, "rules/x.yaml:5:11: 'wait': '4 * profile.purchaseIntervalDay' is not a duration"));
+  CHECK(has(e, "did you mean 'profile.purchaseIntervalDays'?"));
 }

@@ -105,8 +105,10 @@ struct Rule {
   std::vector<std::string> on;  // event names, for describe_json
   std::uint32_t on_mask = 0;
   std::uint32_t cancel_mask = 0;
-  TimeUs wait = 0;
-  Program condition;  // empty: always
+  TimeUs wait = 0;    // a fixed wait; 0 with wait_expr set: the wait is computed
+  Program wait_expr;  // `wait: max(14d, 4 * profile.purchaseIntervalDays)`: days, per customer
+  std::string wait_source;  // wait_expr's text, for describe_json
+  Program condition;        // empty: always
   std::vector<ActionSpec> actions;
   int priority = 0;
   TimeUs cooldown = 0;
@@ -119,6 +121,11 @@ struct Rule {
   bool enabled = true;
   mutable RuleCounters counters;
 };
+
+/// Bounds of a computed wait (`wait:` as an expression): a result outside is
+/// clamped; a null or non-number result arms no timer (counted as dropped).
+inline constexpr TimeUs kMinComputedWait = 60 * kUsPerSecond;
+inline constexpr TimeUs kMaxComputedWait = 3650 * kUsPerDay;
 
 /// Bit of an event in `on_mask` / `cancel_mask`.
 std::uint32_t event_bit(const protocol::Event& ev);
