@@ -9,6 +9,8 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "storepulse/store/redis_cluster.hpp"
+
 namespace storepulse::cli {
 namespace {
 
@@ -138,8 +140,8 @@ Config load_config(const std::string& path) {
        {"kind", "data_dir", "fsync", "fsync_interval", "segment_bytes", "snapshot_interval",
         "snapshot_min_records", "archive_segments"}},
       {"redis",
-       {"url", "password", "connect_timeout", "command_timeout", "prefix", "lease_ttl", "spool_dir",
-        "spool_max_bytes", "tls_ca", "tls_cert", "tls_key", "tls_server_name"}},
+       {"url", "nodes", "password", "connect_timeout", "command_timeout", "prefix", "lease_ttl",
+        "spool_dir", "spool_max_bytes", "tls_ca", "tls_cert", "tls_key", "tls_server_name"}},
       {"events", {"max_future", "max_past", "max_products"}},
       {"rules", {"dir"}},
       {"models", {"dir"}},
@@ -242,14 +244,36 @@ Config load_config(const std::string& path) {
          "(its shard leases are held under that name)");
   std::string kind = "embedded";
   read_str(t, path, "store", "kind", kind);
-  if (kind != "embedded" && kind != "redis")
-    fail(path, "store.kind", fmt::format("expected embedded or redis, got '{}'", kind));
-  e.store_kind = kind;
+  if (kind != "embedded" && kind != "redis" && kind != "redis-cluster")
+    fail(path, "store.kind",
+         fmt::format("expected embedded, redis or redis-cluster, got '{}'", kind));
+  // A Redis Cluster is the redis store whose shards each talk to the master
+  // of their slot: the engine runs it as "redis" with cluster nodes set.
+  e.store_kind = kind == "redis-cluster" ? "redis" : kind;
   std::string redis_url;
   read_str(t, path, "redis", "url", redis_url);
   if (!redis_url.empty())
     if (Status st = store::parse_redis_url(redis_url, e.redis); !st)
       fail(path, "redis.url", st.detail());
+  if (auto node = t["redis"]["nodes"]) {
+    auto* arr = node.as_array();
+    if (!arr) fail(path, "redis.nodes", "expected an array of \"host:port\" strings");
+    for (const auto& n : *arr) {
+      auto v = n.value<std::string>();
+      if (!v) fail(path, "redis.nodes", "expected an array of \"host:port\" strings");
+      if (auto a = store::parse_cluster_address(*v); !a)
+        fail(path, "redis.nodes", a.status().detail());
+      e.redis.cluster_nodes.push_back(*v);
+    }
+  }
+  if (kind == "redis-cluster") {
+    if (e.redis.cluster_nodes.empty())  // the url's host:port is a node as good as any
+      e.redis.cluster_nodes.push_back(fmt::format("{}:{}", e.redis.host, e.redis.port));
+    if (e.redis.db != 0)
+      fail(path, "redis.url", "a Redis Cluster has database 0 only: leave the /db out of the url");
+  } else if (!e.redis.cluster_nodes.empty()) {
+    fail(path, "redis.nodes", "cluster nodes are for store.kind = \"redis-cluster\"");
+  }
   read_str(t, path, "redis", "password", e.redis.password);
   read_str(t, path, "redis", "tls_ca", e.redis.tls.ca_file);
   read_str(t, path, "redis", "tls_cert", e.redis.tls.cert_file);
@@ -359,6 +383,18 @@ void apply_env(Config& cfg) {
   if (const char* u = std::getenv("STOREPULSE_REDIS_URL"); u && *u)
     if (Status st = store::parse_redis_url(u, cfg.engine.redis); !st)
       throw std::runtime_error("STOREPULSE_REDIS_URL: " + st.detail());
+  // Cluster nodes from the environment replace the file's (a cluster store only).
+  if (const char* n = std::getenv("STOREPULSE_REDIS_NODES"); n && *n) {
+    if (!cfg.engine.redis.cluster())
+      throw std::runtime_error(
+          "STOREPULSE_REDIS_NODES is set but store.kind is not \"redis-cluster\"");
+    auto nodes = split_csv(n);
+    for (const auto& a : nodes)
+      if (auto ok = store::parse_cluster_address(a); !ok)
+        throw std::runtime_error("STOREPULSE_REDIS_NODES: " + ok.status().detail());
+    if (nodes.empty()) throw std::runtime_error("STOREPULSE_REDIS_NODES: no node given");
+    cfg.engine.redis.cluster_nodes = std::move(nodes);
+  }
   if (const char* pw = std::getenv("STOREPULSE_REDIS_PASSWORD"); pw && *pw)
     cfg.engine.redis.password = pw;
   if (const char* s = std::getenv("STOREPULSE_SMS_SECRET"); s && *s) cfg.sms.gateway_secret = s;

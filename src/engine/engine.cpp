@@ -152,10 +152,10 @@ Engine::~Engine() {
 // The Redis store keeps the shard count beside the streams (`<prefix>:meta`),
 // as storepulse.meta does for the embedded one: routing depends on it.
 void Engine::check_redis_shard_count() {
-  auto c = store::redis_connect(opts_.redis);
+  const std::string key = opts_.redis.prefix + ":meta";
+  auto c = store::redis_connect_for(opts_.redis, key);
   if (!c) throw std::runtime_error(c.status().detail());
   std::unique_ptr<redisContext, void (*)(redisContext*)> conn(*c, redisFree);
-  const std::string key = opts_.redis.prefix + ":meta";
   const std::string want = fmt::format("shards {}", opts_.shards);
   auto* r = static_cast<redisReply*>(redisCommand(conn.get(), "SET %b %b NX GET", key.data(),
                                                   key.size(), want.data(), want.size()));
@@ -260,10 +260,11 @@ void Engine::stop() {
 }
 
 void Engine::acquire_leases(const std::vector<int>& shards) {
-  auto c = store::redis_connect(opts_.redis);
-  if (!c) throw std::runtime_error(c.status().detail());
-  std::unique_ptr<redisContext, void (*)(redisContext*)> conn(*c, redisFree);
   for (int i : shards) {
+    // On a Redis Cluster each shard's lease lives on the master of its slot.
+    auto c = store::redis_connect_for(opts_.redis, store::lease_key(opts_.redis.prefix, i));
+    if (!c) throw std::runtime_error(fmt::format("shard {}: {}", i, c.status().detail()));
+    std::unique_ptr<redisContext, void (*)(redisContext*)> conn(*c, redisFree);
     auto held = store::acquire_lease(conn.get(), opts_.redis, i, lease_value_);
     if (!held) throw std::runtime_error(fmt::format("shard {}: {}", i, held.status().detail()));
     if (!held->empty())
@@ -284,42 +285,54 @@ void Engine::acquire_leases(const std::vector<int>& shards) {
 // may still be ours when it is back, and every write is fenced anyway.
 void Engine::lease_loop() {
   const auto period = std::chrono::milliseconds(std::max(50, opts_.redis.lease_ttl_ms / 3));
-  redisContext* conn = nullptr;
+  // One connection for all leases on one Redis; on a Redis Cluster one per
+  // shard, to the master of its slot, made again after a failure (the slot
+  // may have a new master after a failover).
+  const bool per_shard = opts_.redis.cluster();
+  std::vector<redisContext*> conns(per_shard ? static_cast<std::size_t>(shard_count()) : 1,
+                                   nullptr);
+  auto close = [](redisContext*& c) {
+    if (c) redisFree(c);
+    c = nullptr;
+  };
   std::int64_t last_warn_ns = 0;
+  auto warn = [&](const std::string& why) {
+    if (mono_ns() - last_warn_ns > 1'000'000'000) {
+      spdlog::warn("node {}: cannot renew shard leases: {}", node_id_, why);
+      last_warn_ns = mono_ns();
+    }
+  };
   std::unique_lock<std::mutex> lk(lease_mu_);
   while (!lease_cv_.wait_for(lk, period, [this] { return lease_stop_; })) {
     lk.unlock();
-    if (conn && conn->err) {
-      redisFree(conn);
-      conn = nullptr;
-    }
-    if (!conn) {
-      auto c = store::redis_connect(opts_.redis);
-      if (c) conn = *c;
-    }
-    for (int i = 0; i < shard_count() && conn; ++i) {
+    for (int i = 0; i < shard_count(); ++i) {
       Shard& sh = *shards_[static_cast<std::size_t>(i)];
       if (!sh.leased() || sh.lease_lost()) continue;
+      redisContext*& conn = conns[per_shard ? static_cast<std::size_t>(i) : 0];
+      if (conn && conn->err) close(conn);
+      if (!conn) {
+        auto c = store::redis_connect_for(opts_.redis, store::lease_key(opts_.redis.prefix, i));
+        if (!c) {
+          warn(c.status().detail());
+          if (per_shard) continue;
+          break;
+        }
+        conn = *c;
+      }
       auto r = store::renew_lease(conn, opts_.redis, i, lease_value_);
       if (!r) {
-        if (mono_ns() - last_warn_ns > 1'000'000'000) {
-          spdlog::warn("node {}: cannot renew shard leases: {}", node_id_, r.status().detail());
-          last_warn_ns = mono_ns();
-        }
+        warn(r.status().detail());
+        close(conn);  // reconnect (to the slot's current master) next period
+        if (per_shard) continue;
         break;
       }
       if (!*r)
         sh.lose_lease(fmt::format("lease {} is no longer held by {}",
                                   store::lease_key(opts_.redis.prefix, i), node_id_));
     }
-    if (!conn && mono_ns() - last_warn_ns > 1'000'000'000) {
-      spdlog::warn("node {}: cannot renew shard leases: redis at {}:{} is unreachable", node_id_,
-                   opts_.redis.host, opts_.redis.port);
-      last_warn_ns = mono_ns();
-    }
     lk.lock();
   }
-  if (conn) redisFree(conn);
+  for (auto& c : conns) close(c);
 }
 
 bool Engine::serving(int shard) const {
@@ -427,7 +440,8 @@ std::string Engine::shards_json() const {
       "h = 1469598103934665603 (not the standard FNV basis), for each byte h = (h ^ byte) * "
       "1099511628211 mod 2^64");
   o += R"(,"store":)";
-  protocol::append_json_string(o, opts_.store_kind);
+  protocol::append_json_string(
+      o, opts_.store_kind == "redis" && opts_.redis.cluster() ? "redis-cluster" : opts_.store_kind);
   o += R"(,"serving":[)";
   bool first = true;
   for (int i = 0; i < shard_count(); ++i)

@@ -38,9 +38,13 @@ std::string_view reply_str(const redisReply* r) {
   return {};
 }
 
-ClusterReply wrap(void* r) { return ClusterReply(static_cast<redisReply*>(r), freeReplyObject); }
+ClusterReply wrap(void* r) {
+  return ClusterReply(static_cast<redisReply*>(r), freeReplyObject);
+}
 
-bool starts_with(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
+bool starts_with(std::string_view s, std::string_view p) {
+  return s.substr(0, p.size()) == p;
+}
 
 }  // namespace
 
@@ -65,9 +69,8 @@ Result<ClusterAddress> parse_cluster_address(std::string_view s) {
   int p = 0;
   auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), p);
   if (ec != std::errc() || end != port.data() + port.size() || p < 1 || p > 65535)
-    return Status(ErrorCode::kBadField,
-                  fmt::format("redis node '{}': port '{}' is not 1-65535", std::string(s),
-                              std::string(port)));
+    return Status(ErrorCode::kBadField, fmt::format("redis node '{}': port '{}' is not 1-65535",
+                                                    std::string(s), std::string(port)));
   return ClusterAddress{std::string(host), p};
 }
 
@@ -120,8 +123,8 @@ void ClusterSlots::assign(std::uint16_t slot, const ClusterAddress& to) {
 }
 
 std::size_t ClusterSlots::covered() const {
-  return static_cast<std::size_t>(
-      std::count_if(slot_node_.begin(), slot_node_.end(), [](std::uint16_t i) { return i != kNone; }));
+  return static_cast<std::size_t>(std::count_if(slot_node_.begin(), slot_node_.end(),
+                                                [](std::uint16_t i) { return i != kNone; }));
 }
 
 std::vector<ClusterAddress> ClusterSlots::masters() const {
@@ -168,7 +171,7 @@ Result<redisContext*> ClusterConnection::node(const ClusterAddress& a) {
   RedisOptions o = opts_.node;
   o.host = a.host;
   o.port = a.port;
-  o.db = 0;  // a cluster has database 0 only
+  o.db = 0;                   // a cluster has database 0 only
   auto c = redis_connect(o);  // AUTH and TLS as for a single Redis
   if (!c) return c.status();
   conns_.emplace(k, *c);
@@ -231,9 +234,8 @@ Result<ClusterReply> ClusterConnection::command(std::uint16_t slot,
   std::optional<ClusterAddress> ask;  // the next attempt goes here, after ASKING
   for (int attempt = 0;; ++attempt) {
     if (attempt > 0 && std::chrono::steady_clock::now() >= deadline)
-      return Status(ErrorCode::kUnavailable,
-                    fmt::format("redis cluster: {} on slot {}: {}", args.empty() ? "" : args[0],
-                                slot, last));
+      return Status(ErrorCode::kUnavailable, fmt::format("redis cluster: {} on slot {}: {}",
+                                                         args.empty() ? "" : args[0], slot, last));
     if (!have_map_) {
       if (Status s = refresh(); !s) {
         last = s.detail();
@@ -306,6 +308,44 @@ Result<ClusterReply> ClusterConnection::command(std::uint16_t slot,
     }
     return r;
   }
+}
+
+namespace {
+thread_local std::uint64_t tl_cluster_redirects = 0;
+}  // namespace
+
+std::uint64_t redis_cluster_redirects_seen() {
+  return tl_cluster_redirects;
+}
+
+void note_cluster_error(std::string_view e) {
+  if (starts_with(e, "MOVED ") || starts_with(e, "ASK ") || starts_with(e, "CLUSTERDOWN") ||
+      starts_with(e, "TRYAGAIN") || starts_with(e, "MASTERDOWN"))
+    ++tl_cluster_redirects;
+}
+
+Result<redisContext*> redis_connect_for(const RedisOptions& o, std::string_view key) {
+  if (!o.cluster()) return redis_connect(o);
+  ClusterOptions co;
+  for (const auto& n : o.cluster_nodes) {
+    auto a = parse_cluster_address(n);
+    if (!a) return a.status();
+    co.seeds.push_back(std::move(a).value());
+  }
+  co.node = o;
+  ClusterConnection cc(std::move(co));
+  if (Status s = cc.refresh(); !s) return s;
+  const std::uint16_t slot = key_slot(key);
+  const ClusterAddress* m = cc.slots().master(slot);
+  if (!m)
+    return Status(
+        ErrorCode::kUnavailable,
+        fmt::format("redis cluster: no master serves slot {} (key {})", slot, std::string(key)));
+  RedisOptions one = o;
+  one.host = m->host;
+  one.port = m->port;
+  one.db = 0;
+  return redis_connect(one);
 }
 
 }  // namespace storepulse::store

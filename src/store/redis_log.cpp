@@ -1,6 +1,7 @@
 #include "storepulse/store/redis_log.hpp"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 #include <sys/time.h>
 
@@ -33,11 +34,17 @@ Status unavailable(std::string what) {
 }
 
 std::string where(const RedisOptions& o) {
+  if (o.cluster())
+    return fmt::format("redis cluster at {}{}", fmt::join(o.cluster_nodes, ","),
+                       o.tls.enabled ? " (TLS)" : "");
   return fmt::format("redis at {}:{}{}", o.host, o.port, o.tls.enabled ? " (TLS)" : "");
 }
 
 std::string reply_text(const redisReply* r) {
   if (!r) return "no reply";
+  // Every error a reply carries is read through here: a cluster redirection
+  // noted now makes the shard's connection look up its slot's master again.
+  if (r->type == REDIS_REPLY_ERROR) note_cluster_error(std::string_view(r->str, r->len));
   if (r->type == REDIS_REPLY_ERROR || r->type == REDIS_REPLY_STATUS ||
       r->type == REDIS_REPLY_STRING)
     return std::string(r->str, r->len);
@@ -374,14 +381,19 @@ void RedisLog::drop_connection() {
 }
 
 Status RedisLog::ensure_connected() {
-  if (ctx_ && ctx_->err == 0) return Status::ok();
+  // On a cluster a redirection (MOVED after a failover or resharding) means
+  // the slot's master changed: connect to the new one.
+  if (ctx_ && ctx_->err == 0 &&
+      (!opts_.cluster() || redis_cluster_redirects_seen() == redirects_at_connect_))
+    return Status::ok();
   drop_connection();
   const std::int64_t now = mono_ns();
   if (last_connect_fail_ns_ != 0 &&
       now - last_connect_fail_ns_ < std::int64_t{opts_.reconnect_backoff_ms} * 1'000'000)
     return unavailable(fmt::format("{} is unreachable (retrying every {} ms)", where(opts_),
                                    opts_.reconnect_backoff_ms));
-  auto c = redis_connect(opts_);
+  redirects_at_connect_ = redis_cluster_redirects_seen();
+  auto c = redis_connect_for(opts_, stream_key_);
   if (!c) {
     last_connect_fail_ns_ = now;
     return c.status();
@@ -714,7 +726,7 @@ Result<bool> RedisLog::read_snapshot(std::uint64_t& seq, std::string& body) {
 
 Status RedisLog::write_snapshot(std::uint64_t seq, const std::string& body) {
   // Runs on the snapshot thread: its own connection.
-  auto c = redis_connect(opts_);
+  auto c = redis_connect_for(opts_, snapshot_key_);
   if (!c) return c.status();
   std::string v;
   v.reserve(body.size() + 16);

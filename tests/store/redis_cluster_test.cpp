@@ -37,9 +37,9 @@ TEST_CASE("redis cluster: key_slot follows the spec - hash tags included") {
   CHECK(key_slot("bar") == 5061);
   CHECK(key_slot("{user1000}.following") == key_slot("{user1000}.followers"));
   CHECK(key_slot("{user1000}.following") == key_slot("user1000"));
-  CHECK(key_slot("foo{}{bar}") != key_slot("bar"));         // empty first tag: whole key
-  CHECK(key_slot("foo{{bar}}zap") == key_slot("{bar"));     // tag up to the first '}'
-  CHECK(key_slot("foo{bar}{zap}") == key_slot("bar"));      // the first tag only
+  CHECK(key_slot("foo{}{bar}") != key_slot("bar"));      // empty first tag: whole key
+  CHECK(key_slot("foo{{bar}}zap") == key_slot("{bar"));  // tag up to the first '}'
+  CHECK(key_slot("foo{bar}{zap}") == key_slot("bar"));   // the first tag only
   CHECK(key_slot("storepulse:{s3}:log") == key_slot("storepulse:{s3}:owner"));
   CHECK(key_slot("") == 0);
 }
@@ -63,7 +63,8 @@ TEST_CASE("redis cluster: redirections and node addresses parse - anything else 
   CHECK_FALSE(parse_cluster_address("redis-a"));
 }
 
-TEST_CASE("redis cluster: a real 3-master cluster - slot map, every key on its master, MOVED and ASK") {
+TEST_CASE(
+    "redis cluster: a real 3-master cluster - slot map, every key on its master, MOVED and ASK") {
   RedisClusterProcess cluster(3);
   ClusterConnection conn(options(cluster));
   REQUIRE(conn.refresh());

@@ -29,8 +29,8 @@ class RedisClusterProcess {
     const int per = kSlots / masters;
     for (int i = 0; i < masters; ++i) {
       const int lo = i * per, hi = i == masters - 1 ? kSlots - 1 : (i + 1) * per - 1;
-      REQUIRE(node(i).command({"CLUSTER", "ADDSLOTSRANGE", std::to_string(lo), std::to_string(hi)}) ==
-              "OK");
+      REQUIRE(node(i).command(
+                  {"CLUSTER", "ADDSLOTSRANGE", std::to_string(lo), std::to_string(hi)}) == "OK");
     }
     for (int i = 1; i < masters; ++i)
       REQUIRE(node(0).command({"CLUSTER", "MEET", "127.0.0.1", std::to_string(node(i).port())}) ==

@@ -51,6 +51,13 @@ struct RedisOptions {
   bool trim = true;
   /// `rediss://`: TLS through the in-process tunnel (redis_tls.hpp).
   RedisTlsOptions tls;
+  /// Redis Cluster (`store.kind = "redis-cluster"`, `[redis] nodes`): "host:port"
+  /// of nodes to read the slot map from. Empty: one Redis at host:port. Each
+  /// shard's keys share the `{sN}` hash tag, so a shard talks to the master
+  /// of its slot only (redis_connect_for), and after a redirection or a lost
+  /// connection asks the cluster again where that is.
+  std::vector<std::string> cluster_nodes;
+  bool cluster() const { return !cluster_nodes.empty(); }
 
   // ---- Local spool (`[redis] spool_dir`, `spool_max_bytes`) -------------------
   /// This shard's spool folder; empty or spool_max_bytes == 0: no spool (a commit
@@ -154,6 +161,7 @@ class RedisLog final : public Log {
   std::string owner_key_;
   std::string lease_value_;  // empty: writes are not fenced
   redisContext* ctx_ = nullptr;
+  std::uint64_t redirects_at_connect_ = 0;  // redis_cluster_redirects_seen() when ctx_ was made
   std::int64_t last_connect_fail_ns_ = 0;
   std::uint64_t last_seq_ = 0;
   std::vector<Pending> pending_;
@@ -182,6 +190,20 @@ class RedisLog final : public Log {
 /// A new connection with `opts` (AUTH, SELECT done), or an error naming the
 /// server. For tools and tests; RedisLog keeps its own.
 Result<redisContext*> redis_connect(const RedisOptions& opts);
+
+/// A new connection to the node that serves `key`: with one Redis that one
+/// (redis_connect); on a Redis Cluster (opts.cluster()) the master of the
+/// key's hash slot, from CLUSTER SLOTS of the first listed node that answers
+/// (store/redis_cluster.cpp). Every key a caller then sends on it must be in
+/// the same slot.
+Result<redisContext*> redis_connect_for(const RedisOptions& opts, std::string_view key);
+
+/// Redirections and cluster-state errors (MOVED, ASK, CLUSTERDOWN, TRYAGAIN)
+/// seen in replies on this thread so far: a connection opened with
+/// redis_connect_for is re-opened when this moved since it was made.
+std::uint64_t redis_cluster_redirects_seen();
+/// Counts one when `error` (a reply's error text) is such an error.
+void note_cluster_error(std::string_view error);
 
 // ---- Shard leases (several nodes against one Redis) ---------------------------
 // `<prefix>:{sN}:owner` holds "<node-id>/<token>" with a TTL; the token is new
