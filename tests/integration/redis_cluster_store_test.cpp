@@ -52,7 +52,8 @@ TEST_CASE("redis cluster store: shards spread over the masters - acked events su
   // One node given: the slot map names the others.
   const std::string config =
       cluster_config(dir, cluster, fmt::format("\"127.0.0.1:{}\"", cluster.node(0).port()));
-  auto srv = std::make_unique<ServerProcess>(dir / "data", std::vector<std::string>{"--config", config});
+  auto srv =
+      std::make_unique<ServerProcess>(dir / "data", std::vector<std::string>{"--config", config});
   {
     WsClient pos(srv->port(), "/v1/pos", kPosKey);
     REQUIRE(pos.ok());
@@ -81,8 +82,8 @@ TEST_CASE("redis cluster store: shards spread over the masters - acked events su
   srv->stop();
   srv = std::make_unique<ServerProcess>(dir / "data", std::vector<std::string>{"--config", config});
   for (int c = 0; c < 10; ++c) {
-    const auto p = http_request(srv->port(), http::verb::get, fmt::format("/v1/profiles/C{}", c),
-                                kAdminToken);
+    const auto p =
+        http_request(srv->port(), http::verb::get, fmt::format("/v1/profiles/C{}", c), kAdminToken);
     INFO(p.body);
     CHECK(p.status == 200);
     CHECK(has(p.body, R"("frequency":3)"));
@@ -105,7 +106,8 @@ TEST_CASE("redis cluster store: a bad node list or a database number is refused 
   CHECK(r.code != 0);
   CHECK_THAT(r.output, Catch::Contains("redis.nodes"));
   CHECK_THAT(r.output, Catch::Contains("expected host:port"));
-  std::ofstream(path) << "[store]\nkind = \"redis-cluster\"\n[redis]\nurl = \"redis://127.0.0.1:7000/3\"\n";
+  std::ofstream(path)
+      << "[store]\nkind = \"redis-cluster\"\n[redis]\nurl = \"redis://127.0.0.1:7000/3\"\n";
   r = serve_until_exit(path, dir / "data");
   CHECK(r.code != 0);
   CHECK_THAT(r.output, Catch::Contains("database 0 only"));
@@ -113,4 +115,59 @@ TEST_CASE("redis cluster store: a bad node list or a database number is refused 
   r = serve_until_exit(path, dir / "data");
   CHECK(r.code != 0);
   CHECK_THAT(r.output, Catch::Contains("redis-cluster"));
+}
+
+TEST_CASE(
+    "redis cluster store: a master fails over - the shard follows the slot to the new master") {
+  RedisClusterProcess cluster(3, 3);
+  TempDir dir;
+  const std::string config =
+      cluster_config(dir, cluster,
+                     fmt::format("\"127.0.0.1:{}\",\"127.0.0.1:{}\"", cluster.node(0).port(),
+                                 cluster.node(1).port()));
+  auto srv =
+      std::make_unique<ServerProcess>(dir / "data", std::vector<std::string>{"--config", config});
+  WsClient pos(srv->port(), "/v1/pos", kPosKey);
+  REQUIRE(pos.ok());
+  int n = 0;
+  for (int c = 0; c < 10; ++c)
+    REQUIRE(has(pos.request(order(++n, fmt::format("C{}", c))), R"("type":"ack")"));
+  const std::string key = "cl:{s0}:log";
+  const int old_master = holder(cluster, key);
+  REQUIRE(old_master >= 0);
+  const int replica = cluster.replica_of(old_master);
+  REQUIRE(replica >= 0);
+  // A manual failover: the replica takes the slots over once it has every write.
+  REQUIRE(cluster.node(replica).command({"CLUSTER", "FAILOVER"}) == "OK");
+  for (int t = 0; t < 200 && holder(cluster, key) != replica; ++t)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  REQUIRE(holder(cluster, key) == replica);
+  // Every customer's events keep being acked: a refused one (the commit that
+  // met MOVED) is sent again, as a client does, with the same messageId.
+  int acked = 0, retried = 0;
+  for (int round = 0; round < 2; ++round)
+    for (int c = 0; c < 10; ++c) {
+      const std::string ev = order(++n, fmt::format("C{}", c));
+      for (int tries = 0; tries < 20; ++tries) {
+        const std::string r = pos.request(ev);
+        if (has(r, R"("type":"ack")")) {
+          ++acked;
+          break;
+        }
+        ++retried;
+        INFO(r);
+        CHECK(has(r, "unavailable"));
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      }
+    }
+  CHECK(acked == 20);
+  // What was acked is on the new master: a restart recovers it all, once.
+  srv->stop();
+  srv = std::make_unique<ServerProcess>(dir / "data", std::vector<std::string>{"--config", config});
+  for (int c = 0; c < 10; ++c) {
+    const auto p =
+        http_request(srv->port(), http::verb::get, fmt::format("/v1/profiles/C{}", c), kAdminToken);
+    INFO(p.body);
+    CHECK(has(p.body, R"("frequency":3)"));
+  }
 }

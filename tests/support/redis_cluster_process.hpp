@@ -17,8 +17,9 @@ namespace storepulse::test {
 
 class RedisClusterProcess {
  public:
-  explicit RedisClusterProcess(int masters = 3) {
-    for (int i = 0; i < masters; ++i) {
+  /// `masters` masters, then `replicas` replicas (replica k follows master k % masters).
+  explicit RedisClusterProcess(int masters = 3, int replicas = 0) : masters_(masters) {
+    for (int i = 0; i < masters + replicas; ++i) {
       dirs_.push_back(std::make_unique<TempDir>());
       nodes_.push_back(std::make_unique<RedisProcess>(
           dirs_.back()->str(),
@@ -32,10 +33,43 @@ class RedisClusterProcess {
       REQUIRE(node(i).command(
                   {"CLUSTER", "ADDSLOTSRANGE", std::to_string(lo), std::to_string(hi)}) == "OK");
     }
-    for (int i = 1; i < masters; ++i)
+    for (int i = 1; i < masters + replicas; ++i)
       REQUIRE(node(0).command({"CLUSTER", "MEET", "127.0.0.1", std::to_string(node(i).port())}) ==
               "OK");
     wait_ok();
+    for (int k = 0; k < replicas; ++k) {
+      const std::string master_id = id(k % masters);
+      // The replica must know the master first (gossip from the MEET above).
+      for (int t = 0; t < 200; ++t) {
+        if (node(masters + k).command({"CLUSTER", "REPLICATE", master_id}) == "OK") break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      }
+    }
+    if (replicas > 0) wait_replicas_synced();
+  }
+
+  /// A replica (index) of master `m`, -1 if none.
+  int replica_of(int m) {
+    const std::string mid = id(m);
+    for (int i = 0; i < size(); ++i) {
+      const std::string nodes = node(i).command({"CLUSTER", "NODES"});
+      auto at = nodes.find("myself,slave " + mid);
+      if (at != std::string::npos) return i;
+    }
+    return -1;
+  }
+
+  /// Until every replica reports its link to the master up (20 s at most).
+  void wait_replicas_synced() {
+    for (int t = 0; t < 400; ++t) {
+      bool ok = true;
+      for (int i = masters_; i < size(); ++i)
+        ok = ok && node(i).command({"INFO", "replication"}).find("master_link_status:up") !=
+                       std::string::npos;
+      if (ok) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    FAIL("redis cluster replicas did not sync");
   }
 
   RedisProcess& node(int i) { return *nodes_[static_cast<std::size_t>(i)]; }
@@ -59,6 +93,7 @@ class RedisClusterProcess {
 
  private:
   static constexpr int kSlots = 16384;
+  int masters_ = 0;
   std::vector<std::unique_ptr<TempDir>> dirs_;
   std::vector<std::unique_ptr<RedisProcess>> nodes_;
 };
