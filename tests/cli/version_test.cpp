@@ -11,7 +11,8 @@ TEST_CASE("storepulse --version prints the version and the commit - exit 0") {
   INFO(r.out << r.err);
   CHECK(r.code == 0);
   CHECK(std::regex_match(
-      r.out, std::regex(R"(storepulse \d+\.\d+\.\d+ \(commit ([0-9a-f]{12}(-dirty)?|unknown)\)\n)")));
+      r.out,
+      std::regex(R"(storepulse \d+\.\d+\.\d+ \(commit ([0-9a-f]{12}(-dirty)?|unknown)\)\n)")));
   // Help names it too.
   auto h = run_cli("--help", "version-help");
   CHECK(h.out.find("--version") != std::string::npos);

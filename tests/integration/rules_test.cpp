@@ -250,3 +250,74 @@ TEST_CASE("backtest and the live server produce the same actions for the same ev
   CHECK_THAT(metrics, Catch::Contains(
                           "storepulse_rule_revenue_total{rule=\"big-order\",group=\"treated\"}"));
 }
+
+TEST_CASE(
+    "live: a visitor's cart nudge after login fires once - for the member - and a till order stops "
+    "it") {
+  TempDir dir;
+  const std::string rules_dir = dir / "rules";
+  std::filesystem::create_directories(rules_dir);
+  write(rules_dir + "/nudge.yaml", R"(rule: nudge
+on: Product Added
+wait: 2s
+cancel_on: [Order Completed]
+then:
+  - web: "Still thinking about it?"
+  - sms: "Your cart is waiting"
+holdout: 0%
+)");
+  ServerProcess srv(dir / "data", {"--rules", rules_dir});
+  const std::string now = format_iso8601(wall_clock_us());
+  auto add = [&](const std::string& mid, const std::string& visitor) {
+    return fmt::format(
+        R"({{"type":"track","event":"Product Added","messageId":"{}","anonymousId":"{}","timestamp":"{}","properties":{{"productId":"p1","price":25}}}})",
+        mid, visitor, now);
+  };
+  auto login = [&](const std::string& mid, const std::string& member, const std::string& visitor,
+                   const std::string& phone) {
+    return fmt::format(
+        R"({{"type":"identify","messageId":"{}","userId":"{}","anonymousId":"{}","timestamp":"{}","traits":{{"phone":"{}","smsOptIn":true}}}})",
+        mid, member, visitor, now, phone);
+  };
+  // V1 fills a cart, logs in as M1, and leaves. V2 does the same as M2, then
+  // M2 buys at the till before the wait is over.
+  WsClient web1(srv.port(), "/v1/web?anonymousId=V1");
+  WsClient web2(srv.port(), "/v1/web?anonymousId=V2");
+  WsClient pos(srv.port(), "/v1/pos", kPosKey);
+  REQUIRE((web1.ok() && web2.ok() && pos.ok()));
+  CHECK(has(web1.request(add("a1", "V1")), R"("type":"ack")"));
+  CHECK(has(web1.request(login("l1", "M1", "V1", "+46700000101")), R"("type":"ack")"));
+  CHECK(has(web2.request(add("a2", "V2")), R"("type":"ack")"));
+  CHECK(has(web2.request(login("l2", "M2", "V2", "+46700000102")), R"("type":"ack")"));
+  CHECK(has(
+      pos.request(fmt::format(
+          R"({{"type":"track","event":"Order Completed","messageId":"o2","userId":"M2","timestamp":"{}","properties":{{"total":25,"products":[{{"productId":"p1","price":25,"quantity":1}}]}}}})",
+          now)),
+      R"("type":"ack")"));
+  // The one nudge reaches V1's page (it is M1's session too), and nothing
+  // else: after the wait is well over, the next thing on each socket is the
+  // answer to a probe sent then.
+  auto first = web1.read();
+  REQUIRE(first);
+  CHECK(has(*first, R"("type":"push")"));
+  CHECK(has(*first, "Still thinking about it?"));
+  std::this_thread::sleep_for(std::chrono::seconds(3));
+  const std::string probe =
+      R"({"type":"page","messageId":"%s","anonymousId":"%s","properties":{"url":"https://shop.example/"}})";
+  auto probe_for = [&](const std::string& mid, const std::string& visitor) {
+    std::string p = probe;
+    p.replace(p.find("%s"), 2, mid);
+    p.replace(p.find("%s"), 2, visitor);
+    return p;
+  };
+  const std::string after1 = web1.request(probe_for("p1", "V1"));
+  CHECK(has(after1, R"("messageId":"p1")"));  // no second nudge for the visitor id
+  const std::string after2 = web2.request(probe_for("p2", "V2"));
+  CHECK(has(after2, R"("messageId":"p2")"));  // M2 bought: no nudge for M2 nor V2
+  // One SMS, to M1.
+  const std::string sms =
+      http_request(srv.port(), http::verb::get, "/v1/admin/sms?limit=50", kAdminToken).body;
+  INFO(sms);
+  CHECK(objects(sms, "messages").size() == 1);
+  CHECK(has(sms, R"("customer":"M1")"));
+}
