@@ -508,8 +508,18 @@ void RuleBook::append_prometheus(std::string& o) const {
              o += fmt::format("storepulse_rule_converted_total{{rule=\"{}\",group=\"{}\"}} {}\n",
                               r.name, kGroups[g], ld(r.counters.converted[g]));
          });
+  family("storepulse_rule_revenue_cents_total", "counter",
+         "Order totals in cents (hundredths of the shop's currency) within the attribution "
+         "window after a contact, by group.",
+         [&](const Rule& r) {
+           for (std::size_t g = 0; g < 2; ++g)
+             o +=
+                 fmt::format("storepulse_rule_revenue_cents_total{{rule=\"{}\",group=\"{}\"}} {}\n",
+                             r.name, kGroups[g], ld(r.counters.revenue[g]));
+         });
   family("storepulse_rule_revenue_total", "counter",
-         "Order totals (currency units) within the attribution window after a contact, by group.",
+         "Deprecated: storepulse_rule_revenue_cents_total has the unit in its name. Order totals "
+         "(currency units) within the attribution window after a contact, by group.",
          [&](const Rule& r) {
            for (std::size_t g = 0; g < 2; ++g)
              o += fmt::format("storepulse_rule_revenue_total{{rule=\"{}\",group=\"{}\"}} {:.2f}\n",

@@ -25,10 +25,11 @@ TEST_CASE("metrics: promtool check metrics finds nothing to report") {
     WsClient pos(srv.port(), "/v1/pos", kPosKey);
     REQUIRE(pos.ok());
     const std::string now = format_iso8601(wall_clock_us());
-    CHECK(has(pos.request(fmt::format(
-                  R"({{"type":"identify","messageId":"m1","userId":"C1","timestamp":"{}","traits":{{"firstName":"Ana","birthday":"1990-01-01"}}}})",
-                  now)),
-              "ack"));
+    CHECK(has(
+        pos.request(fmt::format(
+            R"({{"type":"identify","messageId":"m1","userId":"C1","timestamp":"{}","traits":{{"firstName":"Ana","birthday":"1990-01-01"}}}})",
+            now)),
+        "ack"));
     pos.request(fmt::format(
         R"({{"type":"track","event":"Card Swiped","messageId":"m2","userId":"C1","timestamp":"{}"}})",
         now));

@@ -189,6 +189,9 @@ attribution: 2d
       m, Catch::Contains("storepulse_rule_converted_total{rule=\"greet\",group=\"holdout\"} 0\n"));
   CHECK_THAT(m, Catch::Contains(
                     "storepulse_rule_revenue_total{rule=\"greet\",group=\"treated\"} 25.00\n"));
+  CHECK_THAT(m,
+             Catch::Contains(
+                 "storepulse_rule_revenue_cents_total{rule=\"greet\",group=\"treated\"} 2500\n"));
   // No holdout: no lift series rather than a made-up number.
   CHECK_THAT(m, !Catch::Contains("storepulse_rule_conversion_lift{"));
 }
