@@ -112,15 +112,8 @@ std::vector<std::string> split_csv(std::string_view s) {
 
 }  // namespace
 
-Config load_config(const std::string& path) {
-  toml::table t;
-  try {
-    t = toml::parse_file(path);
-  } catch (const toml::parse_error& e) {
-    throw std::runtime_error(fmt::format("{}:{}:{}: {}", path, e.source().begin.line,
-                                         e.source().begin.column, e.description()));
-  }
-  static const std::vector<std::pair<std::string, std::vector<std::string>>> kKnown = {
+const std::vector<std::pair<std::string, std::vector<std::string>>>& known_config_keys() {
+  static const std::vector<std::pair<std::string, std::vector<std::string>>> known = {
       {"server",
        {"host", "port", "io_threads", "max_connections", "max_connections_per_ip",
         "max_message_bytes", "max_frame_bytes", "max_batch_bytes", "max_header_bytes",
@@ -152,6 +145,18 @@ Config load_config(const std::string& path) {
       {"privacy", {"encrypt_journal"}},
       {"log", {"level"}},
   };
+  return known;
+}
+
+Config load_config(const std::string& path) {
+  toml::table t;
+  try {
+    t = toml::parse_file(path);
+  } catch (const toml::parse_error& e) {
+    throw std::runtime_error(fmt::format("{}:{}:{}: {}", path, e.source().begin.line,
+                                         e.source().begin.column, e.description()));
+  }
+  const auto& kKnown = known_config_keys();
   // Unknown keys are errors: a misspelt limit silently ignored is a limit not applied.
   for (const auto& [sect, node] : t) {
     auto it = std::find_if(kKnown.begin(), kKnown.end(),

@@ -2,6 +2,7 @@
 // The server's configuration: one TOML file (config/storepulse.toml documents
 // every key), then environment variables for secrets, then command-line flags.
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "storepulse/actions/sms_outbox.hpp"
@@ -27,6 +28,10 @@ struct Config {
 /// always, interval or never, got 'sometimes'"). Relative paths in the file are
 /// taken relative to the current directory.
 Config load_config(const std::string& path);
+
+/// Every section and key load_config accepts (any other is an error), in file
+/// order; config/storepulse.toml documents each of them (a test checks both ways).
+const std::vector<std::pair<std::string, std::vector<std::string>>>& known_config_keys();
 
 /// Applies the secrets of the environment: STOREPULSE_POS_KEYS (comma-separated,
 /// added), STOREPULSE_WRITE_KEYS (comma-separated, replaces ingest.write_keys),
