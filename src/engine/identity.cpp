@@ -78,7 +78,18 @@ void Shard::absorb(const std::string& target, const std::string& other,
   auto it = std::find_if(p.links.begin(), p.links.end(),
                          [&](const auto& l) { return l.other_id == other; });
   if (it != p.links.end() && it->absorbed) return;  // merging twice would double the sums
+  // The member's own timers and last order before the merge: a visitor timer
+  // armed before an order of the member (the order may have reached this shard
+  // while the merge was on its way) is cancelled as if it had been here then.
+  const TimeUs member_order = p.last_order;
+  std::vector<profile::NameId> member_timers;
+  for (const auto& t : p.timers) member_timers.push_back(t.rule);
   profile::merge_profile(p, o);
+  if (rules_ && member_order > 0 && member_order >= o.last_seen && !o.timers.empty())
+    erase_if(p.timers, [&](const profile::PendingTimer& t) {
+      return std::find(member_timers.begin(), member_timers.end(), t.rule) == member_timers.end() &&
+             rules_->order_cancels(names_.view(t.rule));
+    });
   if (it == p.links.end())
     p.links.push_back({other, o.last_seen, "alias", true});
   else

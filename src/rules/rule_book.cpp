@@ -85,7 +85,6 @@ bool timer_belongs(std::string_view key, std::string_view rule) {
          (key.size() == rule.size() || key[rule.size()] == kTimerChannelSep);
 }
 
-// Arms or re-arms (replaces) a timer; false when the profile has no room.
 // `wait:` as an expression: days for this customer now, clamped to
 // [kMinComputedWait, kMaxComputedWait]; 0 (no timer) when it gives no number.
 TimeUs computed_wait(const Rule& r, const EvalContext& ctx) {
@@ -97,6 +96,7 @@ TimeUs computed_wait(const Rule& r, const EvalContext& ctx) {
   return static_cast<TimeUs>(us);
 }
 
+// Arms or re-arms (replaces) a timer; false when the profile has no room.
 bool arm_timer(CustomerProfile& p, std::string_view key_text, TimeUs at) {
   const profile::NameId key = p.names->intern_guardrail(key_text);
   if (key == profile::kNoName) return false;  // no room even for rule names: counted as dropped
@@ -230,6 +230,15 @@ void RuleBook::evaluate(const protocol::Event& ev, CustomerProfile& p,
     bump(r.counters.matched);
     decide(r, ctx, p, ev.timezone, -1, false, taken, out);
   }
+}
+
+bool RuleBook::order_cancels(std::string_view timer_key) const {
+  const Rule* r = find(timer_key.substr(0, timer_key.find(kTimerChannelSep)));
+  if (!r) return false;
+  protocol::Event order;
+  order.type = protocol::EventType::kTrack;
+  order.name = protocol::EventName::kOrderCompleted;
+  return (r->cancel_mask & event_bit(order)) != 0;
 }
 
 void RuleBook::fire_timer(const std::string& key, TimeUs fire_at, CustomerProfile& p,

@@ -286,6 +286,14 @@ then:
         R"("type":"identify","userId":"M{}","anonymousId":"V{}","timestamp":"2026-03-01T10:10:00Z","context":{{"channel":"web"}},"traits":{{"phone":"+4670000000{}","smsOptIn":true}})",
         k, k, k));
   }
+  // V4 fills a cart, then buys at the till as M4 before logging in on the web:
+  // the order came after the cart, so the timer the login brings is cancelled.
+  line(
+      R"("type":"track","event":"Product Added","anonymousId":"V4","timestamp":"2026-03-01T10:00:00Z","context":{"channel":"web"},"properties":{"productId":"p1","price":25})");
+  line(
+      R"("type":"track","event":"Order Completed","userId":"M4","timestamp":"2026-03-01T10:05:00Z","context":{"channel":"pos"},"properties":{"total":25,"products":[{"productId":"p1","price":25,"quantity":1}]})");
+  line(
+      R"("type":"identify","userId":"M4","anonymousId":"V4","timestamp":"2026-03-01T10:10:00Z","context":{"channel":"web"},"traits":{"phone":"+46700000004","smsOptIn":true})");
   line(
       R"("type":"track","event":"Order Completed","userId":"M2","timestamp":"2026-03-01T10:30:00Z","context":{"channel":"pos"},"properties":{"total":25,"products":[{"productId":"p1","price":25,"quantity":1}]})");
   line(
@@ -307,4 +315,5 @@ then:
   CHECK(count(actions, R"("customer":"V)") == 0);
   CHECK(count(actions, R"("customer":"M2")") == 0);
   CHECK(count(actions, R"("customer":"M3")") == 0);
+  CHECK(count(actions, R"("customer":"M4")") == 0);
 }

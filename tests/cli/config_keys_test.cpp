@@ -24,7 +24,8 @@ TEST_CASE("config: storepulse.toml documents every known key - and no unknown on
       section = m[1];
       continue;
     }
-    if (!section.empty() && std::regex_search(line, m, assignment)) documented[section].insert(m[1]);
+    if (!section.empty() && std::regex_search(line, m, assignment))
+      documented[section].insert(m[1]);
   }
   std::set<std::string> sections;
   for (const auto& [sect, keys] : storepulse::cli::known_config_keys()) {

@@ -139,6 +139,7 @@ class RuleBook final : public RuleSet {
                 std::vector<protocol::Action>& out) override;
   void fire_timer(const std::string& rule, TimeUs fire_at, profile::CustomerProfile& p,
                   std::vector<protocol::Action>& out) override;
+  bool order_cancels(std::string_view timer_key) const override;
   std::vector<std::string> rule_names() const override;
   std::string describe_json() const override;
   void append_prometheus(std::string& out) const override;

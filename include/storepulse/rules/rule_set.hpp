@@ -6,6 +6,7 @@
 // order, so guardrail state written to the profile comes back identical.
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "storepulse/profile/profile.hpp"
@@ -26,6 +27,13 @@ class RuleSet {
   virtual void fire_timer(const std::string& rule, TimeUs fire_at, profile::CustomerProfile& p,
                           std::vector<protocol::Action>& out) {
     (void)rule, (void)fire_at, (void)p, (void)out;
+  }
+  /// Whether an `Order Completed` cancels the timer `timer_key` (a rule name, or
+  /// `rule#channel`) armed. Identity merges ask it: an order by the member that
+  /// came before the visitor's timer reached the member still cancels it.
+  virtual bool order_cancels(std::string_view timer_key) const {
+    (void)timer_key;
+    return false;
   }
   /// Rule names, for logs and `/v1/rules`.
   virtual std::vector<std::string> rule_names() const = 0;
