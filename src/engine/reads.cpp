@@ -262,8 +262,7 @@ void Shard::handle_recommend(Work& w) {
     std::vector<std::string> cats;
     for (const auto& [cat, _] : popularity_) cats.push_back(cat);
     for (const auto& v : others)
-      for (const auto& [cat, _] : v->top)
-        if (!popularity_.count(cat)) cats.push_back(cat);
+      for (const auto& [cat, _] : v->top) cats.push_back(cat);
     std::sort(cats.begin(), cats.end());
     cats.erase(std::unique(cats.begin(), cats.end()), cats.end());
     for (const auto& cat : cats) add_from(cat, 1.0);
