@@ -83,7 +83,7 @@ std::uint16_t ClusterSlots::node_index(const ClusterAddress& a) {
   return static_cast<std::uint16_t>(nodes_.size() - 1);
 }
 
-Result<ClusterSlots> ClusterSlots::parse(const redisReply& r) {
+Result<ClusterSlots> ClusterSlots::parse(const redisReply& r, const std::string& asked_host) {
   auto bad = [](std::string what) {
     return Status(ErrorCode::kUnavailable, "CLUSTER SLOTS: " + std::move(what));
   };
@@ -104,8 +104,8 @@ Result<ClusterSlots> ClusterSlots::parse(const redisReply& r) {
       return bad(fmt::format("entry {}: master is not [host, port, ...]", i));
     ClusterAddress a{std::string(reply_str(n->element[0])),
                      static_cast<int>(n->element[1]->integer)};
-    // An empty host ("" or "?") means: the address this reply came from;
-    // the caller's seed. Rare (cluster-announce-hostname unset behind NAT).
+    // An empty host ("" or "?") means the node this reply came from.
+    if (a.host.empty() || a.host == "?") a.host = asked_host;
     const std::uint16_t idx = m.node_index(a);
     for (long long s = lo; s <= hi; ++s) m.slot_node_[static_cast<std::size_t>(s)] = idx;
   }
@@ -202,7 +202,7 @@ Status ClusterConnection::refresh() {
       drop(a);
       continue;
     }
-    auto m = ClusterSlots::parse(*r);
+    auto m = ClusterSlots::parse(*r, a.host);
     if (!m) {
       why += fmt::format("{}{}: {}", why.empty() ? "" : "; ", a.str(), m.status().detail());
       continue;

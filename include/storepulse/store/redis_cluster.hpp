@@ -46,7 +46,8 @@ Result<ClusterAddress> parse_cluster_address(std::string_view s);
 class ClusterSlots {
  public:
   /// From a CLUSTER SLOTS reply: [[start, end, [host, port, id, ...], replicas...], ...].
-  static Result<ClusterSlots> parse(const redisReply& r);
+  /// A master listed without a host ("" or "?") is the node asked, on `asked_host`.
+  static Result<ClusterSlots> parse(const redisReply& r, const std::string& asked_host = {});
 
   /// The master serving `slot`; null when the map names none.
   const ClusterAddress* master(std::uint16_t slot) const;
